@@ -1,0 +1,113 @@
+//! Typed identifiers shared by every stage.
+//!
+//! Nothing here does I/O. A `Uid` is never a bare `u32`, a `TicketId` never a `String`: the
+//! compiler keeps an IMAP UID from being used where a ticket number is meant.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An IMAP UID inside one mailbox and one UIDVALIDITY epoch (RFC 3501 §2.3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Uid(pub u32);
+
+/// The UIDVALIDITY of a mailbox; when it changes, every UID the store remembers is void.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UidValidity(pub u32);
+
+/// The human-friendly ticket number shown as `[#N]` in subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TicketId(pub u64);
+
+/// A registered agent's identifier, chosen by the coordinator (`alice`, `coord-1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AgentId(pub String);
+
+/// A Message-ID normalised for comparison: no angle brackets, no surrounding white space,
+/// the domain part lower-cased (RFC 5322 §3.6.4 makes the local part case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// Normalises a raw header value; `None` when nothing usable is left.
+    pub fn parse(raw: &str) -> Option<MessageId> {
+        let trimmed = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        if trimmed.is_empty() || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        let normalised = match trimmed.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+            None => trimmed.to_owned(),
+        };
+        Some(MessageId(normalised))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key a message is deduplicated by: its Message-ID, or, when it has none, a hash of
+/// sender, date, subject and body.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MailKey {
+    MessageId(MessageId),
+    ContentHash(String),
+}
+
+impl MailKey {
+    /// The key as stored in the index: a prefix tells the two kinds apart.
+    pub fn to_index_string(&self) -> String {
+        match self {
+            MailKey::MessageId(id) => format!("mid:{}", id.as_str()),
+            MailKey::ContentHash(hash) => format!("hash:{hash}"),
+        }
+    }
+}
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for UidValidity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_strips_brackets_and_lowercases_domain() {
+        let id = MessageId::parse("  <AbC.123@Example.ORG> ").map(|id| id.as_str().to_owned());
+        assert_eq!(id.as_deref(), Some("AbC.123@example.org"));
+    }
+
+    #[test]
+    fn message_id_rejects_empty_and_spaced_values() {
+        assert!(MessageId::parse("<>").is_none());
+        assert!(MessageId::parse("a b@c").is_none());
+    }
+}

@@ -1,0 +1,19 @@
+//! casemail turns a shared help inbox into tickets and back.
+//!
+//! The modules are listed in the order a message travels through them: configuration and the
+//! identifiers every stage shares, then fetch → parse → thread → spam → route → store → relay,
+//! and finally the daemon that wires the stages together and the control socket the CLI uses.
+//! See `ARCHITECTURE.md` for the bird's-eye view and the invariants.
+
+pub mod config;
+pub mod ids;
+pub mod model;
+pub mod telemetry;
+
+pub mod fetch;
+pub mod parse;
+pub mod thread;
+pub mod store;
+
+pub mod daemon;
+pub mod cli;

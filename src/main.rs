@@ -1,0 +1,30 @@
+//! The `casemail` binary: parse the command line, set up logging, dispatch, and map the
+//! outcome to an exit code that systemd can act on.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use casemail::cli::{self, Cli};
+use casemail::{config, telemetry};
+
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad usage (clap's own), 78 bad configuration
+/// (EX_CONFIG from sysexits.h, so the unit can set `RestartPreventExitStatus=78`).
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    telemetry::init(args.log_format);
+    match cli::dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("casemail: {err:#}");
+            if err.chain().any(|cause| cause.is::<config::Error>()) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    }
+}

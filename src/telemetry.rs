@@ -1,0 +1,23 @@
+//! Logging setup: tracing to stderr, text or JSON, filtered by `RUST_LOG` (default `info`).
+//!
+//! journald adds its own timestamps, so the text format leaves them out when stderr is the
+//! journal (`JOURNAL_STREAM` is set by systemd).
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second initialisation (tests calling `init` twice) is harmless, hence `try_init`.
+    let _ = match (format, under_journald) {
+        (LogFormat::Json, _) => builder.json().try_init(),
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+    };
+}
