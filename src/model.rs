@@ -1,2 +1,167 @@
-//! Domain types: tickets, messages, events, cursors. No I/O; the store maps them to its own
-//! versioned on-disk records.
+//! Domain types: tickets, the messages and events in them, IMAP cursors, quarantine entries.
+//!
+//! Pure data with no I/O. The store persists them as JSON records under a schema version
+//! (see `store::SCHEMA_VERSION`); a change of meaning here needs a new version and a migration.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, MailKey, MessageId, TicketId, Uid, UidValidity};
+
+/// Where a ticket stands. `Waiting` means waiting on the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    New,
+    Open,
+    Waiting,
+    Closed,
+    Spam,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Waiting => "waiting",
+            Status::Closed => "closed",
+            Status::Spam => "spam",
+        }
+    }
+
+    /// Open for threading: a requester's new mail joins such a ticket.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::New | Status::Open | Status::Waiting)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something about a ticket that a caseworker should see at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketFlag {
+    /// A message in it could not be parsed; its raw bytes are kept.
+    Unreadable,
+    /// A message in it arrived in a junk folder.
+    SuspectedSpam,
+    /// An attachment was over the size limit and is kept in the raw message only.
+    AttachmentTooLarge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub status: Status,
+    pub subject: String,
+    /// The requester's address, lower-cased.
+    pub requester: String,
+    pub requester_name: Option<String>,
+    pub owner: Option<AgentId>,
+    /// Every address that has written into this ticket, lower-cased.
+    pub participants: BTreeSet<String>,
+    pub flags: BTreeSet<TicketFlag>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub message_count: u32,
+    pub event_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From a requester (or anyone outside) into the helpdesk.
+    In,
+    /// Sent by the helpdesk.
+    Out,
+    /// Internal, never sent to the requester.
+    Note,
+}
+
+/// Where a fetched message came from on the IMAP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub mailbox: String,
+    pub uidvalidity: UidValidity,
+    pub uid: Uid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentMeta {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: u64,
+    /// False when the attachment was over the size limit and lives in the raw message only.
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub ticket: TicketId,
+    /// Position in the ticket, from 0.
+    pub seq: u32,
+    pub direction: Direction,
+    pub key: MailKey,
+    pub message_id: Option<MessageId>,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: Option<String>,
+    pub date: Option<Timestamp>,
+    pub received: Timestamp,
+    pub in_reply_to: Vec<MessageId>,
+    pub references: Vec<MessageId>,
+    pub text: String,
+    pub attachments: Vec<AttachmentMeta>,
+    /// What was wrong with the message, in words (empty for a clean message).
+    pub anomalies: Vec<String>,
+    /// Every IMAP copy this message was seen as (INBOX and Junk, two help addresses).
+    pub sources: Vec<Source>,
+}
+
+/// Who did something to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Actor {
+    System,
+    Requester(String),
+    Agent(AgentId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub actor: Actor,
+    /// A stable machine-readable name (`created`, `message_added`, `duplicate_seen`, …).
+    pub kind: String,
+    /// Human-readable detail; never a message body.
+    pub detail: String,
+}
+
+/// How far a mailbox has been imported (RFC 3501 §2.3.1.1: UIDs are only meaningful together
+/// with the UIDVALIDITY they were issued under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub uidvalidity: UidValidity,
+    /// Every UID up to and including this one is committed (or quarantined).
+    pub last_uid: Uid,
+}
+
+/// A message that could not be processed; its raw bytes are kept with the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub source: Source,
+    pub at: Timestamp,
+    pub attempts: u32,
+    pub reason: String,
+    pub size: u64,
+}

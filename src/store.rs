@@ -1,1 +1,443 @@
-//! store
+//! The store: the only module that opens the database. Tickets, messages (with their raw
+//! bytes), events, the dedupe and threading indexes, IMAP cursors and the quarantine.
+//!
+//! Everything lives in one sled tree under typed key prefixes, so that every change that belongs
+//! together is one sled transaction (atomic across a crash). Transactions are not durable on
+//! their own: [`Store::flush`] makes everything applied so far durable with one fsync. The
+//! process stage applies many messages and then flushes once (group commit), and only then may
+//! anything be acknowledged on IMAP.
+//!
+//! Callers never see sled: they read through [`Store`] and write through [`WriteTx`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::ids::{MailKey, MessageId, TicketId};
+use crate::model::{Cursor, Event, QuarantineEntry, Source, StoredMessage, Ticket};
+
+/// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
+/// meaning of a stored record changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// sled keeps recently used pages in memory; its default (1 GiB) is far more than a helpdesk
+/// needs, and operators watch the daemon's memory.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+const KEY_SCHEMA: &[u8] = b"meta/schema";
+const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store at {path} is in use by another process (is the daemon running?)")]
+    Locked { path: PathBuf },
+    #[error("cannot open store at {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store at {path} has schema version {found}, this casemail supports {supported}")]
+    Schema {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
+    #[error("store i/o failed")]
+    Io(#[from] sled::Error),
+    #[error("corrupt record under key {key}")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot encode record for key {key}")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("inconsistent store: {0}")]
+    Inconsistent(String),
+}
+
+/// An error inside a write transaction; returned by [`WriteTx`] methods and propagated with `?`.
+pub struct TxError(ConflictableTransactionError<Error>);
+
+impl From<sled::transaction::UnabortableTransactionError> for TxError {
+    fn from(err: sled::transaction::UnabortableTransactionError) -> Self {
+        TxError(err.into())
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(err: Error) -> Self {
+        TxError(ConflictableTransactionError::Abort(err))
+    }
+}
+
+pub type TxResult<T> = Result<T, TxError>;
+
+/// A handle on the store. Cloning is cheap and shares the same database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `state_dir/store`.
+    pub fn open(state_dir: &Path) -> Result<Store, Error> {
+        let path = state_dir.join("store");
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(CACHE_CAPACITY)
+            // The daemon flushes explicitly at each group commit; the background flusher only
+            // bounds how much non-acknowledged work a crash can cost.
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    Error::Locked { path: path.clone() }
+                }
+                sled::Error::Io(io) if io.to_string().contains("lock") => {
+                    Error::Locked { path: path.clone() }
+                }
+                _ => Error::Open {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        let tree = db.open_tree("casemail")?;
+        let store = Store { db, tree, path };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), Error> {
+        match self.tree.get(KEY_SCHEMA)? {
+            None => {
+                if self.tree.iter().next().is_some() {
+                    return Err(Error::Schema {
+                        path: self.path.clone(),
+                        found: "none".to_owned(),
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                self.tree
+                    .insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(found) if found.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
+            Some(found) => Err(Error::Schema {
+                path: self.path.clone(),
+                found: String::from_utf8_lossy(&found).into_owned(),
+                supported: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    /// Makes every transaction applied so far durable (one fsync). Returns once it is on disk.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Same as [`Store::flush`] without blocking the async runtime's worker.
+    pub async fn flush_async(&self) -> Result<(), Error> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Runs `body` as one atomic transaction. `body` may run more than once when sled detects a
+    /// conflicting writer, so it must not have side effects outside the transaction.
+    pub fn write<T>(&self, body: impl Fn(&WriteTx<'_>) -> TxResult<T>) -> Result<T, Error> {
+        self.tree
+            .transaction(|tree| body(&WriteTx { tree }).map_err(|TxError(err)| err))
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => Error::Io(err),
+            })
+    }
+
+    pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, Error> {
+        get_json(&self.tree, &ticket_key(id))
+    }
+
+    /// Every ticket, in ticket-number order.
+    pub fn tickets(&self) -> Result<Vec<Ticket>, Error> {
+        scan_json(&self.tree, b"t/")
+    }
+
+    pub fn messages(&self, id: TicketId) -> Result<Vec<StoredMessage>, Error> {
+        scan_json(&self.tree, format!("m/{:020}/", id.0).as_bytes())
+    }
+
+    pub fn events(&self, id: TicketId) -> Result<Vec<Event>, Error> {
+        scan_json(&self.tree, format!("e/{:020}/", id.0).as_bytes())
+    }
+
+    /// The raw bytes a message was received as.
+    pub fn raw(&self, id: TicketId, seq: u32) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.tree.get(raw_key(id, seq).as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// The ticket and position of the message with this dedupe key, if one was stored.
+    pub fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Error> {
+        get_json(&self.tree, &mail_key_key(key))
+    }
+
+    /// The ticket holding a message (incoming or sent) with this Message-ID.
+    pub fn find_message_id(&self, id: &MessageId) -> Result<Option<TicketId>, Error> {
+        get_json(&self.tree, &message_id_key(id))
+    }
+
+    /// The requester's tickets, in ticket-number order.
+    pub fn tickets_of_requester(&self, address: &str) -> Result<Vec<TicketId>, Error> {
+        let prefix = format!("r/{address}/");
+        let mut ids = Vec::new();
+        for item in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = item?;
+            let text = String::from_utf8_lossy(&key);
+            let number = text
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| Error::Inconsistent(format!("bad requester index key {text}")))?;
+            ids.push(TicketId(number));
+        }
+        Ok(ids)
+    }
+
+    pub fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, Error> {
+        get_json(&self.tree, &cursor_key(mailbox))
+    }
+
+    /// Failed processing attempts recorded for one IMAP message.
+    pub fn attempts(&self, source: &Source) -> Result<u32, Error> {
+        Ok(get_json(&self.tree, &attempts_key(source))?.unwrap_or(0))
+    }
+
+    pub fn quarantine(&self) -> Result<Vec<QuarantineEntry>, Error> {
+        scan_json(&self.tree, b"q/")
+    }
+
+    pub fn quarantined_raw(&self, source: &Source) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .tree
+            .get(quarantine_raw_key(source).as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The highest ticket number handed out so far (0 for an empty store).
+    pub fn last_ticket_id(&self) -> Result<TicketId, Error> {
+        Ok(TicketId(
+            self.tree
+                .get(KEY_NEXT_TICKET)?
+                .map(|v| decode_u64(&v))
+                .transpose()?
+                .unwrap_or(1)
+                .saturating_sub(1),
+        ))
+    }
+}
+
+/// The write side of one transaction. Reads inside it see the transaction's own writes.
+pub struct WriteTx<'a> {
+    tree: &'a TransactionalTree,
+}
+
+impl WriteTx<'_> {
+    /// Hands out the next ticket number; numbers are never reused.
+    pub fn allocate_ticket_id(&self) -> TxResult<TicketId> {
+        let next = match self.tree.get(KEY_NEXT_TICKET)? {
+            Some(v) => decode_u64(&v)?,
+            None => 1,
+        };
+        self.tree
+            .insert(KEY_NEXT_TICKET, next.saturating_add(1).to_be_bytes().to_vec())?;
+        Ok(TicketId(next))
+    }
+
+    pub fn ticket(&self, id: TicketId) -> TxResult<Option<Ticket>> {
+        self.get(&ticket_key(id))
+    }
+
+    /// Writes the ticket record and keeps the requester index in step.
+    pub fn put_ticket(&self, ticket: &Ticket) -> TxResult<()> {
+        self.put(&ticket_key(ticket.id), ticket)?;
+        self.tree
+            .insert(requester_key(&ticket.requester, ticket.id).as_bytes(), Vec::new())?;
+        Ok(())
+    }
+
+    pub fn message(&self, id: TicketId, seq: u32) -> TxResult<Option<StoredMessage>> {
+        self.get(&message_key(id, seq))
+    }
+
+    /// Stores a message with its raw bytes and indexes its dedupe key and Message-ID.
+    pub fn put_message(&self, message: &StoredMessage, raw: Option<&[u8]>) -> TxResult<()> {
+        self.put(&message_key(message.ticket, message.seq), message)?;
+        if let Some(raw) = raw {
+            self.tree
+                .insert(raw_key(message.ticket, message.seq).as_bytes(), raw.to_vec())?;
+        }
+        self.put(&mail_key_key(&message.key), &(message.ticket, message.seq))?;
+        if let Some(id) = &message.message_id {
+            self.index_message_id(id, message.ticket)?;
+        }
+        Ok(())
+    }
+
+    /// Records that a Message-ID belongs to a ticket (also used for mail the helpdesk sends,
+    /// so replies to it thread back).
+    pub fn index_message_id(&self, id: &MessageId, ticket: TicketId) -> TxResult<()> {
+        self.put(&message_id_key(id), &ticket)
+    }
+
+    pub fn find_key(&self, key: &MailKey) -> TxResult<Option<(TicketId, u32)>> {
+        self.get(&mail_key_key(key))
+    }
+
+    /// Appends an event to the ticket's log and bumps its event count. The caller writes the
+    /// ticket back with [`WriteTx::put_ticket`].
+    pub fn add_event(&self, ticket: &mut Ticket, event: &Event) -> TxResult<()> {
+        self.put(&event_key(ticket.id, ticket.event_count), event)?;
+        ticket.event_count = ticket.event_count.saturating_add(1);
+        Ok(())
+    }
+
+    pub fn set_cursor(&self, mailbox: &str, cursor: &Cursor) -> TxResult<()> {
+        self.put(&cursor_key(mailbox), cursor)
+    }
+
+    pub fn cursor(&self, mailbox: &str) -> TxResult<Option<Cursor>> {
+        self.get(&cursor_key(mailbox))
+    }
+
+    pub fn set_attempts(&self, source: &Source, attempts: u32) -> TxResult<()> {
+        self.put(&attempts_key(source), &attempts)
+    }
+
+    pub fn clear_attempts(&self, source: &Source) -> TxResult<()> {
+        self.tree.remove(attempts_key(source).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn put_quarantine(&self, entry: &QuarantineEntry, raw: &[u8]) -> TxResult<()> {
+        self.put(&quarantine_key(&entry.source), entry)?;
+        self.tree
+            .insert(quarantine_raw_key(&entry.source).as_bytes(), raw.to_vec())?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> TxResult<Option<T>> {
+        match self.tree.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+        }
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> TxResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.tree.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+}
+
+fn ticket_key(id: TicketId) -> String {
+    format!("t/{:020}", id.0)
+}
+
+fn message_key(id: TicketId, seq: u32) -> String {
+    format!("m/{:020}/{seq:010}", id.0)
+}
+
+fn raw_key(id: TicketId, seq: u32) -> String {
+    format!("w/{:020}/{seq:010}", id.0)
+}
+
+fn event_key(id: TicketId, seq: u32) -> String {
+    format!("e/{:020}/{seq:010}", id.0)
+}
+
+fn requester_key(address: &str, id: TicketId) -> String {
+    format!("r/{address}/{:020}", id.0)
+}
+
+fn mail_key_key(key: &MailKey) -> String {
+    format!("k/{}", key.to_index_string())
+}
+
+fn message_id_key(id: &MessageId) -> String {
+    format!("i/{}", id.as_str())
+}
+
+fn cursor_key(mailbox: &str) -> String {
+    format!("c/{mailbox}")
+}
+
+fn source_suffix(source: &Source) -> String {
+    format!(
+        "{}/{:010}/{:010}",
+        source.mailbox, source.uidvalidity.0, source.uid.0
+    )
+}
+
+fn attempts_key(source: &Source) -> String {
+    format!("a/{}", source_suffix(source))
+}
+
+fn quarantine_key(source: &Source) -> String {
+    format!("q/{}", source_suffix(source))
+}
+
+fn quarantine_raw_key(source: &Source) -> String {
+    format!("Q/{}", source_suffix(source))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Corrupt {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn decode_u64(bytes: &[u8]) -> Result<u64, Error> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Inconsistent("ticket counter is not 8 bytes".to_owned()))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &str) -> Result<Option<T>, Error> {
+    match tree.get(key.as_bytes())? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(decode(key, &bytes)?)),
+    }
+}
+
+fn scan_json<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<T>, Error> {
+    let mut out = Vec::new();
+    for item in tree.scan_prefix(prefix) {
+        let (key, value) = item?;
+        out.push(decode(&String::from_utf8_lossy(&key), &value)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::ids::{Uid, UidValidity};
+use crate::model::{Direction, Status};
+
+fn ticket(id: TicketId, requester: &str) -> Ticket {
+    Ticket {
+        id,
+        status: Status::New,
+        subject: "Housing".to_owned(),
+        requester: requester.to_owned(),
+        requester_name: None,
+        owner: None,
+        participants: BTreeSet::from([requester.to_owned()]),
+        flags: BTreeSet::new(),
+        created: Timestamp::UNIX_EPOCH,
+        updated: Timestamp::UNIX_EPOCH,
+        message_count: 1,
+        event_count: 0,
+    }
+}
+
+fn message(ticket: TicketId, id: &str) -> StoredMessage {
+    StoredMessage {
+        ticket,
+        seq: 0,
+        direction: Direction::In,
+        key: MailKey::MessageId(MessageId::parse(id).expect("valid id")),
+        message_id: MessageId::parse(id),
+        from: Some("a@example.org".to_owned()),
+        from_name: None,
+        to: vec![],
+        cc: vec![],
+        subject: Some("Housing".to_owned()),
+        date: None,
+        received: Timestamp::UNIX_EPOCH,
+        in_reply_to: vec![],
+        references: vec![],
+        text: "hello".to_owned(),
+        attachments: vec![],
+        anomalies: vec![],
+        sources: vec![],
+    }
+}
+
+#[test]
+fn a_transaction_writes_ticket_message_indexes_and_cursor_together() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let id = store
+        .write(|tx| {
+            let id = tx.allocate_ticket_id()?;
+            tx.put_ticket(&ticket(id, "a@example.org"))?;
+            tx.put_message(&message(id, "<x@example.org>"), Some(b"raw"))?;
+            tx.set_cursor(
+                "INBOX",
+                &Cursor {
+                    uidvalidity: UidValidity(7),
+                    last_uid: Uid(3),
+                },
+            )?;
+            Ok(id)
+        })
+        .expect("write");
+    store.flush().expect("flush");
+    assert_eq!(id, TicketId(1));
+    assert_eq!(store.tickets().expect("tickets").len(), 1);
+    assert_eq!(store.messages(id).expect("messages").len(), 1);
+    assert_eq!(store.raw(id, 0).expect("raw").as_deref(), Some(&b"raw"[..]));
+    let key = MailKey::MessageId(MessageId::parse("x@EXAMPLE.org").expect("id"));
+    assert_eq!(store.find_key(&key).expect("key"), Some((id, 0)));
+    let mid = MessageId::parse("x@example.org").expect("id");
+    assert_eq!(store.find_message_id(&mid).expect("mid"), Some(id));
+    assert_eq!(
+        store.tickets_of_requester("a@example.org").expect("idx"),
+        vec![id]
+    );
+    assert_eq!(
+        store.cursor("INBOX").expect("cursor").map(|c| c.last_uid),
+        Some(Uid(3))
+    );
+    assert_eq!(store.last_ticket_id().expect("last"), TicketId(1));
+}
+
+#[test]
+fn an_aborted_transaction_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let result: Result<(), Error> = store.write(|tx| {
+        let id = tx.allocate_ticket_id()?;
+        tx.put_ticket(&ticket(id, "a@example.org"))?;
+        Err(Error::Inconsistent("stop here".to_owned()).into())
+    });
+    assert!(result.is_err());
+    assert!(store.tickets().expect("tickets").is_empty());
+    assert_eq!(store.last_ticket_id().expect("last"), TicketId(0));
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_as_locked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _store = Store::open(dir.path()).expect("open");
+    let second = Store::open(dir.path());
+    assert!(
+        matches!(second, Err(Error::Locked { .. })),
+        "second open gave {second:?}"
+    );
+}
+
+#[test]
+fn a_store_with_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store.tree.insert(KEY_SCHEMA, b"99".to_vec()).expect("insert");
+        store.flush().expect("flush");
+    }
+    let reopened = Store::open(dir.path());
+    assert!(matches!(reopened, Err(Error::Schema { .. })), "{reopened:?}");
+}
