@@ -1,0 +1,179 @@
+//! `casemail-bench`: measurements and the store's crash-test writer.
+//!
+//! `store-writer` is the child process the crash test kills with SIGKILL: it commits tickets in
+//! groups and prints `committed N` after each durable flush, so the parent knows what must
+//! survive. `store` measures durable commit throughput alone.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+
+use casemail::ids::{MailKey, MessageId, TicketId, Uid, UidValidity};
+use casemail::model::{Cursor, Direction, Event, Actor, Status, StoredMessage, Ticket};
+use casemail::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "casemail-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Commit synthetic tickets forever (or up to --count), printing `committed N` after each
+    /// durable flush. Continues from what the store already holds.
+    StoreWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Tickets per durable commit.
+        #[arg(long, default_value_t = 8)]
+        group: u64,
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Measure durable commit throughput of the store alone.
+    Store {
+        #[arg(long, default_value_t = 5000)]
+        count: u64,
+        /// Tickets per durable commit.
+        #[arg(long, default_value_t = 100)]
+        group: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::StoreWriter { dir, group, count } => store_writer(&dir, group, count),
+        Command::Store { count, group } => {
+            let dir = tempfile_dir()?;
+            let started = Instant::now();
+            let store = Store::open(&dir).context("open store")?;
+            write_tickets(&store, 1, count, group, |_| Ok(()))?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "store commit: {count} tickets, {group} per durable commit, {seconds:.2} s, {:.0} tickets/s",
+                count as f64 / seconds
+            );
+            std::fs::remove_dir_all(&dir).ok();
+            Ok(())
+        }
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("casemail-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).context("create temp dir")?;
+    Ok(dir)
+}
+
+fn store_writer(dir: &std::path::Path, group: u64, count: Option<u64>) -> anyhow::Result<()> {
+    let store = Store::open(dir).context("open store")?;
+    let first = store.last_ticket_id()?.0 + 1;
+    let last = count.map_or(u64::MAX, |c| first.saturating_add(c));
+    let mut stdout = std::io::stdout().lock();
+    write_tickets(&store, first, last, group, |committed| {
+        writeln!(stdout, "committed {committed}")?;
+        stdout.flush()?;
+        Ok(())
+    })
+}
+
+/// The deterministic raw message of synthetic ticket `n`, so a reader can verify it.
+pub fn synthetic_raw(n: u64) -> Vec<u8> {
+    let body_len = 200 + (n * 7919) % 16_000;
+    let mut raw = format!(
+        "From: r{}@example.org\r\nMessage-ID: <synthetic-{n}@example.org>\r\nSubject: case {n}\r\n\r\n",
+        n % 50
+    )
+    .into_bytes();
+    raw.extend((0..body_len).map(|i| b'a' + ((i + n) % 26) as u8));
+    raw
+}
+
+fn write_tickets(
+    store: &Store,
+    first: u64,
+    end: u64,
+    group: u64,
+    mut on_commit: impl FnMut(u64) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let group = group.max(1);
+    let mut n = first;
+    while n < end {
+        let batch_end = n.saturating_add(group).min(end);
+        for i in n..batch_end {
+            let raw = synthetic_raw(i);
+            store.write(|tx| {
+                let id = tx.allocate_ticket_id()?;
+                let requester = format!("r{}@example.org", i % 50);
+                let message_id = MessageId::parse(&format!("synthetic-{i}@example.org"));
+                let mut ticket = Ticket {
+                    id,
+                    status: Status::New,
+                    subject: format!("case {i}"),
+                    requester: requester.clone(),
+                    requester_name: None,
+                    owner: None,
+                    participants: BTreeSet::from([requester.clone()]),
+                    flags: BTreeSet::new(),
+                    created: Timestamp::UNIX_EPOCH,
+                    updated: Timestamp::UNIX_EPOCH,
+                    message_count: 1,
+                    event_count: 0,
+                };
+                let message = StoredMessage {
+                    ticket: id,
+                    seq: 0,
+                    direction: Direction::In,
+                    key: message_id
+                        .clone()
+                        .map_or(MailKey::ContentHash(format!("{i}")), MailKey::MessageId),
+                    message_id: message_id.clone(),
+                    from: Some(requester.clone()),
+                    from_name: None,
+                    to: vec![],
+                    cc: vec![],
+                    subject: Some(format!("case {i}")),
+                    date: None,
+                    received: Timestamp::UNIX_EPOCH,
+                    in_reply_to: vec![],
+                    references: vec![],
+                    text: String::new(),
+                    attachments: vec![],
+                    anomalies: vec![],
+                    sources: vec![],
+                };
+                tx.put_message(&message, Some(&raw))?;
+                tx.add_event(
+                    &mut ticket,
+                    &Event {
+                        at: Timestamp::UNIX_EPOCH,
+                        actor: Actor::System,
+                        kind: "created".to_owned(),
+                        detail: String::new(),
+                    },
+                )?;
+                tx.put_ticket(&ticket)?;
+                tx.set_cursor(
+                    "INBOX",
+                    &Cursor {
+                        uidvalidity: UidValidity(1),
+                        last_uid: Uid(u32::try_from(id.0).unwrap_or(u32::MAX)),
+                    },
+                )?;
+                Ok(id)
+            })?;
+        }
+        store.flush()?;
+        on_commit(batch_end - 1)?;
+        n = batch_end;
+    }
+    let _ = TicketId(0);
+    Ok(())
+}
