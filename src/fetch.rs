@@ -1,1 +1,634 @@
-//! fetch
+//! IMAP, and only IMAP: connect (TLS, STARTTLS or plaintext on loopback), select a watched
+//! folder, hand every message above the cursor to the process stage, and acknowledge on the
+//! server (flag `\Seen`, move to the processed folder) only what the process stage reports as
+//! durably committed.
+//!
+//! One [`FolderWatch`] per folder, each with its own connection. The cursor (UIDVALIDITY, last
+//! UID) is read from the store but written only by the process stage, in the same transaction
+//! as the tickets it produced. A UIDVALIDITY change (RFC 3501 §2.3.1.1) restarts the folder from
+//! UID 1 and relies on Message-ID dedupe, so nothing becomes a second ticket.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt as _;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{self, Security};
+use crate::ids::{Uid, UidValidity};
+use crate::model::{Cursor, Source};
+use crate::store::Store;
+
+/// Every IMAP command must answer within this; a silent server is a dead connection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach {host}:{port}")]
+    Network {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("tls setup with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("login as {username} refused: {reason}")]
+    Auth { username: String, reason: String },
+    #[error("imap command failed")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("imap server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("folder {folder} has no UIDVALIDITY; the server does not support UIDs")]
+    NoUidValidity { folder: String },
+    #[error("connection failed")]
+    Io(#[from] std::io::Error),
+    #[error("imap session was lost")]
+    SessionLost,
+    #[error("store failed")]
+    Store(#[from] crate::store::Error),
+    #[error("the process stage stopped")]
+    ProcessGone,
+}
+
+/// Whether a folder's mail is ordinary requester mail or arrived in a junk folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderKind {
+    Requests,
+    Junk,
+}
+
+/// Whether a message is new, or was already in the folder on the first run (backfill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Live,
+    Backfill,
+}
+
+/// A raw message fetched from IMAP, on its way to the process stage.
+pub struct Fetched {
+    pub source: Source,
+    pub kind: FolderKind,
+    pub arrival: Arrival,
+    pub raw: Vec<u8>,
+    /// Where the process stage reports the commit of this message.
+    pub ack: mpsc::UnboundedSender<Committed>,
+}
+
+impl fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetched")
+            .field("source", &self.source)
+            .field("size", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// UIDs the process stage has durably committed (as tickets, duplicates or quarantine).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub uidvalidity: UidValidity,
+    pub uids: Vec<Uid>,
+}
+
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
+
+pub type Session = async_imap::Session<Box<dyn ImapIo>>;
+
+async fn timed<T, E>(fut: impl Future<Output = Result<T, E>>) -> Result<T, Error>
+where
+    Error: From<E>,
+{
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Error::Timeout(COMMAND_TIMEOUT)),
+    }
+}
+
+/// Builds the TLS client configuration: the operator's CA file when given, else the system's
+/// trust store.
+pub fn tls_connector(host: &str, ca_file: Option<&std::path::Path>) -> Result<TlsConnector, Error> {
+    let tls_error = |reason: String| Error::Tls {
+        host: host.to_owned(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| tls_error(format!("cannot read ca_file {}: {e}", path.display())))?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| tls_error(format!("bad ca_file: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_error(format!("bad certificate in ca_file: {e}")))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A system store may hold certificates rustls cannot use; skipping them is what
+                // every client does.
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls_error(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+async fn tls_wrap<S: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug + 'static>(
+    stream: S,
+    config: &config::Imap,
+) -> Result<Box<dyn ImapIo>, Error> {
+    let connector = tls_connector(&config.host, config.ca_file.as_deref())?;
+    let name = rustls::pki_types::ServerName::try_from(config.host.clone()).map_err(|e| {
+        Error::Tls {
+            host: config.host.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let tls = timed(connector.connect(name, stream))
+        .await
+        .map_err(|e| match e {
+            Error::Io(io) => Error::Tls {
+                host: config.host.clone(),
+                reason: io.to_string(),
+            },
+            other => other,
+        })?;
+    Ok(Box::new(tls))
+}
+
+/// Connects and logs in.
+pub async fn connect(config: &config::Imap) -> Result<Session, Error> {
+    let network = |source| Error::Network {
+        host: config.host.clone(),
+        port: config.port,
+        source,
+    };
+    let tcp = timed(TcpStream::connect((config.host.as_str(), config.port)))
+        .await
+        .map_err(|e| match e {
+            Error::Io(io) => network(io),
+            other => other,
+        })?;
+    tcp.set_nodelay(true).map_err(network)?;
+    let stream: Box<dyn ImapIo> = match config.security {
+        Security::Tls => tls_wrap(tcp, config).await?,
+        Security::Plain => Box::new(tcp),
+        Security::StartTls => {
+            let mut client = async_imap::Client::new(tcp);
+            read_greeting(&mut client).await?;
+            timed(client.run_command_and_check_ok("STARTTLS", None)).await?;
+            tls_wrap(client.into_inner(), config).await?
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if config.security != Security::StartTls {
+        read_greeting(&mut client).await?;
+    }
+    use secrecy::ExposeSecret as _;
+    let login = client.login(&config.username, config.password.expose_secret());
+    match tokio::time::timeout(COMMAND_TIMEOUT, login).await {
+        Err(_) => Err(Error::Timeout(COMMAND_TIMEOUT)),
+        Ok(Err((err, _client))) => Err(Error::Auth {
+            username: config.username.clone(),
+            reason: err.to_string(),
+        }),
+        Ok(Ok(session)) => {
+            debug!(host = %config.host, "IMAP login succeeded.");
+            Ok(session)
+        }
+    }
+}
+
+async fn read_greeting<T: ImapIo>(client: &mut async_imap::Client<T>) -> Result<(), Error> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
+        Err(_) => Err(Error::Timeout(COMMAND_TIMEOUT)),
+        Ok(None) => Err(Error::Protocol(async_imap::error::Error::ConnectionLost)),
+        Ok(Some(Err(io))) => Err(Error::Protocol(io.into())),
+        Ok(Some(Ok(_greeting))) => Ok(()),
+    }
+}
+
+/// Formats UIDs (any order) as a compact IMAP sequence set: `1:5,7,9:12`.
+pub fn uid_set(uids: &[Uid]) -> String {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut iter = sorted.into_iter().peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter.peek() == Some(&end.saturating_add(1)) {
+            end = end.saturating_add(1);
+            iter.next();
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+    }
+    out
+}
+
+/// What one pass of a folder's loop did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// New mail was handed to the process stage.
+    Fetched(usize),
+    /// Nothing new; the loop waited for the server (IDLE or the poll interval).
+    Waited,
+    /// Shutdown was requested.
+    Cancelled,
+}
+
+/// State of one (re)connected session on one folder.
+struct Selected {
+    /// `None` only while IDLE holds the session, or after IDLE failed (then we reconnect).
+    session: Option<Session>,
+    uidvalidity: UidValidity,
+    last: Uid,
+    /// UIDs below this were in the folder at the first run (backfill).
+    backfill_below: Option<Uid>,
+    outstanding: usize,
+    has_idle: bool,
+    has_move: bool,
+}
+
+impl Selected {
+    fn session(&mut self) -> Result<&mut Session, Error> {
+        self.session.as_mut().ok_or(Error::SessionLost)
+    }
+}
+
+/// Watches one IMAP folder.
+pub struct FolderWatch {
+    pub folder: String,
+    pub kind: FolderKind,
+    config: Arc<config::Config>,
+    store: Store,
+    to_process: mpsc::Sender<Fetched>,
+    ack_tx: mpsc::UnboundedSender<Committed>,
+    ack_rx: mpsc::UnboundedReceiver<Committed>,
+    /// Called after each successful login and each completed pass (health, systemd watchdog).
+    on_alive: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl FolderWatch {
+    pub fn new(
+        folder: String,
+        kind: FolderKind,
+        config: Arc<config::Config>,
+        store: Store,
+        to_process: mpsc::Sender<Fetched>,
+        on_alive: Arc<dyn Fn(&str) + Send + Sync>,
+    ) -> FolderWatch {
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        FolderWatch {
+            folder,
+            kind,
+            config,
+            store,
+            to_process,
+            ack_tx,
+            ack_rx,
+            on_alive,
+        }
+    }
+
+    /// Runs until `cancel`, reconnecting with capped, jittered exponential backoff.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            match self.session(&cancel).await {
+                Ok(()) => return,
+                Err(Error::ProcessGone) => return,
+                Err(err) => {
+                    warn!(folder = %self.folder, error = %format!("{err:#}"), retry_in = ?backoff, "IMAP session failed; reconnecting.");
+                }
+            }
+            let jitter = rand::random_range(0.5..1.0);
+            tokio::select! {
+                () = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                () = cancel.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    async fn session(&mut self, cancel: &CancellationToken) -> Result<(), Error> {
+        let mut selected = self.connect_and_select().await?;
+        (self.on_alive)(&self.folder);
+        // Messages committed before a crash but never acknowledged are still in the folder
+        // below the cursor: acknowledge them now.
+        if selected.last.0 > 0 {
+            let query = format!("UID 1:{}", selected.last.0);
+            let leftovers: Vec<Uid> = timed(selected.session()?.uid_search(query))
+            .await?
+            .into_iter()
+            .filter(|u| *u <= selected.last.0)
+            .map(Uid)
+            .collect();
+            if !leftovers.is_empty() {
+                info!(folder = %self.folder, count = leftovers.len(), "Acknowledging messages committed before a restart.");
+                let uidvalidity = selected.uidvalidity;
+                self.acknowledge(&mut selected, uidvalidity, &leftovers)
+                    .await?;
+            }
+        }
+        loop {
+            match self.step(&mut selected, cancel).await? {
+                StepOutcome::Cancelled => {
+                    if let Ok(session) = selected.session() {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+                    }
+                    return Ok(());
+                }
+                StepOutcome::Fetched(_) | StepOutcome::Waited => (self.on_alive)(&self.folder),
+            }
+        }
+    }
+
+    async fn connect_and_select(&mut self) -> Result<Selected, Error> {
+        let mut session = connect(&self.config.imap).await?;
+        let capabilities = timed(session.capabilities()).await?;
+        let has_idle = capabilities.has_str("IDLE");
+        let has_move = capabilities.has_str("MOVE");
+        if let Some(processed) = &self.config.imap.processed_folder {
+            // CREATE fails when the folder exists; that is the common case and not an error.
+            let _ = timed(session.create(processed)).await;
+        }
+        let mailbox = timed(session.select(&self.folder)).await?;
+        let uidvalidity = UidValidity(mailbox.uid_validity.ok_or_else(|| Error::NoUidValidity {
+            folder: self.folder.clone(),
+        })?);
+        let cursor = self.store.cursor(&self.folder)?;
+        let (last, backfill_below) = match cursor {
+            Some(Cursor {
+                uidvalidity: known,
+                last_uid,
+            }) if known == uidvalidity => (last_uid, None),
+            Some(Cursor {
+                uidvalidity: known, ..
+            }) => {
+                warn!(folder = %self.folder, old = %known, new = %uidvalidity, "UIDVALIDITY changed; re-reading the folder, duplicates are recognised by Message-ID.");
+                (Uid(0), None)
+            }
+            None => {
+                let backfill = match self.config.ingest.first_run {
+                    config::FirstRun::Backfill => mailbox.uid_next.map(Uid),
+                    config::FirstRun::Notify => None,
+                };
+                info!(folder = %self.folder, existing = mailbox.exists, "First run on this folder.");
+                (Uid(0), backfill)
+            }
+        };
+        info!(folder = %self.folder, uidvalidity = %uidvalidity, last_uid = %last, idle = has_idle, "Folder selected.");
+        Ok(Selected {
+            session: Some(session),
+            uidvalidity,
+            last,
+            backfill_below,
+            outstanding: 0,
+            has_idle,
+            has_move,
+        })
+    }
+
+    /// One pass: apply acknowledgements, fetch what is new, or wait for the server.
+    async fn step(
+        &mut self,
+        selected: &mut Selected,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, Error> {
+        if cancel.is_cancelled() {
+            return Ok(StepOutcome::Cancelled);
+        }
+        while let Ok(committed) = self.ack_rx.try_recv() {
+            self.apply_ack(selected, committed).await?;
+        }
+        // `n:*` always matches the highest UID even when it is below n, hence the filter.
+        let query = format!("UID {}:*", selected.last.0.saturating_add(1));
+        let mut new: Vec<u32> = timed(selected.session()?.uid_search(query))
+            .await?
+            .into_iter()
+            .filter(|u| *u > selected.last.0)
+            .collect();
+        new.sort_unstable();
+        if !new.is_empty() {
+            let count = new.len();
+            let batch = usize::try_from(self.config.ingest.batch_size)
+                .unwrap_or(200)
+                .max(1);
+            for chunk in new.chunks(batch) {
+                let uids: Vec<Uid> = chunk.iter().copied().map(Uid).collect();
+                self.fetch_range(selected, &uids, cancel).await?;
+                if cancel.is_cancelled() {
+                    return Ok(StepOutcome::Cancelled);
+                }
+                while let Ok(committed) = self.ack_rx.try_recv() {
+                    self.apply_ack(selected, committed).await?;
+                }
+            }
+            return Ok(StepOutcome::Fetched(count));
+        }
+        // Everything handed over must be acknowledged before idling, so a processed message
+        // leaves the folder promptly.
+        while selected.outstanding > 0 {
+            tokio::select! {
+                committed = self.ack_rx.recv() => match committed {
+                    Some(committed) => self.apply_ack(selected, committed).await?,
+                    None => return Err(Error::ProcessGone),
+                },
+                () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
+            }
+        }
+        self.wait_for_news(selected, cancel).await
+    }
+
+    async fn fetch_range(
+        &mut self,
+        selected: &mut Selected,
+        uids: &[Uid],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let set = uid_set(uids);
+        debug!(folder = %self.folder, uids = %set, "UID FETCH.");
+        let session = selected.session()?;
+        let fetched: Vec<(u32, Vec<u8>)> = timed(async {
+            let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            let all: Vec<_> = stream.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(
+                all.into_iter()
+                    .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
+                    .collect(),
+            )
+        })
+        .await?;
+        let mut fetched = fetched;
+        fetched.sort_by_key(|(uid, _)| *uid);
+        for (uid, raw) in fetched {
+            if uid <= selected.last.0 {
+                continue;
+            }
+            let arrival = match selected.backfill_below {
+                Some(below) if uid < below.0 => Arrival::Backfill,
+                _ => Arrival::Live,
+            };
+            let item = Fetched {
+                source: Source {
+                    mailbox: self.folder.clone(),
+                    uidvalidity: selected.uidvalidity,
+                    uid: Uid(uid),
+                },
+                kind: self.kind,
+                arrival,
+                raw,
+                ack: self.ack_tx.clone(),
+            };
+            // A full channel is backpressure: the process stage is behind, so IMAP waits.
+            tokio::select! {
+                sent = self.to_process.send(item) => sent.map_err(|_| Error::ProcessGone)?,
+                () = cancel.cancelled() => return Ok(()),
+            }
+            selected.outstanding += 1;
+            selected.last = Uid(uid);
+        }
+        Ok(())
+    }
+
+    async fn apply_ack(&mut self, selected: &mut Selected, committed: Committed) -> Result<(), Error> {
+        selected.outstanding = selected.outstanding.saturating_sub(committed.uids.len());
+        if committed.uidvalidity != selected.uidvalidity {
+            // The folder was recreated meanwhile; the leftover pass of the next session
+            // acknowledges whatever is still there.
+            return Ok(());
+        }
+        self.acknowledge(selected, committed.uidvalidity, &committed.uids)
+            .await
+    }
+
+    /// Flags committed messages `\Seen` and moves them to the processed folder, one command
+    /// per range rather than per message. Only called for durably committed UIDs.
+    async fn acknowledge(
+        &mut self,
+        selected: &mut Selected,
+        _uidvalidity: UidValidity,
+        uids: &[Uid],
+    ) -> Result<(), Error> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        let has_move = selected.has_move;
+        let session = selected.session()?;
+        timed(async {
+            session
+                .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        let Some(processed) = self.config.imap.processed_folder.clone() else {
+            debug!(folder = %self.folder, uids = %set, "Flagged processed messages.");
+            return Ok(());
+        };
+        if has_move {
+            timed(session.uid_mv(&set, &processed)).await?;
+        } else {
+            // RFC 6851 is missing: COPY, mark deleted, and expunge only these UIDs (UIDPLUS).
+            timed(session.uid_copy(&set, &processed)).await?;
+            timed(async {
+                session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+            timed(async {
+                session
+                    .uid_expunge(&set)
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        }
+        debug!(folder = %self.folder, uids = %set, to = %processed, "Moved processed messages.");
+        Ok(())
+    }
+
+    async fn wait_for_news(
+        &mut self,
+        selected: &mut Selected,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, Error> {
+        if !selected.has_idle {
+            tokio::select! {
+                () = tokio::time::sleep(self.config.imap.poll_interval) => return Ok(StepOutcome::Waited),
+                () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
+            }
+        }
+        // IDLE consumes the session and gives it back only on success; after an error the
+        // slot stays empty and the next command forces a reconnect.
+        let session = selected.session.take().ok_or(Error::SessionLost)?;
+        let mut handle = session.idle();
+        timed(handle.init()).await?;
+        let outcome = {
+            let (wait, stop) = handle.wait_with_timeout(self.config.imap.idle_timeout);
+            tokio::select! {
+                response = wait => Some(response?),
+                () = cancel.cancelled() => { drop(stop); None }
+            }
+        };
+        match &outcome {
+            Some(IdleResponse::NewData(_)) => debug!(folder = %self.folder, "IDLE woke up."),
+            Some(IdleResponse::Timeout) => debug!(folder = %self.folder, "IDLE re-issued."),
+            Some(IdleResponse::ManualInterrupt) | None => {}
+        }
+        selected.session = Some(timed(handle.done()).await?);
+        Ok(match outcome {
+            None => StepOutcome::Cancelled,
+            Some(_) => StepOutcome::Waited,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact_ranges() {
+        let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 12, 3].into_iter().map(Uid).collect();
+        assert_eq!(uid_set(&uids), "1:3,7,9:10,12");
+        assert_eq!(uid_set(&[]), "");
+    }
+}

@@ -1,0 +1,426 @@
+//! The process stage: the single writer. Takes fetched raw messages in order, runs each through
+//! parse → thread → store, and commits many messages with one durable flush (group commit).
+//! Only after that flush does it tell the fetchers which UIDs they may acknowledge on IMAP.
+//!
+//! Parse and threading are pure; this module owns the glue, the per-message time budget and
+//! the quarantine of messages that cannot be processed. It must not speak IMAP or SMTP.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+
+use crate::config::Config;
+use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
+use crate::ids::{TicketId, Uid, UidValidity};
+use crate::model::{
+    Actor, AttachmentMeta, Cursor, Direction, Event, QuarantineEntry, Source, Status,
+    StoredMessage, Ticket, TicketFlag,
+};
+use crate::parse::{self, InboundMail, ParseLimits};
+use crate::store::{self, Store, WriteTx};
+use crate::thread::{self, Hints, Inbound, OpenTicketRule, Placement};
+
+/// The requester recorded when a message has no usable sender at all.
+pub const UNKNOWN_SENDER: &str = "unknown-sender@invalid";
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NewTicket(TicketId),
+    Added(TicketId, thread::Reason),
+    Duplicate(TicketId),
+    Quarantined(String),
+}
+
+/// The clock the process stage reads; tests pass a fixed one.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Runs until every fetcher has dropped its sender and the channel is drained. Returns an error
+/// only when the store fails; then nothing of the failing batch was acknowledged.
+pub async fn run(
+    store: Store,
+    config: Arc<Config>,
+    mut incoming: mpsc::Receiver<Fetched>,
+    clock: Clock,
+    on_alive: Arc<dyn Fn() + Send + Sync>,
+) -> Result<(), store::Error> {
+    let batch_size = usize::try_from(config.ingest.batch_size).unwrap_or(200).max(1);
+    while let Some(first) = incoming.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < batch_size {
+            match incoming.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let acks = process_batch(&store, &config, &clock, batch).await?;
+        store.flush_async().await?;
+        for ((_, uidvalidity), (sender, uids)) in acks {
+            // A fetcher that has gone away reconnects later and acknowledges from the cursor.
+            let _ = sender.send(Committed { uidvalidity, uids });
+        }
+        on_alive();
+    }
+    Ok(())
+}
+
+type AckMap = BTreeMap<(String, UidValidity), (mpsc::UnboundedSender<Committed>, Vec<Uid>)>;
+
+async fn process_batch(
+    store: &Store,
+    config: &Arc<Config>,
+    clock: &Clock,
+    batch: Vec<Fetched>,
+) -> Result<AckMap, store::Error> {
+    let mut acks: AckMap = BTreeMap::new();
+    for fetched in batch {
+        let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
+        let outcome = process_fetched(store, config, clock, &fetched)
+            .instrument(span.clone())
+            .await?;
+        span.in_scope(|| match &outcome {
+            Outcome::NewTicket(id) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!("New ticket.");
+            }
+            Outcome::Added(id, reason) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!(reason = reason.as_str(), "Message added to ticket.");
+            }
+            Outcome::Duplicate(id) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!("Duplicate of a stored message.");
+            }
+            Outcome::Quarantined(reason) => warn!(%reason, "Message quarantined."),
+        });
+        acks.entry((fetched.source.mailbox.clone(), fetched.source.uidvalidity))
+            .or_insert_with(|| (fetched.ack.clone(), Vec::new()))
+            .1
+            .push(fetched.source.uid);
+    }
+    Ok(acks)
+}
+
+/// Parses on a worker thread under the time budget, retrying up to `max_attempts`; a message
+/// that still fails is quarantined with its raw bytes.
+async fn process_fetched(
+    store: &Store,
+    config: &Arc<Config>,
+    clock: &Clock,
+    fetched: &Fetched,
+) -> Result<Outcome, store::Error> {
+    let limits = ParseLimits {
+        max_attachment_size: config.ingest.max_attachment_size,
+    };
+    let raw: Arc<[u8]> = Arc::from(fetched.raw.as_slice());
+    let mut last_failure = String::new();
+    let attempts_before = store.attempts(&fetched.source)?;
+    let max_attempts = config.ingest.max_attempts.max(1);
+    for attempt in attempts_before.saturating_add(1)..=max_attempts {
+        match parse_within(raw.clone(), limits, config.ingest.message_time_budget).await {
+            Ok(mail) => {
+                let store = store.clone();
+                let config = config.clone();
+                let clock = clock.clone();
+                let source = fetched.source.clone();
+                let (kind, arrival) = (fetched.kind, fetched.arrival);
+                let raw = raw.clone();
+                return tokio::task::spawn_blocking(move || {
+                    file_message(&store, &config, clock(), &source, kind, arrival, &mail, &raw)
+                })
+                .await
+                .unwrap_or_else(|join| {
+                    Err(store::Error::Inconsistent(format!(
+                        "filing a message failed: {join}"
+                    )))
+                });
+            }
+            Err(failure) => {
+                warn!(attempt, max_attempts, reason = %failure, "Processing a message failed.");
+                last_failure = failure;
+                let source = fetched.source.clone();
+                store.write(|tx| tx.set_attempts(&source, attempt))?;
+            }
+        }
+    }
+    if last_failure.is_empty() {
+        last_failure = format!("failed {attempts_before} times before a restart");
+    }
+    quarantine(store, clock(), fetched, &last_failure, max_attempts)
+}
+
+async fn parse_within(
+    raw: Arc<[u8]>,
+    limits: ParseLimits,
+    budget: Duration,
+) -> Result<InboundMail, String> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    // A thread of its own, so a message that makes the parser spin costs one thread, not the
+    // process stage; the parser is pure, so abandoning it is safe.
+    let spawned = std::thread::Builder::new()
+        .name("casemail-parse".to_owned())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| parse::parse(&raw, &limits)));
+            let _ = done_tx.send(result);
+        });
+    if let Err(err) = spawned {
+        return Err(format!("cannot start a parser thread: {err}"));
+    }
+    match tokio::time::timeout(budget, done_rx).await {
+        Err(_) => Err(format!("parsing took longer than {budget:?}")),
+        Ok(Err(_)) | Ok(Ok(Err(_))) => Err("the parser failed on this message".to_owned()),
+        Ok(Ok(Ok(mail))) => Ok(mail),
+    }
+}
+
+fn quarantine(
+    store: &Store,
+    now: Timestamp,
+    fetched: &Fetched,
+    reason: &str,
+    attempts: u32,
+) -> Result<Outcome, store::Error> {
+    let entry = QuarantineEntry {
+        source: fetched.source.clone(),
+        at: now,
+        attempts,
+        reason: reason.to_owned(),
+        size: fetched.raw.len() as u64,
+    };
+    store.write(|tx| {
+        tx.put_quarantine(&entry, &fetched.raw)?;
+        tx.clear_attempts(&entry.source)?;
+        advance_cursor(tx, &entry.source)?;
+        Ok(())
+    })?;
+    Ok(Outcome::Quarantined(reason.to_owned()))
+}
+
+fn advance_cursor(tx: &WriteTx<'_>, source: &Source) -> store::TxResult<()> {
+    let newer = match tx.cursor(&source.mailbox)? {
+        Some(cursor) => cursor.uidvalidity != source.uidvalidity || cursor.last_uid < source.uid,
+        None => true,
+    };
+    if newer {
+        tx.set_cursor(
+            &source.mailbox,
+            &Cursor {
+                uidvalidity: source.uidvalidity,
+                last_uid: source.uid,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Threads a parsed message and writes it, its ticket change, its event and the cursor in one
+/// transaction.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct fact about this one message.
+pub fn file_message(
+    store: &Store,
+    config: &Config,
+    now: Timestamp,
+    source: &Source,
+    kind: FolderKind,
+    arrival: Arrival,
+    mail: &InboundMail,
+    raw: &[u8],
+) -> Result<Outcome, store::Error> {
+    let sender = sender_address(mail);
+    let rule = if config.threading.one_open_ticket_per_requester {
+        OpenTicketRule::OnePerRequester
+    } else {
+        OpenTicketRule::NewTicketEachTime
+    };
+    let inbound = Inbound {
+        key: &mail.key,
+        sender: Some(sender.as_str()),
+        subject: mail.subject.as_deref(),
+        in_reply_to: &mail.in_reply_to,
+        references: &mail.references,
+    };
+    let placement = thread::place(&inbound, Hints::default(), rule, store)?;
+    let outcome = store.write(|tx| {
+        let outcome = match placement {
+            Placement::Duplicate { ticket, seq } => {
+                file_duplicate(tx, now, source, ticket, seq)?;
+                Outcome::Duplicate(ticket)
+            }
+            Placement::Existing { ticket, reason } => {
+                let mut record = tx.ticket(ticket)?.ok_or_else(|| {
+                    store::Error::Inconsistent(format!("threading chose missing ticket {ticket}"))
+                })?;
+                add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                if matches!(record.status, Status::Waiting | Status::Closed) {
+                    record.status = Status::Open;
+                }
+                let event = Event {
+                    at: now,
+                    actor: Actor::Requester(sender.clone()),
+                    kind: "message_added".to_owned(),
+                    detail: format!("threaded by {}", reason.as_str()),
+                };
+                tx.add_event(&mut record, &event)?;
+                tx.put_ticket(&record)?;
+                Outcome::Added(ticket, reason)
+            }
+            Placement::NewTicket => {
+                let id = tx.allocate_ticket_id()?;
+                let mut record = Ticket {
+                    id,
+                    status: match kind {
+                        FolderKind::Junk => Status::Spam,
+                        FolderKind::Requests => Status::New,
+                    },
+                    subject: mail
+                        .thread_subject
+                        .clone()
+                        .or_else(|| mail.subject.clone())
+                        .unwrap_or_else(|| "(no subject)".to_owned()),
+                    requester: sender.clone(),
+                    requester_name: mail.from.as_ref().and_then(|f| f.name.clone()),
+                    owner: None,
+                    participants: BTreeSet::new(),
+                    flags: BTreeSet::new(),
+                    created: now,
+                    updated: now,
+                    message_count: 0,
+                    event_count: 0,
+                };
+                add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                let detail = match arrival {
+                    Arrival::Live => format!("from {}", source.mailbox),
+                    Arrival::Backfill => {
+                        format!("from {} (first-run backfill: nobody is notified)", source.mailbox)
+                    }
+                };
+                let event = Event {
+                    at: now,
+                    actor: Actor::Requester(sender.clone()),
+                    kind: "created".to_owned(),
+                    detail,
+                };
+                tx.add_event(&mut record, &event)?;
+                tx.put_ticket(&record)?;
+                Outcome::NewTicket(id)
+            }
+        };
+        tx.clear_attempts(source)?;
+        advance_cursor(tx, source)?;
+        Ok(outcome)
+    })?;
+    debug!(?outcome, "Message filed.");
+    Ok(outcome)
+}
+
+fn file_duplicate(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    source: &Source,
+    ticket: TicketId,
+    seq: u32,
+) -> store::TxResult<()> {
+    let Some(mut message) = tx.message(ticket, seq)? else {
+        return Err(store::Error::Inconsistent(format!(
+            "dedupe index names missing message {ticket}/{seq}"
+        ))
+        .into());
+    };
+    if message.sources.contains(source) {
+        // The same IMAP message again (a restart before acknowledging): nothing to record.
+        return Ok(());
+    }
+    message.sources.push(source.clone());
+    tx.put_message(&message, None)?;
+    if let Some(mut record) = tx.ticket(ticket)? {
+        let event = Event {
+            at: now,
+            actor: Actor::System,
+            kind: "duplicate_seen".to_owned(),
+            detail: format!("another copy in {}", source.mailbox),
+        };
+        tx.add_event(&mut record, &event)?;
+        tx.put_ticket(&record)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct fact about this one message.
+fn add_message(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    ticket: &mut Ticket,
+    source: &Source,
+    kind: FolderKind,
+    mail: &InboundMail,
+    raw: &[u8],
+    sender: &str,
+) -> store::TxResult<()> {
+    let attachments: Vec<AttachmentMeta> = mail
+        .attachments
+        .iter()
+        .map(|a| AttachmentMeta {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            kept: a.kept,
+        })
+        .collect();
+    if attachments.iter().any(|a| !a.kept) {
+        ticket.flags.insert(TicketFlag::AttachmentTooLarge);
+    }
+    if mail.is_unreadable() {
+        ticket.flags.insert(TicketFlag::Unreadable);
+    }
+    if kind == FolderKind::Junk {
+        ticket.flags.insert(TicketFlag::SuspectedSpam);
+    }
+    let message = StoredMessage {
+        ticket: ticket.id,
+        seq: ticket.message_count,
+        direction: Direction::In,
+        key: mail.key.clone(),
+        message_id: mail.message_id.clone(),
+        from: Some(sender.to_owned()),
+        from_name: mail.from.as_ref().and_then(|f| f.name.clone()),
+        to: mail.to.iter().map(|m| m.address.clone()).collect(),
+        cc: mail.cc.iter().map(|m| m.address.clone()).collect(),
+        subject: mail.subject.clone(),
+        date: mail.date,
+        received: now,
+        in_reply_to: mail.in_reply_to.clone(),
+        references: mail.references.clone(),
+        text: mail.text.clone(),
+        attachments,
+        anomalies: mail.anomalies.iter().map(|a| a.to_string()).collect(),
+        sources: vec![source.clone()],
+    };
+    tx.put_message(&message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.participants.insert(sender.to_owned());
+    ticket.updated = now;
+    Ok(())
+}
+
+/// The address a message is from: From, else Sender, else Return-Path.
+pub fn sender_address(mail: &InboundMail) -> String {
+    mail.from
+        .as_ref()
+        .or(mail.sender.as_ref())
+        .map(|m| m.address.clone())
+        .or_else(|| mail.return_path.clone())
+        .filter(|a| a.contains('@'))
+        .map(|a| a.to_lowercase())
+        .unwrap_or_else(|| UNKNOWN_SENDER.to_owned())
+}
+
+/// Logs a fatal store failure once; the daemon stops so that nothing is acknowledged.
+pub fn report_fatal(err: &store::Error) {
+    error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
+}
