@@ -1,0 +1,1 @@
+mod check_config;
