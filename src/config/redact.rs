@@ -1,0 +1,164 @@
+//! The effective configuration as `check-config` prints it, with every secret replaced.
+//!
+//! The printable [`View`] has the file's sections and keys but no field that could hold a
+//! secret, so no serializer can ever see one.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::Config;
+use super::values::{format_duration, format_size};
+
+/// What `check-config` prints in place of a secret.
+const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// The effective configuration as TOML, in the file's own syntax, with secrets replaced by
+    /// `"<redacted>"`. Feeding it back to [`load`](super::load) gives the same configuration, except that an
+    /// inline password becomes the literal text `<redacted>`.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string(&self.view())
+            .expect("the view holds only strings, integers, booleans, lists and tables")
+    }
+
+    /// The same content as [`Config::redacted_toml`], as JSON.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view())
+            .expect("the view holds only strings, integers, booleans, lists and maps")
+    }
+
+    fn view(&self) -> View {
+        let Config {
+            source: _,
+            helpdesk,
+            imap,
+            smtp,
+            control,
+            threading,
+            ingest,
+        } = self;
+        View {
+            helpdesk: HelpdeskView {
+                address: helpdesk.address.clone(),
+                name: helpdesk.name.clone(),
+                state_dir: path_text(&helpdesk.state_dir),
+            },
+            imap: ImapView {
+                host: imap.host.clone(),
+                port: imap.port,
+                security: imap.security.as_str(),
+                username: imap.username.clone(),
+                password: imap.password_file.is_none().then_some(REDACTED),
+                password_file: imap.password_file.as_deref().map(path_text),
+                ca_file: imap.ca_file.as_deref().map(path_text),
+                folders: imap.folders.clone(),
+                junk_folders: imap.junk_folders.clone(),
+                processed_folder: imap.processed_folder.clone().unwrap_or_default(),
+                poll_interval: format_duration(imap.poll_interval),
+                idle_timeout: format_duration(imap.idle_timeout),
+            },
+            smtp: SmtpView {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: smtp.security.as_str(),
+                username: smtp.username.clone(),
+                password: (smtp.password.is_some() && smtp.password_file.is_none())
+                    .then_some(REDACTED),
+                password_file: smtp.password_file.as_deref().map(path_text),
+                ca_file: smtp.ca_file.as_deref().map(path_text),
+            },
+            control: ControlView {
+                socket: path_text(&control.socket),
+                http: control.http.to_string(),
+            },
+            threading: ThreadingView {
+                one_open_ticket_per_requester: threading.one_open_ticket_per_requester,
+            },
+            ingest: IngestView {
+                max_attachment_size: format_size(ingest.max_attachment_size),
+                first_run: ingest.first_run.as_str(),
+                message_time_budget: format_duration(ingest.message_time_budget),
+                max_attempts: ingest.max_attempts,
+                batch_size: ingest.batch_size,
+            },
+        }
+    }
+}
+
+/// Paths in a config always started as UTF-8 strings, so the lossy conversion loses nothing.
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// The printable shape of a [`Config`]: the file's sections and keys, secrets already replaced.
+#[derive(Serialize)]
+struct View {
+    helpdesk: HelpdeskView,
+    imap: ImapView,
+    smtp: SmtpView,
+    control: ControlView,
+    threading: ThreadingView,
+    ingest: IngestView,
+}
+
+#[derive(Serialize)]
+struct HelpdeskView {
+    address: String,
+    name: String,
+    state_dir: String,
+}
+
+#[derive(Serialize)]
+struct ImapView {
+    host: String,
+    port: u16,
+    security: &'static str,
+    username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_file: Option<String>,
+    folders: Vec<String>,
+    junk_folders: Vec<String>,
+    processed_folder: String,
+    poll_interval: String,
+    idle_timeout: String,
+}
+
+#[derive(Serialize)]
+struct SmtpView {
+    host: String,
+    port: u16,
+    security: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ControlView {
+    socket: String,
+    http: String,
+}
+
+#[derive(Serialize)]
+struct ThreadingView {
+    one_open_ticket_per_requester: bool,
+}
+
+#[derive(Serialize)]
+struct IngestView {
+    max_attachment_size: String,
+    first_run: &'static str,
+    message_time_budget: String,
+    max_attempts: u32,
+    batch_size: u32,
+}
