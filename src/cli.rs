@@ -10,6 +10,10 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config;
+use crate::ids::TicketId;
+use crate::model::Status;
+use crate::store::Store;
+use crate::{report, sanitize};
 
 /// casemail turns a shared help inbox into tickets and back.
 ///
@@ -124,8 +128,70 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(crate::daemon::run_until_signal(config))
         }
-        Command::Inspect(_) | Command::Ticket(_) | Command::Quarantine(_) => {
-            anyhow::bail!("this command is not available yet")
+        Command::Inspect(_) => anyhow::bail!("this command is not available yet"),
+        Command::Ticket(command) => {
+            let store = open_store(&cli.config)?;
+            ticket(&store, command)
+        }
+        Command::Quarantine(QuarantineCommand::List(flag)) => {
+            let store = open_store(&cli.config)?;
+            let entries = store.quarantine()?;
+            if flag.json {
+                let values: Vec<_> = entries.iter().map(report::quarantine_json).collect();
+                println!("{}", serde_json::to_string_pretty(&values)?);
+            } else if entries.is_empty() {
+                println!("quarantine is empty");
+            } else {
+                for e in &entries {
+                    println!(
+                        "{} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                        sanitize::for_terminal(&e.source.mailbox),
+                        e.source.uid,
+                        e.source.uidvalidity,
+                        e.size,
+                        e.attempts,
+                        sanitize::for_terminal(&e.reason)
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open_store(config_path: &std::path::Path) -> anyhow::Result<Store> {
+    let config = config::load(config_path)?;
+    Store::open(&config.helpdesk.state_dir).context("cannot open the store")
+}
+
+fn ticket(store: &Store, command: TicketCommand) -> anyhow::Result<()> {
+    match command {
+        TicketCommand::List { status, json } => {
+            let status = status.map(|s| match s {
+                StatusFilter::New => Status::New,
+                StatusFilter::Open => Status::Open,
+                StatusFilter::Waiting => Status::Waiting,
+                StatusFilter::Closed => Status::Closed,
+                StatusFilter::Spam => Status::Spam,
+            });
+            let tickets = report::ticket_list(store, status)?;
+            if json {
+                let values: Vec<_> = tickets.iter().map(report::ticket_summary).collect();
+                println!("{}", serde_json::to_string_pretty(&values)?);
+            } else {
+                print!("{}", report::ticket_list_text(&tickets));
+            }
+            Ok(())
+        }
+        TicketCommand::Show { number, json } => {
+            let detail = report::ticket_detail(store, TicketId(number))?
+                .with_context(|| format!("no ticket #{number}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                print!("{}", report::ticket_detail_text(&detail));
+            }
+            Ok(())
         }
     }
 }

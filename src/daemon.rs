@@ -1,7 +1,149 @@
-//! daemon
-use crate::config::Config;
+//! The supervisor: opens the store, spawns one fetch task per watched folder and the single
+//! process task, and shuts them down in order.
+//!
+//! Shutdown order (STYLE.md §3.3): stop fetching, let the process stage drain what was already
+//! fetched and commit it, flush the store, exit. Everything waits through a `TaskTracker` under
+//! a deadline shorter than systemd's stop timeout; stragglers are logged at ERROR.
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::fetch::{FolderKind, FolderWatch};
+use crate::ingest;
+use crate::store::Store;
+
+/// How long shutdown may take before the stragglers are abandoned (systemd's default stop
+/// timeout is 90 s; the unit sets 30 s).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
-    let _ = config;
-    anyhow::bail!("not yet")
+    run(config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => info!("SIGTERM received; shutting down."),
+                _ = interrupt.recv() => info!("SIGINT received; shutting down."),
+            }
+        }
+        _ => {
+            error!("Cannot install signal handlers; falling back to Ctrl-C only.");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    // The store holds requesters' mail: nobody but the service user may read it.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict state directory {}", dir.display()))?;
+    Ok(())
+}
+
+/// Runs the daemon until `shutdown` completes (a signal in production, a oneshot in tests).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    prepare_state_dir(&config.helpdesk.state_dir)?;
+    let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
+    let config = Arc::new(config);
+    let cancel = CancellationToken::new();
+    let fetchers = TaskTracker::new();
+    let capacity = usize::try_from(config.ingest.batch_size)
+        .unwrap_or(200)
+        .saturating_mul(2)
+        .max(2);
+    let (to_process, incoming) = mpsc::channel(capacity);
+
+    let on_alive: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|_folder: &str| {});
+    let folders = config
+        .imap
+        .folders
+        .iter()
+        .map(|f| (f.clone(), FolderKind::Requests))
+        .chain(
+            config
+                .imap
+                .junk_folders
+                .iter()
+                .map(|f| (f.clone(), FolderKind::Junk)),
+        );
+    for (folder, kind) in folders {
+        let watch = FolderWatch::new(
+            folder,
+            kind,
+            config.clone(),
+            store.clone(),
+            to_process.clone(),
+            on_alive.clone(),
+        );
+        fetchers.spawn(watch.run(cancel.child_token()));
+    }
+    fetchers.close();
+    // Only the fetchers hold senders now: when they stop, the process stage drains and ends.
+    drop(to_process);
+
+    let clock: ingest::Clock = Arc::new(jiff::Timestamp::now);
+    let mut process = tokio::spawn(ingest::run(
+        store.clone(),
+        config.clone(),
+        incoming,
+        clock,
+        Arc::new(|| {}),
+    ));
+    info!(folders = config.imap.folders.len() + config.imap.junk_folders.len(), "casemail is running.");
+
+    let early = tokio::select! {
+        () = shutdown => None,
+        finished = &mut process => Some(finished),
+    };
+    cancel.cancel();
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+    if tokio::time::timeout_at(deadline, fetchers.wait()).await.is_err() {
+        error!("Fetch tasks did not stop before the shutdown deadline.");
+    }
+    let processed = match early {
+        Some(finished) => finished,
+        None => match tokio::time::timeout_at(deadline, &mut process).await {
+            Ok(finished) => finished,
+            Err(_) => {
+                error!("The process stage did not drain before the shutdown deadline.");
+                process.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    store
+        .flush_async()
+        .await
+        .context("cannot flush the store at shutdown")?;
+    match processed {
+        Ok(Ok(())) => {
+            info!("casemail stopped.");
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            ingest::report_fatal(&err);
+            Err(err).context("the process stage failed")
+        }
+        Err(join) => Err(anyhow::anyhow!("the process stage crashed: {join}")),
+    }
 }

@@ -383,7 +383,17 @@ impl FolderWatch {
             // CREATE fails when the folder exists; that is the common case and not an error.
             let _ = timed(session.create(processed)).await;
         }
-        let mailbox = timed(session.select(&self.folder)).await?;
+        let mailbox = match timed(session.select(&self.folder)).await {
+            Ok(mailbox) => mailbox,
+            Err(Error::Protocol(async_imap::error::Error::No(reason))) => {
+                // A configured folder that does not exist yet (a fresh account has no Junk) is
+                // created rather than retried forever.
+                info!(folder = %self.folder, %reason, "Watched folder missing; creating it.");
+                timed(session.create(&self.folder)).await?;
+                timed(session.select(&self.folder)).await?
+            }
+            Err(err) => return Err(err),
+        };
         let uidvalidity = UidValidity(mailbox.uid_validity.ok_or_else(|| Error::NoUidValidity {
             folder: self.folder.clone(),
         })?);

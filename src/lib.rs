@@ -8,12 +8,16 @@
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod sanitize;
 pub mod telemetry;
 
 pub mod fetch;
 pub mod parse;
 pub mod thread;
 pub mod store;
+pub mod ingest;
+
+pub mod report;
 
 pub mod daemon;
 pub mod cli;

@@ -1,0 +1,148 @@
+//! What the CLI prints about tickets and the quarantine, as JSON values and as text.
+//!
+//! The JSON is a documented interface scripts rely on (README, "JSON output"): fields may be
+//! added, never renamed or removed. Header text is escaped before it reaches a terminal.
+
+use serde_json::{Value, json};
+
+use crate::ids::TicketId;
+use crate::model::{Direction, QuarantineEntry, Status, StoredMessage, Ticket};
+use crate::sanitize::for_terminal;
+use crate::store::{self, Store};
+
+fn direction(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "in",
+        Direction::Out => "out",
+        Direction::Note => "note",
+    }
+}
+
+pub fn ticket_summary(ticket: &Ticket) -> Value {
+    json!({
+        "number": ticket.id.0,
+        "status": ticket.status.as_str(),
+        "subject": ticket.subject,
+        "requester": ticket.requester,
+        "requester_name": ticket.requester_name,
+        "owner": ticket.owner.as_ref().map(|a| a.0.clone()),
+        "message_count": ticket.message_count,
+        "flags": ticket.flags,
+        "created": ticket.created.to_string(),
+        "updated": ticket.updated.to_string(),
+    })
+}
+
+pub fn message_json(message: &StoredMessage) -> Value {
+    json!({
+        "seq": message.seq,
+        "message_id": message.message_id.as_ref().map(|m| m.as_str()),
+        "direction": direction(message.direction),
+        "from": message.from,
+        "from_name": message.from_name,
+        "to": message.to,
+        "cc": message.cc,
+        "date": message.date.map(|d| d.to_string()),
+        "received": message.received.to_string(),
+        "subject": message.subject,
+        "text": message.text,
+        "attachments": message.attachments,
+        "anomalies": message.anomalies,
+        "sources": message.sources.iter().map(|s| json!({
+            "folder": s.mailbox, "uidvalidity": s.uidvalidity.0, "uid": s.uid.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn ticket_list(store: &Store, status: Option<Status>) -> Result<Vec<Ticket>, store::Error> {
+    Ok(store
+        .tickets()?
+        .into_iter()
+        .filter(|t| status.is_none_or(|s| t.status == s))
+        .collect())
+}
+
+pub fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store::Error> {
+    let Some(ticket) = store.ticket(id)? else {
+        return Ok(None);
+    };
+    let mut value = ticket_summary(&ticket);
+    let messages: Vec<Value> = store.messages(id)?.iter().map(message_json).collect();
+    let events: Vec<Value> = store
+        .events(id)?
+        .iter()
+        .map(|e| json!({"at": e.at.to_string(), "actor": e.actor, "kind": e.kind, "detail": e.detail}))
+        .collect();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("participants".to_owned(), json!(ticket.participants));
+        object.insert("messages".to_owned(), Value::Array(messages));
+        object.insert("events".to_owned(), Value::Array(events));
+    }
+    Ok(Some(value))
+}
+
+pub fn ticket_list_text(tickets: &[Ticket]) -> String {
+    let mut out = String::new();
+    for t in tickets {
+        out.push_str(&format!(
+            "#{:<6} {:<8} {:>3} msg  {:<30}  {}\n",
+            t.id.0,
+            t.status.as_str(),
+            t.message_count,
+            for_terminal(&t.requester),
+            for_terminal(&t.subject),
+        ));
+    }
+    if tickets.is_empty() {
+        out.push_str("no tickets\n");
+    }
+    out
+}
+
+pub fn ticket_detail_text(detail: &Value) -> String {
+    let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
+    let mut out = format!(
+        "Ticket #{}  [{}]  {}\nRequester: {}\nOwner: {}\n",
+        detail["number"],
+        s(&detail["status"]),
+        s(&detail["subject"]),
+        s(&detail["requester"]),
+        s(&detail["owner"]),
+    );
+    if let Some(messages) = detail["messages"].as_array() {
+        for m in messages {
+            out.push_str(&format!(
+                "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
+                s(&m["direction"]),
+                s(&m["from"]),
+                s(&m["date"]),
+                s(&m["subject"]),
+                m["text"].as_str().unwrap_or(""),
+            ));
+            if let Some(attachments) = m["attachments"].as_array() {
+                for a in attachments {
+                    out.push_str(&format!(
+                        "[attachment] {} ({}, {} bytes{})\n",
+                        s(&a["name"]),
+                        s(&a["content_type"]),
+                        a["size"],
+                        if a["kept"].as_bool() == Some(false) { ", raw only: over the size limit" } else { "" },
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
+    json!({
+        "folder": entry.source.mailbox,
+        "uidvalidity": entry.source.uidvalidity.0,
+        "uid": entry.source.uid.0,
+        "at": entry.at.to_string(),
+        "attempts": entry.attempts,
+        "reason": entry.reason,
+        "size": entry.size,
+    })
+}

@@ -1,0 +1,207 @@
+//! Runs the real `casemail` binary against a bench: start, SIGKILL, SIGTERM, restart, and the
+//! CLI on the same config.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::harness::{self, Account, Bench};
+
+pub const CASEMAIL: &str = env!("CARGO_BIN_EXE_casemail");
+
+/// A casemail daemon process with its own state directory and help mailbox.
+pub struct Daemon {
+    child: Option<Child>,
+    pub help: Account,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    state: tempfile::TempDir,
+}
+
+/// Overrides applied to the bench's config: `(section, key, value)`.
+pub type Overrides<'a> = &'a [(&'a str, &'a str, toml::Value)];
+
+pub fn config_text(bench: &Bench, help: &Account, state_dir: &Path, overrides: Overrides<'_>) -> String {
+    let base = bench.casemail_config(help, state_dir);
+    let mut table: toml::Table = base.parse().expect("the bench writes valid TOML");
+    for (section, key, value) in overrides {
+        let section = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(section) = section {
+            section.insert(key.to_string(), value.clone());
+        }
+    }
+    toml::to_string(&table).expect("serialise config")
+}
+
+impl Daemon {
+    /// Prepares a daemon for a fresh help account without starting it.
+    pub fn new(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
+        let help = bench.new_account("help");
+        Daemon::for_account(bench, help, overrides)
+    }
+
+    pub fn for_account(bench: &Bench, help: Account, overrides: Overrides<'_>) -> Daemon {
+        let state = tempfile::tempdir().expect("state dir");
+        let state_dir = state.path().join("state");
+        let config_path = state.path().join("casemail.toml");
+        std::fs::write(&config_path, config_text(bench, &help, &state_dir, overrides))
+            .expect("write config");
+        let log_path = state.path().join("casemail.log");
+        Daemon {
+            child: None,
+            help,
+            config_path,
+            log_path,
+            state,
+        }
+    }
+
+    pub fn state_root(&self) -> &Path {
+        self.state.path()
+    }
+
+    pub fn start(&mut self) -> &mut Daemon {
+        assert!(self.child.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open daemon log");
+        let child = Command::new(CASEMAIL)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("run")
+            .env("RUST_LOG", "casemail=debug,info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn casemail run");
+        self.child = Some(child);
+        self
+    }
+
+    /// SIGKILL: no chance to flush or acknowledge anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL casemail");
+            child.wait().expect("reap casemail");
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("send SIGTERM")?;
+        if !status.success() {
+            bail!("kill -TERM failed");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("casemail exited with {status} after SIGTERM:\n{}", self.log_tail());
+                }
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().ok();
+                bail!("casemail did not stop within 30 s of SIGTERM:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fails if the daemon has exited on its own.
+    pub fn assert_running(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("casemail exited with {status}:\n{}", self.log_tail());
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(CASEMAIL)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .output()
+            .expect("run casemail CLI")
+    }
+
+    /// `casemail ticket list --json` (the daemon must be stopped: it holds the store).
+    pub fn tickets(&self) -> Vec<Value> {
+        let output = self.cli(&["ticket", "list", "--json"]);
+        assert!(
+            output.status.success(),
+            "ticket list failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("ticket list JSON")
+    }
+
+    /// `casemail ticket show N --json`.
+    pub fn ticket(&self, number: u64) -> Value {
+        let output = self.cli(&["ticket", "show", &number.to_string(), "--json"]);
+        assert!(
+            output.status.success(),
+            "ticket show failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("ticket show JSON")
+    }
+
+    /// Every stored message with its ticket number: `(ticket, message JSON)`.
+    pub fn all_messages(&self) -> Vec<(u64, Value)> {
+        let mut out = Vec::new();
+        for ticket in self.tickets() {
+            let number = ticket["number"].as_u64().expect("ticket number");
+            let detail = self.ticket(number);
+            for message in detail["messages"].as_array().expect("messages") {
+                out.push((number, message.clone()));
+            }
+        }
+        out
+    }
+
+    /// Waits until `folder` of the help mailbox is empty and Processed holds `processed`.
+    pub async fn wait_processed(&mut self, bench: &Bench, processed: usize, timeout: Duration) {
+        let help = self.help.clone();
+        let result = harness::wait_until(timeout, || {
+            let help = help.clone();
+            async move {
+                let inbox = bench.list(&help, "INBOX").await.map(|l| l.len()).unwrap_or(usize::MAX);
+                let done = bench.list(&help, "Processed").await.map(|l| l.len()).unwrap_or(0);
+                inbox == 0 && done >= processed
+            }
+        })
+        .await;
+        self.assert_running();
+        if let Err(err) = result {
+            panic!("{err:#}: casemail log:\n{}", self.log_tail());
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
