@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod sanitize;
 pub mod telemetry;
 
 pub mod fetch;
@@ -17,3 +18,4 @@ pub mod store;
 
 pub mod daemon;
 pub mod cli;
+pub mod inspect;

@@ -1,0 +1,100 @@
+//! Makes hostile text safe to print on a terminal or write into a log line.
+//!
+//! Header fields and bodies come from strangers. A subject can carry a line break that forges a
+//! second log line, an escape sequence that clears the screen, or a bidi override that makes
+//! `gpj.exe` read as `exe.jpg`. This module owns the one escaping rule every printer uses, after
+//! fd's `sanitize.rs`. It must not decide what to print; callers choose the fields.
+
+use std::fmt::Write as _;
+
+/// Returns `text` with line breaks turned into spaces and every other control character, and
+/// every character that reorders or separates text, shown as a visible `\u{..}` escape.
+///
+/// Letters of right-to-left scripts pass through untouched: Arabic and Farsi names must stay
+/// readable. Only the invisible controls that override the terminal's own ordering are escaped.
+pub fn for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // A CRLF pair is one line break, so it becomes one space.
+            '\r' if chars.peek() == Some(&'\n') => {
+                chars.next();
+                out.push(' ');
+            }
+            '\r' | '\n' => out.push(' '),
+            c if c.is_control() || is_bidi_control(c) || is_line_separator(c) => {
+                // Writing into a String cannot fail.
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Unicode bidirectional formatting characters (UAX #9): embeddings, overrides, isolates,
+/// the implicit marks and the Arabic letter mark.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+    )
+}
+
+/// LINE SEPARATOR and PARAGRAPH SEPARATOR, which some terminals and log viewers treat as a line
+/// break although they are not control characters.
+fn is_line_separator(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_terminal;
+
+    #[test]
+    fn plain_text_is_unchanged() {
+        assert_eq!(for_terminal("Help with my housing"), "Help with my housing");
+    }
+
+    #[test]
+    fn line_breaks_become_single_spaces() {
+        assert_eq!(for_terminal("a\r\nb\nc\rd"), "a b c d");
+    }
+
+    #[test]
+    fn forged_log_line_stays_on_one_line() {
+        let hostile = "hello\n2024-04-08T20:20:20Z INFO ticket closed";
+        assert!(!for_terminal(hostile).contains('\n'));
+    }
+
+    #[test]
+    fn escape_sequences_are_made_visible() {
+        assert_eq!(for_terminal("x\u{1b}[2Jy"), "x\\u{1b}[2Jy");
+        assert_eq!(for_terminal("nul\0"), "nul\\u{0}");
+        assert_eq!(for_terminal("tab\there"), "tab\\u{9}here");
+        assert_eq!(for_terminal("c1\u{9b}"), "c1\\u{9b}");
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped() {
+        assert_eq!(for_terminal("\u{202e}exe.jpg"), "\\u{202e}exe.jpg");
+        assert_eq!(for_terminal("a\u{2066}b\u{2069}"), "a\\u{2066}b\\u{2069}");
+        assert_eq!(
+            for_terminal("\u{200e}\u{200f}\u{61c}"),
+            "\\u{200e}\\u{200f}\\u{61c}"
+        );
+    }
+
+    #[test]
+    fn line_separators_are_escaped() {
+        assert_eq!(for_terminal("a\u{2028}b"), "a\\u{2028}b");
+    }
+
+    #[test]
+    fn right_to_left_letters_and_joiners_pass_through() {
+        let farsi = "نامه\u{200c}ی اداره";
+        assert_eq!(for_terminal(farsi), farsi);
+        assert_eq!(for_terminal("ሰላም፡ ሓገዝ"), "ሰላም፡ ሓገዝ");
+    }
+}
