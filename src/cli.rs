@@ -128,7 +128,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(crate::daemon::run_until_signal(config))
         }
-        Command::Inspect(_) => anyhow::bail!("this command is not available yet"),
+        Command::Inspect(args) => {
+            let format = if args.json {
+                crate::inspect::OutputFormat::Json
+            } else {
+                crate::inspect::OutputFormat::Text
+            };
+            crate::inspect::inspect_files(&args.files, format)
+        }
         Command::Ticket(command) => {
             let store = open_store(&cli.config)?;
             ticket(&store, command)

@@ -21,3 +21,4 @@ pub mod report;
 
 pub mod daemon;
 pub mod cli;
+pub mod inspect;

@@ -15,19 +15,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::parsers::MessageStream;
 use mail_parser::{Addr, Header, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
-use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::ids::{MailKey, MessageId};
 
+mod anomaly;
+mod checks;
+mod html;
 #[cfg(test)]
 mod tests;
+
+pub use anomaly::{Anomaly, MimeProblem, Truncation, Unparseable};
+
+use checks::{check_charsets, check_structure};
+use html::html_to_text;
 
 /// The attachment size above which attachments are "kept as raw only" when the configuration
 /// says nothing else: 25 MiB, the largest attachment common providers accept.
@@ -165,171 +172,6 @@ impl fmt::Debug for Attachment {
     }
 }
 
-/// Something wrong with a message. Anomalies never stop parsing; they travel with the ticket so
-/// that a caseworker or coordinator can see why a message looks odd.
-///
-/// `part` fields are mail-parser part indexes: 0 is the message itself, then parts in the order
-/// they appear in the raw message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Anomaly {
-    /// The bytes are not a message: nothing, no header fields, or no end to the header block.
-    Unparseable { reason: Unparseable },
-    MissingFrom,
-    MissingMessageId,
-    MissingDate,
-    /// A Date field that is not an RFC 5322 date.
-    BadDate { value: String },
-    /// A field RFC 5322 §3.6 allows once appears several times; the first one is used.
-    DuplicateHeader { name: String, count: usize },
-    /// A charset mail-parser does not know; the bytes were read as UTF-8 with replacement
-    /// characters. `part` is `None` for an RFC 2047 encoded word in a header field.
-    UnknownCharset { charset: String, part: Option<usize> },
-    /// A charset mail-parser knows but cannot decode in this build (the multi-byte charsets
-    /// need its `full_encoding` feature); the bytes were read as UTF-8.
-    CharsetNotDecoded { charset: String, part: Option<usize> },
-    BrokenMime { part: usize, problem: MimeProblem },
-    Truncated { part: usize, problem: Truncation },
-    AttachmentTooLarge { name: Option<String>, size: u64, limit: u64 },
-    /// NUL bytes, which RFC 5322 forbids and which usually mean binary corruption.
-    NulBytes { count: usize },
-    /// No readable text at all.
-    NoText,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Unparseable {
-    /// Zero bytes, or only white space.
-    Empty,
-    /// Not a single header field casemail recognises.
-    NoHeaders,
-    /// Header fields run to the end of the data: no blank line, no body.
-    NoBody,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "what", rename_all = "kebab-case")]
-pub enum MimeProblem {
-    /// A multipart Content-Type without a boundary parameter.
-    NoBoundaryParameter,
-    /// The declared boundary never occurs, so the parts cannot be separated.
-    BoundaryNotFound { boundary: String },
-    /// A base64 or quoted-printable part that could not be decoded; it is kept undecoded.
-    Undecodable { encoding: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "what", rename_all = "kebab-case")]
-pub enum Truncation {
-    /// The closing `--boundary--` line never comes: the message was cut short.
-    MissingClosingBoundary { boundary: String },
-    /// The base64 text stops in the middle of a four-character group.
-    IncompleteBase64,
-}
-
-impl Anomaly {
-    /// A short stable name, the serde tag.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Anomaly::Unparseable { .. } => "unparseable",
-            Anomaly::MissingFrom => "missing-from",
-            Anomaly::MissingMessageId => "missing-message-id",
-            Anomaly::MissingDate => "missing-date",
-            Anomaly::BadDate { .. } => "bad-date",
-            Anomaly::DuplicateHeader { .. } => "duplicate-header",
-            Anomaly::UnknownCharset { .. } => "unknown-charset",
-            Anomaly::CharsetNotDecoded { .. } => "charset-not-decoded",
-            Anomaly::BrokenMime { .. } => "broken-mime",
-            Anomaly::Truncated { .. } => "truncated",
-            Anomaly::AttachmentTooLarge { .. } => "attachment-too-large",
-            Anomaly::NulBytes { .. } => "nul-bytes",
-            Anomaly::NoText => "no-text",
-        }
-    }
-}
-
-/// The human message, for the ticket view and `casemail inspect`. Values quoted from the message
-/// are shown with `{:?}` so that control characters stay visible.
-impl fmt::Display for Anomaly {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Anomaly::Unparseable { reason } => match reason {
-                Unparseable::Empty => write!(f, "the message is empty"),
-                Unparseable::NoHeaders => {
-                    write!(f, "the data does not start with mail header fields")
-                }
-                Unparseable::NoBody => write!(
-                    f,
-                    "the header fields run to the end of the data: no blank line and no body"
-                ),
-            },
-            Anomaly::MissingFrom => write!(f, "there is no From address"),
-            Anomaly::MissingMessageId => {
-                write!(f, "there is no usable Message-ID; the dedupe key is a content hash")
-            }
-            Anomaly::MissingDate => write!(f, "there is no Date field"),
-            Anomaly::BadDate { value } => write!(f, "the Date field {value:?} is not a valid date"),
-            Anomaly::DuplicateHeader { name, count } => {
-                write!(f, "the {name} field appears {count} times; the first one is used")
-            }
-            Anomaly::UnknownCharset { charset, part } => {
-                write!(f, "unknown charset {charset:?} ")?;
-                write_charset_place(f, *part)?;
-                write!(f, "; read as UTF-8, some characters may be lost")
-            }
-            Anomaly::CharsetNotDecoded { charset, part } => {
-                write!(f, "charset {charset:?} ")?;
-                write_charset_place(f, *part)?;
-                write!(f, " cannot be decoded by this build; read as UTF-8, the text is garbled")
-            }
-            Anomaly::BrokenMime { part, problem } => match problem {
-                MimeProblem::NoBoundaryParameter => {
-                    write!(f, "part {part} is multipart but declares no boundary; read as text")
-                }
-                MimeProblem::BoundaryNotFound { boundary } => write!(
-                    f,
-                    "part {part} declares boundary {boundary:?} but it never occurs; read as text"
-                ),
-                MimeProblem::Undecodable { encoding } => write!(
-                    f,
-                    "part {part} could not be decoded as {encoding}; kept in the raw message only"
-                ),
-            },
-            Anomaly::Truncated { part, problem } => match problem {
-                Truncation::MissingClosingBoundary { boundary } => write!(
-                    f,
-                    "part {part} never reaches its closing boundary {boundary:?}: \
-                     the message was cut short"
-                ),
-                Truncation::IncompleteBase64 => write!(
-                    f,
-                    "the base64 text of part {part} stops mid-group: the part was cut short"
-                ),
-            },
-            Anomaly::AttachmentTooLarge { name, size, limit } => {
-                match name {
-                    Some(name) => write!(f, "attachment {name:?}")?,
-                    None => write!(f, "an unnamed attachment")?,
-                }
-                write!(
-                    f,
-                    " is {size} bytes, over the {limit} byte limit; kept in the raw message only"
-                )
-            }
-            Anomaly::NulBytes { count } => write!(f, "the message contains {count} NUL bytes"),
-            Anomaly::NoText => write!(f, "the message has no readable text"),
-        }
-    }
-}
-
-fn write_charset_place(f: &mut fmt::Formatter<'_>, part: Option<usize>) -> fmt::Result {
-    match part {
-        Some(part) => write!(f, "in part {part}"),
-        None => write!(f, "in a header field"),
-    }
-}
-
 impl InboundMail {
     /// Nothing a person could read: no text, and the bytes did not even parse as a message.
     pub fn is_unreadable(&self) -> bool {
@@ -343,20 +185,69 @@ impl InboundMail {
 
 /// Reads one raw message. Never fails and never panics; see the module documentation.
 pub fn parse(raw: &[u8], limits: &ParseLimits) -> InboundMail {
-    // mail-parser promises not to panic, but it is a large third-party parser fed hostile
-    // input, and a panic here would stop the single writer with the mail unfiled. Should one
-    // happen, the message is filed as unparseable and its raw bytes are kept by the caller.
-    panic::catch_unwind(AssertUnwindSafe(|| parse_unguarded(raw, limits)))
-        .unwrap_or_else(|_| unparseable_fallback(raw))
+    // Everything below is written not to panic, and mail-parser is guarded separately, but a
+    // panic here would stop the single writer with the mail unfiled. Should one happen anyway,
+    // the message is filed as unparseable and its raw bytes are kept by the caller.
+    panic::catch_unwind(AssertUnwindSafe(|| parse_unguarded(raw, limits))).unwrap_or_else(|_| {
+        let anomalies = vec![Anomaly::Unparseable {
+            reason: Unparseable::ParserFailure,
+        }];
+        finish(unparseable_mail(raw), raw, None, anomalies)
+    })
 }
 
-/// What [`parse`] returns when parsing panicked: nothing but the size, a key derived from the
-/// raw bytes and the anomalies saying so.
-fn unparseable_fallback(raw: &[u8]) -> InboundMail {
-    let normalised = normalise_line_endings(raw);
-    let key = MailKey::ContentHash(hash_fields(&[b"casemail raw v1", &normalised]));
+/// [`parse`] without its outer panic guard, so that tests see any panic in casemail's code.
+pub(crate) fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> InboundMail {
+    let mut anomalies = Vec::new();
+    let mut unparseable = |reason| {
+        anomalies.push(Anomaly::Unparseable { reason });
+        let anomalies = std::mem::take(&mut anomalies);
+        finish(unparseable_mail(raw), raw, None, anomalies)
+    };
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return unparseable(Unparseable::Empty);
+    }
+    // mail-parser 0.11 has `debug_assert!(false, ..)` branches that hostile input reaches (an
+    // empty message/rfc822 part followed by another part does), so in a debug build it can
+    // panic. The panic is contained here and the message filed as unparseable.
+    let Ok(parsed) = panic::catch_unwind(|| MessageParser::default().parse(raw)) else {
+        return unparseable(Unparseable::ParserFailure);
+    };
+    let Some(message) = parsed else {
+        return unparseable(Unparseable::NoHeaders);
+    };
+    let Some(root) = message.parts.first() else {
+        return unparseable(Unparseable::NoHeaders);
+    };
+    // Any line with a colon reads as a header field, so binary garbage "parses"; a message
+    // needs at least one field casemail knows by name.
+    if root.headers.iter().all(|header| header.name.is_other()) {
+        return unparseable(Unparseable::NoHeaders);
+    }
+    if is_headers_only(root, raw.len()) {
+        anomalies.push(Anomaly::Unparseable {
+            reason: Unparseable::NoBody,
+        });
+    }
+    let mail = read_message(&message, raw, limits, &mut anomalies);
+    finish(mail, raw, Some(&message), anomalies)
+}
+
+/// The mail for bytes that are not a message: nothing but the size and, when the bytes are
+/// plain text (a body saved without headers, say), that text. Binary garbage gets no text.
+fn unparseable_mail(raw: &[u8]) -> InboundMail {
+    let text = match std::str::from_utf8(raw) {
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) =>
+        {
+            clean_text(text)
+        }
+        _ => String::new(),
+    };
     InboundMail {
-        key,
+        key: MailKey::ContentHash(String::new()),
         size: raw.len(),
         message_id: None,
         in_reply_to: Vec::new(),
@@ -377,90 +268,32 @@ fn unparseable_fallback(raw: &[u8]) -> InboundMail {
         x_autoreply: false,
         is_delivery_report: false,
         headers: BTreeMap::new(),
-        text: String::new(),
+        text,
         attachments: Vec::new(),
-        anomalies: vec![
-            Anomaly::Unparseable {
-                reason: Unparseable::NoHeaders,
-            },
-            Anomaly::NoText,
-        ],
+        anomalies: Vec::new(),
     }
 }
 
-/// [`parse`] without the panic guard, so that tests see any panic.
-pub(crate) fn parse_unguarded(raw: &[u8], limits: &ParseLimits) -> InboundMail {
-    let mut anomalies = Vec::new();
-    let parsed = if raw.iter().all(u8::is_ascii_whitespace) {
-        anomalies.push(Anomaly::Unparseable {
-            reason: Unparseable::Empty,
-        });
-        None
-    } else {
-        let parsed = MessageParser::default().parse(raw);
-        match parsed.as_ref().and_then(|message| message.parts.first()) {
-            None => anomalies.push(Anomaly::Unparseable {
-                reason: Unparseable::NoHeaders,
-            }),
-            Some(root) if !root.headers.iter().any(|header| !header.name.is_other()) => {
-                anomalies.push(Anomaly::Unparseable {
-                    reason: Unparseable::NoHeaders,
-                });
-            }
-            Some(root) if is_headers_only(root, raw.len()) => {
-                anomalies.push(Anomaly::Unparseable {
-                    reason: Unparseable::NoBody,
-                });
-            }
-            Some(_) => {}
-        }
-        parsed
-    };
-    let readable = parsed
-        .as_ref()
-        .filter(|_| !anomalies.iter().any(|a| is_no_headers(a)));
-
+/// Adds the anomalies every path shares, then the anomaly list and the key.
+fn finish(
+    mut mail: InboundMail,
+    raw: &[u8],
+    message: Option<&Message<'_>>,
+    mut anomalies: Vec<Anomaly>,
+) -> InboundMail {
     let nul_count = raw.iter().filter(|&&byte| byte == 0).count();
     if nul_count > 0 {
         anomalies.push(Anomaly::NulBytes { count: nul_count });
     }
-
-    let mut mail = match readable {
-        Some(message) => read_message(message, raw, limits, &mut anomalies),
-        None => {
-            let mut mail = unparseable_fallback(raw);
-            mail.anomalies.clear();
-            // Text without any header block (a body pasted into a file, say) is still worth
-            // showing; binary garbage is not.
-            if let Ok(text) = std::str::from_utf8(raw)
-                && !text
-                    .chars()
-                    .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-            {
-                mail.text = clean_text(text);
-            }
-            mail
-        }
-    };
-
     if mail.text.is_empty() {
         anomalies.push(Anomaly::NoText);
     }
     mail.anomalies = anomalies;
     mail.key = match &mail.message_id {
         Some(id) => MailKey::MessageId(id.clone()),
-        None => MailKey::ContentHash(content_hash(&mail, raw, readable)),
+        None => MailKey::ContentHash(content_hash(&mail, raw, message)),
     };
     mail
-}
-
-fn is_no_headers(anomaly: &Anomaly) -> bool {
-    matches!(
-        anomaly,
-        Anomaly::Unparseable {
-            reason: Unparseable::NoHeaders | Unparseable::Empty
-        }
-    )
 }
 
 /// mail-parser's sign for "header fields up to the end of the data": a root part flagged as an
@@ -512,18 +345,33 @@ fn read_message(
     if message_id.is_none() {
         anomalies.push(Anomaly::MissingMessageId);
     }
-    let in_reply_to = fields.first_raw("In-Reply-To").map(|v| message_ids(&v)).unwrap_or_default();
-    let references = fields.first_raw("References").map(|v| message_ids(&v)).unwrap_or_default();
+    let in_reply_to = fields
+        .first_raw("In-Reply-To")
+        .map(|v| message_ids(&v))
+        .unwrap_or_default();
+    let references = fields
+        .first_raw("References")
+        .map(|v| message_ids(&v))
+        .unwrap_or_default();
 
-    let from = fields.first("From").and_then(|h| mailboxes(&h.value).into_iter().next());
+    let from = fields
+        .first("From")
+        .and_then(|h| mailboxes(&h.value).into_iter().next());
     if from.is_none() {
         anomalies.push(Anomaly::MissingFrom);
     }
-    let sender = fields.first("Sender").and_then(|h| mailboxes(&h.value).into_iter().next());
-    let reply_to = fields.all("Reply-To").flat_map(|h| mailboxes(&h.value)).collect();
+    let sender = fields
+        .first("Sender")
+        .and_then(|h| mailboxes(&h.value).into_iter().next());
+    let reply_to = fields
+        .all("Reply-To")
+        .flat_map(|h| mailboxes(&h.value))
+        .collect();
     let to = fields.all("To").flat_map(|h| mailboxes(&h.value)).collect();
     let cc = fields.all("Cc").flat_map(|h| mailboxes(&h.value)).collect();
-    let return_path = fields.first_raw("Return-Path").map(|value| return_path(&value));
+    let return_path = fields
+        .first_raw("Return-Path")
+        .map(|value| return_path(&value));
 
     let subject = fields
         .first("Subject")
@@ -557,7 +405,9 @@ fn read_message(
     let x_autoreply = ["X-Autoreply", "X-Autorespond"].iter().any(|name| {
         fields.all(name).any(|header| {
             let value = fields.raw_value(header);
-            !["no", "false", "0"].iter().any(|no| value.eq_ignore_ascii_case(no))
+            !["no", "false", "0"]
+                .iter()
+                .any(|no| value.eq_ignore_ascii_case(no))
         })
     });
 
@@ -572,8 +422,8 @@ fn read_message(
     check_structure(message, raw, anomalies);
     check_charsets(message, raw, anomalies);
 
-    let (text, root_is_text) = message_text(message);
-    let attachments = attachments(message, root_is_text, limits, anomalies);
+    let (text, text_part) = message_text(message, raw);
+    let attachments = attachments(message, text_part, limits, anomalies);
 
     InboundMail {
         key: MailKey::ContentHash(String::new()),
@@ -645,7 +495,10 @@ fn unfold(value: &str) -> String {
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\r' || c == '\n' {
-            while chars.next_if(|&next| matches!(next, '\r' | '\n' | ' ' | '\t')).is_some() {}
+            while chars
+                .next_if(|&next| matches!(next, '\r' | '\n' | ' ' | '\t'))
+                .is_some()
+            {}
             out.push(' ');
         } else {
             out.push(c);
@@ -660,9 +513,11 @@ fn unfold(value: &str) -> String {
 /// contain an `@`.
 pub fn message_ids(value: &str) -> Vec<MessageId> {
     let mut ids: Vec<MessageId> = Vec::new();
+    // A set keeps a hostile References field with thousands of ids linear.
+    let mut seen = BTreeSet::new();
     let mut push = |candidate: &str| {
         if let Some(id) = MessageId::parse(candidate)
-            && !ids.contains(&id)
+            && seen.insert(id.clone())
         {
             ids.push(id);
         }
@@ -743,7 +598,11 @@ fn timestamp(date: &mail_parser::DateTime) -> Option<Timestamp> {
     )
     .ok()?;
     let magnitude = i32::from(date.tz_hour) * 3600 + i32::from(date.tz_minute) * 60;
-    let seconds = if date.tz_before_gmt { -magnitude } else { magnitude };
+    let seconds = if date.tz_before_gmt {
+        -magnitude
+    } else {
+        magnitude
+    };
     let offset = jiff::tz::Offset::from_seconds(seconds).ok()?;
     offset.to_timestamp(civil).ok()
 }
@@ -764,188 +623,94 @@ fn is_delivery_report(message: &Message<'_>) -> bool {
     })
 }
 
-/// Reports the damage mail-parser recovers from silently: multiparts whose boundary is missing
-/// or never closed, parts it could not decode, and base64 that stops mid-group. Parts of
-/// forwarded messages are not checked; their damage does not affect this message.
-fn check_structure(message: &Message<'_>, raw: &[u8], anomalies: &mut Vec<Anomaly>) {
-    let mut truncated = false;
-    for (index, part) in message.parts.iter().enumerate() {
-        let Some(content_type) = part.content_type() else {
-            continue;
-        };
-        if !content_type.ctype().eq_ignore_ascii_case("multipart") {
-            continue;
-        }
-        let Some(boundary) = content_type.attribute("boundary") else {
-            anomalies.push(Anomaly::BrokenMime {
-                part: index,
-                problem: MimeProblem::NoBoundaryParameter,
-            });
-            continue;
-        };
-        if !matches!(part.body, PartType::Multipart(_)) {
-            anomalies.push(Anomaly::BrokenMime {
-                part: index,
-                problem: MimeProblem::BoundaryNotFound {
-                    boundary: boundary.to_owned(),
-                },
-            });
-            continue;
-        }
-        let body_start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
-        let body = raw.get(body_start..).unwrap_or_default();
-        let closing = format!("--{boundary}--");
-        if !contains(body, closing.as_bytes()) {
-            truncated = true;
-            anomalies.push(Anomaly::Truncated {
-                part: index,
-                problem: Truncation::MissingClosingBoundary {
-                    boundary: boundary.to_owned(),
-                },
-            });
-        }
-    }
-
-    for (index, part) in message.parts.iter().enumerate() {
-        let declared = part
-            .content_transfer_encoding()
-            .map(|encoding| encoding.trim().to_ascii_lowercase());
-        let declared = declared.as_deref();
-        let runs_to_end = usize::try_from(part.offset_end).is_ok_and(|end| end >= raw.len());
-        if part.is_encoding_problem && matches!(declared, Some("base64" | "quoted-printable")) {
-            // A part cut off by the end of the data is already explained by the missing
-            // closing boundary.
-            if !(truncated && runs_to_end) {
-                anomalies.push(Anomaly::BrokenMime {
-                    part: index,
-                    problem: MimeProblem::Undecodable {
-                        encoding: declared.unwrap_or_default().to_owned(),
-                    },
-                });
-            }
-        } else if !part.is_encoding_problem
-            && declared == Some("base64")
-            && !matches!(part.body, PartType::Multipart(_) | PartType::Message(_))
-        {
-            let start = usize::try_from(part.offset_body).unwrap_or(usize::MAX);
-            let end = usize::try_from(part.offset_end).unwrap_or(usize::MAX);
-            let encoded = raw.get(start..end).unwrap_or_default();
-            let symbols = encoded
-                .iter()
-                .filter(|&&byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'='))
-                .count();
-            if symbols % 4 != 0 {
-                anomalies.push(Anomaly::Truncated {
-                    part: index,
-                    problem: Truncation::IncompleteBase64,
-                });
-            }
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
-}
-
-/// How mail-parser will treat a declared charset.
-enum CharsetSupport {
-    Decoded,
-    /// Known by name, but this build reads it as UTF-8.
-    NotDecoded,
-    Unknown,
-}
-
-fn charset_support(label: &str) -> CharsetSupport {
-    let label = label.trim();
-    // UTF-8 is not in mail-parser's table: its fallback for a missing decoder is UTF-8.
-    if label.eq_ignore_ascii_case("utf-8") || label.eq_ignore_ascii_case("utf8") {
-        return CharsetSupport::Decoded;
-    }
-    match charset_decoder(label.as_bytes()) {
-        None => CharsetSupport::Unknown,
-        // Without mail-parser's `full_encoding` feature the multi-byte decoders are stand-ins
-        // that read the bytes as UTF-8. A real decoder for any non-UTF-8 charset turns the
-        // UTF-8 bytes of "é" into something else; a stand-in returns "é" unchanged.
-        Some(decoder) if decoder("é".as_bytes()) == "é" => CharsetSupport::NotDecoded,
-        Some(_) => CharsetSupport::Decoded,
-    }
-}
-
-/// An RFC 2047 encoded word's charset, with an optional RFC 2231 language suffix.
-static ENCODED_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"=\?([^?*\s]+)(?:\*[^?\s]*)?\?[BbQq]\?")
-        .expect("the encoded-word pattern is a valid regular expression")
-});
-
-/// Reports the charsets mail-parser silently read as UTF-8: those of text parts and those of
-/// encoded words in the message's own header fields.
-fn check_charsets(message: &Message<'_>, raw: &[u8], anomalies: &mut Vec<Anomaly>) {
-    let mut seen = BTreeSet::new();
-    let mut report = |charset: &str, part: Option<usize>| {
-        let anomaly = match charset_support(charset) {
-            CharsetSupport::Decoded => return,
-            CharsetSupport::NotDecoded => Anomaly::CharsetNotDecoded {
-                charset: charset.to_owned(),
-                part,
-            },
-            CharsetSupport::Unknown => Anomaly::UnknownCharset {
-                charset: charset.to_owned(),
-                part,
-            },
-        };
-        if seen.insert((charset.to_ascii_lowercase(), part)) {
-            anomalies.push(anomaly);
-        }
-    };
-
-    let header_end = message
-        .parts
-        .first()
-        .and_then(|root| usize::try_from(root.offset_body).ok())
-        .unwrap_or(0);
-    let header_block = String::from_utf8_lossy(raw.get(..header_end).unwrap_or(raw));
-    for capture in ENCODED_WORD.captures_iter(&header_block) {
-        if let Some(charset) = capture.get(1) {
-            report(charset.as_str(), None);
-        }
-    }
-
-    for (index, part) in message.parts.iter().enumerate() {
-        if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
-            continue;
-        }
-        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) {
-            report(charset, Some(index));
-        }
-    }
-}
-
-/// The readable text of a message, and whether it came from the root part that mail-parser had
-/// set aside as an attachment (a multipart whose boundary never occurs).
-fn message_text(message: &Message<'_>) -> (String, bool) {
+/// The readable text of a message. When mail-parser found no body text because the MIME
+/// structure is damaged, the text of the part that would have been the body is used instead,
+/// and its index is returned so that it is not listed as an attachment too.
+fn message_text(message: &Message<'_>, raw: &[u8]) -> (String, Option<usize>) {
     let mut pieces = Vec::new();
     for &id in &message.text_body {
-        let Some(part) = usize::try_from(id).ok().and_then(|id| message.parts.get(id)) else {
+        let Some(part) = usize::try_from(id)
+            .ok()
+            .and_then(|id| message.parts.get(id))
+        else {
             continue;
         };
-        match &part.body {
-            PartType::Text(text) => pieces.push(clean_text(text)),
-            PartType::Html(html) => pieces.push(html_to_text(html)),
-            // Inline images sit between text parts in the body list; they are attachments.
-            _ => {}
+        // Inline images sit between text parts in the body list; they are attachments.
+        if let Some(text) = part_text(part, raw) {
+            pieces.push(text);
         }
     }
     pieces.retain(|piece| !piece.is_empty());
-    if pieces.is_empty()
-        && let Some(PartType::Text(text)) = message.parts.first().map(|root| &root.body)
-    {
-        let text = clean_text(text);
-        if !text.is_empty() {
-            return (text, true);
-        }
+    if !pieces.is_empty() {
+        return (pieces.join("\n\n"), None);
     }
-    (pieces.join("\n\n"), false)
+    // A multipart whose boundary never occurs leaves its whole body as the root's text. A
+    // text part cut off before its closing boundary is set aside as an attachment.
+    let recovered = message.parts.iter().enumerate().find(|(index, part)| {
+        let unnamed_text = part.attachment_name().is_none()
+            && part.content_type().is_none_or(|ct| {
+                ct.ctype().eq_ignore_ascii_case("text")
+                    && ct.subtype().is_some_and(|subtype| {
+                        subtype.eq_ignore_ascii_case("plain")
+                            || subtype.eq_ignore_ascii_case("html")
+                    })
+            });
+        (*index == 0 || unnamed_text) && part_text(part, raw).is_some_and(|text| !text.is_empty())
+    });
+    match recovered {
+        Some((index, part)) => (part_text(part, raw).unwrap_or_default(), Some(index)),
+        None => (String::new(), None),
+    }
+}
+
+/// Decodes a text part that mail-parser left encoded because its closing boundary never came:
+/// mail-parser's own base64 or quoted-printable decoder, run to the end of the data, then the
+/// declared charset. `None` when the part was not encoded or still cannot be decoded.
+fn redecode_text(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<String> {
+    if !part.is_encoding_problem {
+        return None;
+    }
+    let encoding = part
+        .content_transfer_encoding()?
+        .trim()
+        .to_ascii_lowercase();
+    let start = usize::try_from(part.offset_body).ok()?;
+    let end = usize::try_from(part.offset_end).ok()?;
+    let mut stream = MessageStream::new(raw.get(start..end)?);
+    // With no boundary to look for, the decoders read to the end of the data.
+    let (status, bytes) = match encoding.as_str() {
+        "base64" => stream.decode_base64_mime(b""),
+        "quoted-printable" => stream.decode_quoted_printable_mime(b""),
+        _ => return None,
+    };
+    if status == usize::MAX {
+        return None;
+    }
+    let content_type = part.content_type();
+    let text = match content_type
+        .and_then(|ct| ct.attribute("charset"))
+        .and_then(|charset| charset_decoder(charset.as_bytes()))
+    {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    let is_html = content_type
+        .and_then(|ct| ct.subtype())
+        .is_some_and(|subtype| subtype.eq_ignore_ascii_case("html"));
+    Some(if is_html {
+        html_to_text(&text)
+    } else {
+        clean_text(&text)
+    })
+}
+
+/// The readable text of one text or HTML part; `None` for any other part.
+fn part_text(part: &mail_parser::MessagePart<'_>, raw: &[u8]) -> Option<String> {
+    match &part.body {
+        PartType::Text(text) => redecode_text(part, raw).or_else(|| Some(clean_text(text))),
+        PartType::Html(html) => redecode_text(part, raw).or_else(|| Some(html_to_text(html))),
+        _ => None,
+    }
 }
 
 /// Line endings to `\n`, leading blank lines and trailing white space removed.
@@ -965,7 +730,7 @@ fn clean_text(text: &str) -> String {
 
 /// Removes every carriage return that ends a line, so CRLF and LF copies of a message give the
 /// same text. A run of carriage returns before a line feed goes as a whole; lone ones stay.
-fn normalise_newlines(text: &str) -> String {
+pub(super) fn normalise_newlines(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_cr = 0usize;
     for c in text.chars() {
@@ -1008,76 +773,23 @@ fn normalise_line_endings(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn html_pattern(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("the HTML clean-up patterns are valid regular expressions")
-}
-
-/// Elements whose content is never text a person wrote.
-static HTML_HIDDEN: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    let mut patterns = vec![html_pattern(r"(?s)<!--.*?-->")];
-    for tag in ["head", "script", "style", "template", "title", "noscript"] {
-        patterns.push(html_pattern(&format!(r"(?is)<{tag}\b[^>]*>.*?</{tag}\s*>")));
-    }
-    // An unclosed script or style hides everything after it, as it would in a browser.
-    for tag in ["script", "style"] {
-        patterns.push(html_pattern(&format!(r"(?is)<{tag}\b[^>]*>.*\z")));
-    }
-    patterns
-});
-
-/// Block elements, which mail-parser's converter would otherwise run together on one line.
-static HTML_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
-    html_pattern(
-        r"(?i)<\s*/?\s*(?:p|div|li|tr|h[1-6]|blockquote|table|ul|ol|pre|section|article|header|footer|hr)\b[^>]*>",
-    )
-});
-
-static HTML_CELL_END: LazyLock<Regex> = LazyLock::new(|| html_pattern(r"(?i)<\s*/\s*t[dh]\s*>"));
-
-/// HTML to readable text. mail-parser's `html_to_text` only recognises `<style>` and `<script>`
-/// written without attributes, so `<style type="text/css">` would leak CSS into the text;
-/// hidden elements are removed here first, and block elements become line breaks.
-fn html_to_text(html: &str) -> String {
-    let mut cleaned = html.to_owned();
-    for pattern in HTML_HIDDEN.iter() {
-        cleaned = pattern.replace_all(&cleaned, " ").into_owned();
-    }
-    cleaned = HTML_BLOCK.replace_all(&cleaned, "<br>").into_owned();
-    cleaned = HTML_CELL_END.replace_all(&cleaned, " ").into_owned();
-    let text = mail_parser::decoders::html::html_to_text(&cleaned);
-
-    // HTML white space carries no meaning: trim every line and keep at most one blank line.
-    let mut out = String::with_capacity(text.len());
-    let mut blank_run = 0;
-    for line in normalise_newlines(&text).lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            blank_run += 1;
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(if blank_run > 1 { "\n\n" } else { "\n" });
-        }
-        blank_run = 0;
-        out.push_str(line);
-    }
-    out
-}
-
 /// The message's attachments: every part mail-parser did not use as body text, inline photos
-/// included. The root part is skipped when its text became the message text.
+/// included. The part whose text became the message text is skipped.
 fn attachments(
     message: &Message<'_>,
-    root_is_text: bool,
+    text_part: Option<usize>,
     limits: &ParseLimits,
     anomalies: &mut Vec<Anomaly>,
 ) -> Vec<Attachment> {
     let mut attachments = Vec::new();
     for &id in &message.attachments {
-        if id == 0 && root_is_text {
+        if usize::try_from(id).ok() == text_part {
             continue;
         }
-        let Some(part) = usize::try_from(id).ok().and_then(|id| message.parts.get(id)) else {
+        let Some(part) = usize::try_from(id)
+            .ok()
+            .and_then(|id| message.parts.get(id))
+        else {
             continue;
         };
         let name = part.attachment_name().map(str::to_owned);
@@ -1126,7 +838,11 @@ fn attachments(
 /// not parse adds its raw bytes, or every piece of garbage would share one key. Line endings
 /// are normalised throughout, so a CRLF and an LF copy of one message share a key.
 fn content_hash(mail: &InboundMail, raw: &[u8], message: Option<&Message<'_>>) -> String {
-    let from = mail.from.as_ref().map(|m| m.address.as_str()).unwrap_or_default();
+    let from = mail
+        .from
+        .as_ref()
+        .map(|m| m.address.as_str())
+        .unwrap_or_default();
     let date = message
         .and_then(|message| {
             let headers = message.parts.first()?.headers.as_slice();
@@ -1146,13 +862,20 @@ fn content_hash(mail: &InboundMail, raw: &[u8], message: Option<&Message<'_>>) -
     ];
     if let Some(message) = message {
         for &id in &message.attachments {
-            if let Some(part) = usize::try_from(id).ok().and_then(|id| message.parts.get(id)) {
+            if let Some(part) = usize::try_from(id)
+                .ok()
+                .and_then(|id| message.parts.get(id))
+            {
                 let digest = Sha256::digest(normalise_line_endings(part.contents()));
                 fields.push(digest.to_vec());
             }
         }
     }
-    if mail.anomalies.iter().any(|a| matches!(a, Anomaly::Unparseable { .. })) {
+    if mail
+        .anomalies
+        .iter()
+        .any(|a| matches!(a, Anomaly::Unparseable { .. }))
+    {
         fields.push(normalise_line_endings(raw));
     }
     let borrowed: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();

@@ -80,7 +80,10 @@ mod tests {
     fn bidi_controls_are_escaped() {
         assert_eq!(for_terminal("\u{202e}exe.jpg"), "\\u{202e}exe.jpg");
         assert_eq!(for_terminal("a\u{2066}b\u{2069}"), "a\\u{2066}b\\u{2069}");
-        assert_eq!(for_terminal("\u{200e}\u{200f}\u{61c}"), "\\u{200e}\\u{200f}\\u{61c}");
+        assert_eq!(
+            for_terminal("\u{200e}\u{200f}\u{61c}"),
+            "\\u{200e}\\u{200f}\\u{61c}"
+        );
     }
 
     #[test]

@@ -1,8 +1,12 @@
+// Tests fail by panicking, and fixtures are indexed by the mutations under test.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 
+use super::checks::{CharsetSupport, charset_support};
 use super::*;
 use crate::sanitize::for_terminal;
 
@@ -88,26 +92,47 @@ fn render(mail: &InboundMail, sizes: Sizes) -> String {
     line("key", mail.key.to_index_string());
     line(
         "message-id",
-        mail.message_id.as_ref().map(|id| id.as_str().to_owned()).unwrap_or_default(),
+        mail.message_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default(),
     );
     line("in-reply-to", ids(&mail.in_reply_to));
     line("references", ids(&mail.references));
     line("from", mail.from.as_ref().map(mailbox).unwrap_or_default());
-    line("sender", mail.sender.as_ref().map(mailbox).unwrap_or_default());
+    line(
+        "sender",
+        mail.sender.as_ref().map(mailbox).unwrap_or_default(),
+    );
     line("reply-to", mailboxes(&mail.reply_to));
     line("to", mailboxes(&mail.to));
     line("cc", mailboxes(&mail.cc));
     line(
         "return-path",
-        mail.return_path.as_ref().map(|p| format!("<{p}>")).unwrap_or_default(),
+        mail.return_path
+            .as_ref()
+            .map(|p| format!("<{p}>"))
+            .unwrap_or_default(),
     );
-    line("subject", mail.subject.as_ref().map(|s| format!("{s:?}")).unwrap_or_default());
+    line(
+        "subject",
+        mail.subject
+            .as_ref()
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_default(),
+    );
     line(
         "thread-subject",
-        mail.thread_subject.as_ref().map(|s| format!("{s:?}")).unwrap_or_default(),
+        mail.thread_subject
+            .as_ref()
+            .map(|s| format!("{s:?}"))
+            .unwrap_or_default(),
     );
     line("date", mail.date.map(|d| d.to_string()).unwrap_or_default());
-    line("auto-submitted", mail.auto_submitted.clone().unwrap_or_default());
+    line(
+        "auto-submitted",
+        mail.auto_submitted.clone().unwrap_or_default(),
+    );
     line("precedence", mail.precedence.clone().unwrap_or_default());
     line("list-id", mail.list_id.clone().unwrap_or_default());
     let flags: Vec<&str> = [
@@ -156,7 +181,12 @@ fn render(mail: &InboundMail, sizes: Sizes) -> String {
     for text_line in mail.text.lines() {
         // No trailing space on blank lines, so editors cannot change the expected files.
         let text_line = for_terminal(text_line);
-        writeln!(out, "|{}{text_line}", if text_line.is_empty() { "" } else { " " }).unwrap();
+        writeln!(
+            out,
+            "|{}{text_line}",
+            if text_line.is_empty() { "" } else { " " }
+        )
+        .unwrap();
     }
     out
 }
@@ -282,7 +312,10 @@ fn content_hash_ignores_headers_added_on_the_way() {
 X-Spam-Flag: NO\n"
         .to_vec();
     delivered_again.extend_from_slice(NO_ID);
-    assert_eq!(parse_default(NO_ID).key, parse_default(&delivered_again).key);
+    assert_eq!(
+        parse_default(NO_ID).key,
+        parse_default(&delivered_again).key
+    );
 }
 
 #[test]
@@ -304,7 +337,10 @@ fn content_hash_depends_on_sender_date_subject_and_text() {
 fn content_hash_ignores_the_case_of_the_sender_address() {
     let text = String::from_utf8(NO_ID.to_vec()).unwrap();
     let lower = text.replace("Amina@Example.NET", "amina@example.net");
-    assert_eq!(parse_default(NO_ID).key, parse_default(lower.as_bytes()).key);
+    assert_eq!(
+        parse_default(NO_ID).key,
+        parse_default(lower.as_bytes()).key
+    );
 }
 
 #[test]
@@ -364,7 +400,11 @@ fn leap_second_is_read_as_the_second_before() {
 fn impossible_dates_are_bad_dates() {
     let mail = parse_default(b"From: a@example.org\nDate: Thu, 31 Feb 2024 10:00:00 +0000\n\nx\n");
     assert!(mail.date.is_none());
-    assert!(mail.anomalies.iter().any(|a| matches!(a, Anomaly::BadDate { .. })));
+    assert!(
+        mail.anomalies
+            .iter()
+            .any(|a| matches!(a, Anomaly::BadDate { .. }))
+    );
 }
 
 #[test]
@@ -382,11 +422,20 @@ fn html_loses_scripts_styles_and_comments() {
 #[test]
 fn charset_support_matches_mail_parser_table() {
     assert!(matches!(charset_support("UTF-8"), CharsetSupport::Decoded));
-    assert!(matches!(charset_support("windows-1256"), CharsetSupport::Decoded));
+    assert!(matches!(
+        charset_support("windows-1256"),
+        CharsetSupport::Decoded
+    ));
     assert!(matches!(charset_support("koi8-r"), CharsetSupport::Decoded));
-    assert!(matches!(charset_support("x-unknown-charset"), CharsetSupport::Unknown));
+    assert!(matches!(
+        charset_support("x-unknown-charset"),
+        CharsetSupport::Unknown
+    ));
     // Decoded with mail-parser's `full_encoding` feature, a UTF-8 stand-in without it.
-    assert!(!matches!(charset_support("ISO-2022-JP"), CharsetSupport::Unknown));
+    assert!(!matches!(
+        charset_support("ISO-2022-JP"),
+        CharsetSupport::Unknown
+    ));
 }
 
 #[test]
@@ -398,7 +447,10 @@ fn newline_normalisation_is_idempotent() {
 
 #[test]
 fn clean_text_drops_leading_blank_lines_but_keeps_indentation() {
-    assert_eq!(clean_text("\r\n \n  indented\nnext  \n\n"), "  indented\nnext");
+    assert_eq!(
+        clean_text("\r\n \n  indented\nnext  \n\n"),
+        "  indented\nnext"
+    );
 }
 
 #[test]
@@ -407,15 +459,32 @@ fn oversize_attachments_are_listed_but_not_copied() {
 --b\nContent-Type: text/plain\n\nsee scan\n\
 --b\nContent-Type: application/pdf; name=scan.pdf\nContent-Transfer-Encoding: base64\n\n\
 JVBERi0xLjQK\n--b--\n";
-    let mail = parse_unguarded(raw, &ParseLimits { max_attachment_size: 4 });
+    let mail = parse_unguarded(
+        raw,
+        &ParseLimits {
+            max_attachment_size: 4,
+        },
+    );
     let attachment = mail.attachments.first().unwrap();
     assert_eq!(attachment.size, 9);
     assert!(!attachment.kept);
     assert!(attachment.content().is_none());
-    assert!(mail.anomalies.iter().any(|a| matches!(a, Anomaly::AttachmentTooLarge { .. })));
+    assert!(
+        mail.anomalies
+            .iter()
+            .any(|a| matches!(a, Anomaly::AttachmentTooLarge { .. }))
+    );
 
-    let mail = parse_unguarded(raw, &ParseLimits { max_attachment_size: 9 });
-    assert_eq!(mail.attachments.first().unwrap().content(), Some(&b"%PDF-1.4\n"[..]));
+    let mail = parse_unguarded(
+        raw,
+        &ParseLimits {
+            max_attachment_size: 9,
+        },
+    );
+    assert_eq!(
+        mail.attachments.first().unwrap().content(),
+        Some(&b"%PDF-1.4\n"[..])
+    );
 }
 
 #[test]
@@ -441,9 +510,44 @@ Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nbi
         raw.push(b'\n');
     }
     raw.extend_from_slice(b"--b--\n");
-    let mail = parse_unguarded(&raw, &ParseLimits { max_attachment_size: 1024 });
+    let mail = parse_unguarded(
+        &raw,
+        &ParseLimits {
+            max_attachment_size: 1024,
+        },
+    );
     assert_eq!(mail.text, "big");
     assert!(!mail.attachments.first().unwrap().kept);
+}
+
+#[test]
+fn empty_forwarded_message_followed_by_a_part_is_survived() {
+    // mail-parser 0.11.9 reaches a `debug_assert!(false, ..)` on this in debug builds.
+    let raw = b"From: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n\
+--b\nContent-Type: message/rfc822\n\n--b\nContent-Type: message/rfc822\n\n\
+From: c@example.org\n\nx\n--b--\n";
+    let mail = parse_unguarded(raw, &ParseLimits::default());
+    assert_eq!(mail.size, raw.len());
+    assert!(matches!(mail.key, MailKey::ContentHash(_)));
+}
+
+#[test]
+fn deeply_nested_multiparts_are_parsed() {
+    let mut raw = b"From: a@example.org\n".to_vec();
+    for depth in 0..5000 {
+        raw.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=b{depth}\n\n--b{depth}\n").as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"Content-Type: text/plain\n\ndeep\n");
+    let mail = parse_unguarded(&raw, &ParseLimits::default());
+    assert_eq!(mail.text, "deep");
+    let truncated = mail
+        .anomalies
+        .iter()
+        .filter(|a| matches!(a, Anomaly::Truncated { .. }))
+        .count();
+    assert_eq!(truncated, 5000);
 }
 
 #[test]
@@ -451,7 +555,10 @@ fn guarded_parse_matches_unguarded_parse() {
     for raw in all_fixtures() {
         let guarded = parse(&raw, &GOLDEN_LIMITS);
         let unguarded = parse_unguarded(&raw, &GOLDEN_LIMITS);
-        assert_eq!(render(&guarded, Sizes::Shown), render(&unguarded, Sizes::Shown));
+        assert_eq!(
+            render(&guarded, Sizes::Shown),
+            render(&unguarded, Sizes::Shown)
+        );
     }
 }
 
