@@ -169,7 +169,9 @@ impl Report {
         }
         let _ = writeln!(out, "Text:");
         for line in self.text.lines() {
-            let _ = writeln!(out, "  | {}", for_terminal(line));
+            let line = for_terminal(line);
+            let gap = if line.is_empty() { "" } else { " " };
+            let _ = writeln!(out, "  |{gap}{line}");
         }
         out
     }

@@ -91,7 +91,8 @@ pub struct InboundMail {
     /// The Date field; `None` when it is missing or cannot be read (see the anomalies).
     pub date: Option<Timestamp>,
 
-    /// Auto-Submitted (RFC 3834), lower-cased, e.g. `auto-replied`.
+    /// Auto-Submitted (RFC 3834), lower-cased, e.g. `auto-replied`. The value `no` means a
+    /// person sent the message.
     pub auto_submitted: Option<String>,
     /// Precedence, lower-cased, e.g. `bulk`, `list`, `junk`.
     pub precedence: Option<String>,
