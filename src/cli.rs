@@ -23,7 +23,12 @@ use crate::{report, sanitize};
 #[command(name = "casemail", version, propagate_version = true)]
 pub struct Cli {
     /// Configuration file (TOML). Environment variables CASEMAIL__SECTION__KEY override it.
-    #[arg(long, global = true, env = "CASEMAIL_CONFIG", default_value = "/etc/casemail/casemail.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "CASEMAIL_CONFIG",
+        default_value = "/etc/casemail/casemail.toml"
+    )]
     pub config: PathBuf,
 
     /// Log line format on stderr.
@@ -125,7 +130,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run => {
             let config = config::load(&cli.config)?;
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(crate::daemon::run_until_signal(config))
         }
         Command::Inspect(args) => {

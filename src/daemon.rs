@@ -109,7 +109,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         clock,
         Arc::new(|| {}),
     ));
-    info!(folders = config.imap.folders.len() + config.imap.junk_folders.len(), "casemail is running.");
+    info!(
+        folders = config.imap.folders.len() + config.imap.junk_folders.len(),
+        "casemail is running."
+    );
 
     let early = tokio::select! {
         () = shutdown => None,
@@ -117,7 +120,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     cancel.cancel();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
-    if tokio::time::timeout_at(deadline, fetchers.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, fetchers.wait())
+        .await
+        .is_err()
+    {
         error!("Fetch tasks did not stop before the shutdown deadline.");
     }
     let processed = match early {

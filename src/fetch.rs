@@ -158,12 +158,11 @@ async fn tls_wrap<S: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug + 'stati
     config: &config::Imap,
 ) -> Result<Box<dyn ImapIo>, Error> {
     let connector = tls_connector(&config.host, config.ca_file.as_deref())?;
-    let name = rustls::pki_types::ServerName::try_from(config.host.clone()).map_err(|e| {
-        Error::Tls {
+    let name =
+        rustls::pki_types::ServerName::try_from(config.host.clone()).map_err(|e| Error::Tls {
             host: config.host.clone(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let tls = timed(connector.connect(name, stream))
         .await
         .map_err(|e| match e {
@@ -349,11 +348,11 @@ impl FolderWatch {
         if selected.last.0 > 0 {
             let query = format!("UID 1:{}", selected.last.0);
             let leftovers: Vec<Uid> = timed(selected.session()?.uid_search(query))
-            .await?
-            .into_iter()
-            .filter(|u| *u <= selected.last.0)
-            .map(Uid)
-            .collect();
+                .await?
+                .into_iter()
+                .filter(|u| *u <= selected.last.0)
+                .map(Uid)
+                .collect();
             if !leftovers.is_empty() {
                 info!(folder = %self.folder, count = leftovers.len(), "Acknowledging messages committed before a restart.");
                 let uidvalidity = selected.uidvalidity;
@@ -365,7 +364,8 @@ impl FolderWatch {
             match self.step(&mut selected, cancel).await? {
                 StepOutcome::Cancelled => {
                     if let Ok(session) = selected.session() {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
                     }
                     return Ok(());
                 }
@@ -394,9 +394,10 @@ impl FolderWatch {
             }
             Err(err) => return Err(err),
         };
-        let uidvalidity = UidValidity(mailbox.uid_validity.ok_or_else(|| Error::NoUidValidity {
-            folder: self.folder.clone(),
-        })?);
+        let uidvalidity =
+            UidValidity(mailbox.uid_validity.ok_or_else(|| Error::NoUidValidity {
+                folder: self.folder.clone(),
+            })?);
         let cursor = self.store.cursor(&self.folder)?;
         let (last, backfill_below) = match cursor {
             Some(Cursor {
@@ -532,7 +533,11 @@ impl FolderWatch {
         Ok(())
     }
 
-    async fn apply_ack(&mut self, selected: &mut Selected, committed: Committed) -> Result<(), Error> {
+    async fn apply_ack(
+        &mut self,
+        selected: &mut Selected,
+        committed: Committed,
+    ) -> Result<(), Error> {
         selected.outstanding = selected.outstanding.saturating_sub(committed.uids.len());
         if committed.uidvalidity != selected.uidvalidity {
             // The folder was recreated meanwhile; the leftover pass of the next session

@@ -31,7 +31,11 @@ pub struct MessageId(String);
 impl MessageId {
     /// Normalises a raw header value; `None` when nothing usable is left.
     pub fn parse(raw: &str) -> Option<MessageId> {
-        let trimmed = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let trimmed = raw
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         if trimmed.is_empty() || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return None;
         }

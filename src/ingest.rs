@@ -50,7 +50,9 @@ pub async fn run(
     clock: Clock,
     on_alive: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<(), store::Error> {
-    let batch_size = usize::try_from(config.ingest.batch_size).unwrap_or(200).max(1);
+    let batch_size = usize::try_from(config.ingest.batch_size)
+        .unwrap_or(200)
+        .max(1);
     while let Some(first) = incoming.recv().await {
         let mut batch = vec![first];
         while batch.len() < batch_size {
@@ -132,7 +134,16 @@ async fn process_fetched(
                 let (kind, arrival) = (fetched.kind, fetched.arrival);
                 let raw = raw.clone();
                 return tokio::task::spawn_blocking(move || {
-                    file_message(&store, &config, clock(), &source, kind, arrival, &mail, &raw)
+                    file_message(
+                        &store,
+                        &config,
+                        clock(),
+                        &source,
+                        kind,
+                        arrival,
+                        &mail,
+                        &raw,
+                    )
                 })
                 .await
                 .unwrap_or_else(|join| {
@@ -297,7 +308,10 @@ pub fn file_message(
                 let detail = match arrival {
                     Arrival::Live => format!("from {}", source.mailbox),
                     Arrival::Backfill => {
-                        format!("from {} (first-run backfill: nobody is notified)", source.mailbox)
+                        format!(
+                            "from {} (first-run backfill: nobody is notified)",
+                            source.mailbox
+                        )
                     }
                 };
                 let event = Event {

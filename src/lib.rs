@@ -12,13 +12,13 @@ pub mod sanitize;
 pub mod telemetry;
 
 pub mod fetch;
-pub mod parse;
-pub mod thread;
-pub mod store;
 pub mod ingest;
+pub mod parse;
+pub mod store;
+pub mod thread;
 
 pub mod report;
 
-pub mod daemon;
 pub mod cli;
+pub mod daemon;
 pub mod inspect;

@@ -126,7 +126,11 @@ pub fn ticket_detail_text(detail: &Value) -> String {
                         s(&a["name"]),
                         s(&a["content_type"]),
                         a["size"],
-                        if a["kept"].as_bool() == Some(false) { ", raw only: over the size limit" } else { "" },
+                        if a["kept"].as_bool() == Some(false) {
+                            ", raw only: over the size limit"
+                        } else {
+                            ""
+                        },
                     ));
                 }
             }

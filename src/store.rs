@@ -189,7 +189,10 @@ impl Store {
 
     /// The raw bytes a message was received as.
     pub fn raw(&self, id: TicketId, seq: u32) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.tree.get(raw_key(id, seq).as_bytes())?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(raw_key(id, seq).as_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// The ticket and position of the message with this dedupe key, if one was stored.
@@ -264,8 +267,10 @@ impl WriteTx<'_> {
             Some(v) => decode_u64(&v)?,
             None => 1,
         };
-        self.tree
-            .insert(KEY_NEXT_TICKET, next.saturating_add(1).to_be_bytes().to_vec())?;
+        self.tree.insert(
+            KEY_NEXT_TICKET,
+            next.saturating_add(1).to_be_bytes().to_vec(),
+        )?;
         Ok(TicketId(next))
     }
 
@@ -276,8 +281,10 @@ impl WriteTx<'_> {
     /// Writes the ticket record and keeps the requester index in step.
     pub fn put_ticket(&self, ticket: &Ticket) -> TxResult<()> {
         self.put(&ticket_key(ticket.id), ticket)?;
-        self.tree
-            .insert(requester_key(&ticket.requester, ticket.id).as_bytes(), Vec::new())?;
+        self.tree.insert(
+            requester_key(&ticket.requester, ticket.id).as_bytes(),
+            Vec::new(),
+        )?;
         Ok(())
     }
 
@@ -289,8 +296,10 @@ impl WriteTx<'_> {
     pub fn put_message(&self, message: &StoredMessage, raw: Option<&[u8]>) -> TxResult<()> {
         self.put(&message_key(message.ticket, message.seq), message)?;
         if let Some(raw) = raw {
-            self.tree
-                .insert(raw_key(message.ticket, message.seq).as_bytes(), raw.to_vec())?;
+            self.tree.insert(
+                raw_key(message.ticket, message.seq).as_bytes(),
+                raw.to_vec(),
+            )?;
         }
         self.put(&mail_key_key(&message.key), &(message.ticket, message.seq))?;
         if let Some(id) = &message.message_id {

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 
 use casemail::ids::{MailKey, MessageId, TicketId, Uid, UidValidity};
-use casemail::model::{Cursor, Direction, Event, Actor, Status, StoredMessage, Ticket};
+use casemail::model::{Actor, Cursor, Direction, Event, Status, StoredMessage, Ticket};
 use casemail::store::Store;
 
 #[derive(Debug, Parser)]

@@ -115,9 +115,15 @@ fn a_store_with_another_schema_version_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let store = Store::open(dir.path()).expect("open");
-        store.tree.insert(KEY_SCHEMA, b"99".to_vec()).expect("insert");
+        store
+            .tree
+            .insert(KEY_SCHEMA, b"99".to_vec())
+            .expect("insert");
         store.flush().expect("flush");
     }
     let reopened = Store::open(dir.path());
-    assert!(matches!(reopened, Err(Error::Schema { .. })), "{reopened:?}");
+    assert!(
+        matches!(reopened, Err(Error::Schema { .. })),
+        "{reopened:?}"
+    );
 }

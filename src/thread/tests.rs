@@ -87,7 +87,14 @@ fn run(
 #[test]
 fn the_same_message_twice_is_a_duplicate() {
     let view = FakeView::default().with_ticket(1, "a@x.org", Status::New, "m1@x.org");
-    let placement = run(&view, "m1@x.org", "a@x.org", "hi", &[], OpenTicketRule::OnePerRequester);
+    let placement = run(
+        &view,
+        "m1@x.org",
+        "a@x.org",
+        "hi",
+        &[],
+        OpenTicketRule::OnePerRequester,
+    );
     assert_eq!(
         placement,
         Placement::Duplicate {
@@ -154,7 +161,14 @@ fn a_stranger_copying_a_subject_tag_starts_a_new_ticket() {
 #[test]
 fn a_requester_with_an_open_ticket_joins_it_only_when_configured() {
     let view = FakeView::default().with_ticket(3, "a@x.org", Status::Waiting, "m1@x.org");
-    let joined = run(&view, "m2@x.org", "a@x.org", "another", &[], OpenTicketRule::OnePerRequester);
+    let joined = run(
+        &view,
+        "m2@x.org",
+        "a@x.org",
+        "another",
+        &[],
+        OpenTicketRule::OnePerRequester,
+    );
     assert_eq!(
         joined,
         Placement::Existing {
@@ -162,7 +176,14 @@ fn a_requester_with_an_open_ticket_joins_it_only_when_configured() {
             reason: Reason::OpenTicketOfRequester
         }
     );
-    let separate = run(&view, "m2@x.org", "a@x.org", "another", &[], OpenTicketRule::NewTicketEachTime);
+    let separate = run(
+        &view,
+        "m2@x.org",
+        "a@x.org",
+        "another",
+        &[],
+        OpenTicketRule::NewTicketEachTime,
+    );
     assert_eq!(separate, Placement::NewTicket);
 }
 
@@ -171,7 +192,14 @@ fn closed_and_spam_tickets_are_not_joined_by_requester_rule() {
     let view = FakeView::default()
         .with_ticket(3, "a@x.org", Status::Closed, "m1@x.org")
         .with_ticket(4, "a@x.org", Status::Spam, "m9@x.org");
-    let placement = run(&view, "m2@x.org", "a@x.org", "again", &[], OpenTicketRule::OnePerRequester);
+    let placement = run(
+        &view,
+        "m2@x.org",
+        "a@x.org",
+        "again",
+        &[],
+        OpenTicketRule::OnePerRequester,
+    );
     assert_eq!(placement, Placement::NewTicket);
 }
 

@@ -74,7 +74,10 @@ fn committed_tickets_survive_sigkill_at_random_moments() {
          {killed_mid_write} trials killed after progress"
     );
     assert!(reported > 0, "the writer never committed anything");
-    assert!(killed_mid_write >= TRIALS / 2, "most trials must kill a working writer");
+    assert!(
+        killed_mid_write >= TRIALS / 2,
+        "most trials must kill a working writer"
+    );
 }
 
 /// Everything up to `reported` is present, and every ticket present is whole: its message, raw
