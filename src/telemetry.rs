@@ -13,7 +13,8 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second initialisation (tests calling `init` twice) is harmless, hence `try_init`.
     let _ = match (format, under_journald) {
         (LogFormat::Json, _) => builder.json().try_init(),

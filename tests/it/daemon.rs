@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::harness::{self, Account, Bench};
+use crate::harness::{Account, Bench};
 
 pub const CASEMAIL: &str = env!("CARGO_BIN_EXE_casemail");
 
@@ -18,7 +18,8 @@ pub struct Daemon {
     pub help: Account,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
-    state: tempfile::TempDir,
+    /// Holds the config, log and state directory; removed when the daemon is dropped.
+    _state: tempfile::TempDir,
 }
 
 /// Overrides applied to the bench's config: `(section, key, value)`.
@@ -57,12 +58,8 @@ impl Daemon {
             help,
             config_path,
             log_path,
-            state,
+            _state: state,
         }
-    }
-
-    pub fn state_root(&self) -> &Path {
-        self.state.path()
     }
 
     pub fn start(&mut self) -> &mut Daemon {
@@ -179,24 +176,6 @@ impl Daemon {
             }
         }
         out
-    }
-
-    /// Waits until `folder` of the help mailbox is empty and Processed holds `processed`.
-    pub async fn wait_processed(&mut self, bench: &Bench, processed: usize, timeout: Duration) {
-        let help = self.help.clone();
-        let result = harness::wait_until(timeout, || {
-            let help = help.clone();
-            async move {
-                let inbox = bench.list(&help, "INBOX").await.map(|l| l.len()).unwrap_or(usize::MAX);
-                let done = bench.list(&help, "Processed").await.map(|l| l.len()).unwrap_or(0);
-                inbox == 0 && done >= processed
-            }
-        })
-        .await;
-        self.assert_running();
-        if let Err(err) = result {
-            panic!("{err:#}: casemail log:\n{}", self.log_tail());
-        }
     }
 }
 

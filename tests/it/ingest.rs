@@ -176,14 +176,29 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
     }
     session.logout().await.ok();
 
+    // Kill at random points of the ingest: each time the processed folder passes the next
+    // threshold, the daemon is killed at once, mid-way through whatever it is doing.
     let seed: u64 = rand::random();
     eprintln!("kill schedule seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    for _ in 0..6 {
+    let mut thresholds: Vec<u32> = (0..6).map(|_| rng.random_range(1..COUNT as u32 - 100)).collect();
+    thresholds.sort_unstable();
+    let mut watcher = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
+    for threshold in thresholds {
         daemon.start();
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        let reached = loop {
+            let processed = processed_count(&mut watcher).await;
+            if processed >= threshold {
+                break processed;
+            }
+            daemon.assert_running();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
         daemon.kill();
+        eprintln!("killed with {reached} of {COUNT} processed");
     }
+    assert!(processed_count(&mut watcher).await < COUNT as u32, "the kills happened mid-ingest");
+    watcher.logout().await.ok();
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX"], COUNT).await;
     daemon.terminate().await.expect("clean stop");
@@ -194,6 +209,15 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
     assert!(tickets.iter().all(|t| t["message_count"] == 1), "no message stored twice");
     let expected: BTreeSet<String> = (0..COUNT).map(|i| format!("request {i}")).collect();
     assert_eq!(subjects, expected);
+}
+
+/// How many messages the help mailbox's Processed folder holds (IMAP STATUS; 0 before it exists).
+async fn processed_count(session: &mut harness::ImapSession) -> u32 {
+    session
+        .status("Processed", "(MESSAGES)")
+        .await
+        .map(|mailbox| mailbox.exists)
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -217,6 +241,9 @@ async fn a_dovecot_restart_mid_ingest_is_survived() {
     })
     .await
     .expect("ingest started");
+    let mut watcher = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
+    assert!(processed_count(&mut watcher).await < COUNT as u32, "Dovecot stops mid-ingest");
+    drop(watcher);
     bench.stop_dovecot().await.expect("stop dovecot");
     bench.start_dovecot().await.expect("start dovecot");
     wait_drained(&bench, &mut daemon, &["INBOX"], COUNT).await;
