@@ -46,7 +46,7 @@ use tokio::sync::OnceCell;
     unused_imports,
     reason = "part of the harness's API for the integration modules, used by only some"
 )]
-pub use imap::{FetchedMail, ImapSession};
+pub use imap::{FetchedMail, ImapSession, ImapTransport};
 use process::StartError;
 
 /// The only mail domain the bench accepts and delivers.
