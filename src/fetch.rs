@@ -31,6 +31,8 @@ use crate::store::Store;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// See `Selected::idle_wakeups_without_mail`.
+const MAX_IDLE_WAKEUPS_WITHOUT_MAIL: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,6 +57,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("imap session was lost")]
     SessionLost,
+    #[error("imap server closed the session: {0}")]
+    ServerClosed(String),
+    #[error("imap server keeps waking IDLE without new mail; reconnecting")]
+    Spinning,
     #[error("store failed")]
     Store(#[from] crate::store::Error),
     #[error("the process stage stopped")]
@@ -274,6 +280,9 @@ struct Selected {
     outstanding: usize,
     has_idle: bool,
     has_move: bool,
+    /// IDLE wake-ups in a row that brought nothing new; a server that keeps waking us (a
+    /// deleted folder, a broken connection) gets a fresh session instead of a busy loop.
+    idle_wakeups_without_mail: u32,
 }
 
 impl Selected {
@@ -428,6 +437,7 @@ impl FolderWatch {
             outstanding: 0,
             has_idle,
             has_move,
+            idle_wakeups_without_mail: 0,
         })
     }
 
@@ -452,6 +462,7 @@ impl FolderWatch {
             .collect();
         new.sort_unstable();
         if !new.is_empty() {
+            selected.idle_wakeups_without_mail = 0;
             let count = new.len();
             let batch = usize::try_from(self.config.ingest.batch_size)
                 .unwrap_or(200)
@@ -624,7 +635,25 @@ impl FolderWatch {
             }
         };
         match &outcome {
-            Some(IdleResponse::NewData(_)) => debug!(folder = %self.folder, "IDLE woke up."),
+            Some(IdleResponse::NewData(data)) => {
+                if let async_imap::imap_proto::Response::Data {
+                    status: async_imap::imap_proto::Status::Bye,
+                    information,
+                    ..
+                } = data.parsed()
+                {
+                    // RFC 3501 §7.1.5: the server is closing the connection (Dovecot does so
+                    // when the selected folder is deleted).
+                    return Err(Error::ServerClosed(
+                        information.as_deref().unwrap_or("BYE").to_owned(),
+                    ));
+                }
+                selected.idle_wakeups_without_mail += 1;
+                if selected.idle_wakeups_without_mail > MAX_IDLE_WAKEUPS_WITHOUT_MAIL {
+                    return Err(Error::Spinning);
+                }
+                debug!(folder = %self.folder, "IDLE woke up.");
+            }
             Some(IdleResponse::Timeout) => debug!(folder = %self.folder, "IDLE re-issued."),
             Some(IdleResponse::ManualInterrupt) | None => {}
         }

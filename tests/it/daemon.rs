@@ -25,7 +25,12 @@ pub struct Daemon {
 /// Overrides applied to the bench's config: `(section, key, value)`.
 pub type Overrides<'a> = &'a [(&'a str, &'a str, toml::Value)];
 
-pub fn config_text(bench: &Bench, help: &Account, state_dir: &Path, overrides: Overrides<'_>) -> String {
+pub fn config_text(
+    bench: &Bench,
+    help: &Account,
+    state_dir: &Path,
+    overrides: Overrides<'_>,
+) -> String {
     let base = bench.casemail_config(help, state_dir);
     let mut table: toml::Table = base.parse().expect("the bench writes valid TOML");
     for (section, key, value) in overrides {
@@ -50,8 +55,11 @@ impl Daemon {
         let state = tempfile::tempdir().expect("state dir");
         let state_dir = state.path().join("state");
         let config_path = state.path().join("casemail.toml");
-        std::fs::write(&config_path, config_text(bench, &help, &state_dir, overrides))
-            .expect("write config");
+        std::fs::write(
+            &config_path,
+            config_text(bench, &help, &state_dir, overrides),
+        )
+        .expect("write config");
         let log_path = state.path().join("casemail.log");
         Daemon {
             child: None,
@@ -107,13 +115,19 @@ impl Daemon {
         loop {
             if let Some(status) = child.try_wait()? {
                 if !status.success() {
-                    bail!("casemail exited with {status} after SIGTERM:\n{}", self.log_tail());
+                    bail!(
+                        "casemail exited with {status} after SIGTERM:\n{}",
+                        self.log_tail()
+                    );
                 }
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
                 child.kill().ok();
-                bail!("casemail did not stop within 30 s of SIGTERM:\n{}", self.log_tail());
+                bail!(
+                    "casemail did not stop within 30 s of SIGTERM:\n{}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -13,7 +13,14 @@ use crate::harness::{self, Account, Bench};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A small RFC 5322 message. `message_id` without brackets; `None` leaves the header out.
-pub fn mail(from: &str, to: &str, subject: &str, message_id: Option<&str>, extra: &str, body: &str) -> Vec<u8> {
+pub fn mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
     let mut raw = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
     );
@@ -40,7 +47,12 @@ pub async fn wait_drained(bench: &Bench, daemon: &mut Daemon, folders: &[&str], 
                     _ => return false,
                 }
             }
-            bench.list(&help, "Processed").await.map(|l| l.len()).unwrap_or(0) == processed
+            bench
+                .list(&help, "Processed")
+                .await
+                .map(|l| l.len())
+                .unwrap_or(0)
+                == processed
         }
     })
     .await;
@@ -54,27 +66,72 @@ fn messages_of(ticket: &Value) -> &Vec<Value> {
     ticket["messages"].as_array().expect("messages array")
 }
 
-fn override_bool(section: &'static str, key: &'static str, value: bool) -> (&'static str, &'static str, toml::Value) {
+fn override_bool(
+    section: &'static str,
+    key: &'static str,
+    value: bool,
+) -> (&'static str, &'static str, toml::Value) {
     (section, key, toml::Value::Boolean(value))
 }
 
 #[tokio::test]
 async fn replies_thread_by_headers_and_by_subject_tag_but_strangers_do_not() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(bench, &[override_bool("threading", "one_open_ticket_per_requester", false)]);
+    let mut daemon = Daemon::new(
+        bench,
+        &[override_bool(
+            "threading",
+            "one_open_ticket_per_requester",
+            false,
+        )],
+    );
     let help = daemon.help.clone();
     let requester = bench.new_account("requester");
     daemon.start();
 
-    let first = mail(&requester.address, &help.address, "Eviction notice", Some("first@phone.example"), "", "My landlord wants me out by Friday.");
-    bench.send_mail(&requester.address, &[&help.address], &first).await.expect("send first");
+    let first = mail(
+        &requester.address,
+        &help.address,
+        "Eviction notice",
+        Some("first@phone.example"),
+        "",
+        "My landlord wants me out by Friday.",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &first)
+        .await
+        .expect("send first");
     wait_drained(bench, &mut daemon, &["INBOX"], 1).await;
 
-    let by_headers = mail(&requester.address, &help.address, "more documents", Some("second@phone.example"), "In-Reply-To: <first@phone.example>\r\nReferences: <first@phone.example>\r\n", "Here is the letter.");
-    let by_tag = mail(&requester.address, &help.address, "Re: my case [#1]", Some("third@phone.example"), "", "Any news?");
-    let stranger = mail("mallory@elsewhere.example", &help.address, "Re: my case [#1]", Some("fourth@elsewhere.example"), "", "Let me in.");
+    let by_headers = mail(
+        &requester.address,
+        &help.address,
+        "more documents",
+        Some("second@phone.example"),
+        "In-Reply-To: <first@phone.example>\r\nReferences: <first@phone.example>\r\n",
+        "Here is the letter.",
+    );
+    let by_tag = mail(
+        &requester.address,
+        &help.address,
+        "Re: my case [#1]",
+        Some("third@phone.example"),
+        "",
+        "Any news?",
+    );
+    let stranger = mail(
+        "mallory@elsewhere.example",
+        &help.address,
+        "Re: my case [#1]",
+        Some("fourth@elsewhere.example"),
+        "",
+        "Let me in.",
+    );
     for raw in [&by_headers, &by_tag, &stranger] {
-        bench.append(&help, "INBOX", raw, &[]).await.expect("append");
+        bench
+            .append(&help, "INBOX", raw, &[])
+            .await
+            .expect("append");
     }
     wait_drained(bench, &mut daemon, &["INBOX"], 4).await;
     daemon.terminate().await.expect("clean stop");
@@ -82,8 +139,18 @@ async fn replies_thread_by_headers_and_by_subject_tag_but_strangers_do_not() {
     let tickets = daemon.tickets();
     assert_eq!(tickets.len(), 2, "{tickets:#?}");
     let one = daemon.ticket(1);
-    let ids: Vec<&str> = messages_of(&one).iter().map(|m| m["message_id"].as_str().unwrap_or("")).collect();
-    assert_eq!(ids, ["first@phone.example", "second@phone.example", "third@phone.example"]);
+    let ids: Vec<&str> = messages_of(&one)
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "first@phone.example",
+            "second@phone.example",
+            "third@phone.example"
+        ]
+    );
     assert_eq!(one["requester"], requester.address.as_str());
     let two = daemon.ticket(2);
     assert_eq!(two["requester"], "mallory@elsewhere.example");
@@ -95,14 +162,44 @@ async fn the_same_message_delivered_twice_is_one_entry() {
     let bench = harness::shared().await;
     let mut daemon = Daemon::new(bench, &[]);
     let help = daemon.help.clone();
-    let in_both = mail("amal@phone.example", &help.address, "Visa appointment", Some("both@phone.example"), "", "Where do I go?");
-    let two_aliases = mail("bilal@phone.example", &help.address, "Housing", Some("aliases@phone.example"), "", "We sleep in the car.");
-    let no_id = mail("chen@phone.example", &help.address, "No id here", None, "", "Please call me.");
-    bench.append(&help, "INBOX", &in_both, &[]).await.expect("append");
+    let in_both = mail(
+        "amal@phone.example",
+        &help.address,
+        "Visa appointment",
+        Some("both@phone.example"),
+        "",
+        "Where do I go?",
+    );
+    let two_aliases = mail(
+        "bilal@phone.example",
+        &help.address,
+        "Housing",
+        Some("aliases@phone.example"),
+        "",
+        "We sleep in the car.",
+    );
+    let no_id = mail(
+        "chen@phone.example",
+        &help.address,
+        "No id here",
+        None,
+        "",
+        "Please call me.",
+    );
+    bench
+        .append(&help, "INBOX", &in_both, &[])
+        .await
+        .expect("append");
     bench.create_folder(&help, "Junk").await.ok();
-    bench.append(&help, "Junk", &in_both, &[]).await.expect("append junk");
+    bench
+        .append(&help, "Junk", &in_both, &[])
+        .await
+        .expect("append junk");
     for raw in [&two_aliases, &two_aliases, &no_id, &no_id] {
-        bench.append(&help, "INBOX", raw, &[]).await.expect("append");
+        bench
+            .append(&help, "INBOX", raw, &[])
+            .await
+            .expect("append");
     }
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX", "Junk"], 6).await;
@@ -121,9 +218,15 @@ async fn the_same_message_delivered_twice_is_one_entry() {
         .map(|s| s["folder"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(folders, BTreeSet::from(["INBOX", "Junk"]));
-    let aliases = messages.iter().filter(|(_, m)| m["message_id"] == "aliases@phone.example").count();
+    let aliases = messages
+        .iter()
+        .filter(|(_, m)| m["message_id"] == "aliases@phone.example")
+        .count();
     assert_eq!(aliases, 1);
-    let without_id = messages.iter().filter(|(_, m)| m["message_id"].is_null()).count();
+    let without_id = messages
+        .iter()
+        .filter(|(_, m)| m["message_id"].is_null())
+        .count();
     assert_eq!(without_id, 1);
 }
 
@@ -131,48 +234,110 @@ async fn the_same_message_delivered_twice_is_one_entry() {
 async fn a_uidvalidity_change_reimports_nothing_twice() {
     let bench = harness::shared().await;
     let folders = toml::Value::Array(vec![toml::Value::String("Requests".into())]);
-    let mut daemon = Daemon::new(bench, &[("imap", "folders", folders), ("imap", "junk_folders", toml::Value::Array(vec![]))]);
+    let mut daemon = Daemon::new(
+        bench,
+        &[
+            ("imap", "folders", folders),
+            ("imap", "junk_folders", toml::Value::Array(vec![])),
+        ],
+    );
     let help = daemon.help.clone();
-    bench.create_folder(&help, "Requests").await.expect("create Requests");
+    bench
+        .create_folder(&help, "Requests")
+        .await
+        .expect("create Requests");
     let originals: Vec<Vec<u8>> = (0..3)
-        .map(|i| mail(&format!("person{i}@phone.example"), &help.address, &format!("case {i}"), Some(&format!("orig-{i}@phone.example")), "", "help"))
+        .map(|i| {
+            mail(
+                &format!("person{i}@phone.example"),
+                &help.address,
+                &format!("case {i}"),
+                Some(&format!("orig-{i}@phone.example")),
+                "",
+                "help",
+            )
+        })
         .collect();
     for raw in &originals {
-        bench.append(&help, "Requests", raw, &[]).await.expect("append");
+        bench
+            .append(&help, "Requests", raw, &[])
+            .await
+            .expect("append");
     }
     daemon.start();
     wait_drained(bench, &mut daemon, &["Requests"], 3).await;
-    let before = bench.uidvalidity(&help, "Requests").await.expect("uidvalidity");
+    let before = bench
+        .uidvalidity(&help, "Requests")
+        .await
+        .expect("uidvalidity");
 
     // The folder is deleted and recreated (a server migration does the same): the same mail
     // comes back under a new UIDVALIDITY, plus one new message.
-    bench.delete_folder(&help, "Requests").await.expect("delete");
+    bench
+        .delete_folder(&help, "Requests")
+        .await
+        .expect("delete");
     bench.create_folder(&help, "Requests").await.ok();
     for raw in &originals {
-        bench.append(&help, "Requests", raw, &[]).await.expect("append again");
+        bench
+            .append(&help, "Requests", raw, &[])
+            .await
+            .expect("append again");
     }
-    let new = mail("newcomer@phone.example", &help.address, "new case", Some("new@phone.example"), "", "hello");
-    bench.append(&help, "Requests", &new, &[]).await.expect("append new");
-    let after = bench.uidvalidity(&help, "Requests").await.expect("uidvalidity");
+    let new = mail(
+        "newcomer@phone.example",
+        &help.address,
+        "new case",
+        Some("new@phone.example"),
+        "",
+        "hello",
+    );
+    bench
+        .append(&help, "Requests", &new, &[])
+        .await
+        .expect("append new");
+    let after = bench
+        .uidvalidity(&help, "Requests")
+        .await
+        .expect("uidvalidity");
     assert_ne!(before, after, "the bench must really change UIDVALIDITY");
     wait_drained(bench, &mut daemon, &["Requests"], 7).await;
     daemon.terminate().await.expect("clean stop");
 
     let tickets = daemon.tickets();
     assert_eq!(tickets.len(), 4, "{tickets:#?}");
-    assert!(tickets.iter().all(|t| t["message_count"] == 1), "{tickets:#?}");
+    assert!(
+        tickets.iter().all(|t| t["message_count"] == 1),
+        "{tickets:#?}"
+    );
 }
 
 #[tokio::test]
 async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
     const COUNT: usize = 2000;
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(bench, &[("ingest", "batch_size", toml::Value::Integer(100))]);
+    let mut daemon = Daemon::new(
+        bench,
+        &[("ingest", "batch_size", toml::Value::Integer(100))],
+    );
     let help = daemon.help.clone();
-    let mut session = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
+    let mut session = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
     for i in 0..COUNT {
-        let raw = mail(&format!("p{i}@phone.example"), &help.address, &format!("request {i}"), Some(&format!("bulk-{i}@phone.example")), "", &format!("Message number {i}."));
-        session.append("INBOX", None, None, &raw).await.expect("append");
+        let raw = mail(
+            &format!("p{i}@phone.example"),
+            &help.address,
+            &format!("request {i}"),
+            Some(&format!("bulk-{i}@phone.example")),
+            "",
+            &format!("Message number {i}."),
+        );
+        session
+            .append("INBOX", None, None, &raw)
+            .await
+            .expect("append");
     }
     session.logout().await.ok();
 
@@ -181,9 +346,14 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
     let seed: u64 = rand::random();
     eprintln!("kill schedule seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut thresholds: Vec<u32> = (0..6).map(|_| rng.random_range(1..COUNT as u32 - 100)).collect();
+    let mut thresholds: Vec<u32> = (0..6)
+        .map(|_| rng.random_range(1..COUNT as u32 - 100))
+        .collect();
     thresholds.sort_unstable();
-    let mut watcher = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
+    let mut watcher = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
     for threshold in thresholds {
         daemon.start();
         let reached = loop {
@@ -197,16 +367,25 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
         daemon.kill();
         eprintln!("killed with {reached} of {COUNT} processed");
     }
-    assert!(processed_count(&mut watcher).await < COUNT as u32, "the kills happened mid-ingest");
+    assert!(
+        processed_count(&mut watcher).await < COUNT as u32,
+        "the kills happened mid-ingest"
+    );
     watcher.logout().await.ok();
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX"], COUNT).await;
     daemon.terminate().await.expect("clean stop");
 
     let tickets = daemon.tickets();
-    let subjects: BTreeSet<String> = tickets.iter().map(|t| t["subject"].as_str().unwrap_or("").to_owned()).collect();
+    let subjects: BTreeSet<String> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(tickets.len(), COUNT, "one ticket per message");
-    assert!(tickets.iter().all(|t| t["message_count"] == 1), "no message stored twice");
+    assert!(
+        tickets.iter().all(|t| t["message_count"] == 1),
+        "no message stored twice"
+    );
     let expected: BTreeSet<String> = (0..COUNT).map(|i| format!("request {i}")).collect();
     assert_eq!(subjects, expected);
 }
@@ -224,12 +403,28 @@ async fn processed_count(session: &mut harness::ImapSession) -> u32 {
 async fn a_dovecot_restart_mid_ingest_is_survived() {
     const COUNT: usize = 300;
     let bench = harness::private().await;
-    let mut daemon = Daemon::new(&bench, &[("ingest", "batch_size", toml::Value::Integer(20))]);
+    let mut daemon = Daemon::new(
+        &bench,
+        &[("ingest", "batch_size", toml::Value::Integer(20))],
+    );
     let help = daemon.help.clone();
-    let mut session = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
+    let mut session = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
     for i in 0..COUNT {
-        let raw = mail(&format!("q{i}@phone.example"), &help.address, &format!("outage {i}"), Some(&format!("outage-{i}@phone.example")), "", "text");
-        session.append("INBOX", None, None, &raw).await.expect("append");
+        let raw = mail(
+            &format!("q{i}@phone.example"),
+            &help.address,
+            &format!("outage {i}"),
+            Some(&format!("outage-{i}@phone.example")),
+            "",
+            "text",
+        );
+        session
+            .append("INBOX", None, None, &raw)
+            .await
+            .expect("append");
     }
     session.logout().await.ok();
     daemon.start();
@@ -237,12 +432,24 @@ async fn a_dovecot_restart_mid_ingest_is_survived() {
     harness::wait_until(PATIENCE, || {
         let help = helper.clone();
         let bench = &bench;
-        async move { bench.list(&help, "Processed").await.map(|l| !l.is_empty()).unwrap_or(false) }
+        async move {
+            bench
+                .list(&help, "Processed")
+                .await
+                .map(|l| !l.is_empty())
+                .unwrap_or(false)
+        }
     })
     .await
     .expect("ingest started");
-    let mut watcher = bench.imap_session(&help, harness::Security::Plain).await.expect("imap session");
-    assert!(processed_count(&mut watcher).await < COUNT as u32, "Dovecot stops mid-ingest");
+    let mut watcher = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
+    assert!(
+        processed_count(&mut watcher).await < COUNT as u32,
+        "Dovecot stops mid-ingest"
+    );
     drop(watcher);
     bench.stop_dovecot().await.expect("stop dovecot");
     bench.start_dovecot().await.expect("start dovecot");
@@ -271,9 +478,25 @@ async fn broken_mail_becomes_a_flagged_ticket_and_later_mail_still_arrives() {
         to = help.address
     );
     let garbage: Vec<u8> = (0u8..=255).cycle().take(3000).collect();
-    let good = mail("good@phone.example", &help.address, "after the bad ones", Some("good@phone.example"), "", "I still need help.");
-    for raw in [truncated.as_bytes(), broken_mime.as_bytes(), unknown_charset.as_bytes(), garbage.as_slice(), good.as_slice()] {
-        bench.append(&help, "INBOX", raw, &[]).await.expect("append");
+    let good = mail(
+        "good@phone.example",
+        &help.address,
+        "after the bad ones",
+        Some("good@phone.example"),
+        "",
+        "I still need help.",
+    );
+    for raw in [
+        truncated.as_bytes(),
+        broken_mime.as_bytes(),
+        unknown_charset.as_bytes(),
+        garbage.as_slice(),
+        good.as_slice(),
+    ] {
+        bench
+            .append(&help, "INBOX", raw, &[])
+            .await
+            .expect("append");
     }
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX"], 5).await;
@@ -285,16 +508,35 @@ async fn broken_mail_becomes_a_flagged_ticket_and_later_mail_still_arrives() {
         serde_json::from_slice(&output.stdout).expect("quarantine JSON")
     };
     let messages = daemon.all_messages();
-    assert_eq!(messages.len() + quarantined.len(), 5, "every message is a ticket or quarantined");
+    assert_eq!(
+        messages.len() + quarantined.len(),
+        5,
+        "every message is a ticket or quarantined"
+    );
     let good = messages
         .iter()
         .find(|(_, m)| m["message_id"] == "good@phone.example")
         .expect("the good message after the bad ones");
-    assert!(good.1["text"].as_str().unwrap_or("").contains("I still need help."));
-    for id in ["trunc@phone.example", "mime@phone.example", "charset@phone.example"] {
-        let (_, message) = messages.iter().find(|(_, m)| m["message_id"] == id).unwrap_or_else(|| panic!("{id} stored"));
+    assert!(
+        good.1["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("I still need help.")
+    );
+    for id in [
+        "trunc@phone.example",
+        "mime@phone.example",
+        "charset@phone.example",
+    ] {
+        let (_, message) = messages
+            .iter()
+            .find(|(_, m)| m["message_id"] == id)
+            .unwrap_or_else(|| panic!("{id} stored"));
         assert!(
-            !message["anomalies"].as_array().expect("anomalies").is_empty(),
+            !message["anomalies"]
+                .as_array()
+                .expect("anomalies")
+                .is_empty(),
             "{id} says what was wrong: {message:#}"
         );
     }
@@ -304,24 +546,59 @@ async fn broken_mail_becomes_a_flagged_ticket_and_later_mail_still_arrives() {
 async fn mail_arriving_while_idle_is_picked_up_by_idle_not_polling() {
     let bench = harness::shared().await;
     // Polling once a minute: only IDLE can deliver within the wait below.
-    let mut daemon = Daemon::new(bench, &[("imap", "poll_interval", toml::Value::String("60s".into()))]);
+    let mut daemon = Daemon::new(
+        bench,
+        &[("imap", "poll_interval", toml::Value::String("60s".into()))],
+    );
     let help = daemon.help.clone();
-    let warmup = mail("warm@phone.example", &help.address, "first", Some("warm@phone.example"), "", "hi");
-    bench.append(&help, "INBOX", &warmup, &[]).await.expect("append");
+    let warmup = mail(
+        "warm@phone.example",
+        &help.address,
+        "first",
+        Some("warm@phone.example"),
+        "",
+        "hi",
+    );
+    bench
+        .append(&help, "INBOX", &warmup, &[])
+        .await
+        .expect("append");
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX"], 1).await;
-    let live = mail("live@phone.example", &help.address, "while idle", Some("live@phone.example"), "", "hello");
-    bench.append(&help, "INBOX", &live, &[]).await.expect("append");
+    let live = mail(
+        "live@phone.example",
+        &help.address,
+        "while idle",
+        Some("live@phone.example"),
+        "",
+        "hello",
+    );
+    bench
+        .append(&help, "INBOX", &live, &[])
+        .await
+        .expect("append");
     let helper = help.clone();
     let picked_up = harness::wait_until(Duration::from_secs(10), || {
         let help = helper.clone();
         async move {
-            bench.list(&help, "INBOX").await.map(|l| l.is_empty()).unwrap_or(false)
-                && bench.list(&help, "Processed").await.map(|l| l.len() == 2).unwrap_or(false)
+            bench
+                .list(&help, "INBOX")
+                .await
+                .map(|l| l.is_empty())
+                .unwrap_or(false)
+                && bench
+                    .list(&help, "Processed")
+                    .await
+                    .map(|l| l.len() == 2)
+                    .unwrap_or(false)
         }
     })
     .await;
-    assert!(picked_up.is_ok(), "IDLE did not pick up the message:\n{}", daemon.log_tail());
+    assert!(
+        picked_up.is_ok(),
+        "IDLE did not pick up the message:\n{}",
+        daemon.log_tail()
+    );
     daemon.terminate().await.expect("clean stop");
     assert_eq!(daemon.tickets().len(), 2);
 }
@@ -345,7 +622,14 @@ async fn requests_in_many_scripts_html_and_photos_read_back_correctly() {
         raw.extend_from_slice(&[0xD3, 0xE1, 0xC7, 0xE3, b'\r', b'\n']);
         raw
     };
-    let tigrinya = mail("selam@phone.example", &help.address, "ሓገዝ", Some("ti@phone.example"), "", "ሰላም፡ ሓገዝ የድልየኒ ኣሎ።");
+    let tigrinya = mail(
+        "selam@phone.example",
+        &help.address,
+        "ሓገዝ",
+        Some("ti@phone.example"),
+        "",
+        "ሰላም፡ ሓገዝ የድልየኒ ኣሎ።",
+    );
     let html_only = format!(
         "From: html@phone.example\r\nTo: {to}\r\nSubject: html\r\nMessage-ID: <html@phone.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p {{color: red}}</style><script>alert(1)</script></head><body><p>I need a <b>lawyer</b> urgently.</p></body></html>\r\n",
         to = help.address
@@ -354,8 +638,17 @@ async fn requests_in_many_scripts_html_and_photos_read_back_correctly() {
         "From: photo@phone.example\r\nTo: {to}\r\nSubject: my documents\r\nMessage-ID: <photo@phone.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n--p\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPhoto of my residence permit attached.\r\n--p\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; filename=\"IMG_2024.jpg\"\r\nContent-Transfer-Encoding: base64\r\n\r\n/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==\r\n--p--\r\n",
         to = help.address
     );
-    for raw in [arabic.as_bytes(), farsi_cp1256.as_slice(), tigrinya.as_slice(), html_only.as_bytes(), photo.as_bytes()] {
-        bench.append(&help, "INBOX", raw, &[]).await.expect("append");
+    for raw in [
+        arabic.as_bytes(),
+        farsi_cp1256.as_slice(),
+        tigrinya.as_slice(),
+        html_only.as_bytes(),
+        photo.as_bytes(),
+    ] {
+        bench
+            .append(&help, "INBOX", raw, &[])
+            .await
+            .expect("append");
     }
     daemon.start();
     wait_drained(bench, &mut daemon, &["INBOX"], 5).await;
@@ -363,12 +656,22 @@ async fn requests_in_many_scripts_html_and_photos_read_back_correctly() {
 
     let messages = daemon.all_messages();
     let find = |id: &str| -> Value {
-        messages.iter().find(|(_, m)| m["message_id"] == id).map(|(_, m)| m.clone()).unwrap_or_else(|| panic!("{id} stored"))
+        messages
+            .iter()
+            .find(|(_, m)| m["message_id"] == id)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| panic!("{id} stored"))
     };
     let ar = find("ar@phone.example");
     assert_eq!(ar["subject"], "طلب لجوء");
     assert_eq!(ar["from_name"], "فاطمة");
-    assert!(ar["text"].as_str().unwrap_or("").contains("أحتاج إلى مساعدة في طلب اللجوء."), "{ar:#}");
+    assert!(
+        ar["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("أحتاج إلى مساعدة في طلب اللجوء."),
+        "{ar:#}"
+    );
     let fa = find("fa@phone.example");
     assert!(fa["text"].as_str().unwrap_or("").contains("سلام"), "{fa:#}");
     assert_eq!(fa["subject"], "کمک");
@@ -378,7 +681,10 @@ async fn requests_in_many_scripts_html_and_photos_read_back_correctly() {
     let html = find("html@phone.example");
     let text = html["text"].as_str().unwrap_or("");
     assert!(text.contains("I need a lawyer urgently"), "{text:?}");
-    assert!(!text.contains("alert(1)") && !text.contains("color: red"), "{text:?}");
+    assert!(
+        !text.contains("alert(1)") && !text.contains("color: red"),
+        "{text:?}"
+    );
     let photo = find("photo@phone.example");
     let attachments = photo["attachments"].as_array().expect("attachments");
     assert_eq!(attachments.len(), 1, "{photo:#}");
