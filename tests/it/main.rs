@@ -4,6 +4,10 @@
 //! loopback) or runs the real `casemail` binary. Keeping them in one binary means the shared
 //! bench boots once per run.
 
+// Test code: indexing a JSON value or a slice that is not there is a failed test, which is what
+// a panic here reports.
+#![allow(clippy::indexing_slicing)]
+
 mod daemon;
 mod harness;
 
