@@ -627,10 +627,18 @@ impl FolderWatch {
         let session = selected.session.take().ok_or(Error::SessionLost)?;
         let mut handle = session.idle();
         timed(handle.init()).await?;
+        let idle_timeout = self.config.imap.idle_timeout;
         let outcome = {
-            let (wait, stop) = handle.wait_with_timeout(self.config.imap.idle_timeout);
+            // The crate's own timeout restarts on every server keepalive (Dovecot sends one
+            // every two minutes), so an overall deadline makes sure IDLE is re-issued before
+            // the 29 minutes RFC 2177 allows; the DONE that follows, under COMMAND_TIMEOUT,
+            // proves the connection is still alive.
+            let (wait, stop) = handle.wait_with_timeout(idle_timeout);
             tokio::select! {
-                response = wait => Some(response?),
+                response = tokio::time::timeout(idle_timeout, wait) => match response {
+                    Ok(response) => Some(response?),
+                    Err(_) => Some(IdleResponse::Timeout),
+                },
                 () = cancel.cancelled() => { drop(stop); None }
             }
         };
@@ -654,7 +662,10 @@ impl FolderWatch {
                 }
                 debug!(folder = %self.folder, "IDLE woke up.");
             }
-            Some(IdleResponse::Timeout) => debug!(folder = %self.folder, "IDLE re-issued."),
+            Some(IdleResponse::Timeout) => {
+                selected.idle_wakeups_without_mail = 0;
+                debug!(folder = %self.folder, "IDLE re-issued.");
+            }
             Some(IdleResponse::ManualInterrupt) | None => {}
         }
         selected.session = Some(timed(handle.done()).await?);

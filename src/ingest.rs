@@ -53,15 +53,24 @@ pub async fn run(
     let batch_size = usize::try_from(config.ingest.batch_size)
         .unwrap_or(200)
         .max(1);
+    let mut suspects = recover_in_flight(&store)?;
     while let Some(first) = incoming.recv().await {
+        // Messages that were being processed when the daemon last died are taken one at a
+        // time, so a message that kills the process is the only one blamed for it.
+        let limit = if suspects.is_empty() { batch_size } else { 1 };
+        suspects.retain(|s| *s != first.source);
         let mut batch = vec![first];
-        while batch.len() < batch_size {
+        while batch.len() < limit {
             match incoming.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
+        let sources: Vec<Source> = batch.iter().map(|f| f.source.clone()).collect();
+        store.write(|tx| tx.set_in_flight(&sources))?;
+        store.flush_async().await?;
         let acks = process_batch(&store, &config, &clock, batch).await?;
+        store.write(|tx| tx.set_in_flight(&[]))?;
         store.flush_async().await?;
         for ((_, uidvalidity), (sender, uids)) in acks {
             // A fetcher that has gone away reconnects later and acknowledges from the cursor.
@@ -70,6 +79,27 @@ pub async fn run(
         on_alive();
     }
     Ok(())
+}
+
+/// Counts an attempt against every message that was in flight when the process stage last
+/// stopped without finishing its batch, and returns them.
+fn recover_in_flight(store: &Store) -> Result<Vec<Source>, store::Error> {
+    let mut suspects = Vec::new();
+    for source in store.in_flight()? {
+        let committed = store
+            .cursor(&source.mailbox)?
+            .is_some_and(|c| c.uidvalidity == source.uidvalidity && c.last_uid >= source.uid);
+        if committed {
+            continue;
+        }
+        let attempts = store.attempts(&source)?.saturating_add(1);
+        warn!(folder = %source.mailbox, uid = %source.uid, attempts, "Message was being processed when casemail stopped unexpectedly.");
+        store.write(|tx| tx.set_attempts(&source, attempts))?;
+        suspects.push(source);
+    }
+    store.write(|tx| tx.set_in_flight(&[]))?;
+    store.flush()?;
+    Ok(suspects)
 }
 
 type AckMap = BTreeMap<(String, UidValidity), (mpsc::UnboundedSender<Committed>, Vec<Uid>)>;
@@ -161,7 +191,9 @@ async fn process_fetched(
         }
     }
     if last_failure.is_empty() {
-        last_failure = format!("failed {attempts_before} times before a restart");
+        last_failure = format!(
+            "casemail stopped unexpectedly {attempts_before} times while processing this message"
+        );
     }
     quarantine(store, clock(), fetched, &last_failure, max_attempts)
 }
@@ -438,3 +470,6 @@ pub fn sender_address(mail: &InboundMail) -> String {
 pub fn report_fatal(err: &store::Error) {
     error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,6 +28,7 @@ const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
 const KEY_SCHEMA: &[u8] = b"meta/schema";
 const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
+const KEY_IN_FLIGHT: &str = "meta/in_flight";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -231,6 +232,12 @@ impl Store {
         Ok(get_json(&self.tree, &attempts_key(source))?.unwrap_or(0))
     }
 
+    /// The messages the process stage was working on when it last marked a batch as started;
+    /// after a crash these are the suspects.
+    pub fn in_flight(&self) -> Result<Vec<Source>, Error> {
+        Ok(get_json(&self.tree, KEY_IN_FLIGHT)?.unwrap_or_default())
+    }
+
     pub fn quarantine(&self) -> Result<Vec<QuarantineEntry>, Error> {
         scan_json(&self.tree, b"q/")
     }
@@ -332,6 +339,10 @@ impl WriteTx<'_> {
 
     pub fn cursor(&self, mailbox: &str) -> TxResult<Option<Cursor>> {
         self.get(&cursor_key(mailbox))
+    }
+
+    pub fn set_in_flight(&self, sources: &[Source]) -> TxResult<()> {
+        self.put(KEY_IN_FLIGHT, &sources)
     }
 
     pub fn set_attempts(&self, source: &Source, attempts: u32) -> TxResult<()> {
