@@ -165,3 +165,54 @@ pub struct QuarantineEntry {
     pub reason: String,
     pub size: u64,
 }
+
+/// What an agent may do; coordinators also manage agents, the rota and merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    Coordinator,
+}
+
+/// A caseworker, registered by a coordinator. Their addresses never leave the system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub name: String,
+    /// Every address the agent may reply from, lower-cased; the first receives notifications.
+    pub emails: Vec<String>,
+    pub role: Role,
+    /// Most open tickets the agent is given at once; `None` means no cap.
+    pub max_open: Option<u32>,
+    /// Set while the agent has stepped away; `Some(None)` means until they come back.
+    pub away: Option<Option<Timestamp>>,
+    pub created: Timestamp,
+}
+
+/// Why casemail sends a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxKind {
+    Notification,
+    Relay,
+    Acknowledgement,
+    Bounce,
+    Digest,
+}
+
+/// A message waiting to be sent. Stored before the first attempt, with a Message-ID fixed at
+/// creation, so a resend after a crash is recognisable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Position in the outbox, from 1; sending goes in this order.
+    pub id: u64,
+    pub kind: OutboxKind,
+    pub ticket: Option<TicketId>,
+    pub message_id: MessageId,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub created: Timestamp,
+    pub attempts: u32,
+    pub next_attempt: Timestamp,
+    pub last_error: Option<String>,
+}

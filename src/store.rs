@@ -15,8 +15,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use crate::ids::AgentId;
 use crate::ids::{MailKey, MessageId, TicketId};
-use crate::model::{Cursor, Event, QuarantineEntry, Source, StoredMessage, Ticket};
+use crate::model::{
+    Agent, Cursor, Event, OutboxEntry, QuarantineEntry, Source, StoredMessage, Ticket,
+};
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
 /// meaning of a stored record changes.
@@ -29,6 +32,8 @@ const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 const KEY_SCHEMA: &[u8] = b"meta/schema";
 const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
 const KEY_IN_FLIGHT: &str = "meta/in_flight";
+const KEY_NEXT_OUTBOX: &[u8] = b"meta/next_outbox";
+const KEY_ROTA: &str = "meta/rota";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -249,6 +254,33 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    pub fn agent(&self, id: &AgentId) -> Result<Option<Agent>, Error> {
+        get_json(&self.tree, &agent_key(id))
+    }
+
+    /// Every registered agent, by id.
+    pub fn agents(&self) -> Result<Vec<Agent>, Error> {
+        scan_json(&self.tree, b"g/")
+    }
+
+    /// The rota as last imported (its TOML source), if any.
+    pub fn rota(&self) -> Result<Option<String>, Error> {
+        get_json(&self.tree, KEY_ROTA)
+    }
+
+    /// The outbox in sending order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, Error> {
+        scan_json(&self.tree, b"o/")
+    }
+
+    /// The bytes an outbox entry sends.
+    pub fn outbox_raw(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .tree
+            .get(outbox_raw_key(id).as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
     /// The highest ticket number handed out so far (0 for an empty store).
     pub fn last_ticket_id(&self) -> Result<TicketId, Error> {
         Ok(TicketId(
@@ -341,6 +373,57 @@ impl WriteTx<'_> {
         self.get(&cursor_key(mailbox))
     }
 
+    pub fn agent(&self, id: &AgentId) -> TxResult<Option<Agent>> {
+        self.get(&agent_key(id))
+    }
+
+    pub fn put_agent(&self, agent: &Agent) -> TxResult<()> {
+        self.put(&agent_key(&agent.id), agent)
+    }
+
+    pub fn remove_agent(&self, id: &AgentId) -> TxResult<()> {
+        self.tree.remove(agent_key(id).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn set_rota(&self, source: &str) -> TxResult<()> {
+        self.put(KEY_ROTA, &source)
+    }
+
+    /// Adds a message to the outbox, in the same transaction as the ticket change that caused
+    /// it. The entry's `id` is assigned here and returned.
+    pub fn enqueue(&self, entry: &OutboxEntry, raw: &[u8]) -> TxResult<u64> {
+        let id = match self.tree.get(KEY_NEXT_OUTBOX)? {
+            Some(v) => decode_u64(&v)?,
+            None => 1,
+        };
+        self.tree
+            .insert(KEY_NEXT_OUTBOX, id.saturating_add(1).to_be_bytes().to_vec())?;
+        let entry = OutboxEntry {
+            id,
+            ..entry.clone()
+        };
+        self.put(&outbox_key(id), &entry)?;
+        self.tree
+            .insert(outbox_raw_key(id).as_bytes(), raw.to_vec())?;
+        if let Some(ticket) = entry.ticket {
+            self.index_message_id(&entry.message_id, ticket)?;
+        }
+        Ok(id)
+    }
+
+    /// Records a failed attempt (attempts, next try, error) on an outbox entry.
+    pub fn update_outbox(&self, entry: &OutboxEntry) -> TxResult<()> {
+        self.put(&outbox_key(entry.id), entry)
+    }
+
+    /// Removes a sent (or abandoned) message from the outbox.
+    pub fn remove_outbox(&self, id: u64) -> TxResult<()> {
+        self.tree.remove(outbox_key(id).as_bytes())?;
+        self.tree.remove(outbox_raw_key(id).as_bytes())?;
+        Ok(())
+    }
+
     pub fn set_in_flight(&self, sources: &[Source]) -> TxResult<()> {
         self.put(KEY_IN_FLIGHT, &sources)
     }
@@ -427,6 +510,18 @@ fn quarantine_key(source: &Source) -> String {
 
 fn quarantine_raw_key(source: &Source) -> String {
     format!("Q/{}", source_suffix(source))
+}
+
+fn agent_key(id: &AgentId) -> String {
+    format!("g/{}", id.0)
+}
+
+fn outbox_key(id: u64) -> String {
+    format!("o/{id:020}")
+}
+
+fn outbox_raw_key(id: u64) -> String {
+    format!("O/{id:020}")
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {

@@ -127,3 +127,76 @@ fn a_store_with_another_schema_version_is_refused() {
         "{reopened:?}"
     );
 }
+
+#[test]
+fn agents_rota_and_outbox_round_trip() {
+    use crate::ids::AgentId;
+    use crate::model::{Agent, OutboxEntry, OutboxKind, Role};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let agent = Agent {
+        id: AgentId("amina".to_owned()),
+        name: "Amina".to_owned(),
+        emails: vec!["amina@volunteers.example".to_owned()],
+        role: Role::Coordinator,
+        max_open: Some(5),
+        away: None,
+        created: Timestamp::UNIX_EPOCH,
+    };
+    let entry = OutboxEntry {
+        id: 0,
+        kind: OutboxKind::Notification,
+        ticket: Some(TicketId(3)),
+        message_id: MessageId::parse("n1@help.example").expect("id"),
+        envelope_from: "help@help.example".to_owned(),
+        recipients: vec!["amina@volunteers.example".to_owned()],
+        created: Timestamp::UNIX_EPOCH,
+        attempts: 0,
+        next_attempt: Timestamp::UNIX_EPOCH,
+        last_error: None,
+    };
+    let (first, second) = store
+        .write(|tx| {
+            tx.put_agent(&agent)?;
+            tx.set_rota("timezone = \"Europe/Berlin\"")?;
+            Ok((
+                tx.enqueue(&entry, b"raw one")?,
+                tx.enqueue(&entry, b"raw two")?,
+            ))
+        })
+        .expect("write");
+    assert_eq!((first, second), (1, 2));
+    assert_eq!(store.agents().expect("agents"), vec![agent.clone()]);
+    assert_eq!(
+        store.rota().expect("rota").as_deref(),
+        Some("timezone = \"Europe/Berlin\"")
+    );
+    let ids: Vec<u64> = store
+        .outbox()
+        .expect("outbox")
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    assert_eq!(
+        store.outbox_raw(2).expect("raw").as_deref(),
+        Some(&b"raw two"[..])
+    );
+    // A reply to a sent notification threads back to its ticket.
+    let sent = MessageId::parse("n1@help.example").expect("id");
+    assert_eq!(
+        store.find_message_id(&sent).expect("index"),
+        Some(TicketId(3))
+    );
+
+    store
+        .write(|tx| {
+            tx.remove_outbox(1)?;
+            tx.remove_agent(&agent.id)
+        })
+        .expect("remove");
+    assert_eq!(store.outbox().expect("outbox").len(), 1);
+    assert!(store.outbox_raw(1).expect("raw").is_none());
+    assert!(store.agents().expect("agents").is_empty());
+}
