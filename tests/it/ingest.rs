@@ -692,3 +692,119 @@ async fn requests_in_many_scripts_html_and_photos_read_back_correctly() {
     assert_eq!(attachments[0]["content_type"], "image/jpeg");
     assert!(attachments[0]["size"].as_u64().unwrap_or(0) > 100);
 }
+
+#[tokio::test]
+async fn the_daemon_reads_over_imaps_and_starttls_with_a_private_ca() {
+    let bench = harness::shared().await;
+    for (security, endpoint) in [
+        ("tls", bench.imaps_endpoint()),
+        ("starttls", bench.imap_endpoint()),
+    ] {
+        let ca_file = bench.ca_file().to_string_lossy().into_owned();
+        let mut daemon = Daemon::new(
+            bench,
+            &[
+                ("imap", "security", toml::Value::String(security.into())),
+                (
+                    "imap",
+                    "port",
+                    toml::Value::Integer(i64::from(endpoint.port)),
+                ),
+                ("imap", "ca_file", toml::Value::String(ca_file)),
+            ],
+        );
+        let help = daemon.help.clone();
+        let raw = mail(
+            "tls@phone.example",
+            &help.address,
+            &format!("over {security}"),
+            Some(&format!("{security}@phone.example")),
+            "",
+            "private",
+        );
+        bench
+            .append(&help, "INBOX", &raw, &[])
+            .await
+            .expect("append");
+        daemon.start();
+        wait_drained(bench, &mut daemon, &["INBOX"], 1).await;
+        daemon.terminate().await.expect("clean stop");
+        let tickets = daemon.tickets();
+        assert_eq!(tickets.len(), 1, "{security}");
+        assert_eq!(tickets[0]["subject"], format!("over {security}"));
+    }
+}
+
+#[tokio::test]
+async fn with_no_processed_folder_mail_stays_in_place_flagged_and_is_not_read_twice() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::new(
+        bench,
+        &[(
+            "imap",
+            "processed_folder",
+            toml::Value::String(String::new()),
+        )],
+    );
+    let help = daemon.help.clone();
+    let all_seen = |count: usize| {
+        let help = help.clone();
+        move || {
+            let help = help.clone();
+            async move {
+                bench.list(&help, "INBOX").await.is_ok_and(|list| {
+                    list.len() == count
+                        && list.iter().all(|m| m.flags.iter().any(|f| f == "\\Seen"))
+                })
+            }
+        }
+    };
+    for i in 0..2 {
+        let raw = mail(
+            &format!("stay{i}@phone.example"),
+            &help.address,
+            &format!("stay {i}"),
+            Some(&format!("stay-{i}@phone.example")),
+            "",
+            "text",
+        );
+        bench
+            .append(&help, "INBOX", &raw, &[])
+            .await
+            .expect("append");
+    }
+    daemon.start();
+    harness::wait_until(PATIENCE, all_seen(2))
+        .await
+        .expect("both flagged \\Seen");
+    daemon.terminate().await.expect("clean stop");
+    // A restart must not read the flagged messages again.
+    let raw = mail(
+        "stay2@phone.example",
+        &help.address,
+        "stay 2",
+        Some("stay-2@phone.example"),
+        "",
+        "text",
+    );
+    bench
+        .append(&help, "INBOX", &raw, &[])
+        .await
+        .expect("append");
+    daemon.start();
+    harness::wait_until(PATIENCE, all_seen(3))
+        .await
+        .expect("the third flagged \\Seen");
+    daemon.terminate().await.expect("clean stop");
+    let tickets = daemon.tickets();
+    assert_eq!(tickets.len(), 3, "{tickets:#?}");
+    assert!(tickets.iter().all(|t| t["message_count"] == 1));
+    assert!(
+        bench
+            .folders(&help)
+            .await
+            .expect("folders")
+            .iter()
+            .all(|f| f != "Processed")
+    );
+}
