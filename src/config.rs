@@ -63,6 +63,7 @@ pub struct Config {
     pub control: Control,
     pub threading: Threading,
     pub ingest: Ingest,
+    pub rota: RotaSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +135,16 @@ pub struct Smtp {
 pub struct Control {
     pub socket: PathBuf,
     pub http: SocketAddr,
+}
+
+/// How the rota is read and enforced; the shifts themselves live in the store
+/// (`casemail rota import`).
+#[derive(Debug, Clone)]
+pub struct RotaSettings {
+    /// The IANA time zone shift times are written in (`Europe/Berlin`).
+    pub timezone: String,
+    /// An assigned ticket with no agent reply after this long is handed over.
+    pub answer_within: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +309,16 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
     (
         "threading",
         &[("one_open_ticket_per_requester", "true or false")],
+    ),
+    (
+        "rota",
+        &[
+            (
+                "timezone",
+                "an IANA time zone name such as \"Europe/Berlin\"",
+            ),
+            ("answer_within", DURATION),
+        ],
     ),
     (
         "ingest",
@@ -518,6 +539,14 @@ struct RawConfig {
     control: RawControl,
     threading: RawThreading,
     ingest: RawIngest,
+    rota: RawRota,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRota {
+    timezone: Option<String>,
+    answer_within: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -653,6 +682,32 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
                 .unwrap_or(true),
         },
         ingest: validate_ingest(raw.ingest, sources)?,
+        rota: validate_rota(raw.rota, sources)?,
+    })
+}
+
+const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn validate_rota(raw: RawRota, sources: &Sources<'_>) -> Result<RotaSettings, Error> {
+    let timezone = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
+    if let Err(err) = jiff::tz::TimeZone::get(&timezone) {
+        return Err(sources.error(
+            "rota.timezone",
+            format!("unknown time zone {timezone:?}: {err}"),
+        ));
+    }
+    let answer_within = duration(
+        sources,
+        "rota.answer_within",
+        raw.answer_within,
+        DEFAULT_ANSWER_WITHIN,
+    )?;
+    if answer_within.is_zero() {
+        return Err(sources.error("rota.answer_within", "must not be zero"));
+    }
+    Ok(RotaSettings {
+        timezone,
+        answer_within,
     })
 }
 

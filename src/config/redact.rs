@@ -37,6 +37,7 @@ impl Config {
             control,
             threading,
             ingest,
+            rota,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -82,6 +83,10 @@ impl Config {
                 max_attempts: ingest.max_attempts,
                 batch_size: ingest.batch_size,
             },
+            rota: RotaView {
+                timezone: rota.timezone.clone(),
+                answer_within: format_duration(rota.answer_within),
+            },
         }
     }
 }
@@ -100,6 +105,7 @@ struct View {
     control: ControlView,
     threading: ThreadingView,
     ingest: IngestView,
+    rota: RotaView,
 }
 
 #[derive(Serialize)]
@@ -161,4 +167,10 @@ struct IngestView {
     message_time_budget: String,
     max_attempts: u32,
     batch_size: u32,
+}
+
+#[derive(Serialize)]
+struct RotaView {
+    timezone: String,
+    answer_within: String,
 }
