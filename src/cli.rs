@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin;
 use crate::config;
-use crate::ids::TicketId;
-use crate::model::Status;
+use crate::ids::{AgentId, TicketId};
+use crate::model::{Role, Status};
 use crate::store::Store;
 use crate::{report, sanitize};
 
@@ -61,6 +62,58 @@ pub enum Command {
     /// Messages that could not be processed and were set aside with their raw bytes.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Register and manage caseworkers (coordinators only: nobody registers themselves).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Register an agent.
+    Add {
+        /// A short id: lower-case letters, digits, '-', '_' or '.' (e.g. "amina").
+        #[arg(long)]
+        id: String,
+        /// The name coordinators see.
+        #[arg(long)]
+        name: String,
+        /// An address the agent receives tickets at and replies from; repeat for several
+        /// (the first receives notifications).
+        #[arg(long = "email", required = true)]
+        emails: Vec<String>,
+        #[arg(long, value_enum, default_value_t = RoleArg::Agent)]
+        role: RoleArg,
+        /// Most open tickets this agent is given at once.
+        #[arg(long)]
+        max_open: Option<u32>,
+    },
+    /// List agents with their caseload.
+    List(JsonFlag),
+    /// Show one agent.
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an agent; their open tickets go back to routing.
+    Remove { id: String },
+    /// Mark an agent away; their open tickets go back to routing.
+    Away {
+        id: String,
+        /// When they are back: a date (2026-12-24, midnight in the rota's time zone) or an
+        /// RFC 3339 time. Without it, until `agent back`.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Mark an agent back from being away.
+    Back { id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Agent,
+    Coordinator,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +195,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             crate::inspect::inspect_files(&args.files, format)
         }
+        Command::Agent(command) => agent(&cli.config, command),
         Command::Ticket(command) => {
             let store = open_store(&cli.config)?;
             ticket(&store, command)
@@ -175,6 +229,99 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
 fn open_store(config_path: &std::path::Path) -> anyhow::Result<Store> {
     let config = config::load(config_path)?;
     Store::open(&config.helpdesk.state_dir).context("cannot open the store")
+}
+
+/// Reads `--until`: a civil date (midnight in `timezone`) or an RFC 3339 time.
+fn parse_until(text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
+        return Ok(timestamp);
+    }
+    let date: jiff::civil::Date = text.parse().with_context(|| {
+        format!("--until {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
+    })?;
+    let zone = jiff::tz::TimeZone::get(timezone)
+        .with_context(|| format!("unknown time zone {timezone:?}"))?;
+    Ok(date
+        .to_zoned(zone)
+        .with_context(|| format!("--until {text:?} does not exist in {timezone}"))?
+        .timestamp())
+}
+
+fn agent(config_path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
+    let config = config::load(config_path)?;
+    let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
+    let now = jiff::Timestamp::now();
+    match command {
+        AgentCommand::Add {
+            id,
+            name,
+            emails,
+            role,
+            max_open,
+        } => {
+            let role = match role {
+                RoleArg::Agent => Role::Agent,
+                RoleArg::Coordinator => Role::Coordinator,
+            };
+            let new = admin::NewAgent {
+                id,
+                name,
+                emails,
+                role,
+                max_open,
+            };
+            let agent = admin::add_agent(&store, &config.helpdesk.address, new, now)?;
+            println!("agent {} added", agent.id);
+        }
+        AgentCommand::List(flag) => {
+            let agents = report::agents(&store, now)?;
+            if flag.json {
+                println!("{}", serde_json::to_string_pretty(&agents)?);
+            } else {
+                print!("{}", report::agents_text(&agents));
+            }
+        }
+        AgentCommand::Show { id, json } => {
+            let agents = report::agents(&store, now)?;
+            let agent = agents
+                .iter()
+                .find(|a| a["id"] == id.as_str())
+                .with_context(|| format!("no agent {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(agent)?);
+            } else {
+                print!("{}", report::agents_text(std::slice::from_ref(agent)));
+            }
+        }
+        AgentCommand::Remove { id } => {
+            let released = admin::remove_agent(&store, &AgentId(id.clone()), now)?;
+            println!(
+                "agent {id} removed; {} open ticket(s) back to routing",
+                released.len()
+            );
+        }
+        AgentCommand::Away { id, until } => {
+            let until = until
+                .map(|text| parse_until(&text, &config.rota.timezone))
+                .transpose()?;
+            let released = admin::set_away(&store, &AgentId(id.clone()), until, now)?;
+            match until {
+                Some(until) => println!(
+                    "agent {id} away until {until}; {} open ticket(s) back to routing",
+                    released.len()
+                ),
+                None => println!(
+                    "agent {id} away; {} open ticket(s) back to routing",
+                    released.len()
+                ),
+            }
+        }
+        AgentCommand::Back { id } => {
+            admin::set_back(&store, &AgentId(id.clone()))?;
+            println!("agent {id} is back");
+        }
+    }
+    Ok(())
 }
 
 fn ticket(store: &Store, command: TicketCommand) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod store;
 pub mod thread;
 
+pub mod admin;
 pub mod report;
 
 pub mod cli;

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::admin;
 use crate::ids::TicketId;
 use crate::model::{Direction, QuarantineEntry, Status, StoredMessage, Ticket};
 use crate::sanitize::for_terminal;
@@ -149,4 +150,62 @@ pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
         "reason": entry.reason,
         "size": entry.size,
     })
+}
+
+/// Every agent with their open caseload, as JSON objects (`id`, `name`, `emails`, `role`,
+/// `max_open`, `away`, `away_until`, `open_tickets`).
+pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::Error> {
+    let tickets = store.tickets()?;
+    Ok(store
+        .agents()?
+        .iter()
+        .map(|agent| {
+            let open = tickets
+                .iter()
+                .filter(|t| t.status.is_active() && t.owner.as_ref() == Some(&agent.id))
+                .count();
+            json!({
+                "id": agent.id.0,
+                "name": agent.name,
+                "emails": agent.emails,
+                "role": agent.role,
+                "max_open": agent.max_open,
+                "away": admin::is_away(agent, now),
+                "away_until": agent.away.flatten().map(|t| t.to_string()),
+                "open_tickets": open,
+                "created": agent.created.to_string(),
+            })
+        })
+        .collect())
+}
+
+pub fn agents_text(agents: &[Value]) -> String {
+    let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
+    let mut out = String::new();
+    for a in agents {
+        let emails: Vec<String> = a["emails"]
+            .as_array()
+            .map(|list| list.iter().map(s).collect())
+            .unwrap_or_default();
+        let cap = a["max_open"]
+            .as_u64()
+            .map_or("no cap".to_owned(), |n| format!("cap {n}"));
+        let away = if a["away"].as_bool() == Some(true) {
+            format!("  away until {}", s(&a["away_until"]))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{:<16} {:<11} {:>3} open ({cap})  {}  <{}>{away}\n",
+            s(&a["id"]),
+            s(&a["role"]),
+            a["open_tickets"],
+            s(&a["name"]),
+            emails.join(", "),
+        ));
+    }
+    if agents.is_empty() {
+        out.push_str("no agents\n");
+    }
+    out
 }
