@@ -18,6 +18,7 @@ pub mod store;
 pub mod thread;
 
 pub mod admin;
+pub mod notify;
 pub mod report;
 
 pub mod cli;

@@ -1,0 +1,267 @@
+//! Composes the mail casemail sends about tickets: the notification that gives a ticket to its
+//! caseworker, and notices to coordinators. Pure: no I/O, no clock; the caller stores the result
+//! in the outbox in the same transaction as the ticket change, and `relay` sends it.
+//!
+//! Every message goes out from the shared address, to one recipient at a time, so one agent's
+//! address is never shown to another. Everything casemail sends automatically carries
+//! `Auto-Submitted: auto-generated` (RFC 3834) and its own loop header.
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+use crate::ids::MessageId;
+use crate::model::{Agent, StoredMessage, Ticket};
+
+/// Marks mail casemail sent, so it never processes its own mail as a request.
+pub const LOOP_HEADER: &str = "X-Casemail-Loop";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("address {0:?} cannot be used in a message header")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// The helpdesk identity outgoing mail is sent as.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub address: String,
+    pub name: String,
+}
+
+impl Sender {
+    fn mailbox(&self) -> Result<Mailbox, Error> {
+        let address = self
+            .address
+            .parse()
+            .map_err(|_| Error::Address(self.address.clone()))?;
+        Ok(Mailbox::new(Some(self.name.clone()), address))
+    }
+
+    fn domain(&self) -> &str {
+        self.address
+            .rsplit_once('@')
+            .map_or("localhost", |(_, domain)| domain)
+    }
+
+    /// A Message-ID fixed at creation: `kind.ticket.nonce@helpdesk-domain`.
+    pub fn message_id(&self, kind: &str, ticket: u64, nonce: u64) -> MessageId {
+        let text = format!("casemail.{kind}.{ticket}.{nonce:016x}@{}", self.domain());
+        MessageId::parse(&text).unwrap_or_else(|| {
+            // The parts are ASCII without white space, so parsing cannot fail; keep a usable id
+            // all the same rather than a panic.
+            MessageId::parse(&format!("casemail.{nonce:016x}@localhost"))
+                .expect("a fixed ASCII id without spaces is a valid Message-ID")
+        })
+    }
+}
+
+/// A composed message, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message_id: MessageId,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+/// An attachment to pass through, with its bytes.
+#[derive(Debug, Clone)]
+pub struct AttachmentBytes {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// Why an agent is being sent a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The ticket was just assigned to them.
+    Assigned,
+    /// The requester wrote again on a ticket they own.
+    FollowUp,
+    /// It was handed over to them from someone who did not answer in time.
+    Handover,
+}
+
+fn base(
+    sender: &Sender,
+    to: &str,
+    subject: &str,
+    message_id: &MessageId,
+) -> Result<lettre::message::MessageBuilder, Error> {
+    let to_mailbox: Mailbox = to.parse().map_err(|_| Error::Address(to.to_owned()))?;
+    Ok(lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to_mailbox)
+        .subject(subject)
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        )))
+}
+
+/// The subject a ticket goes by in mail: `[#N] subject`.
+pub fn ticket_subject(ticket: &Ticket) -> String {
+    format!("[#{}] {}", ticket.id.0, clean_line(&ticket.subject))
+}
+
+/// Header text from mail is attacker-controlled: no line breaks or control characters may
+/// travel into the headers or the header block of what casemail sends.
+fn clean_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The notification that hands a ticket (and the message that caused it) to an agent.
+pub fn ticket_notification(
+    sender: &Sender,
+    agent: &Agent,
+    ticket: &Ticket,
+    message: &StoredMessage,
+    attachments: &[AttachmentBytes],
+    why: Why,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let to = agent
+        .emails
+        .first()
+        .ok_or_else(|| Error::Address(format!("agent {} has no address", agent.id)))?;
+    let message_id = sender.message_id("n", ticket.id.0, nonce);
+    let requester = match &ticket.requester_name {
+        Some(name) => format!("{} <{}>", clean_line(name), ticket.requester),
+        None => ticket.requester.clone(),
+    };
+    let heading = match why {
+        Why::Assigned => "New ticket for you",
+        Why::FollowUp => "The requester wrote again",
+        Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
+    };
+    let mut body = format!(
+        "{heading}.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
+        number = ticket.id.0,
+        status = ticket.status,
+        count = ticket.message_count,
+        subject = clean_line(message.subject.as_deref().unwrap_or(&ticket.subject)),
+    );
+    let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
+    let skipped = message.attachments.iter().filter(|a| !a.kept).count();
+    if !kept.is_empty() || skipped > 0 {
+        body.push_str(&format!(
+            "Files:    {} attached{}\n",
+            kept.len(),
+            if skipped > 0 {
+                format!(", {skipped} too large to forward (kept with the ticket)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    body.push_str("----------------------------------------------------------------------\n\n");
+    body.push_str(&message.text);
+    body.push('\n');
+    let subject = ticket_subject(ticket);
+    let builder = base(sender, to, &subject, &message_id)?;
+    let text_part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body);
+    let email = if kept.is_empty() {
+        builder.singlepart(text_part)
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(text_part);
+        for attachment in kept {
+            let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+            });
+            let name = attachment
+                .name
+                .as_deref()
+                .map(clean_line)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "attachment".to_owned());
+            parts = parts
+                .singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
+        }
+        builder.multipart(parts)
+    }
+    .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.clone()],
+        raw: email.formatted(),
+    })
+}
+
+/// A short notice to one coordinator (nobody could take a ticket, a handover happened).
+pub fn coordinator_notice(
+    sender: &Sender,
+    coordinator: &Agent,
+    ticket: &Ticket,
+    what: &str,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let to = coordinator
+        .emails
+        .first()
+        .ok_or_else(|| Error::Address(format!("agent {} has no address", coordinator.id)))?;
+    let message_id = sender.message_id("c", ticket.id.0, nonce);
+    let subject = format!("{} ({})", ticket_subject(ticket), what);
+    let body = format!(
+        "{what}.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nOwner:    {owner}\n",
+        number = ticket.id.0,
+        status = ticket.status,
+        count = ticket.message_count,
+        owner = ticket.owner.as_ref().map_or("nobody", |o| o.0.as_str()),
+    );
+    let email = base(sender, to, &subject, &message_id)?
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )
+        .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.clone()],
+        raw: email.formatted(),
+    })
+}
+
+/// A plain text message from the helpdesk to one coordinator (the daily digest).
+pub fn plain_to(
+    sender: &Sender,
+    to: &str,
+    subject: &str,
+    body: String,
+    kind: &str,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id(kind, 0, nonce);
+    let email = base(sender, to, subject, &message_id)?
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )
+        .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.to_owned()],
+        raw: email.formatted(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

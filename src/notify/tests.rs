@@ -1,0 +1,118 @@
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::ids::{AgentId, MailKey, TicketId};
+use crate::model::{AttachmentMeta, Direction, Role, Status};
+use crate::parse::{ParseLimits, parse};
+
+fn sender() -> Sender {
+    Sender {
+        address: "help@charity.example".to_owned(),
+        name: "Charity Helpdesk".to_owned(),
+    }
+}
+
+fn agent() -> Agent {
+    Agent {
+        id: AgentId("amina".to_owned()),
+        name: "Amina".to_owned(),
+        emails: vec!["amina@volunteers.example".to_owned()],
+        role: Role::Agent,
+        max_open: None,
+        away: None,
+        created: Timestamp::UNIX_EPOCH,
+    }
+}
+
+fn ticket() -> Ticket {
+    Ticket {
+        id: TicketId(42),
+        status: Status::New,
+        subject: "Eviction\r\nBcc: evil@attacker.example".to_owned(),
+        requester: "fatima@phone.example".to_owned(),
+        requester_name: Some("فاطمة".to_owned()),
+        owner: Some(AgentId("amina".to_owned())),
+        participants: BTreeSet::new(),
+        flags: BTreeSet::new(),
+        created: Timestamp::UNIX_EPOCH,
+        updated: Timestamp::UNIX_EPOCH,
+        message_count: 1,
+        event_count: 0,
+    }
+}
+
+fn message() -> StoredMessage {
+    StoredMessage {
+        ticket: TicketId(42),
+        seq: 0,
+        direction: Direction::In,
+        key: MailKey::ContentHash("x".to_owned()),
+        message_id: None,
+        from: Some("fatima@phone.example".to_owned()),
+        from_name: None,
+        to: vec![],
+        cc: vec![],
+        subject: Some("Eviction".to_owned()),
+        date: None,
+        received: Timestamp::UNIX_EPOCH,
+        in_reply_to: vec![],
+        references: vec![],
+        text: "My landlord wants me out by Friday.".to_owned(),
+        attachments: vec![
+            AttachmentMeta {
+                name: Some("letter.jpg".to_owned()),
+                content_type: "image/jpeg".to_owned(),
+                size: 4,
+                kept: true,
+            },
+            AttachmentMeta {
+                name: Some("huge.pdf".to_owned()),
+                content_type: "application/pdf".to_owned(),
+                size: 90_000_000,
+                kept: false,
+            },
+        ],
+        anomalies: vec![],
+        sources: vec![],
+    }
+}
+
+#[test]
+fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
+    let photo = AttachmentBytes {
+        name: Some("letter.jpg".to_owned()),
+        content_type: "image/jpeg".to_owned(),
+        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    let out = ticket_notification(&sender(), &agent(), &ticket(), &message(), &[photo], Why::Assigned, 7)
+        .expect("compose");
+    assert_eq!(out.recipients, ["amina@volunteers.example"]);
+    assert_eq!(out.envelope_from, "help@charity.example");
+    let read = parse(&out.raw, &ParseLimits::default());
+    assert_eq!(read.message_id.as_ref(), Some(&out.message_id));
+    let subject = read.subject.clone().unwrap_or_default();
+    assert!(subject.starts_with("[#42] Eviction"), "{subject:?}");
+    assert_eq!(read.auto_submitted.as_deref(), Some("auto-generated"));
+    assert!(read.headers.contains_key("x-casemail-loop"), "{:?}", read.headers);
+    assert!(read.text.contains("My landlord wants me out by Friday."));
+    assert!(read.text.contains("Ticket:   #42"));
+    assert!(read.text.contains("1 too large to forward"));
+    assert_eq!(read.attachments.len(), 1);
+    assert_eq!(read.attachments[0].name.as_deref(), Some("letter.jpg"));
+    let raw = String::from_utf8_lossy(&out.raw);
+    assert!(!raw.contains("\r\nBcc:"), "header injection through the subject: {raw}");
+    assert!(read.cc.is_empty());
+    assert_eq!(read.to.len(), 1);
+}
+
+#[test]
+fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
+    let a = sender().message_id("n", 42, 1);
+    let b = sender().message_id("n", 42, 1);
+    let c = sender().message_id("n", 42, 2);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert!(a.as_str().ends_with("@charity.example"));
+}
