@@ -108,6 +108,7 @@ pub fn add_agent(
         max_open: new.max_open,
         away: None,
         created: now,
+        last_assigned: None,
     };
     store.write(|tx| tx.put_agent(&agent))?;
     store.flush()?;

@@ -329,6 +329,8 @@ pub fn file_message(
                     requester: sender.clone(),
                     requester_name: mail.from.as_ref().and_then(|f| f.name.clone()),
                     owner: None,
+                    assigned_at: None,
+                    last_agent_reply: None,
                     participants: BTreeSet::new(),
                     flags: BTreeSet::new(),
                     created: now,

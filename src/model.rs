@@ -55,6 +55,8 @@ pub enum TicketFlag {
     SuspectedSpam,
     /// An attachment was over the size limit and is kept in the raw message only.
     AttachmentTooLarge,
+    /// Imported by the first-run backfill: never routed or notified automatically.
+    Backfilled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,12 @@ pub struct Ticket {
     pub requester: String,
     pub requester_name: Option<String>,
     pub owner: Option<AgentId>,
+    /// When the current owner was given the ticket (for handover after `answer_within`).
+    #[serde(default)]
+    pub assigned_at: Option<Timestamp>,
+    /// When an agent last answered the requester or acted on the ticket.
+    #[serde(default)]
+    pub last_agent_reply: Option<Timestamp>,
     /// Every address that has written into this ticket, lower-cased.
     pub participants: BTreeSet<String>,
     pub flags: BTreeSet<TicketFlag>,
@@ -187,6 +195,10 @@ pub struct Agent {
     /// Set while the agent has stepped away; `Some(None)` means until they come back.
     pub away: Option<Option<Timestamp>>,
     pub created: Timestamp,
+    /// Position of this agent's latest assignment in the helpdesk-wide sequence; routing breaks
+    /// ties by giving the ticket to whoever waited longest.
+    #[serde(default)]
+    pub last_assigned: Option<u64>,
 }
 
 /// Why casemail sends a message.

@@ -120,6 +120,8 @@ fn write_tickets(
                     requester: requester.clone(),
                     requester_name: None,
                     owner: None,
+                    assigned_at: None,
+                    last_agent_reply: None,
                     participants: BTreeSet::from([requester.clone()]),
                     flags: BTreeSet::new(),
                     created: Timestamp::UNIX_EPOCH,

@@ -23,6 +23,7 @@ fn agent() -> Agent {
         max_open: None,
         away: None,
         created: Timestamp::UNIX_EPOCH,
+        last_assigned: None,
     }
 }
 
@@ -34,6 +35,8 @@ fn ticket() -> Ticket {
         requester: "fatima@phone.example".to_owned(),
         requester_name: Some("فاطمة".to_owned()),
         owner: Some(AgentId("amina".to_owned())),
+        assigned_at: None,
+        last_agent_reply: None,
         participants: BTreeSet::new(),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,

@@ -14,6 +14,8 @@ fn ticket(id: TicketId, requester: &str) -> Ticket {
         requester: requester.to_owned(),
         requester_name: None,
         owner: None,
+        assigned_at: None,
+        last_agent_reply: None,
         participants: BTreeSet::from([requester.to_owned()]),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,
@@ -143,6 +145,7 @@ fn agents_rota_and_outbox_round_trip() {
         max_open: Some(5),
         away: None,
         created: Timestamp::UNIX_EPOCH,
+        last_assigned: None,
     };
     let entry = OutboxEntry {
         id: 0,

@@ -22,6 +22,8 @@ impl FakeView {
             requester: requester.to_owned(),
             requester_name: None,
             owner: None,
+            assigned_at: None,
+            last_agent_reply: None,
             participants: BTreeSet::from([requester.to_owned()]),
             flags: BTreeSet::new(),
             created: Timestamp::UNIX_EPOCH,
