@@ -339,6 +339,9 @@ pub fn file_message(
                     event_count: 0,
                 };
                 add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                if arrival == Arrival::Backfill {
+                    record.flags.insert(TicketFlag::Backfilled);
+                }
                 let detail = match arrival {
                     Arrival::Live => format!("from {}", source.mailbox),
                     Arrival::Backfill => {
