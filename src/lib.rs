@@ -8,12 +8,14 @@
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod rota;
 pub mod sanitize;
 pub mod telemetry;
 
 pub mod fetch;
 pub mod ingest;
 pub mod parse;
+pub mod route;
 pub mod store;
 pub mod thread;
 
