@@ -222,6 +222,7 @@ fn candidate_is_away_until_the_time_they_gave() {
         max_open: Some(5),
         away: Some(Some(back)),
         created: Timestamp::UNIX_EPOCH,
+        last_assigned: None,
     };
     assert!(Candidate::new(&registered, 1, Some(7), monday_morning()).away);
     let candidate = Candidate::new(&registered, 1, Some(7), back);
