@@ -65,6 +65,27 @@ pub enum Command {
     /// Register and manage caseworkers (coordinators only: nobody registers themselves).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// The weekly rota of shifts, with leave and extra shifts (see config/rota.example.toml).
+    #[command(subcommand)]
+    Rota(RotaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotaCommand {
+    /// Replace the rota with the one in FILE (TOML); every agent it names must be registered.
+    Import { file: PathBuf },
+    /// Print the current rota as TOML, ready to keep in version control.
+    Export,
+    /// Who is on duty now, or at --at.
+    Show {
+        /// An RFC 3339 time (2026-12-24T18:00:00+01:00) or a local time in the rota's time zone
+        /// (2026-12-24T18:00).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +217,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             crate::inspect::inspect_files(&args.files, format)
         }
         Command::Agent(command) => agent(&cli.config, command),
+        Command::Rota(command) => rota(&cli.config, command),
         Command::Ticket(command) => {
             let store = open_store(&cli.config)?;
             ticket(&store, command)
@@ -244,6 +266,103 @@ fn parse_until(text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
     Ok(date
         .to_zoned(zone)
         .with_context(|| format!("--until {text:?} does not exist in {timezone}"))?
+        .timestamp())
+}
+
+fn rota(config_path: &std::path::Path, command: RotaCommand) -> anyhow::Result<()> {
+    let config = config::load(config_path)?;
+    let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
+    match command {
+        RotaCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read rota file {}", file.display()))?;
+            let parsed = crate::rota::parse(&text)
+                .with_context(|| format!("rota file {} is not valid", file.display()))?;
+            let registered: std::collections::BTreeSet<AgentId> =
+                store.agents()?.into_iter().map(|a| a.id).collect();
+            let unknown: Vec<String> = parsed
+                .agents()
+                .into_iter()
+                .filter(|a| !registered.contains(a))
+                .map(|a| a.0)
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "rota file {} names agents that are not registered: {} (add them with `casemail agent add`)",
+                    file.display(),
+                    unknown.join(", ")
+                );
+            }
+            store.write(|tx| tx.set_rota(&parsed.to_toml()))?;
+            store.flush()?;
+            println!(
+                "rota imported: {} shift(s), {} leave, {} extra shift(s), time zone {}",
+                parsed.shifts().len(),
+                parsed.leave().len(),
+                parsed.extras().len(),
+                parsed.timezone_name()
+            );
+        }
+        RotaCommand::Export => match store.rota()? {
+            Some(text) => print!("{text}"),
+            None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
+        },
+        RotaCommand::Show { at, json } => {
+            let text = store
+                .rota()?
+                .context("no rota has been imported yet (casemail rota import FILE)")?;
+            let parsed = crate::rota::parse(&text).context("the stored rota is not valid")?;
+            let at = match at {
+                None => jiff::Timestamp::now(),
+                Some(text) => parse_at(&text, parsed.timezone())?,
+            };
+            let on_duty: Vec<String> = parsed.on_duty(at).into_iter().map(|a| a.0).collect();
+            let next = parsed.next_shift_start(at);
+            let local = at.to_zoned(parsed.timezone().clone());
+            if json {
+                let value = serde_json::json!({
+                    "at": at.to_string(),
+                    "local": local.to_string(),
+                    "timezone": parsed.timezone_name(),
+                    "on_duty": on_duty,
+                    "next_shift_start": next.map(|t| t.to_string()),
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                println!(
+                    "at {} ({})",
+                    local.strftime("%a %Y-%m-%d %H:%M %Z"),
+                    parsed.timezone_name()
+                );
+                if on_duty.is_empty() {
+                    println!("nobody is on duty");
+                } else {
+                    println!("on duty: {}", on_duty.join(", "));
+                }
+                if let Some(next) = next {
+                    let next = next.to_zoned(parsed.timezone().clone());
+                    println!(
+                        "next shift starts {}",
+                        next.strftime("%a %Y-%m-%d %H:%M %Z")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `--at`: an RFC 3339 time, or a civil date-time in the rota's time zone.
+fn parse_at(text: &str, zone: &jiff::tz::TimeZone) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
+        return Ok(timestamp);
+    }
+    let civil: jiff::civil::DateTime = text.parse().with_context(|| {
+        format!("--at {text:?} is neither an RFC 3339 time nor a local time like 2026-12-24T18:00")
+    })?;
+    Ok(civil
+        .to_zoned(zone.clone())
+        .with_context(|| format!("--at {text:?} does not exist in the rota's time zone"))?
         .timestamp())
 }
 

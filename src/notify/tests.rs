@@ -89,8 +89,16 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
         content_type: "image/jpeg".to_owned(),
         content: vec![0xFF, 0xD8, 0xFF, 0xD9],
     };
-    let out = ticket_notification(&sender(), &agent(), &ticket(), &message(), &[photo], Why::Assigned, 7)
-        .expect("compose");
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[photo],
+        Why::Assigned,
+        7,
+    )
+    .expect("compose");
     assert_eq!(out.recipients, ["amina@volunteers.example"]);
     assert_eq!(out.envelope_from, "help@charity.example");
     let read = parse(&out.raw, &ParseLimits::default());
@@ -98,14 +106,21 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
     let subject = read.subject.clone().unwrap_or_default();
     assert!(subject.starts_with("[#42] Eviction"), "{subject:?}");
     assert_eq!(read.auto_submitted.as_deref(), Some("auto-generated"));
-    assert!(read.headers.contains_key("x-casemail-loop"), "{:?}", read.headers);
+    assert!(
+        read.headers.contains_key("x-casemail-loop"),
+        "{:?}",
+        read.headers
+    );
     assert!(read.text.contains("My landlord wants me out by Friday."));
     assert!(read.text.contains("Ticket:   #42"));
     assert!(read.text.contains("1 too large to forward"));
     assert_eq!(read.attachments.len(), 1);
     assert_eq!(read.attachments[0].name.as_deref(), Some("letter.jpg"));
     let raw = String::from_utf8_lossy(&out.raw);
-    assert!(!raw.contains("\r\nBcc:"), "header injection through the subject: {raw}");
+    assert!(
+        !raw.contains("\r\nBcc:"),
+        "header injection through the subject: {raw}"
+    );
     assert!(read.cc.is_empty());
     assert_eq!(read.to.len(), 1);
 }
