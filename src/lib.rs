@@ -14,6 +14,7 @@ pub mod telemetry;
 pub mod fetch;
 pub mod ingest;
 pub mod parse;
+pub mod relay;
 pub mod store;
 pub mod thread;
 
