@@ -15,6 +15,7 @@ pub mod telemetry;
 pub mod fetch;
 pub mod ingest;
 pub mod parse;
+pub mod relay;
 pub mod route;
 pub mod store;
 pub mod thread;

@@ -228,3 +228,14 @@ pub struct OutboxEntry {
     pub next_attempt: Timestamp,
     pub last_error: Option<String>,
 }
+
+/// An outbox entry the SMTP server refused for good (or that could not be sent at all), kept
+/// with its raw bytes under the same id so an agent or operator can act on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The entry as it was when it failed, `attempts` and `last_error` included.
+    pub entry: OutboxEntry,
+    pub failed_at: Timestamp,
+    /// Why it failed, in words; server replies have their addresses blanked out.
+    pub error: String,
+}

@@ -18,7 +18,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::ids::AgentId;
 use crate::ids::{MailKey, MessageId, TicketId};
 use crate::model::{
-    Agent, Cursor, Event, OutboxEntry, QuarantineEntry, Source, StoredMessage, Ticket,
+    Agent, Cursor, DeadLetter, Event, OutboxEntry, QuarantineEntry, Source, StoredMessage, Ticket,
 };
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
@@ -292,6 +292,19 @@ impl Store {
                 .saturating_sub(1),
         ))
     }
+
+    /// Messages the relay gave up on, in the order they had in the outbox.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, Error> {
+        scan_json(&self.tree, b"d/")
+    }
+
+    /// The bytes a dead letter would have sent (missing when the outbox had lost them too).
+    pub fn dead_letter_raw(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .tree
+            .get(dead_letter_raw_key(id).as_bytes())?
+            .map(|v| v.to_vec()))
+    }
 }
 
 /// The write side of one transaction. Reads inside it see the transaction's own writes.
@@ -459,6 +472,23 @@ impl WriteTx<'_> {
         self.tree.insert(key.as_bytes(), bytes)?;
         Ok(())
     }
+
+    /// An outbox entry as this transaction sees it; the relay checks that an entry still exists
+    /// before writing it back.
+    pub fn outbox_entry(&self, id: u64) -> TxResult<Option<OutboxEntry>> {
+        self.get(&outbox_key(id))
+    }
+
+    /// Keeps a message the relay gave up on, under its outbox id, with its bytes when there
+    /// are any. The caller removes it from the outbox in the same transaction.
+    pub fn put_dead_letter(&self, dead: &DeadLetter, raw: Option<&[u8]>) -> TxResult<()> {
+        self.put(&dead_letter_key(dead.entry.id), dead)?;
+        if let Some(raw) = raw {
+            self.tree
+                .insert(dead_letter_raw_key(dead.entry.id).as_bytes(), raw.to_vec())?;
+        }
+        Ok(())
+    }
 }
 
 fn ticket_key(id: TicketId) -> String {
@@ -522,6 +552,14 @@ fn outbox_key(id: u64) -> String {
 
 fn outbox_raw_key(id: u64) -> String {
     format!("O/{id:020}")
+}
+
+fn dead_letter_key(id: u64) -> String {
+    format!("d/{id:020}")
+}
+
+fn dead_letter_raw_key(id: u64) -> String {
+    format!("D/{id:020}")
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, Error> {

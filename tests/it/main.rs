@@ -14,4 +14,5 @@ mod harness;
 mod bench_smoke;
 mod check_config;
 mod ingest;
+mod relay;
 mod store_crash;
