@@ -17,8 +17,8 @@ use tracing::{error, info};
 
 use crate::config::Config;
 use crate::fetch::{FolderKind, FolderWatch};
-use crate::ingest;
 use crate::store::Store;
+use crate::{ingest, relay};
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -102,12 +102,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     drop(to_process);
 
     let clock: ingest::Clock = Arc::new(jiff::Timestamp::now);
+    let outbox_ready = Arc::new(tokio::sync::Notify::new());
+    let transport = relay::transport(&config.smtp, None).context("cannot set up SMTP")?;
+    let relay_cancel = CancellationToken::new();
+    let relay_task = tokio::spawn(
+        relay::Relay::new(store.clone(), transport, clock.clone())
+            .run(outbox_ready.clone(), relay_cancel.clone()),
+    );
     let mut process = tokio::spawn(ingest::run(
         store.clone(),
         config.clone(),
         incoming,
         clock,
         Arc::new(|| {}),
+        outbox_ready.clone(),
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),
@@ -137,6 +145,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             }
         },
     };
+    // The relay goes last so that mail queued by the final batch is tried once more; a send
+    // already under way is finished, never cut off.
+    relay_cancel.cancel();
+    match tokio::time::timeout_at(deadline, relay_task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(join)) => error!(error = %join, "The relay task failed."),
+        Err(_) => {
+            error!("The relay did not finish its SMTP transaction before the shutdown deadline.")
+        }
+    }
     store
         .flush_async()
         .await

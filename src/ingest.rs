@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
+use crate::assign::{self, Team, TeamChange};
 use crate::config::Config;
 use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
 use crate::ids::{TicketId, Uid, UidValidity};
@@ -22,6 +23,7 @@ use crate::model::{
     Actor, AttachmentMeta, Cursor, Direction, Event, QuarantineEntry, Source, Status,
     StoredMessage, Ticket, TicketFlag,
 };
+use crate::notify::{AttachmentBytes, Why};
 use crate::parse::{self, InboundMail, ParseLimits};
 use crate::store::{self, Store, WriteTx};
 use crate::thread::{self, Hints, Inbound, OpenTicketRule, Placement};
@@ -49,7 +51,9 @@ pub async fn run(
     mut incoming: mpsc::Receiver<Fetched>,
     clock: Clock,
     on_alive: Arc<dyn Fn() + Send + Sync>,
+    outbox_ready: Arc<tokio::sync::Notify>,
 ) -> Result<(), store::Error> {
+    let mut team = Team::load(&store)?;
     let batch_size = usize::try_from(config.ingest.batch_size)
         .unwrap_or(200)
         .max(1);
@@ -69,13 +73,14 @@ pub async fn run(
         let sources: Vec<Source> = batch.iter().map(|f| f.source.clone()).collect();
         store.write(|tx| tx.set_in_flight(&sources))?;
         store.flush_async().await?;
-        let acks = process_batch(&store, &config, &clock, batch).await?;
+        let acks = process_batch(&store, &config, &clock, &mut team, batch).await?;
         store.write(|tx| tx.set_in_flight(&[]))?;
         store.flush_async().await?;
         for ((_, uidvalidity), (sender, uids)) in acks {
             // A fetcher that has gone away reconnects later and acknowledges from the cursor.
             let _ = sender.send(Committed { uidvalidity, uids });
         }
+        outbox_ready.notify_one();
         on_alive();
     }
     Ok(())
@@ -108,12 +113,13 @@ async fn process_batch(
     store: &Store,
     config: &Arc<Config>,
     clock: &Clock,
+    team: &mut Team,
     batch: Vec<Fetched>,
 ) -> Result<AckMap, store::Error> {
     let mut acks: AckMap = BTreeMap::new();
     for fetched in batch {
         let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
-        let outcome = process_fetched(store, config, clock, &fetched)
+        let outcome = process_fetched(store, config, clock, team, &fetched)
             .instrument(span.clone())
             .await?;
         span.in_scope(|| match &outcome {
@@ -145,6 +151,7 @@ async fn process_fetched(
     store: &Store,
     config: &Arc<Config>,
     clock: &Clock,
+    team: &mut Team,
     fetched: &Fetched,
 ) -> Result<Outcome, store::Error> {
     let limits = ParseLimits {
@@ -157,29 +164,27 @@ async fn process_fetched(
     for attempt in attempts_before.saturating_add(1)..=max_attempts {
         match parse_within(raw.clone(), limits, config.ingest.message_time_budget).await {
             Ok(mail) => {
-                let store = store.clone();
-                let config = config.clone();
-                let clock = clock.clone();
-                let source = fetched.source.clone();
-                let (kind, arrival) = (fetched.kind, fetched.arrival);
-                let raw = raw.clone();
-                return tokio::task::spawn_blocking(move || {
-                    file_message(
-                        &store,
-                        &config,
-                        clock(),
-                        &source,
-                        kind,
-                        arrival,
+                // Filing is a few store operations; doing it in place keeps the team's
+                // caseloads a plain `&mut` owned by this single writer.
+                let now = clock();
+                let nonce = rand::random();
+                return tokio::task::block_in_place(|| {
+                    let filing = Filing {
+                        store,
+                        config,
+                        now,
+                        nonce,
+                    };
+                    let (outcome, change) = filing.file(
+                        team,
+                        &fetched.source,
+                        fetched.kind,
+                        fetched.arrival,
                         &mail,
-                        &raw,
-                    )
-                })
-                .await
-                .unwrap_or_else(|join| {
-                    Err(store::Error::Inconsistent(format!(
-                        "filing a message failed: {join}"
-                    )))
+                        &fetched.raw,
+                    )?;
+                    team.committed(&change);
+                    Ok(outcome)
                 });
             }
             Err(failure) => {
@@ -262,112 +267,195 @@ fn advance_cursor(tx: &WriteTx<'_>, source: &Source) -> store::TxResult<()> {
     Ok(())
 }
 
-/// Threads a parsed message and writes it, its ticket change, its event and the cursor in one
-/// transaction.
-#[allow(clippy::too_many_arguments)] // Each argument is a distinct fact about this one message.
-pub fn file_message(
-    store: &Store,
-    config: &Config,
-    now: Timestamp,
-    source: &Source,
-    kind: FolderKind,
-    arrival: Arrival,
-    mail: &InboundMail,
-    raw: &[u8],
-) -> Result<Outcome, store::Error> {
-    let sender = sender_address(mail);
-    let rule = if config.threading.one_open_ticket_per_requester {
-        OpenTicketRule::OnePerRequester
-    } else {
-        OpenTicketRule::NewTicketEachTime
-    };
-    let inbound = Inbound {
-        key: &mail.key,
-        sender: Some(sender.as_str()),
-        subject: mail.subject.as_deref(),
-        in_reply_to: &mail.in_reply_to,
-        references: &mail.references,
-    };
-    let placement = thread::place(&inbound, Hints::default(), rule, store)?;
-    let outcome = store.write(|tx| {
-        let outcome = match placement {
-            Placement::Duplicate { ticket, seq } => {
-                file_duplicate(tx, now, source, ticket, seq)?;
-                Outcome::Duplicate(ticket)
-            }
-            Placement::Existing { ticket, reason } => {
-                let mut record = tx.ticket(ticket)?.ok_or_else(|| {
-                    store::Error::Inconsistent(format!("threading chose missing ticket {ticket}"))
-                })?;
-                add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
-                if matches!(record.status, Status::Waiting | Status::Closed) {
-                    record.status = Status::Open;
-                }
-                let event = Event {
-                    at: now,
-                    actor: Actor::Requester(sender.clone()),
-                    kind: "message_added".to_owned(),
-                    detail: format!("threaded by {}", reason.as_str()),
-                };
-                tx.add_event(&mut record, &event)?;
-                tx.put_ticket(&record)?;
-                Outcome::Added(ticket, reason)
-            }
+/// What filing one message needs besides the message.
+pub struct Filing<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+    pub now: Timestamp,
+    /// Randomness for the Message-IDs of mail this filing queues.
+    pub nonce: u64,
+}
+
+impl Filing<'_> {
+    /// Threads a parsed message and writes it, its ticket change, its routing, the mail that
+    /// goes with it and the folder cursor in one transaction.
+    pub fn file(
+        &self,
+        team: &Team,
+        source: &Source,
+        kind: FolderKind,
+        arrival: Arrival,
+        mail: &InboundMail,
+        raw: &[u8],
+    ) -> Result<(Outcome, TeamChange), store::Error> {
+        let (store, config, now) = (self.store, self.config, self.now);
+        let sender = sender_address(mail);
+        let rule = if config.threading.one_open_ticket_per_requester {
+            OpenTicketRule::OnePerRequester
+        } else {
+            OpenTicketRule::NewTicketEachTime
+        };
+        let inbound = Inbound {
+            key: &mail.key,
+            sender: Some(sender.as_str()),
+            subject: mail.subject.as_deref(),
+            in_reply_to: &mail.in_reply_to,
+            references: &mail.references,
+        };
+        let placement = thread::place(&inbound, Hints::default(), rule, store)?;
+        // Routing reads the store outside the transaction: this is the only writer, so
+        // nothing changes in between.
+        let routable = kind == FolderKind::Requests && arrival == Arrival::Live;
+        let decision = match placement {
+            Placement::Duplicate { .. } => None,
+            _ if !routable => None,
             Placement::NewTicket => {
-                let id = tx.allocate_ticket_id()?;
-                let mut record = Ticket {
-                    id,
-                    status: match kind {
-                        FolderKind::Junk => Status::Spam,
-                        FolderKind::Requests => Status::New,
-                    },
-                    subject: mail
+                let previous = assign::previous_owner(store, &sender, None)?;
+                let blank = blank_ticket(TicketId(0), &sender, now);
+                Some(team.decide(&blank, previous.as_ref(), None, now))
+            }
+            Placement::Existing { ticket, .. } => match store.ticket(ticket)? {
+                Some(record)
+                    if record.status != Status::Spam
+                        && !record.flags.contains(&TicketFlag::Backfilled) =>
+                {
+                    let previous = assign::previous_owner(store, &record.requester, Some(ticket))?;
+                    Some(team.decide(&record, previous.as_ref(), None, now))
+                }
+                _ => None,
+            },
+        };
+        let attachments: Vec<AttachmentBytes> = mail
+            .attachments
+            .iter()
+            .filter_map(|a| {
+                Some(AttachmentBytes {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    content: a.content()?.to_vec(),
+                })
+            })
+            .collect();
+        let helpdesk = assign::sender(config);
+        let context = assign::Context {
+            team,
+            sender: &helpdesk,
+            now,
+            nonce: self.nonce,
+        };
+        let (outcome, change) = store.write(|tx| {
+            let mut change = TeamChange::default();
+            let outcome = match placement {
+                Placement::Duplicate { ticket, seq } => {
+                    file_duplicate(tx, now, source, ticket, seq)?;
+                    Outcome::Duplicate(ticket)
+                }
+                Placement::Existing { ticket, reason } => {
+                    let mut record = tx.ticket(ticket)?.ok_or_else(|| {
+                        store::Error::Inconsistent(format!(
+                            "threading chose missing ticket {ticket}"
+                        ))
+                    })?;
+                    let message =
+                        add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                    if matches!(record.status, Status::Waiting | Status::Closed) {
+                        record.status = Status::Open;
+                    }
+                    let event = Event {
+                        at: now,
+                        actor: Actor::Requester(sender.clone()),
+                        kind: "message_added".to_owned(),
+                        detail: format!("threaded by {}", reason.as_str()),
+                    };
+                    tx.add_event(&mut record, &event)?;
+                    if let Some(decision) = &decision {
+                        assign::apply(
+                            tx,
+                            &context,
+                            &mut record,
+                            decision,
+                            Some(&message),
+                            &attachments,
+                            Why::FollowUp,
+                            &mut change,
+                        )?;
+                    }
+                    tx.put_ticket(&record)?;
+                    Outcome::Added(ticket, reason)
+                }
+                Placement::NewTicket => {
+                    let id = tx.allocate_ticket_id()?;
+                    let mut record = blank_ticket(id, &sender, now);
+                    if kind == FolderKind::Junk {
+                        record.status = Status::Spam;
+                    }
+                    record.subject = mail
                         .thread_subject
                         .clone()
                         .or_else(|| mail.subject.clone())
-                        .unwrap_or_else(|| "(no subject)".to_owned()),
-                    requester: sender.clone(),
-                    requester_name: mail.from.as_ref().and_then(|f| f.name.clone()),
-                    owner: None,
-                    assigned_at: None,
-                    last_agent_reply: None,
-                    participants: BTreeSet::new(),
-                    flags: BTreeSet::new(),
-                    created: now,
-                    updated: now,
-                    message_count: 0,
-                    event_count: 0,
-                };
-                add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
-                if arrival == Arrival::Backfill {
-                    record.flags.insert(TicketFlag::Backfilled);
-                }
-                let detail = match arrival {
-                    Arrival::Live => format!("from {}", source.mailbox),
-                    Arrival::Backfill => {
-                        format!(
+                        .unwrap_or_else(|| "(no subject)".to_owned());
+                    record.requester_name = mail.from.as_ref().and_then(|f| f.name.clone());
+                    let message =
+                        add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                    if arrival == Arrival::Backfill {
+                        record.flags.insert(TicketFlag::Backfilled);
+                    }
+                    let detail = match arrival {
+                        Arrival::Live => format!("from {}", source.mailbox),
+                        Arrival::Backfill => format!(
                             "from {} (first-run backfill: nobody is notified)",
                             source.mailbox
-                        )
+                        ),
+                    };
+                    let event = Event {
+                        at: now,
+                        actor: Actor::Requester(sender.clone()),
+                        kind: "created".to_owned(),
+                        detail,
+                    };
+                    tx.add_event(&mut record, &event)?;
+                    if let Some(decision) = &decision {
+                        assign::apply(
+                            tx,
+                            &context,
+                            &mut record,
+                            decision,
+                            Some(&message),
+                            &attachments,
+                            Why::Assigned,
+                            &mut change,
+                        )?;
                     }
-                };
-                let event = Event {
-                    at: now,
-                    actor: Actor::Requester(sender.clone()),
-                    kind: "created".to_owned(),
-                    detail,
-                };
-                tx.add_event(&mut record, &event)?;
-                tx.put_ticket(&record)?;
-                Outcome::NewTicket(id)
-            }
-        };
-        tx.clear_attempts(source)?;
-        advance_cursor(tx, source)?;
-        Ok(outcome)
-    })?;
-    debug!(?outcome, "Message filed.");
-    Ok(outcome)
+                    tx.put_ticket(&record)?;
+                    Outcome::NewTicket(id)
+                }
+            };
+            tx.clear_attempts(source)?;
+            advance_cursor(tx, source)?;
+            Ok((outcome, change))
+        })?;
+        debug!(?outcome, "Message filed.");
+        Ok((outcome, change))
+    }
+}
+
+fn blank_ticket(id: TicketId, requester: &str, now: Timestamp) -> Ticket {
+    Ticket {
+        id,
+        status: Status::New,
+        subject: String::new(),
+        requester: requester.to_owned(),
+        requester_name: None,
+        owner: None,
+        assigned_at: None,
+        last_agent_reply: None,
+        participants: BTreeSet::new(),
+        flags: BTreeSet::new(),
+        created: now,
+        updated: now,
+        message_count: 0,
+        event_count: 0,
+    }
 }
 
 fn file_duplicate(
@@ -412,7 +500,7 @@ fn add_message(
     mail: &InboundMail,
     raw: &[u8],
     sender: &str,
-) -> store::TxResult<()> {
+) -> store::TxResult<StoredMessage> {
     let attachments: Vec<AttachmentMeta> = mail
         .attachments
         .iter()
@@ -456,7 +544,7 @@ fn add_message(
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.participants.insert(sender.to_owned());
     ticket.updated = now;
-    Ok(())
+    Ok(message)
 }
 
 /// The address a message is from: From, else Sender, else Return-Path.

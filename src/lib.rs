@@ -21,6 +21,7 @@ pub mod store;
 pub mod thread;
 
 pub mod admin;
+pub mod assign;
 pub mod notify;
 pub mod report;
 

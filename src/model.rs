@@ -57,6 +57,8 @@ pub enum TicketFlag {
     AttachmentTooLarge,
     /// Imported by the first-run backfill: never routed or notified automatically.
     Backfilled,
+    /// Nobody on duty could take it yet; it is assigned when a shift starts.
+    Unassigned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

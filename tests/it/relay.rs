@@ -96,6 +96,8 @@ fn create_ticket(store: &Store) -> TicketId {
                 requester: "requester@casemail.test".to_owned(),
                 requester_name: None,
                 owner: None,
+                assigned_at: None,
+                last_agent_reply: None,
                 participants: BTreeSet::new(),
                 flags: BTreeSet::new(),
                 created: T0,

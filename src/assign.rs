@@ -1,0 +1,364 @@
+//! Casework glue: applies routing decisions to tickets and queues the mail that goes with them
+//! (the notification to the caseworker, notices to coordinators), inside the same store
+//! transaction as the ticket change.
+//!
+//! The routing rules themselves are the pure `route` module; this module keeps the process
+//! stage's picture of the team (agents, rota, caseloads) and turns a decision into records.
+//! It must not speak IMAP or SMTP: mail goes to the outbox, and `relay` sends it.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use tracing::warn;
+
+use crate::config::Config;
+use crate::ids::{AgentId, TicketId};
+use crate::model::{
+    Actor, Agent, Event, OutboxEntry, OutboxKind, Role, StoredMessage, Ticket, TicketFlag,
+};
+use crate::notify::{self, AttachmentBytes, Outgoing, Sender, Why};
+use crate::rota::{self, Rota};
+use crate::route::{self, Candidate, Decision, Reason, Request};
+use crate::store::{self, Store, TxResult, WriteTx};
+
+/// The process stage's view of the team. Loaded once at start and kept in step with every
+/// assignment the process stage makes (it is the only writer).
+#[derive(Debug, Clone)]
+pub struct Team {
+    agents: BTreeMap<AgentId, Agent>,
+    rota: Option<Rota>,
+    open: BTreeMap<AgentId, u32>,
+    sequence: u64,
+}
+
+/// What applying a decision did, for logs and the caller's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Assigned(AgentId, Reason),
+    Waiting,
+    NotRouted,
+}
+
+impl Team {
+    pub fn load(store: &Store) -> Result<Team, store::Error> {
+        let agents: BTreeMap<AgentId, Agent> = store
+            .agents()?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let rota = match store.rota()? {
+            None => None,
+            Some(text) => match rota::parse(&text) {
+                Ok(rota) => Some(rota),
+                Err(err) => {
+                    warn!(error = %err, "The stored rota is not valid; nobody is on duty until it is imported again.");
+                    None
+                }
+            },
+        };
+        let mut open = BTreeMap::new();
+        for ticket in store.tickets()? {
+            if let (true, Some(owner)) = (ticket.status.is_active(), ticket.owner.as_ref()) {
+                *open.entry(owner.clone()).or_insert(0u32) += 1;
+            }
+        }
+        let sequence = agents
+            .values()
+            .filter_map(|a| a.last_assigned)
+            .max()
+            .unwrap_or(0);
+        Ok(Team {
+            agents,
+            rota,
+            open,
+            sequence,
+        })
+    }
+
+    pub fn rota(&self) -> Option<&Rota> {
+        self.rota.as_ref()
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+
+    pub fn candidates(&self, now: Timestamp) -> Vec<Candidate> {
+        self.agents
+            .values()
+            .map(|a| {
+                Candidate::new(
+                    a,
+                    self.open.get(&a.id).copied().unwrap_or(0),
+                    a.last_assigned,
+                    now,
+                )
+            })
+            .collect()
+    }
+
+    /// Coordinators who are not away, to be told about tickets nobody could take.
+    pub fn coordinators(&self, now: Timestamp) -> Vec<&Agent> {
+        route::coordinators(&self.candidates(now))
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .collect()
+    }
+
+    /// Decides who gets a ticket. `previous_owner` is the requester's last caseworker.
+    pub fn decide(
+        &self,
+        ticket: &Ticket,
+        previous_owner: Option<&AgentId>,
+        exclude: Option<&AgentId>,
+        now: Timestamp,
+    ) -> Decision {
+        let Some(rota) = &self.rota else {
+            return Decision::Wait { until: None };
+        };
+        let request = Request {
+            previous_owner,
+            current_owner: ticket.owner.as_ref(),
+            exclude,
+        };
+        route::route(&request, &self.candidates(now), rota, now)
+    }
+
+    /// Records in memory what a committed transaction did.
+    pub fn committed(&mut self, change: &TeamChange) {
+        if let Some(old) = &change.released
+            && let Some(count) = self.open.get_mut(old)
+        {
+            *count = count.saturating_sub(1);
+        }
+        if let Some((agent, sequence)) = &change.assigned {
+            *self.open.entry(agent.clone()).or_insert(0) += 1;
+            self.sequence = self.sequence.max(*sequence);
+            if let Some(record) = self.agents.get_mut(agent) {
+                record.last_assigned = Some(*sequence);
+            }
+        }
+    }
+
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence.saturating_add(1)
+    }
+}
+
+/// A change to caseloads made by one transaction, applied to [`Team`] after it committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamChange {
+    pub assigned: Option<(AgentId, u64)>,
+    pub released: Option<AgentId>,
+}
+
+/// The caseworker the requester had most recently on another ticket.
+pub fn previous_owner(
+    store: &Store,
+    requester: &str,
+    except: Option<TicketId>,
+) -> Result<Option<AgentId>, store::Error> {
+    for id in store.tickets_of_requester(requester)?.into_iter().rev() {
+        if Some(id) == except {
+            continue;
+        }
+        if let Some(ticket) = store.ticket(id)?
+            && let Some(owner) = ticket.owner
+        {
+            return Ok(Some(owner));
+        }
+    }
+    Ok(None)
+}
+
+pub fn sender(config: &Config) -> Sender {
+    Sender {
+        address: config.helpdesk.address.clone(),
+        name: config.helpdesk.name.clone(),
+    }
+}
+
+/// Puts a composed message in the outbox, tied to its ticket.
+pub fn enqueue(
+    tx: &WriteTx<'_>,
+    kind: OutboxKind,
+    ticket: Option<TicketId>,
+    outgoing: &Outgoing,
+    now: Timestamp,
+) -> TxResult<u64> {
+    let entry = OutboxEntry {
+        id: 0,
+        kind,
+        ticket,
+        message_id: outgoing.message_id.clone(),
+        envelope_from: outgoing.envelope_from.clone(),
+        recipients: outgoing.recipients.clone(),
+        created: now,
+        attempts: 0,
+        next_attempt: now,
+        last_error: None,
+    };
+    tx.enqueue(&entry, &outgoing.raw)
+}
+
+/// Everything `apply` needs besides the ticket.
+pub struct Context<'a> {
+    pub team: &'a Team,
+    pub sender: &'a Sender,
+    pub now: Timestamp,
+    /// Randomness for Message-IDs, drawn outside the transaction so a retried transaction
+    /// composes the same messages.
+    pub nonce: u64,
+}
+
+/// Applies a routing decision to `ticket` inside a transaction: owner, events, the
+/// notification to the new owner (with `message` and its files), notices to coordinators.
+/// The caller writes the ticket back.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one decision.
+pub fn apply(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    decision: &Decision,
+    message: Option<&StoredMessage>,
+    attachments: &[AttachmentBytes],
+    why: Why,
+    change: &mut TeamChange,
+) -> TxResult<Applied> {
+    let now = context.now;
+    match decision {
+        Decision::Assign { agent, reason } => {
+            let Some(record) = context.team.agent(agent) else {
+                return Ok(Applied::NotRouted);
+            };
+            let previous = ticket.owner.clone();
+            let newly_assigned = previous.as_ref() != Some(agent);
+            if newly_assigned {
+                let sequence = context.team.next_sequence();
+                let mut stored = tx.agent(agent)?.unwrap_or_else(|| record.clone());
+                stored.last_assigned = Some(sequence);
+                tx.put_agent(&stored)?;
+                change.assigned = Some((agent.clone(), sequence));
+                change.released = previous.clone();
+                ticket.owner = Some(agent.clone());
+                ticket.assigned_at = Some(now);
+                ticket.flags.remove(&TicketFlag::Unassigned);
+                let detail = match (&previous, reason) {
+                    (Some(old), Reason::Handover) => {
+                        format!("handed over from {old} to {agent}: no answer in time")
+                    }
+                    (Some(old), _) => format!("reassigned from {old} to {agent} ({reason:?})"),
+                    (None, _) => format!("assigned to {agent} ({reason:?})"),
+                };
+                tx.add_event(
+                    ticket,
+                    &Event {
+                        at: now,
+                        actor: Actor::System,
+                        kind: "assigned".to_owned(),
+                        detail,
+                    },
+                )?;
+            }
+            let why = if newly_assigned && *reason == Reason::Handover {
+                Why::Handover
+            } else if newly_assigned {
+                Why::Assigned
+            } else {
+                why
+            };
+            let Some(message) = message.cloned().or_else(|| last_message(tx, ticket)) else {
+                return Ok(Applied::Assigned(agent.clone(), *reason));
+            };
+            let outgoing = notify::ticket_notification(
+                context.sender,
+                record,
+                ticket,
+                &message,
+                attachments,
+                why,
+                context.nonce,
+            )
+            .map_err(|e| {
+                store::Error::Inconsistent(format!("cannot compose a notification: {e}"))
+            })?;
+            enqueue(
+                tx,
+                OutboxKind::Notification,
+                Some(ticket.id),
+                &outgoing,
+                now,
+            )?;
+            if newly_assigned && *reason == Reason::Handover {
+                let what = format!(
+                    "handed over to {agent} after no answer from {}",
+                    previous.as_ref().map_or("nobody", |p| p.0.as_str())
+                );
+                tell_coordinators(tx, context, ticket, &what)?;
+            }
+            Ok(Applied::Assigned(agent.clone(), *reason))
+        }
+        Decision::Wait { until } => {
+            let detail = match until {
+                Some(until) => {
+                    format!("nobody on duty can take it; waits for the shift starting {until}")
+                }
+                None => "nobody on duty can take it and no shift is planned".to_owned(),
+            };
+            let already_waiting = ticket.flags.contains(&TicketFlag::Unassigned);
+            if !already_waiting {
+                ticket.flags.insert(TicketFlag::Unassigned);
+                tx.add_event(
+                    ticket,
+                    &Event {
+                        at: now,
+                        actor: Actor::System,
+                        kind: "waiting".to_owned(),
+                        detail,
+                    },
+                )?;
+                tell_coordinators(tx, context, ticket, "nobody on duty could take this ticket")?;
+            }
+            Ok(Applied::Waiting)
+        }
+    }
+}
+
+fn last_message(tx: &WriteTx<'_>, ticket: &Ticket) -> Option<StoredMessage> {
+    let last = ticket.message_count.checked_sub(1)?;
+    tx.message(ticket.id, last).ok().flatten()
+}
+
+fn tell_coordinators(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &Ticket,
+    what: &str,
+) -> TxResult<()> {
+    for (index, coordinator) in context
+        .team
+        .coordinators(context.now)
+        .into_iter()
+        .enumerate()
+    {
+        if coordinator.role != Role::Coordinator {
+            continue;
+        }
+        let nonce = context.nonce.wrapping_add(1 + index as u64);
+        match notify::coordinator_notice(context.sender, coordinator, ticket, what, nonce) {
+            Ok(outgoing) => {
+                enqueue(
+                    tx,
+                    OutboxKind::Notification,
+                    Some(ticket.id),
+                    &outgoing,
+                    context.now,
+                )?;
+            }
+            Err(err) => {
+                warn!(agent = %coordinator.id, error = %err, "Cannot compose a notice to a coordinator.")
+            }
+        }
+    }
+    Ok(())
+}
