@@ -526,6 +526,8 @@ impl Bench {
                     requester: "someone@casemail.test".to_owned(),
                     requester_name: None,
                     owner: None,
+                    assigned_at: None,
+                    last_agent_reply: None,
                     participants: BTreeSet::new(),
                     flags: BTreeSet::new(),
                     created: T0,
