@@ -10,7 +10,7 @@ use std::str::FromStr as _;
 use jiff::Timestamp;
 
 use crate::ids::{AgentId, TicketId};
-use crate::model::{Actor, Agent, Event, Role};
+use crate::model::{Actor, Agent, Away, Event, Role};
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,7 @@ pub fn set_away(
     now: Timestamp,
 ) -> Result<Vec<TicketId>, Error> {
     let mut agent = existing(store, id)?;
-    agent.away = Some(until);
+    agent.away = Some(Away { until });
     store.write(|tx| tx.put_agent(&agent))?;
     let released = release_tickets(store, id, now, "agent away")?;
     store.flush()?;
@@ -158,8 +158,8 @@ pub fn set_back(store: &Store, id: &AgentId) -> Result<Agent, Error> {
 pub fn is_away(agent: &Agent, now: Timestamp) -> bool {
     match agent.away {
         None => false,
-        Some(None) => true,
-        Some(Some(until)) => now < until,
+        Some(Away { until: None }) => true,
+        Some(Away { until: Some(until) }) => now < until,
     }
 }
 

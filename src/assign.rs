@@ -362,3 +362,319 @@ fn tell_coordinators(
     }
     Ok(())
 }
+
+/// What one sweep did, and when the next one is due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub assigned: Vec<(TicketId, AgentId)>,
+    pub handed_over: Vec<(TicketId, AgentId)>,
+    pub overdue_without_cover: Vec<TicketId>,
+    pub digest_sent: bool,
+    /// The earliest moment something may change (a shift starts, an answer falls due).
+    pub next_due: Option<Timestamp>,
+}
+
+/// The periodic pass of the process stage: assigns waiting tickets when someone is on duty,
+/// hands over tickets whose caseworker did not answer within `answer_within`, and sends the
+/// daily digest. Each ticket's change is its own transaction.
+pub fn sweep(
+    store: &Store,
+    config: &Config,
+    team: &mut Team,
+    now: Timestamp,
+    nonce: u64,
+) -> Result<Sweep, store::Error> {
+    let helpdesk = sender(config);
+    let answer_within = config.rota.answer_within;
+    let mut outcome = Sweep::default();
+    let mut next_due: Option<Timestamp> = None;
+    let mut consider = |at: Timestamp| {
+        next_due = Some(next_due.map_or(at, |due: Timestamp| due.min(at)));
+    };
+    let mut waiting = false;
+    for (index, ticket) in store.tickets()?.into_iter().enumerate() {
+        if !ticket.status.is_active() || ticket.flags.contains(&TicketFlag::Backfilled) {
+            continue;
+        }
+        let nonce = nonce.wrapping_add((index as u64) << 8);
+        match &ticket.owner {
+            None => {
+                let previous = previous_owner(store, &ticket.requester, Some(ticket.id))?;
+                let decision = team.decide(&ticket, previous.as_ref(), None, now);
+                if let Decision::Assign { agent, .. } = &decision {
+                    apply_in_own_transaction(
+                        store,
+                        team,
+                        &helpdesk,
+                        now,
+                        nonce,
+                        ticket.id,
+                        &decision,
+                        Why::Assigned,
+                    )?;
+                    outcome.assigned.push((ticket.id, agent.clone()));
+                } else {
+                    waiting = true;
+                }
+            }
+            Some(owner) => {
+                let Some(assigned_at) = ticket.assigned_at else {
+                    continue;
+                };
+                if !route::is_overdue(assigned_at, ticket.last_agent_reply, answer_within, now) {
+                    if let Ok(due) = assigned_at.checked_add(
+                        jiff::SignedDuration::try_from(answer_within)
+                            .unwrap_or(jiff::SignedDuration::MAX),
+                    ) {
+                        consider(due);
+                    }
+                    continue;
+                }
+                let unowned = Ticket {
+                    owner: None,
+                    ..ticket.clone()
+                };
+                let decision = team.decide(&unowned, None, Some(owner), now);
+                match &decision {
+                    Decision::Assign { agent, .. } => {
+                        let handover = Decision::Assign {
+                            agent: agent.clone(),
+                            reason: Reason::Handover,
+                        };
+                        apply_in_own_transaction(
+                            store,
+                            team,
+                            &helpdesk,
+                            now,
+                            nonce,
+                            ticket.id,
+                            &handover,
+                            Why::Handover,
+                        )?;
+                        outcome.handed_over.push((ticket.id, agent.clone()));
+                    }
+                    Decision::Wait { .. } => {
+                        // Nobody else can take it: tell the coordinators once per period and
+                        // start the clock again rather than repeating the notice every sweep.
+                        let context = Context {
+                            team,
+                            sender: &helpdesk,
+                            now,
+                            nonce,
+                        };
+                        store.write(|tx| {
+                            let Some(mut record) = tx.ticket(ticket.id)? else { return Ok(()) };
+                            record.assigned_at = Some(now);
+                            let event = Event {
+                                at: now,
+                                actor: Actor::System,
+                                kind: "overdue".to_owned(),
+                                detail: format!("no answer from {owner} in time and nobody else on duty to hand over to"),
+                            };
+                            tx.add_event(&mut record, &event)?;
+                            tell_coordinators(tx, &context, &record, &format!("no answer from {owner} in time, nobody else on duty"))?;
+                            tx.put_ticket(&record)
+                        })?;
+                        outcome.overdue_without_cover.push(ticket.id);
+                    }
+                }
+            }
+        }
+    }
+    if waiting && let Some(start) = team.rota().and_then(|r| r.next_shift_start(now)) {
+        consider(start);
+    }
+    outcome.digest_sent = send_digest_if_due(store, config, team, &helpdesk, now, nonce)?;
+    if let Some(at) = next_digest(store, config, now)? {
+        consider(at);
+    }
+    outcome.next_due = next_due;
+    if !outcome.assigned.is_empty()
+        || !outcome.handed_over.is_empty()
+        || outcome.digest_sent
+        || !outcome.overdue_without_cover.is_empty()
+    {
+        store.flush()?;
+    }
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one decision.
+fn apply_in_own_transaction(
+    store: &Store,
+    team: &mut Team,
+    helpdesk: &Sender,
+    now: Timestamp,
+    nonce: u64,
+    id: TicketId,
+    decision: &Decision,
+    why: Why,
+) -> Result<(), store::Error> {
+    let change = {
+        let context = Context {
+            team,
+            sender: helpdesk,
+            now,
+            nonce,
+        };
+        store.write(|tx| {
+            let mut change = TeamChange::default();
+            let Some(mut record) = tx.ticket(id)? else {
+                return Ok(change);
+            };
+            apply(
+                tx,
+                &context,
+                &mut record,
+                decision,
+                None,
+                &[],
+                why,
+                &mut change,
+            )?;
+            tx.put_ticket(&record)?;
+            Ok(change)
+        })?
+    };
+    team.committed(&change);
+    Ok(())
+}
+
+/// The moment today's digest is due, in the configured time zone.
+fn digest_time_on(config: &Config, day: jiff::civil::Date) -> Option<Timestamp> {
+    let zone = jiff::tz::TimeZone::get(&config.rota.timezone).ok()?;
+    let (hour, minute) = config.rota.digest_at;
+    day.at(hour, minute, 0, 0)
+        .to_zoned(zone)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+fn today(config: &Config, now: Timestamp) -> Option<jiff::civil::Date> {
+    let zone = jiff::tz::TimeZone::get(&config.rota.timezone).ok()?;
+    Some(now.to_zoned(zone).date())
+}
+
+fn next_digest(
+    store: &Store,
+    config: &Config,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, store::Error> {
+    let Some(day) = today(config, now) else {
+        return Ok(None);
+    };
+    let sent_today = store.last_digest()?.as_deref() == Some(day.to_string().as_str());
+    let due_today = digest_time_on(config, day);
+    Ok(match due_today {
+        Some(due) if !sent_today && due > now => Some(due),
+        _ => day.tomorrow().ok().and_then(|d| digest_time_on(config, d)),
+    })
+}
+
+fn send_digest_if_due(
+    store: &Store,
+    config: &Config,
+    team: &Team,
+    helpdesk: &Sender,
+    now: Timestamp,
+    nonce: u64,
+) -> Result<bool, store::Error> {
+    let Some(day) = today(config, now) else {
+        return Ok(false);
+    };
+    let Some(due) = digest_time_on(config, day) else {
+        return Ok(false);
+    };
+    let day_text = day.to_string();
+    if now < due || store.last_digest()?.as_deref() == Some(day_text.as_str()) {
+        return Ok(false);
+    }
+    let body = digest_text(store, config, team, now)?;
+    let subject = format!("casemail digest for {day_text}");
+    let coordinators = team.coordinators(now);
+    store.write(|tx| {
+        for (index, coordinator) in coordinators.iter().enumerate() {
+            let Some(to) = coordinator.emails.first() else {
+                continue;
+            };
+            match notify::plain_to(
+                helpdesk,
+                to,
+                &subject,
+                body.clone(),
+                "digest",
+                nonce.wrapping_add(index as u64),
+            ) {
+                Ok(outgoing) => {
+                    enqueue(tx, OutboxKind::Digest, None, &outgoing, now)?;
+                }
+                Err(err) => {
+                    warn!(agent = %coordinator.id, error = %err, "Cannot compose the digest.")
+                }
+            }
+        }
+        tx.set_last_digest(&day_text)
+    })?;
+    Ok(true)
+}
+
+/// The daily digest: caseloads, overdue and unassigned tickets, spam held. Ticket numbers and
+/// subjects only; no requester text.
+pub fn digest_text(
+    store: &Store,
+    config: &Config,
+    team: &Team,
+    now: Timestamp,
+) -> Result<String, store::Error> {
+    let tickets = store.tickets()?;
+    let mut out = String::from("Open tickets per caseworker:\n");
+    for candidate in team.candidates(now) {
+        let open = tickets
+            .iter()
+            .filter(|t| t.status.is_active() && t.owner.as_ref() == Some(&candidate.id))
+            .count();
+        let cap = candidate
+            .max_open
+            .map_or(String::new(), |cap| format!(" of {cap}"));
+        let away = if candidate.away { " (away)" } else { "" };
+        out.push_str(&format!("  {:<16} {open}{cap}{away}\n", candidate.id.0));
+    }
+    let overdue: Vec<&Ticket> = tickets
+        .iter()
+        .filter(|t| t.status.is_active())
+        .filter(|t| match (t.owner.as_ref(), t.assigned_at) {
+            (Some(_), Some(at)) => {
+                route::is_overdue(at, t.last_agent_reply, config.rota.answer_within, now)
+            }
+            _ => false,
+        })
+        .collect();
+    let unassigned: Vec<&Ticket> = tickets
+        .iter()
+        .filter(|t| {
+            t.status.is_active() && t.owner.is_none() && !t.flags.contains(&TicketFlag::Backfilled)
+        })
+        .collect();
+    let spam = tickets
+        .iter()
+        .filter(|t| t.status == crate::model::Status::Spam)
+        .count();
+    for (title, list) in [
+        ("Unanswered past the answer time", &overdue),
+        ("Unassigned", &unassigned),
+    ] {
+        out.push_str(&format!("\n{title}: {}\n", list.len()));
+        for t in list.iter().take(50) {
+            out.push_str(&format!(
+                "  {}  ({})\n",
+                notify::ticket_subject(t),
+                t.owner.as_ref().map_or("nobody", |o| o.0.as_str())
+            ));
+        }
+    }
+    out.push_str(&format!("\nHeld as spam: {spam}\n"));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -145,6 +145,8 @@ pub struct RotaSettings {
     pub timezone: String,
     /// An assigned ticket with no agent reply after this long is handed over.
     pub answer_within: Duration,
+    /// When the daily digest goes to coordinators: (hour, minute) in `timezone`.
+    pub digest_at: (i8, i8),
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +320,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
                 "an IANA time zone name such as \"Europe/Berlin\"",
             ),
             ("answer_within", DURATION),
+            ("digest_at", "a time of day such as \"08:00\""),
         ],
     ),
     (
@@ -547,6 +550,7 @@ struct RawConfig {
 struct RawRota {
     timezone: Option<String>,
     answer_within: Option<String>,
+    digest_at: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -705,9 +709,21 @@ fn validate_rota(raw: RawRota, sources: &Sources<'_>) -> Result<RotaSettings, Er
     if answer_within.is_zero() {
         return Err(sources.error("rota.answer_within", "must not be zero"));
     }
+    let digest_text = raw.digest_at.unwrap_or_else(|| "08:00".to_owned());
+    let digest_at = digest_text
+        .split_once(':')
+        .and_then(|(h, m)| Some((h.parse::<i8>().ok()?, m.parse::<i8>().ok()?)))
+        .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m) && digest_text.len() == 5)
+        .ok_or_else(|| {
+            sources.error(
+                "rota.digest_at",
+                format!("expected a time of day as HH:MM, found {digest_text:?}"),
+            )
+        })?;
     Ok(RotaSettings {
         timezone,
         answer_within,
+        digest_at,
     })
 }
 

@@ -58,7 +58,30 @@ pub async fn run(
         .unwrap_or(200)
         .max(1);
     let mut suspects = recover_in_flight(&store)?;
-    while let Some(first) = incoming.recv().await {
+    let mut next_sweep = tokio::time::Instant::now();
+    loop {
+        let first = tokio::select! {
+            item = incoming.recv() => match item {
+                Some(first) => first,
+                None => break,
+            },
+            () = tokio::time::sleep_until(next_sweep) => {
+                let now = clock();
+                let swept = tokio::task::block_in_place(|| {
+                    assign::sweep(&store, &config, &mut team, now, rand::random())
+                })?;
+                for (ticket, agent) in &swept.assigned {
+                    info!(ticket = ticket.0, agent = %agent, "Waiting ticket assigned.");
+                }
+                for (ticket, agent) in &swept.handed_over {
+                    info!(ticket = ticket.0, agent = %agent, "Ticket handed over: no answer in time.");
+                }
+                outbox_ready.notify_one();
+                next_sweep = next_sweep_at(swept.next_due, now);
+                on_alive();
+                continue;
+            }
+        };
         // Messages that were being processed when the daemon last died are taken one at a
         // time, so a message that kills the process is the only one blamed for it.
         let limit = if suspects.is_empty() { batch_size } else { 1 };
@@ -84,6 +107,17 @@ pub async fn run(
         on_alive();
     }
     Ok(())
+}
+
+/// Sweeps run at least this often, and otherwise when something falls due.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+fn next_sweep_at(due: Option<Timestamp>, now: Timestamp) -> tokio::time::Instant {
+    let until_due = due
+        .and_then(|due| due.duration_since(now).try_into().ok())
+        .map(|d: Duration| d.max(Duration::from_millis(50)))
+        .unwrap_or(SWEEP_INTERVAL);
+    tokio::time::Instant::now() + until_due.min(SWEEP_INTERVAL)
 }
 
 /// Counts an attempt against every message that was in flight when the process stage last

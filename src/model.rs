@@ -194,13 +194,21 @@ pub struct Agent {
     pub role: Role,
     /// Most open tickets the agent is given at once; `None` means no cap.
     pub max_open: Option<u32>,
-    /// Set while the agent has stepped away; `Some(None)` means until they come back.
-    pub away: Option<Option<Timestamp>>,
+    /// Set while the agent has stepped away.
+    pub away: Option<Away>,
     pub created: Timestamp,
     /// Position of this agent's latest assignment in the helpdesk-wide sequence; routing breaks
     /// ties by giving the ticket to whoever waited longest.
     #[serde(default)]
     pub last_assigned: Option<u64>,
+}
+
+/// An agent's time away. A separate record rather than `Option<Option<_>>`, whose two "none"
+/// cases JSON cannot tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Away {
+    /// When they are back; `None` means until they say so (`agent back`).
+    pub until: Option<Timestamp>,
 }
 
 /// Why casemail sends a message.

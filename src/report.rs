@@ -171,7 +171,7 @@ pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::
                 "role": agent.role,
                 "max_open": agent.max_open,
                 "away": admin::is_away(agent, now),
-                "away_until": agent.away.flatten().map(|t| t.to_string()),
+                "away_until": agent.away.and_then(|a| a.until).map(|t| t.to_string()),
                 "open_tickets": open,
                 "created": agent.created.to_string(),
             })

@@ -26,7 +26,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::ids::AgentId;
-use crate::model::{Agent, Role};
+use crate::model::{Agent, Away, Role};
 use crate::rota::Rota;
 
 #[cfg(test)]
@@ -57,8 +57,8 @@ impl Candidate {
     ) -> Candidate {
         let away = match agent.away {
             None => false,
-            Some(None) => true,
-            Some(Some(back)) => now < back,
+            Some(Away { until: None }) => true,
+            Some(Away { until: Some(back) }) => now < back,
         };
         Candidate {
             id: agent.id.clone(),

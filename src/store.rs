@@ -34,6 +34,7 @@ const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
 const KEY_IN_FLIGHT: &str = "meta/in_flight";
 const KEY_NEXT_OUTBOX: &[u8] = b"meta/next_outbox";
 const KEY_ROTA: &str = "meta/rota";
+const KEY_LAST_DIGEST: &str = "meta/last_digest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -263,6 +264,11 @@ impl Store {
         scan_json(&self.tree, b"g/")
     }
 
+    /// The local date (YYYY-MM-DD) of the last digest sent.
+    pub fn last_digest(&self) -> Result<Option<String>, Error> {
+        get_json(&self.tree, KEY_LAST_DIGEST)
+    }
+
     /// The rota as last imported (its TOML source), if any.
     pub fn rota(&self) -> Result<Option<String>, Error> {
         get_json(&self.tree, KEY_ROTA)
@@ -397,6 +403,10 @@ impl WriteTx<'_> {
     pub fn remove_agent(&self, id: &AgentId) -> TxResult<()> {
         self.tree.remove(agent_key(id).as_bytes())?;
         Ok(())
+    }
+
+    pub fn set_last_digest(&self, date: &str) -> TxResult<()> {
+        self.put(KEY_LAST_DIGEST, &date)
     }
 
     pub fn set_rota(&self, source: &str) -> TxResult<()> {

@@ -86,6 +86,7 @@ impl Config {
             rota: RotaView {
                 timezone: rota.timezone.clone(),
                 answer_within: format_duration(rota.answer_within),
+                digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
             },
         }
     }
@@ -173,4 +174,5 @@ struct IngestView {
 struct RotaView {
     timezone: String,
     answer_within: String,
+    digest_at: String,
 }

@@ -220,7 +220,7 @@ fn candidate_is_away_until_the_time_they_gave() {
         emails: vec!["amina@example.org".to_owned()],
         role: Role::Agent,
         max_open: Some(5),
-        away: Some(Some(back)),
+        away: Some(crate::model::Away { until: Some(back) }),
         created: Timestamp::UNIX_EPOCH,
         last_assigned: None,
     };
@@ -232,7 +232,7 @@ fn candidate_is_away_until_the_time_they_gave() {
     assert_eq!(candidate.last_assigned, Some(7));
 
     let indefinitely = Agent {
-        away: Some(None),
+        away: Some(crate::model::Away { until: None }),
         ..registered.clone()
     };
     assert!(Candidate::new(&indefinitely, 0, None, back).away);

@@ -15,4 +15,5 @@ mod bench_smoke;
 mod check_config;
 mod ingest;
 mod relay;
+mod routing;
 mod store_crash;

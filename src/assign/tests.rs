@@ -1,0 +1,65 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::admin::{self, NewAgent};
+use crate::model::Status;
+
+const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
+
+fn ticket(id: u64) -> Ticket {
+    Ticket {
+        id: TicketId(id),
+        status: Status::New,
+        subject: "s".to_owned(),
+        requester: format!("r{id}@phone.example"),
+        requester_name: None,
+        owner: None,
+        assigned_at: None,
+        last_agent_reply: None,
+        participants: BTreeSet::new(),
+        flags: BTreeSet::new(),
+        created: Timestamp::UNIX_EPOCH,
+        updated: Timestamp::UNIX_EPOCH,
+        message_count: 0,
+        event_count: 0,
+    }
+}
+
+#[test]
+fn an_agent_who_is_away_gets_nothing_even_with_the_fewest_tickets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let now: Timestamp = "2026-11-22T10:00:00Z".parse().expect("time");
+    for id in ["amina", "jonas"] {
+        let new = NewAgent {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            emails: vec![format!("{id}@volunteers.example")],
+            role: Role::Agent,
+            max_open: None,
+        };
+        admin::add_agent(&store, "help@x.example", new, now).expect("add");
+    }
+    let rota = format!(
+        "timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"jonas\"\n{ALWAYS}"
+    );
+    store.write(|tx| tx.set_rota(&rota)).expect("rota");
+    store
+        .write(|tx| {
+            let mut owned = ticket(1);
+            owned.owner = Some(AgentId("jonas".to_owned()));
+            tx.put_ticket(&owned)
+        })
+        .expect("ticket");
+    admin::set_away(&store, &AgentId("amina".to_owned()), None, now).expect("away");
+
+    let team = Team::load(&store).expect("team");
+    let decision = team.decide(&ticket(2), None, None, now);
+    assert_eq!(
+        decision,
+        Decision::Assign {
+            agent: AgentId("jonas".to_owned()),
+            reason: Reason::FewestOpen
+        }
+    );
+}
