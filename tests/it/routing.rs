@@ -141,6 +141,27 @@ async fn a_request_reaches_the_agent_on_duty_and_not_one_who_is_away() {
     )));
     assert!(notification.contains("Auto-Submitted: auto-generated"));
 
+    // A follow-up from the requester goes to the same caseworker.
+    let follow_up = mail(
+        &requester.address,
+        &help.address,
+        "Re: Asylum interview",
+        Some("route-1b@phone.example"),
+        "In-Reply-To: <route-1@phone.example>\r\n",
+        "I found the letter.",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &follow_up)
+        .await
+        .expect("send");
+    let got = inbox(bench, &mut daemon, &amina, 2).await;
+    let again = got
+        .iter()
+        .find(|m| m.contains("I found the letter."))
+        .expect("follow-up notification");
+    assert!(again.contains("The requester wrote again"));
+    assert!(again.contains("[#1] Asylum interview"));
+
     // Amina steps away, Jonas comes back: the next requester's mail goes to Jonas.
     daemon.terminate().await.expect("stop");
     cli_ok(&daemon, &["agent", "away", "amina"]);
@@ -168,11 +189,19 @@ async fn a_request_reaches_the_agent_on_duty_and_not_one_who_is_away() {
 
     assert_eq!(
         bench.list(&amina, "INBOX").await.expect("list").len(),
-        1,
-        "amina got only her ticket"
+        2,
+        "amina got only her ticket and its follow-up"
     );
     // Nobody's address appears in another agent's mail.
     assert!(got.iter().all(|m| !m.contains(&amina.address)));
+    // The CLI prints what the store holds: the rota (a Monday morning, both on duty) ...
+    let at: serde_json::Value = serde_json::from_str(&cli_ok(
+        &daemon,
+        &["rota", "show", "--at", "2026-11-23T10:00", "--json"],
+    ))
+    .expect("json");
+    assert_eq!(at["on_duty"], serde_json::json!(["amina", "jonas"]), "{at}");
+    // ... and the agents with their caseloads.
     let agents: Vec<serde_json::Value> =
         serde_json::from_str(&cli_ok(&daemon, &["agent", "list", "--json"])).expect("json");
     let amina_json = agents
