@@ -20,6 +20,7 @@ use crate::notify::{self, AttachmentBytes, Outgoing, Sender, Why};
 use crate::rota::{self, Rota};
 use crate::route::{self, Candidate, Decision, Reason, Request};
 use crate::store::{self, Store, TxResult, WriteTx};
+use crate::token::Secret;
 
 /// The process stage's view of the team. Loaded once at start and kept in step with every
 /// assignment the process stage makes (it is the only writer).
@@ -204,6 +205,7 @@ pub fn enqueue(
 /// Everything `apply` needs besides the ticket.
 pub struct Context<'a> {
     pub team: &'a Team,
+    pub secret: &'a Secret,
     pub sender: &'a Sender,
     pub now: Timestamp,
     /// Randomness for Message-IDs, drawn outside the transaction so a retried transaction
@@ -270,6 +272,7 @@ pub fn apply(
             let Some(message) = message.cloned().or_else(|| last_message(tx, ticket)) else {
                 return Ok(Applied::Assigned(agent.clone(), *reason));
             };
+            let token = context.secret.sign(ticket.id, agent);
             let outgoing = notify::ticket_notification(
                 context.sender,
                 record,
@@ -277,6 +280,7 @@ pub fn apply(
                 &message,
                 attachments,
                 why,
+                &token,
                 context.nonce,
             )
             .map_err(|e| {
@@ -381,6 +385,7 @@ pub fn sweep(
     store: &Store,
     config: &Config,
     team: &mut Team,
+    secret: &Secret,
     now: Timestamp,
     nonce: u64,
 ) -> Result<Sweep, store::Error> {
@@ -405,6 +410,7 @@ pub fn sweep(
                     apply_in_own_transaction(
                         store,
                         team,
+                        secret,
                         &helpdesk,
                         now,
                         nonce,
@@ -444,6 +450,7 @@ pub fn sweep(
                         apply_in_own_transaction(
                             store,
                             team,
+                            secret,
                             &helpdesk,
                             now,
                             nonce,
@@ -458,6 +465,7 @@ pub fn sweep(
                         // start the clock again rather than repeating the notice every sweep.
                         let context = Context {
                             team,
+                            secret,
                             sender: &helpdesk,
                             now,
                             nonce,
@@ -503,6 +511,7 @@ pub fn sweep(
 fn apply_in_own_transaction(
     store: &Store,
     team: &mut Team,
+    secret: &Secret,
     helpdesk: &Sender,
     now: Timestamp,
     nonce: u64,
@@ -513,6 +522,7 @@ fn apply_in_own_transaction(
     let change = {
         let context = Context {
             team,
+            secret,
             sender: helpdesk,
             now,
             nonce,

@@ -27,6 +27,7 @@ use crate::notify::{AttachmentBytes, Why};
 use crate::parse::{self, InboundMail, ParseLimits};
 use crate::store::{self, Store, WriteTx};
 use crate::thread::{self, Hints, Inbound, OpenTicketRule, Placement};
+use crate::token::Secret;
 
 /// The requester recorded when a message has no usable sender at all.
 pub const UNKNOWN_SENDER: &str = "unknown-sender@invalid";
@@ -52,8 +53,9 @@ pub async fn run(
     clock: Clock,
     on_alive: Arc<dyn Fn() + Send + Sync>,
     outbox_ready: Arc<tokio::sync::Notify>,
-) -> Result<(), store::Error> {
+) -> Result<(), Error> {
     let mut team = Team::load(&store)?;
+    let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
     let batch_size = usize::try_from(config.ingest.batch_size)
         .unwrap_or(200)
         .max(1);
@@ -68,7 +70,7 @@ pub async fn run(
             () = tokio::time::sleep_until(next_sweep) => {
                 let now = clock();
                 let swept = tokio::task::block_in_place(|| {
-                    assign::sweep(&store, &config, &mut team, now, rand::random())
+                    assign::sweep(&store, &config, &mut team, &secret, now, rand::random())
                 })?;
                 for (ticket, agent) in &swept.assigned {
                     info!(ticket = ticket.0, agent = %agent, "Waiting ticket assigned.");
@@ -96,7 +98,7 @@ pub async fn run(
         let sources: Vec<Source> = batch.iter().map(|f| f.source.clone()).collect();
         store.write(|tx| tx.set_in_flight(&sources))?;
         store.flush_async().await?;
-        let acks = process_batch(&store, &config, &clock, &mut team, batch).await?;
+        let acks = process_batch(&store, &config, &clock, &mut team, &secret, batch).await?;
         store.write(|tx| tx.set_in_flight(&[]))?;
         store.flush_async().await?;
         for ((_, uidvalidity), (sender, uids)) in acks {
@@ -148,12 +150,13 @@ async fn process_batch(
     config: &Arc<Config>,
     clock: &Clock,
     team: &mut Team,
+    secret: &Secret,
     batch: Vec<Fetched>,
 ) -> Result<AckMap, store::Error> {
     let mut acks: AckMap = BTreeMap::new();
     for fetched in batch {
         let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
-        let outcome = process_fetched(store, config, clock, team, &fetched)
+        let outcome = process_fetched(store, config, clock, team, secret, &fetched)
             .instrument(span.clone())
             .await?;
         span.in_scope(|| match &outcome {
@@ -186,6 +189,7 @@ async fn process_fetched(
     config: &Arc<Config>,
     clock: &Clock,
     team: &mut Team,
+    secret: &Secret,
     fetched: &Fetched,
 ) -> Result<Outcome, store::Error> {
     let limits = ParseLimits {
@@ -205,6 +209,7 @@ async fn process_fetched(
                 return tokio::task::block_in_place(|| {
                     let filing = Filing {
                         store,
+                        secret,
                         config,
                         now,
                         nonce,
@@ -304,6 +309,7 @@ fn advance_cursor(tx: &WriteTx<'_>, source: &Source) -> store::TxResult<()> {
 /// What filing one message needs besides the message.
 pub struct Filing<'a> {
     pub store: &'a Store,
+    pub secret: &'a Secret,
     pub config: &'a Config,
     pub now: Timestamp,
     /// Randomness for the Message-IDs of mail this filing queues.
@@ -373,6 +379,7 @@ impl Filing<'_> {
         let helpdesk = assign::sender(config);
         let context = assign::Context {
             team,
+            secret: self.secret,
             sender: &helpdesk,
             now,
             nonce: self.nonce,
@@ -593,8 +600,17 @@ pub fn sender_address(mail: &InboundMail) -> String {
         .unwrap_or_else(|| UNKNOWN_SENDER.to_owned())
 }
 
+/// Why the process stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Secret(#[from] crate::token::Error),
+}
+
 /// Logs a fatal store failure once; the daemon stops so that nothing is acknowledged.
-pub fn report_fatal(err: &store::Error) {
+pub fn report_fatal(err: &Error) {
     error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
 

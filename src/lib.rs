@@ -19,6 +19,7 @@ pub mod relay;
 pub mod route;
 pub mod store;
 pub mod thread;
+pub mod token;
 
 pub mod admin;
 pub mod assign;

@@ -15,6 +15,10 @@ use crate::model::{Agent, StoredMessage, Ticket};
 /// Marks mail casemail sent, so it never processes its own mail as a request.
 pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 
+/// The first line of every notification: what an agent writes above it is their reply, what
+/// is below is history.
+pub const REPLY_ABOVE: &str = "##- Please type your reply above this line -##";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("address {0:?} cannot be used in a message header")]
@@ -43,6 +47,14 @@ impl Sender {
         self.address
             .rsplit_once('@')
             .map_or("localhost", |(_, domain)| domain)
+    }
+
+    /// The helpdesk address with a sub-address: `help+DETAIL@domain`.
+    pub fn sub_address(&self, detail: &str) -> String {
+        match self.address.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}+{detail}@{domain}"),
+            None => self.address.clone(),
+        }
     }
 
     /// A Message-ID fixed at creation: `kind.ticket.nonce@helpdesk-domain`.
@@ -130,13 +142,27 @@ pub fn ticket_notification(
     message: &StoredMessage,
     attachments: &[AttachmentBytes],
     why: Why,
+    reply_token: &str,
     nonce: u64,
 ) -> Result<Outgoing, Error> {
     let to = agent
         .emails
         .first()
         .ok_or_else(|| Error::Address(format!("agent {} has no address", agent.id)))?;
-    let message_id = sender.message_id("n", ticket.id.0, nonce);
+    // The token rides in the Message-ID too, so a reply threads back to it even where the
+    // sub-address of Reply-To is lost.
+    let message_id = MessageId::parse(&format!(
+        "casemail.n.{reply_token}.{nonce:016x}@{}",
+        sender.domain()
+    ))
+    .unwrap_or_else(|| sender.message_id("n", ticket.id.0, nonce));
+    let reply_to_address = sender.sub_address(reply_token);
+    let reply_to: Mailbox = Mailbox::new(
+        Some(sender.name.clone()),
+        reply_to_address
+            .parse()
+            .map_err(|_| Error::Address(reply_to_address.clone()))?,
+    );
     let requester = match &ticket.requester_name {
         Some(name) => format!("{} <{}>", clean_line(name), ticket.requester),
         None => ticket.requester.clone(),
@@ -147,7 +173,7 @@ pub fn ticket_notification(
         Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
     };
     let mut body = format!(
-        "{heading}.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
+        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
         number = ticket.id.0,
         status = ticket.status,
         count = ticket.message_count,
@@ -170,7 +196,7 @@ pub fn ticket_notification(
     body.push_str(&message.text);
     body.push('\n');
     let subject = ticket_subject(ticket);
-    let builder = base(sender, to, &subject, &message_id)?;
+    let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
     let text_part = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
         .body(body);

@@ -96,6 +96,7 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
         &message(),
         &[photo],
         Why::Assigned,
+        "cm.42.amina.0123456789abcdef01234567",
         7,
     )
     .expect("compose");

@@ -1,0 +1,197 @@
+//! Reply tokens: an HMAC over (ticket, agent) that makes a notification answerable. The token
+//! rides in the notification's Reply-To sub-address (`help+TOKEN@…`) and in its Message-ID, so
+//! a reply carries it back in a recipient address or in In-Reply-To/References.
+//!
+//! The secret is generated on first run and kept in the state directory with mode 0600. This
+//! module reads and writes only that file; verifying is pure.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+
+use crate::ids::{AgentId, TicketId};
+
+const SECRET_FILE: &str = "reply-secret";
+const SECRET_LEN: usize = 32;
+/// Hex characters of the MAC kept in a token: 96 bits, short enough for an address.
+const MAC_HEX: usize = 24;
+const PREFIX: &str = "cm";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read or create the reply secret {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reply secret {path} is damaged (expected {SECRET_LEN} bytes)")]
+    Damaged { path: String },
+}
+
+/// The key tokens are signed with.
+#[derive(Clone)]
+pub struct Secret([u8; SECRET_LEN]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// Reads the secret from the state directory, creating it (mode 0600) on first run.
+    pub fn load_or_create(state_dir: &Path) -> Result<Secret, Error> {
+        let path = state_dir.join(SECRET_FILE);
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let array: [u8; SECRET_LEN] = bytes.try_into().map_err(|_| Error::Damaged {
+                    path: path.display().to_string(),
+                })?;
+                // Tighten a file someone loosened; the secret forges agents' replies.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+                Ok(Secret(array))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                let secret: [u8; SECRET_LEN] = rand::random();
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io)?;
+                file.write_all(&secret).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                Ok(Secret(secret))
+            }
+            Err(err) => Err(io(err)),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn from_bytes(bytes: [u8; SECRET_LEN]) -> Secret {
+        Secret(bytes)
+    }
+
+    fn mac(&self, ticket: TicketId, agent: &AgentId) -> Hmac<Sha256> {
+        // new_from_slice accepts keys of any length for HMAC.
+        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(format!("casemail-reply-token\0{}\0{}", ticket.0, agent.0).as_bytes());
+        mac
+    }
+
+    /// The token for `agent` answering `ticket`: `cm.TICKET.AGENT.MAC`.
+    pub fn sign(&self, ticket: TicketId, agent: &AgentId) -> String {
+        let digest = self.mac(ticket, agent).finalize().into_bytes();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{PREFIX}.{}.{}.{}",
+            ticket.0,
+            agent.0,
+            hex.get(..MAC_HEX).unwrap_or(&hex)
+        )
+    }
+
+    /// The ticket and agent a token names, if it is genuine.
+    pub fn verify(&self, token: &str) -> Option<(TicketId, AgentId)> {
+        let token = token.to_ascii_lowercase();
+        let rest = token.strip_prefix(PREFIX)?.strip_prefix('.')?;
+        let (ticket, rest) = rest.split_once('.')?;
+        let (agent, mac) = rest.rsplit_once('.')?;
+        let ticket = TicketId(ticket.parse().ok()?);
+        let agent = AgentId(agent.to_owned());
+        if mac.len() != MAC_HEX || agent.0.is_empty() {
+            return None;
+        }
+        let bytes: Vec<u8> = (0..MAC_HEX / 2)
+            .map(|i| u8::from_str_radix(mac.get(i * 2..i * 2 + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        self.mac(ticket, &agent)
+            .verify_truncated_left(&bytes)
+            .ok()
+            .map(|()| (ticket, agent))
+    }
+}
+
+/// Finds tokens in text where casemail put them: a `+TOKEN@` sub-address or a
+/// `casemail.n.TOKEN.NONCE@` Message-ID.
+pub fn candidates(text: &str) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for (index, _) in lower.match_indices("cm.") {
+        let tail = lower.get(index..).unwrap_or("");
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+            .unwrap_or(tail.len());
+        let candidate = tail.get(..end).unwrap_or("");
+        // A Message-ID carries `.NONCE` after the token; try the whole run and the run
+        // without its last dot-part.
+        found.push(candidate.trim_end_matches('.').to_owned());
+        if let Some((head, _)) = candidate.rsplit_once('.') {
+            found.push(head.to_owned());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Secret {
+        Secret::from_bytes([7; SECRET_LEN])
+    }
+
+    #[test]
+    fn a_token_verifies_for_its_ticket_and_agent_only() {
+        let token = secret().sign(TicketId(42), &AgentId("amina.k".to_owned()));
+        assert_eq!(
+            secret().verify(&token),
+            Some((TicketId(42), AgentId("amina.k".to_owned())))
+        );
+        assert_eq!(
+            secret().verify(&token.to_uppercase()).map(|t| t.0),
+            Some(TicketId(42))
+        );
+        let forged_ticket = token.replacen(".42.", ".43.", 1);
+        assert_eq!(secret().verify(&forged_ticket), None);
+        let forged_agent = token.replace("amina.k", "jonas");
+        assert_eq!(secret().verify(&forged_agent), None);
+        let other_secret = Secret::from_bytes([8; SECRET_LEN]);
+        assert_eq!(other_secret.verify(&token), None);
+        assert_eq!(secret().verify("cm.42.amina.deadbeef"), None);
+        assert_eq!(secret().verify(""), None);
+    }
+
+    #[test]
+    fn tokens_are_found_in_sub_addresses_and_message_ids() {
+        let token = secret().sign(TicketId(5), &AgentId("jonas".to_owned()));
+        let address = format!("Help <help+{token}@charity.example>");
+        assert!(candidates(&address).contains(&token));
+        let message_id = format!("<casemail.n.{token}.00ff00ff00ff00ff@charity.example>");
+        assert!(candidates(&message_id).contains(&token));
+    }
+
+    #[test]
+    fn the_secret_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = Secret::load_or_create(dir.path()).expect("create");
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let second = Secret::load_or_create(dir.path()).expect("reuse");
+        let token = first.sign(TicketId(1), &AgentId("a".to_owned()));
+        assert!(second.verify(&token).is_some());
+    }
+}
