@@ -80,6 +80,10 @@ impl Team {
         self.rota.as_ref()
     }
 
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
     pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
         self.agents.get(id)
     }
@@ -333,7 +337,7 @@ fn last_message(tx: &WriteTx<'_>, ticket: &Ticket) -> Option<StoredMessage> {
     tx.message(ticket.id, last).ok().flatten()
 }
 
-fn tell_coordinators(
+pub fn tell_coordinators(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &Ticket,
@@ -688,3 +692,110 @@ pub fn digest_text(
 
 #[cfg(test)]
 mod tests;
+
+/// Files a genuine caseworker reply: stores what they wrote as an outgoing message, queues
+/// the answer to the requester (threaded under the requester's latest message), and marks the
+/// ticket as waiting on the requester. `message` is the stored form of the reply.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one reply.
+pub fn relay_reply(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    agent: &AgentId,
+    message: &StoredMessage,
+    raw: &[u8],
+    attachments: &[AttachmentBytes],
+) -> TxResult<()> {
+    let now = context.now;
+    let requester_ids: Vec<crate::ids::MessageId> = (0..ticket.message_count)
+        .filter_map(|seq| tx.message(ticket.id, seq).ok().flatten())
+        .filter(|m| m.direction == crate::model::Direction::In)
+        .filter_map(|m| m.message_id)
+        .collect();
+    let references: Vec<crate::ids::MessageId> =
+        requester_ids.iter().rev().take(10).rev().cloned().collect();
+    let mut hide: Vec<String> = context
+        .team
+        .agent(agent)
+        .map(|a| a.emails.clone())
+        .unwrap_or_default();
+    hide.push(context.secret.sign(ticket.id, agent));
+    let outgoing = notify::relay_to_requester(
+        context.sender,
+        ticket,
+        &message.text,
+        attachments,
+        requester_ids.last(),
+        &references,
+        &hide,
+        context.nonce,
+    )
+    .map_err(|e| store::Error::Inconsistent(format!("cannot compose the answer: {e}")))?;
+    tx.put_message(message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = now;
+    enqueue(tx, OutboxKind::Relay, Some(ticket.id), &outgoing, now)?;
+    ticket.status = crate::model::Status::Waiting;
+    ticket.last_agent_reply = Some(now);
+    let event = Event {
+        at: now,
+        actor: Actor::Agent(agent.clone()),
+        kind: "replied".to_owned(),
+        detail: format!(
+            "answer relayed to the requester ({} attachment(s))",
+            attachments.len()
+        ),
+    };
+    tx.add_event(ticket, &event)
+}
+
+/// Files a refused reply: kept as an internal note (never relayed), recorded in the event
+/// log, explained to the sender when it is a registered agent address, and reported to the
+/// coordinators.
+pub fn refuse_reply(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    note: &StoredMessage,
+    raw: &[u8],
+    reason: &str,
+    tell: Option<&str>,
+) -> TxResult<()> {
+    let now = context.now;
+    tx.put_message(note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = now;
+    let event = Event {
+        at: now,
+        actor: Actor::System,
+        kind: "reply_refused".to_owned(),
+        detail: reason.to_owned(),
+    };
+    tx.add_event(ticket, &event)?;
+    if let Some(address) = tell {
+        let body = format!(
+            "Your message about ticket #{} was NOT sent to the requester.\n\nWhy: {reason}.\n\nTo answer, use Reply on the latest notification for this ticket from your registered address.\n",
+            ticket.id.0
+        );
+        let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
+        match notify::plain_to(
+            context.sender,
+            address,
+            &subject,
+            body,
+            "b",
+            context.nonce.wrapping_add(97),
+        ) {
+            Ok(outgoing) => {
+                enqueue(tx, OutboxKind::Bounce, Some(ticket.id), &outgoing, now)?;
+            }
+            Err(err) => warn!(error = %err, "Cannot compose the refusal notice."),
+        }
+    }
+    tell_coordinators(
+        tx,
+        context,
+        ticket,
+        &format!("a reply was refused: {reason}"),
+    )
+}

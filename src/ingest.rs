@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use crate::assign::{self, Team, TeamChange};
+use crate::bridge::{self, Verdict};
 use crate::config::Config;
 use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
 use crate::ids::{TicketId, Uid, UidValidity};
@@ -39,6 +40,10 @@ pub enum Outcome {
     Added(TicketId, thread::Reason),
     Duplicate(TicketId),
     Quarantined(String),
+    /// A caseworker's reply, relayed to the requester.
+    Relayed(TicketId),
+    /// Something that looked like a caseworker's reply and was refused.
+    ReplyRefused(TicketId, String),
 }
 
 /// The clock the process stage reads; tests pass a fixed one.
@@ -173,6 +178,14 @@ async fn process_batch(
                 info!("Duplicate of a stored message.");
             }
             Outcome::Quarantined(reason) => warn!(%reason, "Message quarantined."),
+            Outcome::Relayed(id) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!("Caseworker's reply relayed to the requester.");
+            }
+            Outcome::ReplyRefused(id, reason) => {
+                tracing::Span::current().record("ticket", id.0);
+                warn!(%reason, "Reply refused; not relayed.");
+            }
         });
         acks.entry((fetched.source.mailbox.clone(), fetched.source.uidvalidity))
             .or_insert_with(|| (fetched.ack.clone(), Vec::new()))
@@ -343,6 +356,21 @@ impl Filing<'_> {
             references: &mail.references,
         };
         let placement = thread::place(&inbound, Hints::default(), rule, store)?;
+        // A caseworker's answer to a notification is not requester mail: the bridge decides
+        // whether it is relayed. A second copy of it is an ordinary duplicate.
+        let verdict = match placement {
+            Placement::Duplicate { .. } => Verdict::NotAReply,
+            _ if arrival == Arrival::Backfill => Verdict::NotAReply,
+            _ => {
+                let agents: Vec<&crate::model::Agent> = team.agents().collect();
+                bridge::classify(mail, &sender, self.secret, &agents, |id| {
+                    store.ticket(id).ok().flatten()
+                })
+            }
+        };
+        if verdict != Verdict::NotAReply {
+            return self.file_reply(team, source, mail, raw, &sender, &verdict);
+        }
         // Routing reads the store outside the transaction: this is the only writer, so
         // nothing changes in between.
         let routable = kind == FolderKind::Requests && arrival == Arrival::Live;
@@ -480,6 +508,94 @@ impl Filing<'_> {
     }
 }
 
+impl Filing<'_> {
+    /// Files a caseworker's reply the bridge accepted or refused, with the cursor, in one
+    /// transaction.
+    fn file_reply(
+        &self,
+        team: &Team,
+        source: &Source,
+        mail: &InboundMail,
+        raw: &[u8],
+        sender: &str,
+        verdict: &Verdict,
+    ) -> Result<(Outcome, TeamChange), store::Error> {
+        let now = self.now;
+        let helpdesk = assign::sender(self.config);
+        let context = assign::Context {
+            team,
+            secret: self.secret,
+            sender: &helpdesk,
+            now,
+            nonce: self.nonce,
+        };
+        let attachments: Vec<AttachmentBytes> = mail
+            .attachments
+            .iter()
+            .filter_map(|a| {
+                Some(AttachmentBytes {
+                    name: a.name.clone(),
+                    content_type: a.content_type.clone(),
+                    content: a.content()?.to_vec(),
+                })
+            })
+            .collect();
+        let (ticket_id, outcome) = match verdict {
+            Verdict::Accepted { ticket, .. } => (*ticket, Outcome::Relayed(*ticket)),
+            Verdict::Refused { ticket, reason, .. } => {
+                (*ticket, Outcome::ReplyRefused(*ticket, reason.clone()))
+            }
+            Verdict::NotAReply => {
+                return Err(store::Error::Inconsistent(
+                    "file_reply called for ordinary mail".to_owned(),
+                ));
+            }
+        };
+        self.store.write(|tx| {
+            let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
+                store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
+            })?;
+            match verdict {
+                Verdict::Accepted { agent, .. } => {
+                    let mut message =
+                        stored_message(&ticket, Direction::Out, source, mail, sender, now);
+                    message.text = bridge::reply_text(&mail.text);
+                    assign::relay_reply(
+                        tx,
+                        &context,
+                        &mut ticket,
+                        agent,
+                        &message,
+                        raw,
+                        &attachments,
+                    )?;
+                }
+                Verdict::Refused { reason, notify, .. } => {
+                    let mut note =
+                        stored_message(&ticket, Direction::Note, source, mail, sender, now);
+                    note.anomalies
+                        .push(format!("refused reply, never relayed: {reason}"));
+                    assign::refuse_reply(
+                        tx,
+                        &context,
+                        &mut ticket,
+                        &note,
+                        raw,
+                        reason,
+                        notify.as_deref(),
+                    )?;
+                }
+                Verdict::NotAReply => {}
+            }
+            tx.put_ticket(&ticket)?;
+            tx.clear_attempts(source)?;
+            advance_cursor(tx, source)?;
+            Ok(())
+        })?;
+        Ok((outcome, TeamChange::default()))
+    }
+}
+
 fn blank_ticket(id: TicketId, requester: &str, now: Timestamp) -> Ticket {
     Ticket {
         id,
@@ -542,6 +658,32 @@ fn add_message(
     raw: &[u8],
     sender: &str,
 ) -> store::TxResult<StoredMessage> {
+    if mail.attachments.iter().any(|a| !a.kept) {
+        ticket.flags.insert(TicketFlag::AttachmentTooLarge);
+    }
+    if mail.is_unreadable() {
+        ticket.flags.insert(TicketFlag::Unreadable);
+    }
+    if kind == FolderKind::Junk {
+        ticket.flags.insert(TicketFlag::SuspectedSpam);
+    }
+    let message = stored_message(ticket, Direction::In, source, mail, sender, now);
+    tx.put_message(&message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.participants.insert(sender.to_owned());
+    ticket.updated = now;
+    Ok(message)
+}
+
+/// The stored form of a message, as the next message of `ticket`.
+fn stored_message(
+    ticket: &Ticket,
+    direction: Direction,
+    source: &Source,
+    mail: &InboundMail,
+    sender: &str,
+    now: Timestamp,
+) -> StoredMessage {
     let attachments: Vec<AttachmentMeta> = mail
         .attachments
         .iter()
@@ -552,19 +694,10 @@ fn add_message(
             kept: a.kept,
         })
         .collect();
-    if attachments.iter().any(|a| !a.kept) {
-        ticket.flags.insert(TicketFlag::AttachmentTooLarge);
-    }
-    if mail.is_unreadable() {
-        ticket.flags.insert(TicketFlag::Unreadable);
-    }
-    if kind == FolderKind::Junk {
-        ticket.flags.insert(TicketFlag::SuspectedSpam);
-    }
-    let message = StoredMessage {
+    StoredMessage {
         ticket: ticket.id,
         seq: ticket.message_count,
-        direction: Direction::In,
+        direction,
         key: mail.key.clone(),
         message_id: mail.message_id.clone(),
         from: Some(sender.to_owned()),
@@ -580,12 +713,7 @@ fn add_message(
         attachments,
         anomalies: mail.anomalies.iter().map(|a| a.to_string()).collect(),
         sources: vec![source.clone()],
-    };
-    tx.put_message(&message, Some(raw))?;
-    ticket.message_count = ticket.message_count.saturating_add(1);
-    ticket.participants.insert(sender.to_owned());
-    ticket.updated = now;
-    Ok(message)
+    }
 }
 
 /// The address a message is from: From, else Sender, else Return-Path.

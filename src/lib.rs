@@ -23,6 +23,7 @@ pub mod token;
 
 pub mod admin;
 pub mod assign;
+pub mod bridge;
 pub mod notify;
 pub mod report;
 

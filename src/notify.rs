@@ -135,6 +135,7 @@ fn clean_line(text: &str) -> String {
 }
 
 /// The notification that hands a ticket (and the message that caused it) to an agent.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the notification.
 pub fn ticket_notification(
     sender: &Sender,
     agent: &Agent,
@@ -291,3 +292,98 @@ pub fn plain_to(
 
 #[cfg(test)]
 mod tests;
+
+/// Replaces every occurrence of `secrets` (an agent's addresses, the reply token) in `text`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        // Case-insensitive: addresses come back in any case.
+        let lower = out.to_lowercase();
+        let needle = secret.to_lowercase();
+        let mut result = String::with_capacity(out.len());
+        let mut last = 0;
+        for (index, _) in lower.match_indices(&needle) {
+            if let (Some(before), true) = (out.get(last..index), out.is_char_boundary(index)) {
+                result.push_str(before);
+                result.push_str("[caseworker]");
+                last = index + needle.len();
+            }
+        }
+        result.push_str(out.get(last..).unwrap_or(""));
+        out = result;
+    }
+    out
+}
+
+/// The caseworker's answer as the requester receives it: a new message from the shared
+/// address, threaded under the requester's own latest message, carrying only the stripped
+/// reply and the caseworker's files. `hide` lists what must not reach the requester (the
+/// caseworker's addresses, the reply token); any occurrence is replaced.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the answer.
+pub fn relay_to_requester(
+    sender: &Sender,
+    ticket: &Ticket,
+    text: &str,
+    attachments: &[AttachmentBytes],
+    in_reply_to: Option<&MessageId>,
+    references: &[MessageId],
+    hide: &[String],
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id("r", ticket.id.0, nonce);
+    let to_address: lettre::Address = ticket
+        .requester
+        .parse()
+        .map_err(|_| Error::Address(ticket.requester.clone()))?;
+    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    let subject = format!("Re: {} [#{}]", clean_line(&ticket.subject), ticket.id.0);
+    let mut builder = lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to)
+        .subject(scrub(&subject, hide))
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        ));
+    if let Some(parent) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
+    }
+    if !references.is_empty() {
+        let chain: Vec<String> = references
+            .iter()
+            .map(|r| format!("<{}>", r.as_str()))
+            .collect();
+        builder = builder.references(chain.join(" "));
+    }
+    let body = format!("{}\n", scrub(text, hide));
+    let text_part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body);
+    let email = if attachments.is_empty() {
+        builder.singlepart(text_part)
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(text_part);
+        for attachment in attachments {
+            let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+            });
+            let name = attachment
+                .name
+                .as_deref()
+                .map(|n| scrub(&clean_line(n), hide))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "attachment".to_owned());
+            parts = parts
+                .singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
+        }
+        builder.multipart(parts)
+    }
+    .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![ticket.requester.clone()],
+        raw: email.formatted(),
+    })
+}

@@ -12,6 +12,7 @@ mod daemon;
 mod harness;
 
 mod bench_smoke;
+mod bridge;
 mod check_config;
 mod ingest;
 mod relay;

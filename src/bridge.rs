@@ -1,0 +1,173 @@
+//! The reply bridge: recognises a caseworker's answer to a notification and decides whether it
+//! may be relayed to the requester. Pure over its inputs: no I/O, no clock.
+//!
+//! A reply is relayed only when it carries a valid reply token (in a recipient sub-address or
+//! in In-Reply-To/References) AND comes from one of the registered addresses of the agent the
+//! token was made for AND that agent may still act on the ticket AND the receiving server did
+//! not record a DMARC failure for the sender's domain. Anything else that looks like an agent's
+//! reply is refused, recorded, and never relayed.
+
+use crate::ids::{AgentId, TicketId};
+use crate::model::{Agent, Role, Ticket};
+use crate::notify::REPLY_ABOVE;
+use crate::parse::InboundMail;
+use crate::thread::subject_tags;
+use crate::token::{self, Secret};
+
+/// What the bridge makes of an incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not an agent's reply: ordinary ingest.
+    NotAReply,
+    /// A genuine reply from `agent` on `ticket`: relay it.
+    Accepted { ticket: TicketId, agent: AgentId },
+    /// Looks like a reply but must not be relayed.
+    Refused {
+        ticket: TicketId,
+        reason: String,
+        /// A registered agent address to tell why; never a stranger (no backscatter).
+        notify: Option<String>,
+    },
+}
+
+/// Where the bridge looks for tokens: recipients and threading headers.
+fn token_candidates(mail: &InboundMail) -> Vec<String> {
+    let mut places: Vec<String> = mail
+        .to
+        .iter()
+        .chain(mail.cc.iter())
+        .map(|m| m.address.clone())
+        .collect();
+    if let Some(values) = mail.headers.get("delivered-to") {
+        places.extend(values.iter().cloned());
+    }
+    places.extend(mail.in_reply_to.iter().map(|m| m.as_str().to_owned()));
+    places.extend(mail.references.iter().map(|m| m.as_str().to_owned()));
+    places.iter().flat_map(|p| token::candidates(p)).collect()
+}
+
+/// Whether an `Authentication-Results` header records `dmarc=fail` for the sender's domain.
+pub fn dmarc_failed(mail: &InboundMail, sender: &str) -> bool {
+    let Some(domain) = sender.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()) else {
+        return false;
+    };
+    mail.headers
+        .get("authentication-results")
+        .into_iter()
+        .flatten()
+        .any(|value| {
+            let value = value.to_ascii_lowercase();
+            value.split(';').any(|clause| {
+                let clause = clause.trim();
+                clause.starts_with("dmarc=fail")
+                    && (clause.contains(&format!("header.from={domain}"))
+                        || !clause.contains("header.from="))
+            })
+        })
+}
+
+/// Classifies a message against the registered agents. `ticket_of` looks a ticket up.
+pub fn classify(
+    mail: &InboundMail,
+    sender: &str,
+    secret: &Secret,
+    agents: &[&Agent],
+    ticket_of: impl Fn(TicketId) -> Option<Ticket>,
+) -> Verdict {
+    let candidates = token_candidates(mail);
+    let valid = candidates.iter().find_map(|c| secret.verify(c));
+    let sending_agent = agents
+        .iter()
+        .find(|a| a.emails.iter().any(|e| e == sender))
+        .copied();
+    let notify_sender = sending_agent.map(|_| sender.to_owned());
+    let Some((ticket_id, agent_id)) = valid else {
+        // A registered agent writing about a ticket without a valid token: refused, so nobody
+        // can answer a requester by guessing a subject tag.
+        if sending_agent.is_some() {
+            let tagged = mail
+                .subject
+                .as_deref()
+                .map(subject_tags)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|id| ticket_of(*id).is_some());
+            if let Some(ticket) = tagged {
+                return Verdict::Refused {
+                    ticket,
+                    reason: "the reply carries no valid reply token; answer with Reply on the notification".to_owned(),
+                    notify: notify_sender,
+                };
+            }
+        }
+        return Verdict::NotAReply;
+    };
+    let Some(ticket) = ticket_of(ticket_id) else {
+        return Verdict::NotAReply;
+    };
+    let refuse = |reason: &str| Verdict::Refused {
+        ticket: ticket_id,
+        reason: reason.to_owned(),
+        notify: notify_sender.clone(),
+    };
+    let Some(agent) = agents.iter().find(|a| a.id == agent_id) else {
+        return refuse("the caseworker this reply token was made for is no longer registered");
+    };
+    if !agent.emails.iter().any(|e| e == sender) {
+        return refuse("the sender is not the caseworker this reply token was made for");
+    }
+    if dmarc_failed(mail, sender) {
+        return refuse("the receiving server recorded a DMARC failure for the sender's domain");
+    }
+    let tags = mail
+        .subject
+        .as_deref()
+        .map(subject_tags)
+        .unwrap_or_default();
+    if !tags.is_empty() && !tags.contains(&ticket_id) {
+        return refuse("the reply token is for another ticket than the one in the subject");
+    }
+    let may_act = ticket.owner.as_ref() == Some(&agent.id) || agent.role == Role::Coordinator;
+    if !may_act {
+        return refuse("the ticket is no longer assigned to this caseworker");
+    }
+    Verdict::Accepted {
+        ticket: ticket_id,
+        agent: agent_id,
+    }
+}
+
+/// What the agent wrote: the text above the reply marker and the attribution line that
+/// introduces the quoted notification, without `>` quotes or a signature. When unsure, keep.
+pub fn reply_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let marker = lines
+        .iter()
+        .position(|l| l.contains(REPLY_ABOVE))
+        .unwrap_or(lines.len());
+    let mut kept: Vec<&str> = lines.get(..marker).unwrap_or(&lines).to_vec();
+    // Drop the quoted tail: `>` lines and the attribution line ("On … wrote:") above them.
+    while let Some(last) = kept.last() {
+        let trimmed = last.trim();
+        if trimmed.is_empty() || trimmed.starts_with('>') {
+            kept.pop();
+        } else if trimmed.ends_with(':') && kept.len() > 1 && marker < lines.len() {
+            kept.pop();
+            break;
+        } else {
+            break;
+        }
+    }
+    if let Some(signature) = kept.iter().rposition(|l| *l == "-- " || *l == "--") {
+        kept.truncate(signature);
+    }
+    let reply = kept.join("\n").trim().to_owned();
+    if reply.is_empty() {
+        text.trim().to_owned()
+    } else {
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests;

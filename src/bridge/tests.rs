@@ -1,0 +1,178 @@
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use super::*;
+use crate::model::Status;
+use crate::parse::{ParseLimits, parse};
+
+fn secret() -> Secret {
+    Secret::from_bytes([3; 32])
+}
+
+fn agent(id: &str, role: Role) -> Agent {
+    Agent {
+        id: AgentId(id.to_owned()),
+        name: id.to_owned(),
+        emails: vec![format!("{id}@volunteers.example")],
+        role,
+        max_open: None,
+        away: None,
+        created: Timestamp::UNIX_EPOCH,
+        last_assigned: None,
+    }
+}
+
+fn ticket(id: u64, owner: &str) -> Ticket {
+    Ticket {
+        id: TicketId(id),
+        status: Status::Open,
+        subject: "Housing".to_owned(),
+        requester: "r@phone.example".to_owned(),
+        requester_name: None,
+        owner: Some(AgentId(owner.to_owned())),
+        assigned_at: None,
+        last_agent_reply: None,
+        participants: BTreeSet::new(),
+        flags: BTreeSet::new(),
+        created: Timestamp::UNIX_EPOCH,
+        updated: Timestamp::UNIX_EPOCH,
+        message_count: 1,
+        event_count: 0,
+    }
+}
+
+fn reply(from: &str, to: &str, subject: &str, extra: &str) -> InboundMail {
+    let raw = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}\r\nI called the landlord.\r\n"
+    );
+    parse(raw.as_bytes(), &ParseLimits::default())
+}
+
+fn run(mail: &InboundMail, sender: &str) -> Verdict {
+    let (amina, jonas, carol) = (
+        agent("amina", Role::Agent),
+        agent("jonas", Role::Agent),
+        agent("carol", Role::Coordinator),
+    );
+    let agents = [&amina, &jonas, &carol];
+    classify(mail, sender, &secret(), &agents, |id| {
+        (id.0 <= 2).then(|| ticket(id.0, "amina"))
+    })
+}
+
+#[test]
+fn a_reply_with_its_token_from_the_owner_is_accepted() {
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let mail = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example"),
+        "Re: [#1] Housing",
+        "",
+    );
+    assert_eq!(
+        run(&mail, "amina@volunteers.example"),
+        Verdict::Accepted {
+            ticket: TicketId(1),
+            agent: AgentId("amina".to_owned())
+        }
+    );
+    // The Message-ID route works when the sub-address was lost.
+    let by_header = reply(
+        "amina@volunteers.example",
+        "help@charity.example",
+        "Re: Housing",
+        &format!("In-Reply-To: <casemail.n.{token}.00000000000000aa@charity.example>\r\n"),
+    );
+    assert!(matches!(
+        run(&by_header, "amina@volunteers.example"),
+        Verdict::Accepted { .. }
+    ));
+}
+
+#[test]
+fn forged_senders_wrong_tickets_and_missing_tokens_are_refused() {
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let to = format!("help+{token}@charity.example");
+    let forged = reply("mallory@evil.example", &to, "Re: [#1] Housing", "");
+    assert!(
+        matches!(
+            run(&forged, "mallory@evil.example"),
+            Verdict::Refused { notify: None, .. }
+        ),
+        "strangers get no bounce"
+    );
+    let other_agent = reply("jonas@volunteers.example", &to, "Re: [#1] Housing", "");
+    assert!(matches!(
+        run(&other_agent, "jonas@volunteers.example"),
+        Verdict::Refused {
+            notify: Some(_),
+            ..
+        }
+    ));
+    let wrong_ticket = reply("amina@volunteers.example", &to, "Re: [#2] Housing", "");
+    assert!(matches!(
+        run(&wrong_ticket, "amina@volunteers.example"),
+        Verdict::Refused {
+            ticket: TicketId(1),
+            ..
+        }
+    ));
+    let no_token = reply(
+        "amina@volunteers.example",
+        "help@charity.example",
+        "Re: [#2] Housing",
+        "",
+    );
+    assert!(matches!(
+        run(&no_token, "amina@volunteers.example"),
+        Verdict::Refused {
+            ticket: TicketId(2),
+            ..
+        }
+    ));
+    let dmarc = reply(
+        "amina@volunteers.example",
+        &to,
+        "Re: [#1] Housing",
+        "Authentication-Results: mx.charity.example; dmarc=fail (p=reject) header.from=volunteers.example\r\n",
+    );
+    assert!(matches!(
+        run(&dmarc, "amina@volunteers.example"),
+        Verdict::Refused { .. }
+    ));
+    let not_owner_token = secret().sign(TicketId(1), &AgentId("jonas".to_owned()));
+    let stale = reply(
+        "jonas@volunteers.example",
+        &format!("help+{not_owner_token}@charity.example"),
+        "Re: [#1] Housing",
+        "",
+    );
+    assert!(
+        matches!(
+            run(&stale, "jonas@volunteers.example"),
+            Verdict::Refused { .. }
+        ),
+        "a handed-over ticket refuses its old caseworker"
+    );
+    let stranger = reply(
+        "someone@phone.example",
+        "help@charity.example",
+        "Re: [#1] Housing",
+        "",
+    );
+    assert_eq!(run(&stranger, "someone@phone.example"), Verdict::NotAReply);
+}
+
+#[test]
+fn reply_text_keeps_what_the_agent_wrote_above_the_quote() {
+    let text = format!(
+        "I called the landlord.\nHe agreed to wait.\n\n-- \nAmina\n\nOn Sun, 22 Nov 2026 at 10:00, Helpdesk <help@charity.example> wrote:\n> {REPLY_ABOVE}\n> New ticket for you.\n> My landlord wants me out."
+    );
+    assert_eq!(
+        reply_text(&text),
+        "I called the landlord.\nHe agreed to wait."
+    );
+    assert_eq!(reply_text("only text"), "only text");
+    assert_eq!(reply_text("> only quoted"), "> only quoted");
+}

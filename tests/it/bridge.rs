@@ -1,0 +1,226 @@
+//! The reply bridge on the bench: a caseworker answers a notification from their own mail
+//! client and the requester receives only the answer, from the shared address, threaded under
+//! their own message; forged or stray replies are refused and never relayed.
+
+use std::time::Duration;
+
+use casemail::parse::{ParseLimits, parse};
+
+use crate::daemon::Daemon;
+use crate::harness::{self, Account, Bench};
+use crate::ingest::mail;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
+
+fn cli_ok(daemon: &Daemon, args: &[&str]) {
+    let output = daemon.cli(args);
+    assert!(
+        output.status.success(),
+        "casemail {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn wait_count(
+    bench: &Bench,
+    daemon: &Daemon,
+    account: &Account,
+    count: usize,
+) -> Vec<harness::FetchedMail> {
+    match bench.wait_for_mail(account, "INBOX", count, PATIENCE).await {
+        Ok(list) => list,
+        Err(err) => panic!("{err:#}\ncasemail log:\n{}", daemon.log_tail()),
+    }
+}
+
+/// A reply as Gmail builds it: the answer on top, an attribution line, the notification
+/// quoted with `>` below.
+fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
+    let read = parse(notification, &ParseLimits::default());
+    let reply_to = read
+        .reply_to
+        .first()
+        .expect("notification has a Reply-To")
+        .address
+        .clone();
+    let parent = read.message_id.expect("notification has a Message-ID");
+    let subject = read.subject.unwrap_or_default();
+    let quoted: String = read.text.lines().map(|l| format!("> {l}\r\n")).collect();
+    let raw = format!(
+        "From: Amina Caseworker <{from}>\r\nTo: Casemail Test Helpdesk <{reply_to}>\r\nSubject: Re: {subject}\r\nMessage-ID: <CAF{nonce}@mail.gmail.example>\r\nIn-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\nDate: Sun, 22 Nov 2026 11:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"UTF-8\"\r\n\r\n{answer}\r\n\r\nOn Sun, 22 Nov 2026 at 10:00, Casemail Test Helpdesk <{help}> wrote:\r\n\r\n{quoted}",
+        from = from.address,
+        nonce = rand::random::<u32>(),
+        help = reply_to,
+    );
+    (reply_to, raw.into_bytes())
+}
+
+#[tokio::test]
+async fn a_caseworker_answer_reaches_the_requester_threaded_and_without_their_address() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::new(bench, &[]);
+    let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "amina",
+            "--name",
+            "Amina",
+            "--email",
+            &amina.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "carol",
+            "--name",
+            "Carol",
+            "--email",
+            &carol.address,
+            "--role",
+            "coordinator",
+        ],
+    );
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    std::fs::write(
+        &rota_path,
+        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    )
+    .expect("rota");
+    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Eviction",
+        Some("evict-1@phone.example"),
+        "",
+        "My landlord wants me out by Friday.",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
+    let (reply_to, answer) = gmail_reply(
+        &amina,
+        &notification.raw,
+        "I called your landlord; he has agreed to wait until we meet on Tuesday.",
+    );
+    assert!(
+        reply_to.contains('+'),
+        "the notification answers to a sub-address: {reply_to}"
+    );
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send reply");
+
+    let received = wait_count(bench, &daemon, &requester, 1).await;
+    let relayed = &received[0];
+    let read = parse(&relayed.raw, &ParseLimits::default());
+    assert_eq!(
+        read.from.as_ref().map(|f| f.address.as_str()),
+        Some(help.address.as_str())
+    );
+    assert_eq!(
+        read.in_reply_to.first().map(|m| m.as_str()),
+        Some("evict-1@phone.example"),
+        "threaded under the requester's own message"
+    );
+    assert!(read.subject.as_deref().unwrap_or("").contains("[#1]"));
+    assert!(
+        read.text
+            .contains("he has agreed to wait until we meet on Tuesday")
+    );
+    assert!(
+        !read.text.contains("My landlord wants me out"),
+        "no quoted history: {}",
+        read.text
+    );
+    assert!(
+        !read.text.contains("wrote:"),
+        "no attribution line: {}",
+        read.text
+    );
+    let raw = String::from_utf8_lossy(&relayed.raw).to_lowercase();
+    assert!(
+        !raw.contains(&amina.address.to_lowercase()),
+        "the caseworker's address leaked:\n{raw}"
+    );
+    let token = reply_to
+        .split_once('+')
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(t, _)| t.to_lowercase())
+        .expect("token");
+    assert!(!raw.contains(&token), "the reply token leaked:\n{raw}");
+
+    // A forged reply: the right token, someone else's From. Never relayed; the coordinator is
+    // told; the forger gets no bounce.
+    let mallory = bench.new_account("mallory");
+    let (_, genuine) = gmail_reply(&amina, &notification.raw, "Send me your passport number.");
+    let forged = String::from_utf8_lossy(&genuine)
+        .replace(&amina.address, &mallory.address)
+        .into_bytes();
+    bench
+        .send_mail(&mallory.address, &[&reply_to], &forged)
+        .await
+        .expect("send forged");
+    let coordinator = carol.clone();
+    let told = harness::wait_until(PATIENCE, || {
+        let carol = coordinator.clone();
+        async move {
+            bench
+                .list(&carol, "INBOX")
+                .await
+                .is_ok_and(|l| l.iter().any(|m| m.contains("a reply was refused")))
+        }
+    })
+    .await;
+    assert!(told.is_ok(), "coordinator not told:\n{}", daemon.log_tail());
+    daemon.terminate().await.expect("stop");
+    assert_eq!(
+        bench.list(&requester, "INBOX").await.expect("list").len(),
+        1,
+        "the forged reply was not relayed"
+    );
+    assert!(
+        bench
+            .list(&mallory, "INBOX")
+            .await
+            .expect("list")
+            .is_empty(),
+        "no backscatter to the forger"
+    );
+
+    let ticket = daemon.ticket(1);
+    assert_eq!(ticket["status"], "waiting");
+    let kinds: Vec<&str> = ticket["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"replied") && kinds.contains(&"reply_refused"),
+        "{kinds:?}"
+    );
+    let directions: Vec<&str> = ticket["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["direction"].as_str())
+        .collect();
+    assert_eq!(directions, ["in", "out", "note"]);
+}
