@@ -155,6 +155,8 @@ impl Team {
 pub struct TeamChange {
     pub assigned: Option<(AgentId, u64)>,
     pub released: Option<AgentId>,
+    /// Agents changed in ways only a reload shows (away, back).
+    pub reload: bool,
 }
 
 /// The caseworker the requester had most recently on another ticket.
@@ -798,4 +800,205 @@ pub fn refuse_reply(
         ticket,
         &format!("a reply was refused: {reason}"),
     )
+}
+
+/// Stores a caseworker's `#note` and sends it to the ticket's other caseworkers (the owner and
+/// the coordinators, except the writer); it never reaches the requester.
+pub fn internal_note(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    writer: &AgentId,
+    note: &StoredMessage,
+    raw: &[u8],
+) -> TxResult<()> {
+    let now = context.now;
+    tx.put_message(note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = now;
+    let event = Event {
+        at: now,
+        actor: Actor::Agent(writer.clone()),
+        kind: "note".to_owned(),
+        detail: "internal note".to_owned(),
+    };
+    tx.add_event(ticket, &event)?;
+    let mut readers: Vec<&Agent> = context.team.coordinators(now);
+    if let Some(owner) = ticket.owner.as_ref().and_then(|o| context.team.agent(o))
+        && !readers.iter().any(|r| r.id == owner.id)
+    {
+        readers.push(owner);
+    }
+    let subject = format!(
+        "{} (internal note from {writer})",
+        notify::ticket_subject(ticket)
+    );
+    for (index, reader) in readers.into_iter().filter(|r| &r.id != writer).enumerate() {
+        let Some(to) = reader.emails.first() else {
+            continue;
+        };
+        let body = format!(
+            "Internal note on ticket #{} from {writer}; the requester does not see it.\n\n{}\n",
+            ticket.id.0, note.text
+        );
+        match notify::plain_to(
+            context.sender,
+            to,
+            &subject,
+            body,
+            "note",
+            context.nonce.wrapping_add(200 + index as u64),
+        ) {
+            Ok(outgoing) => {
+                enqueue(
+                    tx,
+                    OutboxKind::Notification,
+                    Some(ticket.id),
+                    &outgoing,
+                    now,
+                )?;
+            }
+            Err(err) => {
+                warn!(agent = %reader.id, error = %err, "Cannot compose a note notification.")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Carries out ticket commands from a caseworker's reply and returns one line per command
+/// saying what was done or why not. `#away` and `#back` are answered by the caller, which
+/// changes the agent outside this transaction.
+pub fn apply_commands(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    actor: &AgentId,
+    commands: &[crate::bridge::Command],
+    change: &mut TeamChange,
+) -> TxResult<Vec<String>> {
+    use crate::bridge::Command;
+    use crate::model::Status;
+    let now = context.now;
+    let mut results = Vec::new();
+    for command in commands {
+        let (kind, detail, line) = match command {
+            Command::Note | Command::Away(_) | Command::Back => continue,
+            Command::Close => {
+                ticket.status = Status::Closed;
+                (
+                    "closed",
+                    "closed by mail".to_owned(),
+                    format!("#{} closed", ticket.id.0),
+                )
+            }
+            Command::Reopen => {
+                ticket.status = Status::Open;
+                (
+                    "reopened",
+                    "reopened by mail".to_owned(),
+                    format!("#{} reopened", ticket.id.0),
+                )
+            }
+            Command::Spam => {
+                ticket.status = Status::Spam;
+                (
+                    "marked_spam",
+                    "marked as spam by mail".to_owned(),
+                    format!("#{} marked as spam", ticket.id.0),
+                )
+            }
+            Command::NotSpam => {
+                if ticket.status == Status::Spam {
+                    ticket.status = Status::Open;
+                }
+                (
+                    "marked_not_spam",
+                    "marked as not spam by mail".to_owned(),
+                    format!("#{} is not spam", ticket.id.0),
+                )
+            }
+            Command::Assign(target) => {
+                let Some(agent) = context.team.agent(target) else {
+                    results.push(format!("error: #assign {target}: no such caseworker"));
+                    continue;
+                };
+                if crate::admin::is_away(agent, now) {
+                    results.push(format!("error: #assign {target}: {target} is away"));
+                    continue;
+                }
+                let decision = Decision::Assign {
+                    agent: target.clone(),
+                    reason: Reason::CurrentOwner,
+                };
+                let previous = ticket.owner.clone();
+                ticket.owner = None;
+                apply(
+                    tx,
+                    context,
+                    ticket,
+                    &decision,
+                    None,
+                    &[],
+                    Why::Assigned,
+                    change,
+                )?;
+                if previous.as_ref() == Some(target) {
+                    change.released = None;
+                    change.assigned = None;
+                } else {
+                    change.released = previous;
+                }
+                (
+                    "assigned_by_mail",
+                    format!("assigned to {target} by {actor}"),
+                    format!("#{} assigned to {target}", ticket.id.0),
+                )
+            }
+        };
+        tx.add_event(
+            ticket,
+            &Event {
+                at: now,
+                actor: Actor::Agent(actor.clone()),
+                kind: kind.to_owned(),
+                detail,
+            },
+        )?;
+        results.push(line);
+    }
+    Ok(results)
+}
+
+/// Answers a caseworker's commands with what was done, to the address they wrote from (a
+/// registered address: the bridge accepted the reply).
+pub fn confirm(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &Ticket,
+    to: &str,
+    results: &[String],
+) -> TxResult<()> {
+    let subject = format!("Done: {}", notify::ticket_subject(ticket));
+    let body = format!("{}\n", results.join("\n"));
+    match notify::plain_to(
+        context.sender,
+        to,
+        &subject,
+        body,
+        "ok",
+        context.nonce.wrapping_add(300),
+    ) {
+        Ok(outgoing) => {
+            enqueue(
+                tx,
+                OutboxKind::Notification,
+                Some(ticket.id),
+                &outgoing,
+                context.now,
+            )?;
+        }
+        Err(err) => warn!(error = %err, "Cannot compose the command confirmation."),
+    }
+    Ok(())
 }

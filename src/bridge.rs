@@ -169,5 +169,74 @@ pub fn reply_text(text: &str) -> String {
     }
 }
 
+/// A command a caseworker writes at the top of a reply (`#close`, `#assign jonas`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The reply is an internal note for the other caseworkers, never sent to the requester.
+    Note,
+    Close,
+    Reopen,
+    Assign(AgentId),
+    Spam,
+    NotSpam,
+    /// Step away (until a date or time, when given).
+    Away(Option<String>),
+    Back,
+}
+
+/// A reply split into its leading command lines and the text to relay.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Commands {
+    pub commands: Vec<Command>,
+    /// Command lines that could not be read, with why.
+    pub errors: Vec<String>,
+    /// What remains to relay (or to store as the note).
+    pub body: String,
+}
+
+/// Reads command lines at the top of a reply: each line that starts with `#` and a known
+/// command word, up to the first other line. A `#` line that is not a command (`#1 priority`)
+/// ends the commands and stays in the text.
+pub fn commands(reply: &str) -> Commands {
+    let mut parsed = Commands::default();
+    let mut lines = reply.lines().peekable();
+    while let Some(line) = lines.peek() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() && !parsed.commands.is_empty() {
+            lines.next();
+            continue;
+        }
+        let Some(rest) = trimmed.strip_prefix('#') else {
+            break;
+        };
+        let mut words = rest.split_whitespace();
+        let word = words.next().unwrap_or("").to_ascii_lowercase();
+        let argument: Vec<&str> = words.collect();
+        let command = match (word.as_str(), argument.as_slice()) {
+            ("note", _) => Command::Note,
+            ("close", []) => Command::Close,
+            ("reopen", []) => Command::Reopen,
+            ("spam", []) => Command::Spam,
+            ("notspam", []) => Command::NotSpam,
+            ("back", []) => Command::Back,
+            ("away", []) => Command::Away(None),
+            ("away", ["until", when]) => Command::Away(Some((*when).to_owned())),
+            ("assign", [agent]) => Command::Assign(AgentId(agent.to_ascii_lowercase())),
+            ("close" | "reopen" | "spam" | "notspam" | "back" | "away" | "assign" | "merge", _) => {
+                parsed
+                    .errors
+                    .push(format!("cannot read the command line {trimmed:?}"));
+                lines.next();
+                continue;
+            }
+            _ => break,
+        };
+        parsed.commands.push(command);
+        lines.next();
+    }
+    parsed.body = lines.collect::<Vec<_>>().join("\n").trim().to_owned();
+    parsed
+}
+
 #[cfg(test)]
 mod tests;

@@ -236,6 +236,9 @@ async fn process_fetched(
                         &fetched.raw,
                     )?;
                     team.committed(&change);
+                    if change.reload {
+                        *team = Team::load(store)?;
+                    }
                     Ok(outcome)
                 });
             }
@@ -551,24 +554,62 @@ impl Filing<'_> {
                 ));
             }
         };
-        self.store.write(|tx| {
+        let change = self.store.write(|tx| {
+            let mut change = TeamChange::default();
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
                 store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
             })?;
             match verdict {
                 Verdict::Accepted { agent, .. } => {
-                    let mut message =
-                        stored_message(&ticket, Direction::Out, source, mail, sender, now);
-                    message.text = bridge::reply_text(&mail.text);
-                    assign::relay_reply(
+                    let parsed = bridge::commands(&bridge::reply_text(&mail.text));
+                    let is_note = parsed.commands.contains(&bridge::Command::Note);
+                    let direction = if is_note {
+                        Direction::Note
+                    } else {
+                        Direction::Out
+                    };
+                    let mut message = stored_message(&ticket, direction, source, mail, sender, now);
+                    message.text = parsed.body.clone();
+                    if is_note {
+                        assign::internal_note(tx, &context, &mut ticket, agent, &message, raw)?;
+                    } else if !parsed.body.is_empty() || !attachments.is_empty() {
+                        assign::relay_reply(
+                            tx,
+                            &context,
+                            &mut ticket,
+                            agent,
+                            &message,
+                            raw,
+                            &attachments,
+                        )?;
+                    }
+                    let mut results = assign::apply_commands(
                         tx,
                         &context,
                         &mut ticket,
                         agent,
-                        &message,
-                        raw,
-                        &attachments,
+                        &parsed.commands,
+                        &mut change,
                     )?;
+                    results.extend(parsed.errors.iter().map(|e| format!("error: {e}")));
+                    for command in &parsed.commands {
+                        match command {
+                            bridge::Command::Away(until) => {
+                                results.push(format!(
+                                    "you are marked away{}; your open tickets go back to routing",
+                                    until
+                                        .as_deref()
+                                        .map(|u| format!(" until {u}"))
+                                        .unwrap_or_default()
+                                ));
+                            }
+                            bridge::Command::Back => results.push("you are marked back".to_owned()),
+                            _ => {}
+                        }
+                    }
+                    if !results.is_empty() {
+                        assign::confirm(tx, &context, &ticket, sender, &results)?;
+                    }
                 }
                 Verdict::Refused { reason, notify, .. } => {
                     let mut note =
@@ -590,10 +631,39 @@ impl Filing<'_> {
             tx.put_ticket(&ticket)?;
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
-            Ok(())
+            Ok(change)
         })?;
-        Ok((outcome, TeamChange::default()))
+        // `#away` and `#back` change the agent and hand their tickets back to routing: done
+        // after the reply is safely filed, as the CLI would.
+        let mut change = change;
+        if let Verdict::Accepted { agent, .. } = verdict {
+            for command in bridge::commands(&bridge::reply_text(&mail.text)).commands {
+                let changed = match command {
+                    bridge::Command::Away(until) => {
+                        let until = until.and_then(|u| parse_until(&u, &self.config.rota.timezone));
+                        crate::admin::set_away(self.store, agent, until, now).map(|_| ())
+                    }
+                    bridge::Command::Back => crate::admin::set_back(self.store, agent).map(|_| ()),
+                    _ => continue,
+                };
+                match changed {
+                    Ok(()) => change.reload = true,
+                    Err(err) => warn!(error = %err, "Cannot change the caseworker's availability."),
+                }
+            }
+        }
+        Ok((outcome, change))
     }
+}
+
+/// Reads a date (midnight in `timezone`) or an RFC 3339 time, as `#away until …` gives it.
+pub fn parse_until(text: &str, timezone: &str) -> Option<Timestamp> {
+    if let Ok(timestamp) = text.parse::<Timestamp>() {
+        return Some(timestamp);
+    }
+    let date: jiff::civil::Date = text.parse().ok()?;
+    let zone = jiff::tz::TimeZone::get(timezone).ok()?;
+    date.to_zoned(zone).ok().map(|z| z.timestamp())
 }
 
 fn blank_ticket(id: TicketId, requester: &str, now: Timestamp) -> Ticket {

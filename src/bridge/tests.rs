@@ -176,3 +176,27 @@ fn reply_text_keeps_what_the_agent_wrote_above_the_quote() {
     assert_eq!(reply_text("only text"), "only text");
     assert_eq!(reply_text("> only quoted"), "> only quoted");
 }
+
+#[test]
+fn command_lines_at_the_top_are_read_and_removed() {
+    let parsed = commands("#close\n#assign Jonas\n\nThank you, we will be in touch.");
+    assert_eq!(
+        parsed.commands,
+        vec![Command::Close, Command::Assign(AgentId("jonas".to_owned()))]
+    );
+    assert_eq!(parsed.body, "Thank you, we will be in touch.");
+    let note = commands("#note\nShe may need an interpreter.");
+    assert_eq!(note.commands, vec![Command::Note]);
+    assert_eq!(note.body, "She may need an interpreter.");
+    let away = commands("#away until 2026-12-24");
+    assert_eq!(
+        away.commands,
+        vec![Command::Away(Some("2026-12-24".to_owned()))]
+    );
+    let not_commands = commands("#1 priority is the appointment.");
+    assert!(not_commands.commands.is_empty());
+    assert_eq!(not_commands.body, "#1 priority is the appointment.");
+    let bad = commands("#assign\nHello");
+    assert_eq!(bad.errors.len(), 1);
+    assert_eq!(bad.body, "Hello");
+}

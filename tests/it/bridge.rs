@@ -59,7 +59,7 @@ fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Ve
 #[tokio::test]
 async fn a_caseworker_answer_reaches_the_requester_threaded_and_without_their_address() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(bench, &[]);
+    let mut daemon = Daemon::live(bench, &[]);
     let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
     cli_ok(
         &daemon,
@@ -223,4 +223,146 @@ async fn a_caseworker_answer_reaches_the_requester_threaded_and_without_their_ad
         .filter_map(|m| m["direction"].as_str())
         .collect();
     assert_eq!(directions, ["in", "out", "note"]);
+}
+
+#[tokio::test]
+async fn notes_assignments_and_closing_by_mail() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let (amina, jonas, carol) = (
+        bench.new_account("amina"),
+        bench.new_account("jonas"),
+        bench.new_account("carol"),
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "amina",
+            "--name",
+            "Amina",
+            "--email",
+            &amina.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "jonas",
+            "--name",
+            "Jonas",
+            "--email",
+            &jonas.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "carol",
+            "--name",
+            "Carol",
+            "--email",
+            &carol.address,
+            "--role",
+            "coordinator",
+        ],
+    );
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    // Only Amina is on duty, so the ticket is hers; Jonas gets it only by #assign.
+    std::fs::write(
+        &rota_path,
+        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    )
+    .expect("rota");
+    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Family reunion",
+        Some("family-1@phone.example"),
+        "",
+        "My daughter is still in Khartoum.",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
+
+    let (reply_to, note) = gmail_reply(
+        &amina,
+        &notification.raw,
+        "#note\nShe may need an Arabic interpreter for the embassy.",
+    );
+    bench
+        .send_mail(&amina.address, &[&reply_to], &note)
+        .await
+        .expect("send note");
+    let carol_mail = carol.clone();
+    let noted = harness::wait_until(PATIENCE, || {
+        let carol = carol_mail.clone();
+        async move {
+            bench
+                .list(&carol, "INBOX")
+                .await
+                .is_ok_and(|l| l.iter().any(|m| m.contains("interpreter for the embassy")))
+        }
+    })
+    .await;
+    assert!(
+        noted.is_ok(),
+        "the coordinator did not get the note:\n{}",
+        daemon.log_tail()
+    );
+
+    let (_, assign) = gmail_reply(&amina, &notification.raw, "#assign jonas");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &assign)
+        .await
+        .expect("send assign");
+    let handed = wait_count(bench, &daemon, &jonas, 1).await.remove(0);
+    assert!(handed.contains("[#1] Family reunion"));
+    let confirmations = wait_count(bench, &daemon, &amina, 2).await;
+    assert!(
+        confirmations
+            .iter()
+            .any(|m| m.contains("assigned to jonas")),
+        "amina is told it was done"
+    );
+
+    let (jonas_reply_to, close) = gmail_reply(
+        &jonas,
+        &handed.raw,
+        "#close\nWe have filed the reunion request; write again any time.",
+    );
+    bench
+        .send_mail(&jonas.address, &[&jonas_reply_to], &close)
+        .await
+        .expect("send close");
+    let received = wait_count(bench, &daemon, &requester, 1).await;
+    assert!(received[0].contains("We have filed the reunion request"));
+    assert!(!received[0].contains("#close"), "commands are not relayed");
+    assert!(
+        !received[0].contains("interpreter"),
+        "notes never reach the requester"
+    );
+    daemon.terminate().await.expect("stop");
+    let ticket = daemon.ticket(1);
+    assert_eq!(ticket["status"], "closed");
+    assert_eq!(ticket["owner"], "jonas");
+    assert_eq!(
+        bench.list(&requester, "INBOX").await.expect("list").len(),
+        1
+    );
 }

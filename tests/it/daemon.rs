@@ -51,6 +51,19 @@ impl Daemon {
         Daemon::for_account(bench, help, overrides)
     }
 
+    /// A daemon for tests of routing and replies: everything it finds is new mail. Without this,
+    /// a request that reaches the INBOX before the daemon's first look would be imported
+    /// silently as first-run backfill and never routed.
+    pub fn live(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
+        let mut all: Vec<(&str, &str, toml::Value)> = vec![(
+            "ingest",
+            "first_run",
+            toml::Value::String("notify".to_owned()),
+        )];
+        all.extend(overrides.iter().cloned());
+        Daemon::new(bench, &all)
+    }
+
     pub fn for_account(bench: &Bench, help: Account, overrides: Overrides<'_>) -> Daemon {
         let state = tempfile::tempdir().expect("state dir");
         let state_dir = state.path().join("state");

@@ -96,7 +96,7 @@ async fn mail_containing(
 #[tokio::test]
 async fn a_request_reaches_the_agent_on_duty_and_not_one_who_is_away() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(bench, &[]);
+    let mut daemon = Daemon::live(bench, &[]);
     let (amina, jonas, carol) = (
         bench.new_account("amina"),
         bench.new_account("jonas"),
@@ -223,7 +223,7 @@ async fn a_request_reaches_the_agent_on_duty_and_not_one_who_is_away() {
 #[tokio::test]
 async fn with_nobody_on_duty_a_ticket_waits_for_the_next_shift() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(bench, &[]);
+    let mut daemon = Daemon::live(bench, &[]);
     let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
     add_agent(&daemon, "amina", &amina, "agent");
     add_agent(&daemon, "carol", &carol, "coordinator");
@@ -281,7 +281,7 @@ async fn with_nobody_on_duty_a_ticket_waits_for_the_next_shift() {
 #[tokio::test]
 async fn an_unanswered_ticket_is_handed_over_and_the_coordinator_is_told() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::new(
+    let mut daemon = Daemon::live(
         bench,
         &[("rota", "answer_within", toml::Value::String("3s".into()))],
     );
@@ -342,7 +342,7 @@ async fn the_daily_digest_reaches_the_coordinators() {
     let bench = harness::shared().await;
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
     let digest_at = format!("{:02}:{:02}", now.hour(), now.minute());
-    let mut daemon = Daemon::new(
+    let mut daemon = Daemon::live(
         bench,
         &[("rota", "digest_at", toml::Value::String(digest_at))],
     );
