@@ -30,6 +30,8 @@ pub struct Team {
     rota: Option<Rota>,
     open: BTreeMap<AgentId, u32>,
     sequence: u64,
+    /// Set when tickets went back to routing outside a sweep, so the next sweep comes at once.
+    sweep_requested: bool,
 }
 
 /// What applying a decision did, for logs and the caller's bookkeeping.
@@ -73,7 +75,18 @@ impl Team {
             rota,
             open,
             sequence,
+            sweep_requested: false,
         })
+    }
+
+    /// Asks for a sweep as soon as possible (tickets went back to routing).
+    pub fn request_sweep(&mut self) {
+        self.sweep_requested = true;
+    }
+
+    /// Whether a sweep was asked for since the last call.
+    pub fn take_sweep_request(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_requested)
     }
 
     pub fn rota(&self) -> Option<&Rota> {

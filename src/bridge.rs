@@ -21,6 +21,13 @@ pub enum Verdict {
     NotAReply,
     /// A genuine reply from `agent` on `ticket`: relay it.
     Accepted { ticket: TicketId, agent: AgentId },
+    /// An automatic answer (out of office) from `agent` to a notification: never relayed; the
+    /// agent is marked away, until `until` when the message states a date.
+    AutoReply {
+        ticket: TicketId,
+        agent: AgentId,
+        until: Option<jiff::civil::Date>,
+    },
     /// Looks like a reply but must not be relayed.
     Refused {
         ticket: TicketId,
@@ -92,6 +99,17 @@ pub fn classify(
                 .unwrap_or_default()
                 .into_iter()
                 .find(|id| ticket_of(*id).is_some());
+            if let (Some(ticket), Some(agent)) = (tagged, sending_agent)
+                && is_auto_reply(mail)
+            {
+                // Out-of-office tools often answer the plain address and drop the token; the
+                // registered sender and the tag are enough to know who is away.
+                return Verdict::AutoReply {
+                    ticket,
+                    agent: agent.id.clone(),
+                    until: stated_return_date(&mail.text),
+                };
+            }
             if let Some(ticket) = tagged {
                 return Verdict::Refused {
                     ticket,
@@ -127,6 +145,13 @@ pub fn classify(
     if !tags.is_empty() && !tags.contains(&ticket_id) {
         return refuse("the reply token is for another ticket than the one in the subject");
     }
+    if is_auto_reply(mail) {
+        return Verdict::AutoReply {
+            ticket: ticket_id,
+            agent: agent_id,
+            until: stated_return_date(&mail.text),
+        };
+    }
     let may_act = ticket.owner.as_ref() == Some(&agent.id) || agent.role == Role::Coordinator;
     if !may_act {
         return refuse("the ticket is no longer assigned to this caseworker");
@@ -135,6 +160,50 @@ pub fn classify(
         ticket: ticket_id,
         agent: agent_id,
     }
+}
+
+static AUTO_REPLY_SUBJECT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^\s*(auto(matic)?[ -]?reply|out of (the )?office|autoreply|abwesenheit|automatische antwort|réponse automatique|absence|respuesta automática|fuera de la oficina|risposta automatica|رد تلقائي|خارج المكتب)",
+    )
+    .expect("the auto-reply pattern is valid")
+});
+
+/// Whether a message is an automatic answer (RFC 3834 `Auto-Submitted`, the `X-Autoreply`
+/// family, or a subject as out-of-office tools write it).
+pub fn is_auto_reply(mail: &InboundMail) -> bool {
+    let auto_submitted = mail
+        .auto_submitted
+        .as_deref()
+        .is_some_and(|value| !value.trim().eq_ignore_ascii_case("no"));
+    auto_submitted
+        || mail.x_autoreply
+        || mail
+            .subject
+            .as_deref()
+            .is_some_and(|subject| AUTO_REPLY_SUBJECT.is_match(subject))
+}
+
+static DATES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
+        .expect("the date pattern is valid")
+});
+
+/// The return date an out-of-office message states, when it writes one as `2026-12-24`,
+/// `24.12.2026` or `24/12/2026` (day first, as most of the world writes it): the latest date
+/// found, which is the return rather than the start of the absence.
+pub fn stated_return_date(text: &str) -> Option<jiff::civil::Date> {
+    DATES
+        .captures_iter(text)
+        .filter_map(|c| {
+            let number = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<i16>().ok());
+            let (year, month, day) = match (number(1), number(2), number(3)) {
+                (Some(y), Some(m), Some(d)) => (y, m, d),
+                _ => (number(6)?, number(5)?, number(4)?),
+            };
+            jiff::civil::Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
+        })
+        .max()
 }
 
 /// What the agent wrote: the text above the reply marker and the attribution line that

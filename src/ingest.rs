@@ -104,6 +104,9 @@ pub async fn run(
         store.write(|tx| tx.set_in_flight(&sources))?;
         store.flush_async().await?;
         let acks = process_batch(&store, &config, &clock, &mut team, &secret, batch).await?;
+        if team.take_sweep_request() {
+            next_sweep = tokio::time::Instant::now();
+        }
         store.write(|tx| tx.set_in_flight(&[]))?;
         store.flush_async().await?;
         for ((_, uidvalidity), (sender, uids)) in acks {
@@ -238,6 +241,7 @@ async fn process_fetched(
                     team.committed(&change);
                     if change.reload {
                         *team = Team::load(store)?;
+                        team.request_sweep();
                     }
                     Ok(outcome)
                 });
@@ -548,6 +552,10 @@ impl Filing<'_> {
             Verdict::Refused { ticket, reason, .. } => {
                 (*ticket, Outcome::ReplyRefused(*ticket, reason.clone()))
             }
+            Verdict::AutoReply { ticket, .. } => (
+                *ticket,
+                Outcome::ReplyRefused(*ticket, "automatic reply from the caseworker".to_owned()),
+            ),
             Verdict::NotAReply => {
                 return Err(store::Error::Inconsistent(
                     "file_reply called for ordinary mail".to_owned(),
@@ -626,6 +634,31 @@ impl Filing<'_> {
                         notify.as_deref(),
                     )?;
                 }
+                Verdict::AutoReply { agent, until, .. } => {
+                    let mut note =
+                        stored_message(&ticket, Direction::Note, source, mail, sender, now);
+                    note.anomalies
+                        .push("automatic reply from the caseworker, never relayed".to_owned());
+                    tx.put_message(&note, Some(raw))?;
+                    ticket.message_count = ticket.message_count.saturating_add(1);
+                    let detail = match until {
+                        Some(date) => {
+                            format!("out-of-office answer from {agent}; away until {date}")
+                        }
+                        None => {
+                            format!("out-of-office answer from {agent}; away until they are back")
+                        }
+                    };
+                    tx.add_event(
+                        &mut ticket,
+                        &Event {
+                            at: now,
+                            actor: Actor::System,
+                            kind: "auto_reply".to_owned(),
+                            detail,
+                        },
+                    )?;
+                }
                 Verdict::NotAReply => {}
             }
             tx.put_ticket(&ticket)?;
@@ -636,6 +669,17 @@ impl Filing<'_> {
         // `#away` and `#back` change the agent and hand their tickets back to routing: done
         // after the reply is safely filed, as the CLI would.
         let mut change = change;
+        if let Verdict::AutoReply { agent, until, .. } = verdict {
+            // The agent is not there: mark them away and hand their open tickets back.
+            let zone = jiff::tz::TimeZone::get(&self.config.rota.timezone).ok();
+            let until = until
+                .and_then(|date| date.to_zoned(zone?).ok())
+                .map(|z| z.timestamp());
+            match crate::admin::set_away(self.store, agent, until, now) {
+                Ok(_) => change.reload = true,
+                Err(err) => warn!(error = %err, "Cannot mark the caseworker away."),
+            }
+        }
         if let Verdict::Accepted { agent, .. } = verdict {
             for command in bridge::commands(&bridge::reply_text(&mail.text)).commands {
                 let changed = match command {

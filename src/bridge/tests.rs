@@ -200,3 +200,27 @@ fn command_lines_at_the_top_are_read_and_removed() {
     assert_eq!(bad.errors.len(), 1);
     assert_eq!(bad.body, "Hello");
 }
+
+#[test]
+fn an_out_of_office_answer_from_the_agent_is_recognised_with_its_date() {
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let ooo = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example"),
+        "Automatic reply: [#1] Housing",
+        "Auto-Submitted: auto-replied\r\n",
+    );
+    assert!(matches!(
+        run(&ooo, "amina@volunteers.example"),
+        Verdict::AutoReply { .. }
+    ));
+    assert_eq!(
+        stated_return_date("I am away from 20.12.2026 and back on 05.01.2027."),
+        jiff::civil::Date::new(2027, 1, 5).ok()
+    );
+    assert_eq!(
+        stated_return_date("Back 2026-12-28"),
+        jiff::civil::Date::new(2026, 12, 28).ok()
+    );
+    assert_eq!(stated_return_date("I will be back soon"), None);
+}

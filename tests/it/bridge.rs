@@ -366,3 +366,83 @@ async fn notes_assignments_and_closing_by_mail() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_out_of_office_answer_is_not_relayed_and_marks_the_caseworker_away() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let (amina, jonas) = (bench.new_account("amina"), bench.new_account("jonas"));
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "amina",
+            "--name",
+            "Amina",
+            "--email",
+            &amina.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "jonas",
+            "--name",
+            "Jonas",
+            "--email",
+            &jonas.address,
+        ],
+    );
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    std::fs::write(&rota_path, format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"jonas\"\n{ALWAYS}")).expect("rota");
+    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Work permit",
+        Some("permit-1@phone.example"),
+        "",
+        "Can I work while I wait?",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
+    let read = parse(&notification.raw, &ParseLimits::default());
+    let reply_to = read.reply_to.first().expect("reply-to").address.clone();
+    let subject = read.subject.unwrap_or_default();
+    let ooo = format!(
+        "From: {from}\r\nTo: {reply_to}\r\nSubject: Automatic reply: {subject}\r\nAuto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\nMessage-ID: <ooo-{n}@volunteers.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI am on leave and back on 2030-01-07. For urgent matters call the office.\r\n",
+        from = amina.address,
+        n = rand::random::<u32>(),
+    );
+    bench
+        .send_mail(&amina.address, &[&reply_to], ooo.as_bytes())
+        .await
+        .expect("send ooo");
+    // The ticket goes back to routing and reaches Jonas; nothing reaches the requester.
+    let handed = wait_count(bench, &daemon, &jonas, 1).await;
+    assert!(handed[0].contains("[#1] Work permit"));
+    daemon.terminate().await.expect("stop");
+    assert!(
+        bench
+            .list(&requester, "INBOX")
+            .await
+            .expect("list")
+            .is_empty(),
+        "an out-of-office answer is never relayed"
+    );
+    let output = daemon.cli(&["agent", "show", "amina", "--json"]);
+    let agent: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(agent["away"], true);
+    assert_eq!(agent["away_until"], "2030-01-07T00:00:00Z");
+}
