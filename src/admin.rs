@@ -201,3 +201,121 @@ fn release_tickets(
 
 #[cfg(test)]
 mod tests;
+
+/// Why a merge was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("no ticket #{0}")]
+    NoTicket(TicketId),
+    #[error("a ticket cannot be merged into itself")]
+    Same,
+    #[error("ticket #{0} was already merged into #{1}")]
+    AlreadyMerged(TicketId, TicketId),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Follows merges: the ticket mail for `id` belongs to now.
+pub fn resolve_merged(store: &Store, id: TicketId) -> Result<TicketId, store::Error> {
+    let mut current = id;
+    // A chain longer than this would mean a cycle, which merge refuses to create.
+    for _ in 0..16 {
+        match store.ticket(current)?.and_then(|t| t.merged_into) {
+            Some(next) => current = next,
+            None => return Ok(current),
+        }
+    }
+    Ok(current)
+}
+
+/// Merges ticket `from` into `into` in one transaction: its messages (with raw bytes) and
+/// events move over in order, the indexes follow, and `from` is closed with a pointer so future
+/// mail for it joins `into`.
+pub fn merge_tickets(
+    tx: &store::WriteTx<'_>,
+    from: TicketId,
+    into: TicketId,
+    actor: Actor,
+    now: Timestamp,
+) -> Result<(), store::TxError> {
+    let missing = |id| store::TxError::from(store::Error::Inconsistent(format!("no ticket #{id}")));
+    let mut source = tx.ticket(from)?.ok_or_else(|| missing(from))?;
+    let mut target = tx.ticket(into)?.ok_or_else(|| missing(into))?;
+    for seq in 0..source.message_count {
+        let Some(mut message) = tx.message(from, seq)? else {
+            continue;
+        };
+        let raw = tx.raw(from, seq)?;
+        tx.remove_message(from, seq)?;
+        message.ticket = into;
+        message.seq = target.message_count;
+        tx.put_message(&message, raw.as_deref())?;
+        target.message_count = target.message_count.saturating_add(1);
+    }
+    for seq in 0..source.event_count {
+        let Some(mut event) = tx.event(from, seq)? else {
+            continue;
+        };
+        tx.remove_event(from, seq)?;
+        event.detail = format!("(from #{}) {}", from.0, event.detail);
+        tx.add_event(&mut target, &event)?;
+    }
+    target
+        .participants
+        .extend(source.participants.iter().cloned());
+    target.flags.extend(source.flags.iter().copied());
+    target.updated = now;
+    if !target.status.is_active() && source.status.is_active() {
+        target.status = crate::model::Status::Open;
+    }
+    tx.index_requester(&source.requester, into)?;
+    let merged = Event {
+        at: now,
+        actor: actor.clone(),
+        kind: "merged".to_owned(),
+        detail: format!("#{} merged into this ticket", from.0),
+    };
+    tx.add_event(&mut target, &merged)?;
+    tx.put_ticket(&target)?;
+    source.message_count = 0;
+    source.event_count = 0;
+    source.status = crate::model::Status::Closed;
+    source.merged_into = Some(into);
+    source.owner = None;
+    source.updated = now;
+    let pointer = Event {
+        at: now,
+        actor,
+        kind: "merged_into".to_owned(),
+        detail: format!("merged into #{}", into.0),
+    };
+    tx.add_event(&mut source, &pointer)?;
+    tx.put_ticket(&source)?;
+    Ok(())
+}
+
+/// The CLI's `ticket merge A B`: checks, then [`merge_tickets`].
+pub fn merge(
+    store: &Store,
+    from: TicketId,
+    into: TicketId,
+    now: Timestamp,
+) -> Result<(), MergeError> {
+    if from == into {
+        return Err(MergeError::Same);
+    }
+    let source = store.ticket(from)?.ok_or(MergeError::NoTicket(from))?;
+    if let Some(already) = source.merged_into {
+        return Err(MergeError::AlreadyMerged(from, already));
+    }
+    let target = resolve_merged(store, into)?;
+    if store.ticket(target)?.is_none() {
+        return Err(MergeError::NoTicket(into));
+    }
+    if target == from {
+        return Err(MergeError::Same);
+    }
+    store.write(|tx| merge_tickets(tx, from, target, Actor::System, now))?;
+    store.flush()?;
+    Ok(())
+}

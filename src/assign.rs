@@ -896,7 +896,7 @@ pub fn apply_commands(
     let mut results = Vec::new();
     for command in commands {
         let (kind, detail, line) = match command {
-            Command::Note | Command::Away(_) | Command::Back => continue,
+            Command::Note | Command::Away(_) | Command::Back | Command::Merge(_) => continue,
             Command::Close => {
                 ticket.status = Status::Closed;
                 (

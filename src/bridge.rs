@@ -251,6 +251,8 @@ pub enum Command {
     /// Step away (until a date or time, when given).
     Away(Option<String>),
     Back,
+    /// Merge this ticket into ticket N.
+    Merge(TicketId),
 }
 
 /// A reply split into its leading command lines and the text to relay.
@@ -291,6 +293,16 @@ pub fn commands(reply: &str) -> Commands {
             ("away", []) => Command::Away(None),
             ("away", ["until", when]) => Command::Away(Some((*when).to_owned())),
             ("assign", [agent]) => Command::Assign(AgentId(agent.to_ascii_lowercase())),
+            ("merge", [number]) => match number.trim_start_matches('#').parse::<u64>() {
+                Ok(number) => Command::Merge(TicketId(number)),
+                Err(_) => {
+                    parsed
+                        .errors
+                        .push(format!("cannot read the ticket number in {trimmed:?}"));
+                    lines.next();
+                    continue;
+                }
+            },
             ("close" | "reopen" | "spam" | "notspam" | "back" | "away" | "assign" | "merge", _) => {
                 parsed
                     .errors

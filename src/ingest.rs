@@ -371,6 +371,7 @@ impl Filing<'_> {
             _ => {
                 let agents: Vec<&crate::model::Agent> = team.agents().collect();
                 bridge::classify(mail, &sender, self.secret, &agents, |id| {
+                    let id = crate::admin::resolve_merged(store, id).ok()?;
                     store.ticket(id).ok().flatten()
                 })
             }
@@ -562,6 +563,22 @@ impl Filing<'_> {
                 ));
             }
         };
+        // A token or tag for a merged ticket answers the ticket it was merged into.
+        let ticket_id = crate::admin::resolve_merged(self.store, ticket_id)?;
+        let merge_into = match verdict {
+            Verdict::Accepted { .. } => bridge::commands(&bridge::reply_text(&mail.text))
+                .commands
+                .iter()
+                .find_map(|c| match c {
+                    bridge::Command::Merge(target) => Some(*target),
+                    _ => None,
+                }),
+            _ => None,
+        };
+        let merge_into = match merge_into {
+            Some(target) => Some(crate::admin::resolve_merged(self.store, target)?),
+            None => None,
+        };
         let change = self.store.write(|tx| {
             let mut change = TeamChange::default();
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
@@ -615,6 +632,16 @@ impl Filing<'_> {
                             _ => {}
                         }
                     }
+                    if let Some(target) = merge_into {
+                        let line = if target == ticket.id {
+                            "error: #merge: a ticket cannot be merged into itself".to_owned()
+                        } else if tx.ticket(target)?.is_none() {
+                            format!("error: #merge: no ticket #{}", target.0)
+                        } else {
+                            format!("#{} merged into #{}", ticket.id.0, target.0)
+                        };
+                        results.push(line);
+                    }
                     if !results.is_empty() {
                         assign::confirm(tx, &context, &ticket, sender, &results)?;
                     }
@@ -662,6 +689,18 @@ impl Filing<'_> {
                 Verdict::NotAReply => {}
             }
             tx.put_ticket(&ticket)?;
+            if let Some(target) = merge_into
+                && target != ticket.id
+                && tx.ticket(target)?.is_some()
+            {
+                let actor = match verdict {
+                    Verdict::Accepted { agent, .. } => Actor::Agent(agent.clone()),
+                    _ => Actor::System,
+                };
+                crate::admin::merge_tickets(tx, ticket.id, target, actor, now)?;
+                // Caseloads changed in a way only a fresh count shows.
+                change.reload = true;
+            }
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
             Ok(change)
@@ -720,6 +759,7 @@ fn blank_ticket(id: TicketId, requester: &str, now: Timestamp) -> Ticket {
         owner: None,
         assigned_at: None,
         last_agent_reply: None,
+        merged_into: None,
         participants: BTreeSet::new(),
         flags: BTreeSet::new(),
         created: now,

@@ -76,6 +76,10 @@ pub struct Ticket {
     /// When an agent last answered the requester or acted on the ticket.
     #[serde(default)]
     pub last_agent_reply: Option<Timestamp>,
+    /// Set when this ticket was merged into another: its messages and events moved there, and
+    /// mail that would have joined this ticket joins that one.
+    #[serde(default)]
+    pub merged_into: Option<TicketId>,
     /// Every address that has written into this ticket, lower-cased.
     pub participants: BTreeSet<String>,
     pub flags: BTreeSet<TicketFlag>,

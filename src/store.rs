@@ -346,6 +346,37 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Raw bytes of a message, inside the transaction.
+    pub fn raw(&self, id: TicketId, seq: u32) -> TxResult<Option<Vec<u8>>> {
+        Ok(self
+            .tree
+            .get(raw_key(id, seq).as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    pub fn event(&self, id: TicketId, seq: u32) -> TxResult<Option<Event>> {
+        self.get(&event_key(id, seq))
+    }
+
+    /// Removes a message record and its raw bytes (the indexes are the caller's to repoint).
+    pub fn remove_message(&self, id: TicketId, seq: u32) -> TxResult<()> {
+        self.tree.remove(message_key(id, seq).as_bytes())?;
+        self.tree.remove(raw_key(id, seq).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_event(&self, id: TicketId, seq: u32) -> TxResult<()> {
+        self.tree.remove(event_key(id, seq).as_bytes())?;
+        Ok(())
+    }
+
+    /// Lists `ticket` among `address`'s tickets (a merge brings another requester along).
+    pub fn index_requester(&self, address: &str, ticket: TicketId) -> TxResult<()> {
+        self.tree
+            .insert(requester_key(address, ticket).as_bytes(), Vec::new())?;
+        Ok(())
+    }
+
     pub fn message(&self, id: TicketId, seq: u32) -> TxResult<Option<StoredMessage>> {
         self.get(&message_key(id, seq))
     }

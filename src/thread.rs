@@ -89,7 +89,32 @@ pub fn subject_tags(subject: &str) -> Vec<TicketId> {
         .collect()
 }
 
+/// Mail for a merged ticket joins the ticket it was merged into.
+fn follow_merges<V: ThreadView>(view: &V, placement: Placement) -> Result<Placement, V::Error> {
+    let Placement::Existing { mut ticket, reason } = placement else {
+        return Ok(placement);
+    };
+    // Merges never form a cycle; the bound only guards against a damaged store.
+    for _ in 0..16 {
+        match view.ticket(ticket)?.and_then(|t| t.merged_into) {
+            Some(next) => ticket = next,
+            None => break,
+        }
+    }
+    Ok(Placement::Existing { ticket, reason })
+}
+
 pub fn place<V: ThreadView>(
+    mail: &Inbound<'_>,
+    hints: Hints,
+    rule: OpenTicketRule,
+    view: &V,
+) -> Result<Placement, V::Error> {
+    let placement = place_unmerged(mail, hints, rule, view)?;
+    follow_merges(view, placement)
+}
+
+fn place_unmerged<V: ThreadView>(
     mail: &Inbound<'_>,
     hints: Hints,
     rule: OpenTicketRule,

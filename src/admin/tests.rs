@@ -88,3 +88,147 @@ fn away_with_an_end_date_ends_by_itself() {
         Err(Error::UnknownAgent(_))
     ));
 }
+
+#[test]
+fn merging_moves_messages_events_and_indexes_and_future_mail_follows() {
+    use std::collections::BTreeSet;
+
+    use crate::ids::{MailKey, MessageId};
+    use crate::model::{Direction, Status, StoredMessage, Ticket};
+    use crate::thread::{self, Hints, Inbound, OpenTicketRule, Placement};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let now = Timestamp::UNIX_EPOCH;
+    let ticket = |id: u64, requester: &str| Ticket {
+        id: TicketId(id),
+        status: Status::Open,
+        subject: format!("case {id}"),
+        requester: requester.to_owned(),
+        requester_name: None,
+        owner: None,
+        assigned_at: None,
+        last_agent_reply: None,
+        merged_into: None,
+        participants: BTreeSet::from([requester.to_owned()]),
+        flags: BTreeSet::new(),
+        created: now,
+        updated: now,
+        message_count: 0,
+        event_count: 0,
+    };
+    let message = |id: u64, seq: u32, mid: &str| StoredMessage {
+        ticket: TicketId(id),
+        seq,
+        direction: Direction::In,
+        key: MailKey::MessageId(MessageId::parse(mid).expect("id")),
+        message_id: MessageId::parse(mid),
+        from: None,
+        from_name: None,
+        to: vec![],
+        cc: vec![],
+        subject: None,
+        date: None,
+        received: now,
+        in_reply_to: vec![],
+        references: vec![],
+        text: mid.to_owned(),
+        attachments: vec![],
+        anomalies: vec![],
+        sources: vec![],
+    };
+    store
+        .write(|tx| {
+            let mut a = ticket(1, "a@phone.example");
+            let mut b = ticket(2, "b@phone.example");
+            tx.put_message(&message(1, 0, "a0@x"), Some(b"raw a0"))?;
+            tx.put_message(&message(1, 1, "a1@x"), Some(b"raw a1"))?;
+            a.message_count = 2;
+            tx.put_message(&message(2, 0, "b0@x"), Some(b"raw b0"))?;
+            b.message_count = 1;
+            let event = Event {
+                at: now,
+                actor: Actor::System,
+                kind: "created".to_owned(),
+                detail: String::new(),
+            };
+            tx.add_event(&mut a, &event)?;
+            tx.put_ticket(&a)?;
+            tx.put_ticket(&b)
+        })
+        .expect("seed");
+
+    merge(&store, TicketId(1), TicketId(2), now).expect("merge");
+
+    let texts: Vec<String> = store
+        .messages(TicketId(2))
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["b0@x", "a0@x", "a1@x"]);
+    assert_eq!(
+        store.raw(TicketId(2), 2).expect("raw").as_deref(),
+        Some(&b"raw a1"[..])
+    );
+    assert!(store.messages(TicketId(1)).expect("messages").is_empty());
+    let a = store.ticket(TicketId(1)).expect("read").expect("a");
+    assert_eq!(
+        (a.status, a.merged_into),
+        (Status::Closed, Some(TicketId(2)))
+    );
+    let key = MailKey::MessageId(MessageId::parse("a1@x").expect("id"));
+    assert_eq!(store.find_key(&key).expect("key"), Some((TicketId(2), 2)));
+    let b = store.ticket(TicketId(2)).expect("read").expect("b");
+    assert!(b.participants.contains("a@phone.example"));
+    let kinds: Vec<String> = store
+        .events(TicketId(2))
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["created", "merged"]);
+
+    // A requester's reply to a message of the merged ticket, or with its tag, joins #2.
+    let parent = [MessageId::parse("a0@x").expect("id")];
+    let new_key = MailKey::MessageId(MessageId::parse("new@x").expect("id"));
+    let by_tag = Inbound {
+        key: &new_key,
+        sender: Some("a@phone.example"),
+        subject: Some("Re: [#1]"),
+        in_reply_to: &[],
+        references: &[],
+    };
+    let by_header = Inbound {
+        in_reply_to: &parent,
+        subject: None,
+        ..by_tag
+    };
+    for inbound in [by_tag, by_header] {
+        let placement = thread::place(
+            &inbound,
+            Hints::default(),
+            OpenTicketRule::NewTicketEachTime,
+            &store,
+        )
+        .expect("place");
+        assert!(
+            matches!(
+                placement,
+                Placement::Existing {
+                    ticket: TicketId(2),
+                    ..
+                }
+            ),
+            "{placement:?}"
+        );
+    }
+    assert!(matches!(
+        merge(&store, TicketId(1), TicketId(2), now),
+        Err(MergeError::AlreadyMerged(..))
+    ));
+    assert!(matches!(
+        merge(&store, TicketId(2), TicketId(2), now),
+        Err(MergeError::Same)
+    ));
+}

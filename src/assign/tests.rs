@@ -16,6 +16,7 @@ fn ticket(id: u64) -> Ticket {
         owner: None,
         assigned_at: None,
         last_agent_reply: None,
+        merged_into: None,
         participants: BTreeSet::new(),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,

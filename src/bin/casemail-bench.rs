@@ -122,6 +122,7 @@ fn write_tickets(
                     owner: None,
                     assigned_at: None,
                     last_agent_reply: None,
+                    merged_into: None,
                     participants: BTreeSet::from([requester.clone()]),
                     flags: BTreeSet::new(),
                     created: Timestamp::UNIX_EPOCH,

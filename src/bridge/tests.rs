@@ -33,6 +33,7 @@ fn ticket(id: u64, owner: &str) -> Ticket {
         owner: Some(AgentId(owner.to_owned())),
         assigned_at: None,
         last_agent_reply: None,
+        merged_into: None,
         participants: BTreeSet::new(),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,

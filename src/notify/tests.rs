@@ -37,6 +37,7 @@ fn ticket() -> Ticket {
         owner: Some(AgentId("amina".to_owned())),
         assigned_at: None,
         last_agent_reply: None,
+        merged_into: None,
         participants: BTreeSet::new(),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,

@@ -528,6 +528,7 @@ impl Bench {
                     owner: None,
                     assigned_at: None,
                     last_agent_reply: None,
+                    merged_into: None,
                     participants: BTreeSet::new(),
                     flags: BTreeSet::new(),
                     created: T0,

@@ -16,6 +16,7 @@ fn ticket(id: TicketId, requester: &str) -> Ticket {
         owner: None,
         assigned_at: None,
         last_agent_reply: None,
+        merged_into: None,
         participants: BTreeSet::from([requester.to_owned()]),
         flags: BTreeSet::new(),
         created: Timestamp::UNIX_EPOCH,

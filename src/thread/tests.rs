@@ -24,6 +24,7 @@ impl FakeView {
             owner: None,
             assigned_at: None,
             last_agent_reply: None,
+            merged_into: None,
             participants: BTreeSet::from([requester.to_owned()]),
             flags: BTreeSet::new(),
             created: Timestamp::UNIX_EPOCH,

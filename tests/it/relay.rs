@@ -98,6 +98,7 @@ fn create_ticket(store: &Store) -> TicketId {
                 owner: None,
                 assigned_at: None,
                 last_agent_reply: None,
+                merged_into: None,
                 participants: BTreeSet::new(),
                 flags: BTreeSet::new(),
                 created: T0,
