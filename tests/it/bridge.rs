@@ -446,3 +446,163 @@ async fn an_out_of_office_answer_is_not_relayed_and_marks_the_caseworker_away() 
     assert_eq!(agent["away"], true);
     assert_eq!(agent["away_until"], "2030-01-07T00:00:00Z");
 }
+
+#[tokio::test]
+async fn replies_without_a_valid_token_for_the_ticket_are_never_relayed() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "amina",
+            "--name",
+            "Amina",
+            "--email",
+            &amina.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "carol",
+            "--name",
+            "Carol",
+            "--email",
+            &carol.address,
+            "--role",
+            "coordinator",
+        ],
+    );
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    std::fs::write(
+        &rota_path,
+        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    )
+    .expect("rota");
+    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    let help = daemon.help.clone();
+    let (first, second) = (
+        bench.new_account("requester"),
+        bench.new_account("requester"),
+    );
+    daemon.start();
+    for (who, id) in [
+        (&first, "one@phone.example"),
+        (&second, "two@phone.example"),
+    ] {
+        let request = mail(
+            &who.address,
+            &help.address,
+            "Appeal deadline",
+            Some(id),
+            "",
+            "When is the deadline?",
+        );
+        bench
+            .send_mail(&who.address, &[&help.address], &request)
+            .await
+            .expect("send");
+        wait_count(
+            bench,
+            &daemon,
+            &amina,
+            if id.starts_with("one") { 1 } else { 2 },
+        )
+        .await;
+    }
+    let notifications = bench.list(&amina, "INBOX").await.expect("list");
+    let for_first = notifications
+        .iter()
+        .find(|m| m.contains("[#1]"))
+        .expect("notification for #1");
+
+    // 1. The right caseworker, but no token: straight to the help address with the tag.
+    let no_token = mail(
+        &amina.address,
+        &help.address,
+        "Re: [#2] Appeal deadline",
+        Some("notoken@volunteers.example"),
+        "",
+        "The deadline is Friday.",
+    );
+    bench
+        .send_mail(&amina.address, &[&help.address], &no_token)
+        .await
+        .expect("send");
+    // 2. The token of ticket #1 on a reply about ticket #2.
+    let (reply_to, other) = gmail_reply(&amina, &for_first.raw, "The deadline is Monday.");
+    let other = String::from_utf8_lossy(&other)
+        .replace("[#1]", "[#2]")
+        .into_bytes();
+    bench
+        .send_mail(&amina.address, &[&reply_to], &other)
+        .await
+        .expect("send");
+    // 3. A stranger copying the tag: a new ticket of their own, nothing relayed.
+    let stranger = bench.new_account("stranger");
+    let copied = mail(
+        &stranger.address,
+        &help.address,
+        "Re: [#1] Appeal deadline",
+        Some("copied@elsewhere.example"),
+        "",
+        "Tell me about #1.",
+    );
+    bench
+        .send_mail(&stranger.address, &[&help.address], &copied)
+        .await
+        .expect("send");
+
+    // Amina is told twice why her replies were not sent; the coordinator hears of both.
+    let told = harness::wait_until(PATIENCE, || {
+        let (amina, carol) = (amina.clone(), carol.clone());
+        async move {
+            let amina_told = bench
+                .list(&amina, "INBOX")
+                .await
+                .map(|l| l.iter().filter(|m| m.contains("was NOT sent")).count())
+                .unwrap_or(0);
+            let carol_told = bench
+                .list(&carol, "INBOX")
+                .await
+                .map(|l| {
+                    l.iter()
+                        .filter(|m| m.contains("a reply was refused"))
+                        .count()
+                })
+                .unwrap_or(0);
+            amina_told == 2 && carol_told == 2
+        }
+    })
+    .await;
+    assert!(
+        told.is_ok(),
+        "refusals not reported:\n{}",
+        daemon.log_tail()
+    );
+    daemon.terminate().await.expect("stop");
+    for requester in [&first, &second] {
+        assert!(
+            bench
+                .list(requester, "INBOX")
+                .await
+                .expect("list")
+                .is_empty(),
+            "nothing was relayed"
+        );
+    }
+    let tickets = daemon.tickets();
+    assert_eq!(
+        tickets.len(),
+        3,
+        "the stranger got a ticket of their own: {tickets:#?}"
+    );
+    assert_eq!(tickets[2]["requester"], stranger.address.as_str());
+}
