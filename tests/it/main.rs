@@ -13,6 +13,7 @@ mod harness;
 
 mod bench_smoke;
 mod check_config;
+mod control;
 mod ingest;
 mod relay;
 mod routing;
