@@ -1,6 +1,6 @@
 //! Coordinator operations on the store: registering agents, letting them step away and come
-//! back, removing them. Nobody registers themselves; these run from the CLI (and, once the
-//! daemon serves it, through the control socket).
+//! back, removing them. Nobody registers themselves; these run from the CLI, on the store or,
+//! while the daemon runs, in the daemon through the control socket.
 //!
 //! Validation lives here so every entry point applies the same rules. This module must not
 //! speak IMAP or SMTP.

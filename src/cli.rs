@@ -3,14 +3,22 @@
 //!
 //! Data goes to stdout (as JSON with `--json`), logs and errors to stderr. This module must not
 //! hold business logic: it loads the config, opens what the command needs and prints.
+//!
+//! Every command that reads or changes the store is a [`StoreCommand`] run by [`execute`],
+//! which writes what it prints to a writer. While the daemon runs it holds the store, so the
+//! command travels over the control socket and the daemon runs `execute` and sends the output
+//! back; otherwise `execute` runs here on the store. Either way the bytes printed are the same.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 use crate::admin;
-use crate::config;
+use crate::config::{self, Config};
+use crate::control;
 use crate::ids::{AgentId, TicketId};
 use crate::model::{Role, Status};
 use crate::store::Store;
@@ -131,7 +139,8 @@ pub enum AgentCommand {
     Back { id: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RoleArg {
     Agent,
     Coordinator,
@@ -181,7 +190,8 @@ pub enum QuarantineCommand {
     List(JsonFlag),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StatusFilter {
     New,
     Open,
@@ -190,9 +200,154 @@ pub enum StatusFilter {
     Spam,
 }
 
+/// A command that reads or changes the store, as it travels over the control socket. It
+/// carries everything the command needs, so the daemon reads no file on the CLI's behalf (the
+/// rota file's text travels with `rota import`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StoreCommand {
+    TicketList {
+        status: Option<StatusFilter>,
+        json: bool,
+    },
+    TicketShow {
+        number: u64,
+        json: bool,
+    },
+    QuarantineList {
+        json: bool,
+    },
+    AgentAdd {
+        id: String,
+        name: String,
+        emails: Vec<String>,
+        role: RoleArg,
+        max_open: Option<u32>,
+    },
+    AgentList {
+        json: bool,
+    },
+    AgentShow {
+        id: String,
+        json: bool,
+    },
+    AgentRemove {
+        id: String,
+    },
+    AgentAway {
+        id: String,
+        until: Option<String>,
+    },
+    AgentBack {
+        id: String,
+    },
+    RotaImport {
+        /// The file's name as the user gave it, for messages.
+        file: String,
+        text: String,
+    },
+    RotaExport,
+    RotaShow {
+        at: Option<String>,
+        json: bool,
+    },
+}
+
+impl StoreCommand {
+    /// Whether the command changes agents or the rota, which the process stage caches.
+    pub fn changes_team(&self) -> bool {
+        matches!(
+            self,
+            StoreCommand::AgentAdd { .. }
+                | StoreCommand::AgentRemove { .. }
+                | StoreCommand::AgentAway { .. }
+                | StoreCommand::AgentBack { .. }
+                | StoreCommand::RotaImport { .. }
+        )
+    }
+
+    /// A short name for logs (`agent add`), without the arguments, which may hold addresses.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreCommand::TicketList { .. } => "ticket list",
+            StoreCommand::TicketShow { .. } => "ticket show",
+            StoreCommand::QuarantineList { .. } => "quarantine list",
+            StoreCommand::AgentAdd { .. } => "agent add",
+            StoreCommand::AgentList { .. } => "agent list",
+            StoreCommand::AgentShow { .. } => "agent show",
+            StoreCommand::AgentRemove { .. } => "agent remove",
+            StoreCommand::AgentAway { .. } => "agent away",
+            StoreCommand::AgentBack { .. } => "agent back",
+            StoreCommand::RotaImport { .. } => "rota import",
+            StoreCommand::RotaExport => "rota export",
+            StoreCommand::RotaShow { .. } => "rota show",
+        }
+    }
+}
+
+impl From<TicketCommand> for StoreCommand {
+    fn from(command: TicketCommand) -> StoreCommand {
+        match command {
+            TicketCommand::List { status, json } => StoreCommand::TicketList { status, json },
+            TicketCommand::Show { number, json } => StoreCommand::TicketShow { number, json },
+        }
+    }
+}
+
+impl From<QuarantineCommand> for StoreCommand {
+    fn from(command: QuarantineCommand) -> StoreCommand {
+        match command {
+            QuarantineCommand::List(flag) => StoreCommand::QuarantineList { json: flag.json },
+        }
+    }
+}
+
+impl From<AgentCommand> for StoreCommand {
+    fn from(command: AgentCommand) -> StoreCommand {
+        match command {
+            AgentCommand::Add {
+                id,
+                name,
+                emails,
+                role,
+                max_open,
+            } => StoreCommand::AgentAdd {
+                id,
+                name,
+                emails,
+                role,
+                max_open,
+            },
+            AgentCommand::List(flag) => StoreCommand::AgentList { json: flag.json },
+            AgentCommand::Show { id, json } => StoreCommand::AgentShow { id, json },
+            AgentCommand::Remove { id } => StoreCommand::AgentRemove { id },
+            AgentCommand::Away { id, until } => StoreCommand::AgentAway { id, until },
+            AgentCommand::Back { id } => StoreCommand::AgentBack { id },
+        }
+    }
+}
+
+impl StoreCommand {
+    /// The rota commands; `rota import` reads its file here, on the caller's side.
+    fn from_rota(command: RotaCommand) -> anyhow::Result<StoreCommand> {
+        Ok(match command {
+            RotaCommand::Import { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read rota file {}", file.display()))?;
+                StoreCommand::RotaImport {
+                    file: file.display().to_string(),
+                    text,
+                }
+            }
+            RotaCommand::Export => StoreCommand::RotaExport,
+            RotaCommand::Show { at, json } => StoreCommand::RotaShow { at, json },
+        })
+    }
+}
+
 /// Runs the parsed command. Errors carry context; `main` maps them to an exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let command = match cli.command {
         Command::CheckConfig(flag) => {
             let config = config::load(&cli.config)?;
             if flag.json {
@@ -200,13 +355,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", config.redacted_toml());
             }
-            Ok(())
+            return Ok(());
         }
         Command::Run => {
             let config = config::load(&cli.config)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(crate::daemon::run_until_signal(config))
+            return runtime.block_on(crate::daemon::run_until_signal(config));
         }
         Command::Inspect(args) => {
             let format = if args.json {
@@ -214,43 +369,147 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::inspect::OutputFormat::Text
             };
-            crate::inspect::inspect_files(&args.files, format)
+            return crate::inspect::inspect_files(&args.files, format);
         }
-        Command::Agent(command) => agent(&cli.config, command),
-        Command::Rota(command) => rota(&cli.config, command),
-        Command::Ticket(command) => {
-            let store = open_store(&cli.config)?;
-            ticket(&store, command)
-        }
-        Command::Quarantine(QuarantineCommand::List(flag)) => {
-            let store = open_store(&cli.config)?;
-            let entries = store.quarantine()?;
-            if flag.json {
-                let values: Vec<_> = entries.iter().map(report::quarantine_json).collect();
-                println!("{}", serde_json::to_string_pretty(&values)?);
-            } else if entries.is_empty() {
-                println!("quarantine is empty");
-            } else {
-                for e in &entries {
-                    println!(
-                        "{} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
-                        sanitize::for_terminal(&e.source.mailbox),
-                        e.source.uid,
-                        e.source.uidvalidity,
-                        e.size,
-                        e.attempts,
-                        sanitize::for_terminal(&e.reason)
-                    );
-                }
+        Command::Ticket(command) => StoreCommand::from(command),
+        Command::Quarantine(command) => StoreCommand::from(command),
+        Command::Agent(command) => StoreCommand::from(command),
+        Command::Rota(command) => StoreCommand::from_rota(command)?,
+    };
+    let config = config::load(&cli.config)?;
+    run_store_command(&config, &command)
+}
+
+/// Sends the command to the running daemon, or runs it on the store when no daemon listens.
+fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match control::request(&config.control.socket, command)? {
+        Some(reply) => {
+            tracing::debug!(command = command.name(), "Ran by the daemon.");
+            stdout
+                .write_all(reply.stdout.as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("cannot write to stdout")?;
+            match reply.error {
+                None => Ok(()),
+                Some(error) => Err(anyhow::Error::msg(error)),
             }
-            Ok(())
+        }
+        None => {
+            let store = open_store(config)?;
+            let result = execute(&store, config, command, &mut stdout);
+            stdout.flush().context("cannot write to stdout")?;
+            result
         }
     }
 }
 
-fn open_store(config_path: &std::path::Path) -> anyhow::Result<Store> {
-    let config = config::load(config_path)?;
+fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.helpdesk.state_dir).context("cannot open the store")
+}
+
+/// Runs a store command, writing what it prints to `out`. The daemon calls this for commands
+/// that arrive on the control socket, the CLI when no daemon runs.
+pub fn execute(
+    store: &Store,
+    config: &Config,
+    command: &StoreCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now();
+    match command {
+        StoreCommand::TicketList { status, json } => ticket_list(store, *status, *json, out),
+        StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
+        StoreCommand::QuarantineList { json } => quarantine_list(store, *json, out),
+        StoreCommand::AgentAdd {
+            id,
+            name,
+            emails,
+            role,
+            max_open,
+        } => {
+            let role = match role {
+                RoleArg::Agent => Role::Agent,
+                RoleArg::Coordinator => Role::Coordinator,
+            };
+            let new = admin::NewAgent {
+                id: id.clone(),
+                name: name.clone(),
+                emails: emails.clone(),
+                role,
+                max_open: *max_open,
+            };
+            let agent = admin::add_agent(store, &config.helpdesk.address, new, now)?;
+            writeln!(out, "agent {} added", agent.id)?;
+            Ok(())
+        }
+        StoreCommand::AgentList { json } => agent_list(store, *json, now, out),
+        StoreCommand::AgentShow { id, json } => agent_show(store, id, *json, now, out),
+        StoreCommand::AgentRemove { id } => {
+            let released = admin::remove_agent(store, &AgentId(id.clone()), now)?;
+            writeln!(
+                out,
+                "agent {id} removed; {} open ticket(s) back to routing",
+                released.len()
+            )?;
+            Ok(())
+        }
+        StoreCommand::AgentAway { id, until } => {
+            let until = until
+                .as_deref()
+                .map(|text| parse_until(text, &config.rota.timezone))
+                .transpose()?;
+            let released = admin::set_away(store, &AgentId(id.clone()), until, now)?;
+            match until {
+                Some(until) => writeln!(
+                    out,
+                    "agent {id} away until {until}; {} open ticket(s) back to routing",
+                    released.len()
+                )?,
+                None => writeln!(
+                    out,
+                    "agent {id} away; {} open ticket(s) back to routing",
+                    released.len()
+                )?,
+            }
+            Ok(())
+        }
+        StoreCommand::AgentBack { id } => {
+            admin::set_back(store, &AgentId(id.clone()))?;
+            writeln!(out, "agent {id} is back")?;
+            Ok(())
+        }
+        StoreCommand::RotaImport { file, text } => rota_import(store, file, text, out),
+        StoreCommand::RotaExport => match store.rota()? {
+            Some(text) => Ok(write!(out, "{text}")?),
+            None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
+        },
+        StoreCommand::RotaShow { at, json } => rota_show(store, at.as_deref(), *json, now, out),
+    }
+}
+
+fn quarantine_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let entries = store.quarantine()?;
+    if json {
+        let values: Vec<_> = entries.iter().map(report::quarantine_json).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?;
+    } else if entries.is_empty() {
+        writeln!(out, "quarantine is empty")?;
+    } else {
+        for e in &entries {
+            writeln!(
+                out,
+                "{} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                sanitize::for_terminal(&e.source.mailbox),
+                e.source.uid,
+                e.source.uidvalidity,
+                e.size,
+                e.attempts,
+                sanitize::for_terminal(&e.reason)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads `--until`: a civil date (midnight in `timezone`) or an RFC 3339 time.
@@ -269,84 +528,82 @@ fn parse_until(text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
         .timestamp())
 }
 
-fn rota(config_path: &std::path::Path, command: RotaCommand) -> anyhow::Result<()> {
-    let config = config::load(config_path)?;
-    let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
-    match command {
-        RotaCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read rota file {}", file.display()))?;
-            let parsed = crate::rota::parse(&text)
-                .with_context(|| format!("rota file {} is not valid", file.display()))?;
-            let registered: std::collections::BTreeSet<AgentId> =
-                store.agents()?.into_iter().map(|a| a.id).collect();
-            let unknown: Vec<String> = parsed
-                .agents()
-                .into_iter()
-                .filter(|a| !registered.contains(a))
-                .map(|a| a.0)
-                .collect();
-            if !unknown.is_empty() {
-                anyhow::bail!(
-                    "rota file {} names agents that are not registered: {} (add them with `casemail agent add`)",
-                    file.display(),
-                    unknown.join(", ")
-                );
-            }
-            store.write(|tx| tx.set_rota(&parsed.to_toml()))?;
-            store.flush()?;
-            println!(
-                "rota imported: {} shift(s), {} leave, {} extra shift(s), time zone {}",
-                parsed.shifts().len(),
-                parsed.leave().len(),
-                parsed.extras().len(),
-                parsed.timezone_name()
-            );
+fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    let parsed =
+        crate::rota::parse(text).with_context(|| format!("rota file {file} is not valid"))?;
+    let registered: std::collections::BTreeSet<AgentId> =
+        store.agents()?.into_iter().map(|a| a.id).collect();
+    let unknown: Vec<String> = parsed
+        .agents()
+        .into_iter()
+        .filter(|a| !registered.contains(a))
+        .map(|a| a.0)
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "rota file {file} names agents that are not registered: {} (add them with `casemail agent add`)",
+            unknown.join(", ")
+        );
+    }
+    store.write(|tx| tx.set_rota(&parsed.to_toml()))?;
+    store.flush()?;
+    writeln!(
+        out,
+        "rota imported: {} shift(s), {} leave, {} extra shift(s), time zone {}",
+        parsed.shifts().len(),
+        parsed.leave().len(),
+        parsed.extras().len(),
+        parsed.timezone_name()
+    )?;
+    Ok(())
+}
+
+fn rota_show(
+    store: &Store,
+    at: Option<&str>,
+    json: bool,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let text = store
+        .rota()?
+        .context("no rota has been imported yet (casemail rota import FILE)")?;
+    let parsed = crate::rota::parse(&text).context("the stored rota is not valid")?;
+    let at = match at {
+        None => now,
+        Some(text) => parse_at(text, parsed.timezone())?,
+    };
+    let on_duty: Vec<String> = parsed.on_duty(at).into_iter().map(|a| a.0).collect();
+    let next = parsed.next_shift_start(at);
+    let local = at.to_zoned(parsed.timezone().clone());
+    if json {
+        let value = serde_json::json!({
+            "at": at.to_string(),
+            "local": local.to_string(),
+            "timezone": parsed.timezone_name(),
+            "on_duty": on_duty,
+            "next_shift_start": next.map(|t| t.to_string()),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        writeln!(
+            out,
+            "at {} ({})",
+            local.strftime("%a %Y-%m-%d %H:%M %Z"),
+            parsed.timezone_name()
+        )?;
+        if on_duty.is_empty() {
+            writeln!(out, "nobody is on duty")?;
+        } else {
+            writeln!(out, "on duty: {}", on_duty.join(", "))?;
         }
-        RotaCommand::Export => match store.rota()? {
-            Some(text) => print!("{text}"),
-            None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
-        },
-        RotaCommand::Show { at, json } => {
-            let text = store
-                .rota()?
-                .context("no rota has been imported yet (casemail rota import FILE)")?;
-            let parsed = crate::rota::parse(&text).context("the stored rota is not valid")?;
-            let at = match at {
-                None => jiff::Timestamp::now(),
-                Some(text) => parse_at(&text, parsed.timezone())?,
-            };
-            let on_duty: Vec<String> = parsed.on_duty(at).into_iter().map(|a| a.0).collect();
-            let next = parsed.next_shift_start(at);
-            let local = at.to_zoned(parsed.timezone().clone());
-            if json {
-                let value = serde_json::json!({
-                    "at": at.to_string(),
-                    "local": local.to_string(),
-                    "timezone": parsed.timezone_name(),
-                    "on_duty": on_duty,
-                    "next_shift_start": next.map(|t| t.to_string()),
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                println!(
-                    "at {} ({})",
-                    local.strftime("%a %Y-%m-%d %H:%M %Z"),
-                    parsed.timezone_name()
-                );
-                if on_duty.is_empty() {
-                    println!("nobody is on duty");
-                } else {
-                    println!("on duty: {}", on_duty.join(", "));
-                }
-                if let Some(next) = next {
-                    let next = next.to_zoned(parsed.timezone().clone());
-                    println!(
-                        "next shift starts {}",
-                        next.strftime("%a %Y-%m-%d %H:%M %Z")
-                    );
-                }
-            }
+        if let Some(next) = next {
+            let next = next.to_zoned(parsed.timezone().clone());
+            writeln!(
+                out,
+                "next shift starts {}",
+                next.strftime("%a %Y-%m-%d %H:%M %Z")
+            )?;
         }
     }
     Ok(())
@@ -366,111 +623,74 @@ fn parse_at(text: &str, zone: &jiff::tz::TimeZone) -> anyhow::Result<jiff::Times
         .timestamp())
 }
 
-fn agent(config_path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
-    let config = config::load(config_path)?;
-    let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
-    let now = jiff::Timestamp::now();
-    match command {
-        AgentCommand::Add {
-            id,
-            name,
-            emails,
-            role,
-            max_open,
-        } => {
-            let role = match role {
-                RoleArg::Agent => Role::Agent,
-                RoleArg::Coordinator => Role::Coordinator,
-            };
-            let new = admin::NewAgent {
-                id,
-                name,
-                emails,
-                role,
-                max_open,
-            };
-            let agent = admin::add_agent(&store, &config.helpdesk.address, new, now)?;
-            println!("agent {} added", agent.id);
-        }
-        AgentCommand::List(flag) => {
-            let agents = report::agents(&store, now)?;
-            if flag.json {
-                println!("{}", serde_json::to_string_pretty(&agents)?);
-            } else {
-                print!("{}", report::agents_text(&agents));
-            }
-        }
-        AgentCommand::Show { id, json } => {
-            let agents = report::agents(&store, now)?;
-            let agent = agents
-                .iter()
-                .find(|a| a["id"] == id.as_str())
-                .with_context(|| format!("no agent {id}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(agent)?);
-            } else {
-                print!("{}", report::agents_text(std::slice::from_ref(agent)));
-            }
-        }
-        AgentCommand::Remove { id } => {
-            let released = admin::remove_agent(&store, &AgentId(id.clone()), now)?;
-            println!(
-                "agent {id} removed; {} open ticket(s) back to routing",
-                released.len()
-            );
-        }
-        AgentCommand::Away { id, until } => {
-            let until = until
-                .map(|text| parse_until(&text, &config.rota.timezone))
-                .transpose()?;
-            let released = admin::set_away(&store, &AgentId(id.clone()), until, now)?;
-            match until {
-                Some(until) => println!(
-                    "agent {id} away until {until}; {} open ticket(s) back to routing",
-                    released.len()
-                ),
-                None => println!(
-                    "agent {id} away; {} open ticket(s) back to routing",
-                    released.len()
-                ),
-            }
-        }
-        AgentCommand::Back { id } => {
-            admin::set_back(&store, &AgentId(id.clone()))?;
-            println!("agent {id} is back");
-        }
+fn agent_list(
+    store: &Store,
+    json: bool,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let agents = report::agents(store, now)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&agents)?)?;
+    } else {
+        write!(out, "{}", report::agents_text(&agents))?;
     }
     Ok(())
 }
 
-fn ticket(store: &Store, command: TicketCommand) -> anyhow::Result<()> {
-    match command {
-        TicketCommand::List { status, json } => {
-            let status = status.map(|s| match s {
-                StatusFilter::New => Status::New,
-                StatusFilter::Open => Status::Open,
-                StatusFilter::Waiting => Status::Waiting,
-                StatusFilter::Closed => Status::Closed,
-                StatusFilter::Spam => Status::Spam,
-            });
-            let tickets = report::ticket_list(store, status)?;
-            if json {
-                let values: Vec<_> = tickets.iter().map(report::ticket_summary).collect();
-                println!("{}", serde_json::to_string_pretty(&values)?);
-            } else {
-                print!("{}", report::ticket_list_text(&tickets));
-            }
-            Ok(())
-        }
-        TicketCommand::Show { number, json } => {
-            let detail = report::ticket_detail(store, TicketId(number))?
-                .with_context(|| format!("no ticket #{number}"))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
-            } else {
-                print!("{}", report::ticket_detail_text(&detail));
-            }
-            Ok(())
-        }
+fn agent_show(
+    store: &Store,
+    id: &str,
+    json: bool,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let agents = report::agents(store, now)?;
+    let agent = agents
+        .iter()
+        .find(|a| a["id"] == id)
+        .with_context(|| format!("no agent {id}"))?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(agent)?)?;
+    } else {
+        write!(out, "{}", report::agents_text(std::slice::from_ref(agent)))?;
     }
+    Ok(())
 }
+
+fn ticket_list(
+    store: &Store,
+    status: Option<StatusFilter>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let status = status.map(|s| match s {
+        StatusFilter::New => Status::New,
+        StatusFilter::Open => Status::Open,
+        StatusFilter::Waiting => Status::Waiting,
+        StatusFilter::Closed => Status::Closed,
+        StatusFilter::Spam => Status::Spam,
+    });
+    let tickets = report::ticket_list(store, status)?;
+    if json {
+        let values: Vec<_> = tickets.iter().map(report::ticket_summary).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?;
+    } else {
+        write!(out, "{}", report::ticket_list_text(&tickets))?;
+    }
+    Ok(())
+}
+
+fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let detail = report::ticket_detail(store, TicketId(number))?
+        .with_context(|| format!("no ticket #{number}"))?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
+    } else {
+        write!(out, "{}", report::ticket_detail_text(&detail))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

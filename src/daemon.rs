@@ -1,9 +1,11 @@
-//! The supervisor: opens the store, spawns one fetch task per watched folder and the single
-//! process task, and shuts them down in order.
+//! The supervisor: binds the control socket, opens the store, spawns one fetch task per
+//! watched folder, the single process task, the relay and the control task, and shuts them
+//! down in order.
 //!
 //! Shutdown order (STYLE.md §3.3): stop fetching, let the process stage drain what was already
-//! fetched and commit it, flush the store, exit. Everything waits through a `TaskTracker` under
-//! a deadline shorter than systemd's stop timeout; stragglers are logged at ERROR.
+//! fetched and commit it, let the relay finish its send, close control, flush the store, exit.
+//! Everything waits through a `TaskTracker` under a deadline shorter than systemd's stop
+//! timeout; stragglers are logged at ERROR.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,9 +18,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::fetch::{FolderKind, FolderWatch};
+use crate::fetch::{FolderKind, FolderWatch, OnDown};
+use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{ingest, relay};
+use crate::{control, ingest, relay};
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -63,8 +66,30 @@ fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
 /// Runs the daemon until `shutdown` completes (a signal in production, a oneshot in tests).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     prepare_state_dir(&config.helpdesk.state_dir)?;
+    // Before the store: a second daemon is told plainly that another one runs.
+    let listeners = control::Listeners::bind(&config).await?;
     let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
     let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new(
+        config
+            .imap
+            .folders
+            .iter()
+            .chain(&config.imap.junk_folders)
+            .cloned(),
+        jiff::Timestamp::now(),
+    ));
+    let team_changed = Arc::new(tokio::sync::Notify::new());
+    let control_cancel = CancellationToken::new();
+    let control_task = tokio::spawn(listeners.serve(
+        Arc::new(control::Shared::new(
+            store.clone(),
+            config.clone(),
+            metrics.clone(),
+            team_changed.clone(),
+        )),
+        control_cancel.clone(),
+    ));
     let cancel = CancellationToken::new();
     let fetchers = TaskTracker::new();
     let capacity = usize::try_from(config.ingest.batch_size)
@@ -73,7 +98,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .max(2);
     let (to_process, incoming) = mpsc::channel(capacity);
 
-    let on_alive: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|_folder: &str| {});
+    let alive_metrics = metrics.clone();
+    let on_alive: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |folder: &str| {
+        alive_metrics.folder_alive(folder, jiff::Timestamp::now());
+    });
+    let down_metrics = metrics.clone();
+    let on_down: OnDown = Arc::new(move |folder: &str, err: &crate::fetch::Error| {
+        down_metrics.folder_down(folder, format!("{err:#}"), jiff::Timestamp::now());
+    });
     let folders = config
         .imap
         .folders
@@ -94,7 +126,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             store.clone(),
             to_process.clone(),
             on_alive.clone(),
-        );
+        )
+        .on_down(on_down.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
     fetchers.close();
@@ -105,17 +138,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
     let transport = relay::transport(&config.smtp, None).context("cannot set up SMTP")?;
     let relay_cancel = CancellationToken::new();
+    let relay_metrics = metrics.clone();
     let relay_task = tokio::spawn(
         relay::Relay::new(store.clone(), transport, clock.clone())
+            .observed_by(Arc::new(move |kind, settled| {
+                relay_metrics.relay_settled(kind, settled);
+            }))
             .run(outbox_ready.clone(), relay_cancel.clone()),
     );
+    let process_metrics = metrics.clone();
     let mut process = tokio::spawn(ingest::run(
         store.clone(),
         config.clone(),
         incoming,
         clock,
-        Arc::new(|| {}),
+        Arc::new(move || process_metrics.process_alive(jiff::Timestamp::now())),
         outbox_ready.clone(),
+        team_changed,
+        metrics,
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),
@@ -154,6 +194,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Err(_) => {
             error!("The relay did not finish its SMTP transaction before the shutdown deadline.")
         }
+    }
+    control_cancel.cancel();
+    match tokio::time::timeout_at(deadline, control_task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(join)) => error!(error = %join, "The control task failed."),
+        Err(_) => error!("Control commands did not finish before the shutdown deadline."),
     }
     store
         .flush_async()

@@ -291,6 +291,9 @@ impl Selected {
     }
 }
 
+/// Told of a folder whose session failed, with the error.
+pub type OnDown = Arc<dyn Fn(&str, &Error) + Send + Sync>;
+
 /// Watches one IMAP folder.
 pub struct FolderWatch {
     pub folder: String,
@@ -302,6 +305,8 @@ pub struct FolderWatch {
     ack_rx: mpsc::UnboundedReceiver<Committed>,
     /// Called after each successful login and each completed pass (health, systemd watchdog).
     on_alive: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Called when a session fails, before the reconnect (health).
+    on_down: OnDown,
 }
 
 impl FolderWatch {
@@ -323,7 +328,15 @@ impl FolderWatch {
             ack_tx,
             ack_rx,
             on_alive,
+            on_down: Arc::new(|_folder: &str, _err: &Error| {}),
         }
+    }
+
+    /// Reports each failed session to `on_down`, so health shows the folder unreachable at
+    /// once rather than after a timeout.
+    pub fn on_down(mut self, on_down: OnDown) -> FolderWatch {
+        self.on_down = on_down;
+        self
     }
 
     /// Runs until `cancel`, reconnecting with capped, jittered exponential backoff.
@@ -338,6 +351,7 @@ impl FolderWatch {
                 Err(Error::ProcessGone) => return,
                 Err(err) => {
                     warn!(folder = %self.folder, error = %format!("{err:#}"), retry_in = ?backoff, "IMAP session failed; reconnecting.");
+                    (self.on_down)(&self.folder, &err);
                 }
             }
             let jitter = rand::random_range(0.5..1.0);

@@ -20,6 +20,7 @@ use crate::bridge::{self, Verdict};
 use crate::config::Config;
 use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
 use crate::ids::{TicketId, Uid, UidValidity};
+use crate::metrics::{Metrics, Stage};
 use crate::model::{
     Actor, AttachmentMeta, Cursor, Direction, Event, QuarantineEntry, Source, Status,
     StoredMessage, Ticket, TicketFlag,
@@ -51,6 +52,10 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// Runs until every fetcher has dropped its sender and the channel is drained. Returns an error
 /// only when the store fails; then nothing of the failing batch was acknowledged.
+///
+/// `team_changed` is notified after a coordinator changes agents or the rota: the cached team
+/// is loaded again before the next message or sweep.
+#[allow(clippy::too_many_arguments)] // Each is a separate link the daemon wires to this stage.
 pub async fn run(
     store: Store,
     config: Arc<Config>,
@@ -58,6 +63,8 @@ pub async fn run(
     clock: Clock,
     on_alive: Arc<dyn Fn() + Send + Sync>,
     outbox_ready: Arc<tokio::sync::Notify>,
+    team_changed: Arc<tokio::sync::Notify>,
+    metrics: Arc<Metrics>,
 ) -> Result<(), Error> {
     let mut team = Team::load(&store)?;
     let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
@@ -88,6 +95,13 @@ pub async fn run(
                 on_alive();
                 continue;
             }
+            () = team_changed.notified() => {
+                team = tokio::task::block_in_place(|| Team::load(&store))?;
+                info!("Agents or rota changed; team reloaded.");
+                // Sweep now, so waiting tickets reach whoever just came on duty.
+                next_sweep = tokio::time::Instant::now();
+                continue;
+            }
         };
         // Messages that were being processed when the daemon last died are taken one at a
         // time, so a message that kills the process is the only one blamed for it.
@@ -103,12 +117,15 @@ pub async fn run(
         let sources: Vec<Source> = batch.iter().map(|f| f.source.clone()).collect();
         store.write(|tx| tx.set_in_flight(&sources))?;
         store.flush_async().await?;
-        let acks = process_batch(&store, &config, &clock, &mut team, &secret, batch).await?;
+        let acks =
+            process_batch(&store, &config, &clock, &mut team, &secret, &metrics, batch).await?;
         if team.take_sweep_request() {
             next_sweep = tokio::time::Instant::now();
         }
         store.write(|tx| tx.set_in_flight(&[]))?;
+        let commit_started = std::time::Instant::now();
         store.flush_async().await?;
+        metrics.observe(Stage::Commit, commit_started.elapsed());
         for ((_, uidvalidity), (sender, uids)) in acks {
             // A fetcher that has gone away reconnects later and acknowledges from the cursor.
             let _ = sender.send(Committed { uidvalidity, uids });
@@ -159,14 +176,16 @@ async fn process_batch(
     clock: &Clock,
     team: &mut Team,
     secret: &Secret,
+    metrics: &Metrics,
     batch: Vec<Fetched>,
 ) -> Result<AckMap, store::Error> {
     let mut acks: AckMap = BTreeMap::new();
     for fetched in batch {
         let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
-        let outcome = process_fetched(store, config, clock, team, secret, &fetched)
+        let outcome = process_fetched(store, config, clock, team, secret, metrics, &fetched)
             .instrument(span.clone())
             .await?;
+        metrics.message_filed(&outcome);
         span.in_scope(|| match &outcome {
             Outcome::NewTicket(id) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -206,6 +225,7 @@ async fn process_fetched(
     clock: &Clock,
     team: &mut Team,
     secret: &Secret,
+    metrics: &Metrics,
     fetched: &Fetched,
 ) -> Result<Outcome, store::Error> {
     let limits = ParseLimits {
@@ -216,13 +236,17 @@ async fn process_fetched(
     let attempts_before = store.attempts(&fetched.source)?;
     let max_attempts = config.ingest.max_attempts.max(1);
     for attempt in attempts_before.saturating_add(1)..=max_attempts {
-        match parse_within(raw.clone(), limits, config.ingest.message_time_budget).await {
+        let parse_started = std::time::Instant::now();
+        let parsed = parse_within(raw.clone(), limits, config.ingest.message_time_budget).await;
+        metrics.observe(Stage::Parse, parse_started.elapsed());
+        match parsed {
             Ok(mail) => {
                 // Filing is a few store operations; doing it in place keeps the team's
                 // caseloads a plain `&mut` owned by this single writer.
                 let now = clock();
                 let nonce = rand::random();
-                return tokio::task::block_in_place(|| {
+                let file_started = std::time::Instant::now();
+                let filed = tokio::task::block_in_place(|| {
                     let filing = Filing {
                         store,
                         secret,
@@ -245,6 +269,8 @@ async fn process_fetched(
                     }
                     Ok(outcome)
                 });
+                metrics.observe(Stage::File, file_started.elapsed());
+                return filed;
             }
             Err(failure) => {
                 warn!(attempt, max_attempts, reason = %failure, "Processing a message failed.");

@@ -28,5 +28,7 @@ pub mod notify;
 pub mod report;
 
 pub mod cli;
+pub mod control;
 pub mod daemon;
 pub mod inspect;
+pub mod metrics;

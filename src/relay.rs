@@ -371,6 +371,17 @@ pub struct StepOutcome {
     pub failed: Vec<u64>,
 }
 
+/// How the relay settled one outbox message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Sent,
+    Deferred,
+    Failed,
+}
+
+/// Told of every settled message once its store transaction is done (the daemon counts them).
+pub type Observer = Arc<dyn Fn(OutboxKind, Settled) + Send + Sync>;
+
 /// Sends the outbox. The only writer of outbox state after enqueueing: it removes, reschedules
 /// and dead-letters entries, nothing else.
 pub struct Relay {
@@ -379,6 +390,7 @@ pub struct Relay {
     clock: Clock,
     /// Checked between messages; a send already under way is allowed to finish.
     cancel: CancellationToken,
+    observer: Option<Observer>,
 }
 
 impl Relay {
@@ -388,6 +400,19 @@ impl Relay {
             transport,
             clock,
             cancel: CancellationToken::new(),
+            observer: None,
+        }
+    }
+
+    /// Reports every settled message to `observer`.
+    pub fn observed_by(mut self, observer: Observer) -> Relay {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn settled(&self, kind: OutboxKind, settled: Settled) {
+        if let Some(observer) = &self.observer {
+            observer(kind, settled);
         }
     }
 
@@ -597,6 +622,7 @@ impl Relay {
             }
             Ok(())
         })?;
+        self.settled(entry.kind, Settled::Sent);
         match entry.ticket {
             Some(ticket) => {
                 info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), recipients = entry.recipients.len(), "Sent.");
@@ -632,6 +658,7 @@ impl Relay {
             }
             Ok(())
         })?;
+        self.settled(entry.kind, Settled::Deferred);
         Ok(())
     }
 
@@ -674,6 +701,7 @@ impl Relay {
             }
             Ok(())
         })?;
+        self.settled(entry.kind, Settled::Failed);
         let error = err.to_string();
         match entry.ticket {
             Some(ticket) => {
@@ -717,8 +745,8 @@ fn envelope(entry: &OutboxEntry) -> Result<Envelope, Error> {
     })
 }
 
-/// The outbox kind as stored (`notification`, `relay`, …), for events and logs.
-fn kind_name(kind: OutboxKind) -> &'static str {
+/// The outbox kind as stored (`notification`, `relay`, …), for events, logs and metrics.
+pub fn kind_name(kind: OutboxKind) -> &'static str {
     match kind {
         OutboxKind::Notification => "notification",
         OutboxKind::Relay => "relay",

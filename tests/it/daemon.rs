@@ -1,6 +1,7 @@
-//! Runs the real `casemail` binary against a bench: start, SIGKILL, SIGTERM, restart, and the
-//! CLI on the same config.
+//! Runs the real `casemail` binary against a bench: start, SIGKILL, SIGTERM, restart, the CLI
+//! on the same config, and the daemon's health and metrics endpoints.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub struct Daemon {
     pub help: Account,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    pub state_dir: PathBuf,
     /// Holds the config, log and state directory; removed when the daemon is dropped.
     _state: tempfile::TempDir,
 }
@@ -79,6 +81,7 @@ impl Daemon {
             help,
             config_path,
             log_path,
+            state_dir,
             _state: state,
         }
     }
@@ -170,7 +173,58 @@ impl Daemon {
             .expect("run casemail CLI")
     }
 
-    /// `casemail ticket list --json` (the daemon must be stopped: it holds the store).
+    /// The control socket, as the bench's config names it.
+    pub fn socket(&self) -> PathBuf {
+        self.state_dir.join("casemail.sock")
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Where the running daemon serves health and metrics, once it has bound the address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        std::fs::read_to_string(self.state_dir.join("http.addr"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// `GET path` on the daemon's health and metrics address: the status code and the body.
+    pub async fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let addr = self
+            .http_addr()
+            .context("the daemon has not recorded its HTTP address")?;
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            stream.read_to_string(&mut response),
+        )
+        .await
+        .context("no HTTP response within 10 s")??;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("an HTTP response without a blank line")?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .context("no status code")?
+            .parse()
+            .context("a status code that is not a number")?;
+        Ok((status, body.to_owned()))
+    }
+
+    /// `casemail ticket list --json`, through the daemon's socket while it runs, on the store
+    /// otherwise.
     pub fn tickets(&self) -> Vec<Value> {
         let output = self.cli(&["ticket", "list", "--json"]);
         assert!(

@@ -14,6 +14,7 @@ mod harness;
 mod bench_smoke;
 mod bridge;
 mod check_config;
+mod control;
 mod ingest;
 mod relay;
 mod routing;

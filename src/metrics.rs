@@ -1,0 +1,613 @@
+//! What the running daemon knows about itself: counters and latency histograms the stages
+//! update, the health marks of each loop, and their rendering as Prometheus text (exposition
+//! format 0.0.4) and as a health verdict.
+//!
+//! Figures the store already holds (tickets by status, outbox depth, quarantine) are read from
+//! it when asked rather than counted here, so they always match what the CLI shows. Counters
+//! start at zero with each daemon start, as Prometheus expects of a `_total`.
+//!
+//! No clock and no sockets here: callers pass the time, and `control` serves the text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::ingest::Outcome;
+use crate::model::{OutboxKind, Status};
+use crate::relay::{self, Settled};
+use crate::store::{self, Store};
+
+/// The process stage sweeps at least every 30 s and reports after every batch, so this long
+/// without a report means it is stuck (a batch of pathological mail, or a store that hangs).
+pub const PROCESS_STALL: Duration = Duration::from_secs(3 * 60);
+
+/// The relay retries transient failures with backoff capped at 10 min, so mail older than this
+/// in the outbox means it is not draining (SMTP down, credentials refused, relay stuck).
+pub const OUTBOX_STUCK: Duration = Duration::from_secs(15 * 60);
+
+/// Upper bounds of the latency buckets, in seconds: from a fast parse to a slow fsync.
+const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A step of the process stage whose latency is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Parsing one message on its worker thread, per attempt.
+    Parse,
+    /// Threading, routing and writing one message's transaction.
+    File,
+    /// The durable flush that commits a batch (group commit).
+    Commit,
+}
+
+impl Stage {
+    const ALL: [Stage; 3] = [Stage::Parse, Stage::File, Stage::Commit];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::File => "file",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+/// A latency histogram with fixed buckets, updated without locks.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations per bucket (not cumulative); the last slot is above every bound.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let slot = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        if let Some(count) = self.counts.get(slot) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+/// Whether a watched folder's IMAP session is working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FolderState {
+    /// Logged in and selected; new mail is picked up by IDLE or the next poll.
+    Up,
+    /// Not connected, with the reason (the last error, or that it never connected yet).
+    Down(String),
+}
+
+#[derive(Debug, Clone)]
+struct FolderMark {
+    state: FolderState,
+    /// When the folder entered its current state.
+    since: Timestamp,
+    /// The last login or completed pass (fetch, poll or IDLE round).
+    last_success: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+struct Marks {
+    folders: BTreeMap<String, FolderMark>,
+    process_alive: Timestamp,
+}
+
+/// Counters and health marks shared by the daemon's tasks through an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    started: Timestamp,
+    ingested: AtomicU64,
+    duplicates: AtomicU64,
+    quarantined: AtomicU64,
+    replies_relayed: AtomicU64,
+    replies_refused: AtomicU64,
+    parse: Histogram,
+    file: Histogram,
+    commit: Histogram,
+    /// Outbox messages settled by the relay, by (outbox kind, result).
+    relay: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    marks: Mutex<Marks>,
+}
+
+/// A lock that a panicking holder left behind still guards plain numbers, which stay usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Fresh counters for a daemon watching `folders`, each not connected yet.
+    pub fn new(folders: impl IntoIterator<Item = String>, now: Timestamp) -> Metrics {
+        let folders = folders
+            .into_iter()
+            .map(|folder| {
+                let mark = FolderMark {
+                    state: FolderState::Down("not connected yet".to_owned()),
+                    since: now,
+                    last_success: None,
+                };
+                (folder, mark)
+            })
+            .collect();
+        Metrics {
+            started: now,
+            ingested: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+            replies_relayed: AtomicU64::new(0),
+            replies_refused: AtomicU64::new(0),
+            parse: Histogram::default(),
+            file: Histogram::default(),
+            commit: Histogram::default(),
+            relay: Mutex::new(BTreeMap::new()),
+            marks: Mutex::new(Marks {
+                folders,
+                process_alive: now,
+            }),
+        }
+    }
+
+    /// Counts a message the process stage has filed.
+    pub fn message_filed(&self, outcome: &Outcome) {
+        self.ingested.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Duplicate(_) => {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Quarantined(_) => {
+                self.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Relayed(_) => {
+                self.replies_relayed.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::ReplyRefused(..) => {
+                self.replies_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::NewTicket(_) | Outcome::Added(..) => {}
+        }
+    }
+
+    pub fn observe(&self, stage: Stage, elapsed: Duration) {
+        self.histogram(stage).observe(elapsed);
+    }
+
+    fn histogram(&self, stage: Stage) -> &Histogram {
+        match stage {
+            Stage::Parse => &self.parse,
+            Stage::File => &self.file,
+            Stage::Commit => &self.commit,
+        }
+    }
+
+    /// Counts an outbox message the relay has settled.
+    pub fn relay_settled(&self, kind: OutboxKind, settled: Settled) {
+        let kind = relay::kind_name(kind);
+        let result = match settled {
+            Settled::Sent => "sent",
+            Settled::Deferred => "deferred",
+            Settled::Failed => "failed",
+        };
+        let mut relay = lock(&self.relay);
+        let count = relay.entry((kind, result)).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
+    /// A folder's fetcher logged in or completed a pass.
+    pub fn folder_alive(&self, folder: &str, now: Timestamp) {
+        let mut marks = lock(&self.marks);
+        let mark = marks
+            .folders
+            .entry(folder.to_owned())
+            .or_insert_with(|| FolderMark {
+                state: FolderState::Up,
+                since: now,
+                last_success: None,
+            });
+        if mark.state != FolderState::Up {
+            mark.state = FolderState::Up;
+            mark.since = now;
+        }
+        mark.last_success = Some(now);
+    }
+
+    /// A folder's session failed; the fetcher is reconnecting. `since` keeps the start of the
+    /// outage across failed reconnects.
+    pub fn folder_down(&self, folder: &str, reason: String, now: Timestamp) {
+        let mut marks = lock(&self.marks);
+        let mark = marks
+            .folders
+            .entry(folder.to_owned())
+            .or_insert_with(|| FolderMark {
+                state: FolderState::Up,
+                since: now,
+                last_success: None,
+            });
+        if mark.state == FolderState::Up {
+            mark.since = now;
+        }
+        mark.state = FolderState::Down(reason);
+    }
+
+    /// The process stage finished a batch or a sweep.
+    pub fn process_alive(&self, now: Timestamp) {
+        lock(&self.marks).process_alive = now;
+    }
+
+    /// What is wrong, one line each; empty when the daemon is healthy. `outbox_oldest` is the
+    /// creation time of the oldest message waiting in the outbox.
+    pub fn problems(&self, outbox_oldest: Option<Timestamp>, now: Timestamp) -> Vec<String> {
+        let mut problems = Vec::new();
+        let marks = lock(&self.marks);
+        for (folder, mark) in &marks.folders {
+            if let FolderState::Down(reason) = &mark.state {
+                problems.push(format!(
+                    "imap: folder {folder} not reachable since {} ({}s): {reason}",
+                    mark.since,
+                    seconds_between(mark.since, now).round()
+                ));
+            }
+        }
+        let quiet = seconds_between(marks.process_alive, now);
+        if quiet > PROCESS_STALL.as_secs_f64() {
+            problems.push(format!(
+                "process: no batch or sweep finished since {} ({}s)",
+                marks.process_alive,
+                quiet.round()
+            ));
+        }
+        if let Some(oldest) = outbox_oldest {
+            let waiting = seconds_between(oldest, now);
+            if waiting > OUTBOX_STUCK.as_secs_f64() {
+                problems.push(format!(
+                    "outbox: not draining, the oldest message has waited since {oldest} ({}s)",
+                    waiting.round()
+                ));
+            }
+        }
+        problems
+    }
+
+    /// The Prometheus text for everything known now: the counters here and `figures` from
+    /// the store.
+    pub fn render(&self, figures: &StoreFigures, now: Timestamp) -> String {
+        let mut out = Text::default();
+        out.gauge(
+            "casemail_start_time_seconds",
+            "When this daemon started, in seconds since the Unix epoch.",
+        );
+        out.sample(
+            "casemail_start_time_seconds",
+            &[],
+            epoch_seconds(self.started),
+        );
+
+        out.counter(
+            "casemail_messages_ingested_total",
+            "Messages the process stage filed since start: new tickets, follow-ups, duplicates and quarantined.",
+        );
+        out.count("casemail_messages_ingested_total", &[], &self.ingested);
+        out.counter(
+            "casemail_duplicates_total",
+            "Messages recognised as a copy of a stored message since start.",
+        );
+        out.count("casemail_duplicates_total", &[], &self.duplicates);
+        out.counter(
+            "casemail_quarantined_total",
+            "Messages set aside in the quarantine since start.",
+        );
+        out.count("casemail_quarantined_total", &[], &self.quarantined);
+        out.counter(
+            "casemail_replies_relayed_total",
+            "Caseworkers' replies the bridge accepted and relayed to requesters.",
+        );
+        out.count("casemail_replies_relayed_total", &[], &self.replies_relayed);
+        out.counter(
+            "casemail_replies_refused_total",
+            "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office).",
+        );
+        out.count("casemail_replies_refused_total", &[], &self.replies_refused);
+
+        out.gauge("casemail_tickets", "Tickets in the store, by status.");
+        for status in [
+            Status::New,
+            Status::Open,
+            Status::Waiting,
+            Status::Closed,
+            Status::Spam,
+        ] {
+            let count = figures.tickets.get(&status).copied().unwrap_or(0);
+            out.sample(
+                "casemail_tickets",
+                &[("status", status.as_str())],
+                count as f64,
+            );
+        }
+        out.gauge(
+            "casemail_tickets_flagged",
+            "Tickets in the store carrying a flag; suspected_spam counts mail that arrived in a junk folder.",
+        );
+        for (flag, count) in &figures.flagged {
+            out.sample("casemail_tickets_flagged", &[("flag", flag)], *count as f64);
+        }
+        out.gauge(
+            "casemail_messages_stored",
+            "Messages stored in tickets, both directions.",
+        );
+        out.sample("casemail_messages_stored", &[], figures.messages as f64);
+        out.gauge(
+            "casemail_quarantine_messages",
+            "Messages in the quarantine, kept with their raw bytes.",
+        );
+        out.sample(
+            "casemail_quarantine_messages",
+            &[],
+            figures.quarantine as f64,
+        );
+
+        out.gauge(
+            "casemail_outbox_messages",
+            "Messages waiting in the outbox.",
+        );
+        out.sample("casemail_outbox_messages", &[], figures.outbox as f64);
+        out.gauge(
+            "casemail_outbox_oldest_age_seconds",
+            "Age of the oldest message waiting in the outbox; 0 when it is empty.",
+        );
+        let oldest_age = figures
+            .outbox_oldest
+            .map_or(0.0, |oldest| seconds_between(oldest, now).max(0.0));
+        out.sample("casemail_outbox_oldest_age_seconds", &[], oldest_age);
+        out.gauge(
+            "casemail_dead_letters",
+            "Outbox messages the SMTP server refused for good, kept for an operator.",
+        );
+        out.sample("casemail_dead_letters", &[], figures.dead_letters as f64);
+
+        let relay = lock(&self.relay).clone();
+        for (result, help) in [
+            (
+                "sent",
+                "Outbox messages the SMTP server accepted since start, by kind (bounce counts bounces sent).",
+            ),
+            (
+                "deferred",
+                "Sending attempts that failed transiently since start, by kind; the message stays in the outbox.",
+            ),
+            (
+                "failed",
+                "Outbox messages the SMTP server refused for good since start, by kind; they became dead letters.",
+            ),
+        ] {
+            let name = format!("casemail_relay_{result}_total");
+            out.counter(&name, help);
+            for ((kind, _), count) in relay.iter().filter(|((_, r), _)| *r == result) {
+                out.sample(&name, &[("kind", kind)], *count as f64);
+            }
+        }
+
+        let marks = lock(&self.marks);
+        out.gauge(
+            "casemail_imap_up",
+            "Whether the folder's IMAP session is logged in (1) or reconnecting (0).",
+        );
+        for (folder, mark) in &marks.folders {
+            let up = if mark.state == FolderState::Up {
+                1.0
+            } else {
+                0.0
+            };
+            out.sample("casemail_imap_up", &[("folder", folder)], up);
+        }
+        out.gauge(
+            "casemail_imap_last_success_timestamp_seconds",
+            "The folder's last login or completed pass (fetch, poll or IDLE round).",
+        );
+        for (folder, mark) in &marks.folders {
+            if let Some(last) = mark.last_success {
+                out.sample(
+                    "casemail_imap_last_success_timestamp_seconds",
+                    &[("folder", folder)],
+                    epoch_seconds(last),
+                );
+            }
+        }
+        out.gauge(
+            "casemail_imap_lag_seconds",
+            "How far casemail may be behind the folder: 0 while its session is up, else the time since it was last in sync.",
+        );
+        for (folder, mark) in &marks.folders {
+            let lag = match mark.state {
+                FolderState::Up => 0.0,
+                FolderState::Down(_) => {
+                    seconds_between(mark.last_success.unwrap_or(self.started), now).max(0.0)
+                }
+            };
+            out.sample("casemail_imap_lag_seconds", &[("folder", folder)], lag);
+        }
+        out.gauge(
+            "casemail_process_last_alive_timestamp_seconds",
+            "When the process stage last finished a batch or a sweep.",
+        );
+        out.sample(
+            "casemail_process_last_alive_timestamp_seconds",
+            &[],
+            epoch_seconds(marks.process_alive),
+        );
+        drop(marks);
+
+        out.histogram_header(
+            "casemail_stage_seconds",
+            "Latency of the process stage's steps: parse and file per message, commit per batch.",
+        );
+        for stage in Stage::ALL {
+            out.histogram(
+                "casemail_stage_seconds",
+                ("stage", stage.name()),
+                self.histogram(stage),
+            );
+        }
+        out.text
+    }
+}
+
+/// What the store holds, counted when `/metrics` or `/healthz` is asked for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreFigures {
+    pub tickets: BTreeMap<Status, u64>,
+    /// Tickets per flag, by the flag's JSON name; `suspected_spam` is always present.
+    pub flagged: BTreeMap<String, u64>,
+    pub messages: u64,
+    pub quarantine: u64,
+    pub outbox: u64,
+    pub outbox_oldest: Option<Timestamp>,
+    pub dead_letters: u64,
+}
+
+impl StoreFigures {
+    /// Counts the store's records. This reads every ticket record, which a helpdesk's store
+    /// (thousands of tickets) answers in milliseconds.
+    pub fn read(store: &Store) -> Result<StoreFigures, store::Error> {
+        let mut figures = StoreFigures::default();
+        figures.flagged.insert("suspected_spam".to_owned(), 0);
+        for ticket in store.tickets()? {
+            *figures.tickets.entry(ticket.status).or_insert(0) += 1;
+            figures.messages = figures
+                .messages
+                .saturating_add(u64::from(ticket.message_count));
+            for flag in &ticket.flags {
+                if let Ok(serde_json::Value::String(name)) = serde_json::to_value(flag) {
+                    *figures.flagged.entry(name).or_insert(0) += 1;
+                }
+            }
+        }
+        figures.quarantine = store.quarantine()?.len() as u64;
+        let outbox = store.outbox()?;
+        figures.outbox = outbox.len() as u64;
+        figures.outbox_oldest = outbox_oldest(store)?;
+        figures.dead_letters = store.dead_letters()?.len() as u64;
+        Ok(figures)
+    }
+}
+
+/// The creation time of the oldest message waiting in the outbox.
+pub fn outbox_oldest(store: &Store) -> Result<Option<Timestamp>, store::Error> {
+    Ok(store.outbox()?.into_iter().map(|entry| entry.created).min())
+}
+
+fn epoch_seconds(at: Timestamp) -> f64 {
+    at.as_millisecond() as f64 / 1000.0
+}
+
+fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
+    later.duration_since(earlier).as_secs_f64()
+}
+
+/// Prometheus text exposition format 0.0.4, built line by line.
+#[derive(Default)]
+struct Text {
+    text: String,
+}
+
+impl Text {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn counter(&mut self, name: &str, help: &str) {
+        self.header(name, "counter", help);
+    }
+
+    fn gauge(&mut self, name: &str, help: &str) {
+        self.header(name, "gauge", help);
+    }
+
+    fn histogram_header(&mut self, name: &str, help: &str) {
+        self.header(name, "histogram", help);
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (index, (label, value)) in labels.iter().enumerate() {
+                if index > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{label}=\"{}\"", escape_label(value));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {}", number(value));
+    }
+
+    fn count(&mut self, name: &str, labels: &[(&str, &str)], counter: &AtomicU64) {
+        self.sample(name, labels, counter.load(Ordering::Relaxed) as f64);
+    }
+
+    fn histogram(&mut self, name: &str, label: (&str, &str), histogram: &Histogram) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0_u64;
+        for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
+            cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
+            let le = number(*bound);
+            self.sample(&bucket, &[label, ("le", &le)], cumulative as f64);
+        }
+        for count in histogram.counts.iter().skip(BUCKETS.len()) {
+            cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
+        }
+        // `_count` is the +Inf bucket by definition; deriving both from the same loads keeps
+        // them equal while other tasks keep observing.
+        self.sample(&bucket, &[label, ("le", "+Inf")], cumulative as f64);
+        let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        self.sample(&format!("{name}_sum"), &[label], sum);
+        self.sample(&format!("{name}_count"), &[label], cumulative as f64);
+    }
+}
+
+/// A sample value: Rust prints finite floats the way Prometheus reads them ("0.25", "3").
+fn number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value}")
+    } else if value.is_nan() {
+        "NaN".to_owned()
+    } else if value > 0.0 {
+        "+Inf".to_owned()
+    } else {
+        "-Inf".to_owned()
+    }
+}
+
+/// Label values escape backslash, double quote and line feed (exposition format 0.0.4).
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HELP text escapes backslash and line feed.
+fn escape_help(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests;
