@@ -182,6 +182,14 @@ pub enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Close a ticket.
+    Close { number: u64 },
+    /// Reopen a closed ticket.
+    Reopen { number: u64 },
+    /// Give a ticket to an agent; they receive it by mail.
+    Assign { number: u64, agent: String },
+    /// Merge ticket FROM into ticket INTO: its messages, events and future mail follow.
+    Merge { from: u64, into: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +221,20 @@ pub enum StoreCommand {
     TicketShow {
         number: u64,
         json: bool,
+    },
+    TicketClose {
+        number: u64,
+    },
+    TicketReopen {
+        number: u64,
+    },
+    TicketAssign {
+        number: u64,
+        agent: String,
+    },
+    TicketMerge {
+        from: u64,
+        into: u64,
     },
     QuarantineList {
         json: bool,
@@ -263,6 +285,10 @@ impl StoreCommand {
                 | StoreCommand::AgentAway { .. }
                 | StoreCommand::AgentBack { .. }
                 | StoreCommand::RotaImport { .. }
+                | StoreCommand::TicketClose { .. }
+                | StoreCommand::TicketReopen { .. }
+                | StoreCommand::TicketAssign { .. }
+                | StoreCommand::TicketMerge { .. }
         )
     }
 
@@ -271,6 +297,10 @@ impl StoreCommand {
         match self {
             StoreCommand::TicketList { .. } => "ticket list",
             StoreCommand::TicketShow { .. } => "ticket show",
+            StoreCommand::TicketClose { .. } => "ticket close",
+            StoreCommand::TicketReopen { .. } => "ticket reopen",
+            StoreCommand::TicketAssign { .. } => "ticket assign",
+            StoreCommand::TicketMerge { .. } => "ticket merge",
             StoreCommand::QuarantineList { .. } => "quarantine list",
             StoreCommand::AgentAdd { .. } => "agent add",
             StoreCommand::AgentList { .. } => "agent list",
@@ -290,6 +320,10 @@ impl From<TicketCommand> for StoreCommand {
         match command {
             TicketCommand::List { status, json } => StoreCommand::TicketList { status, json },
             TicketCommand::Show { number, json } => StoreCommand::TicketShow { number, json },
+            TicketCommand::Close { number } => StoreCommand::TicketClose { number },
+            TicketCommand::Reopen { number } => StoreCommand::TicketReopen { number },
+            TicketCommand::Assign { number, agent } => StoreCommand::TicketAssign { number, agent },
+            TicketCommand::Merge { from, into } => StoreCommand::TicketMerge { from, into },
         }
     }
 }
@@ -420,6 +454,37 @@ pub fn execute(
     match command {
         StoreCommand::TicketList { status, json } => ticket_list(store, *status, *json, out),
         StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
+        StoreCommand::TicketClose { number } => {
+            crate::assign::set_status_by_coordinator(
+                store,
+                TicketId(*number),
+                Status::Closed,
+                now,
+            )?;
+            writeln!(out, "ticket #{number} closed")?;
+            Ok(())
+        }
+        StoreCommand::TicketReopen { number } => {
+            crate::assign::set_status_by_coordinator(store, TicketId(*number), Status::Open, now)?;
+            writeln!(out, "ticket #{number} reopened")?;
+            Ok(())
+        }
+        StoreCommand::TicketAssign { number, agent } => {
+            crate::assign::assign_by_coordinator(
+                store,
+                config,
+                TicketId(*number),
+                &AgentId(agent.clone()),
+                now,
+            )?;
+            writeln!(out, "ticket #{number} assigned to {agent}")?;
+            Ok(())
+        }
+        StoreCommand::TicketMerge { from, into } => {
+            admin::merge(store, TicketId(*from), TicketId(*into), now)?;
+            writeln!(out, "ticket #{from} merged into #{into}")?;
+            Ok(())
+        }
         StoreCommand::QuarantineList { json } => quarantine_list(store, *json, out),
         StoreCommand::AgentAdd {
             id,

@@ -28,6 +28,7 @@ pub fn ticket_summary(ticket: &Ticket) -> Value {
         "requester_name": ticket.requester_name,
         "owner": ticket.owner.as_ref().map(|a| a.0.clone()),
         "message_count": ticket.message_count,
+        "merged_into": ticket.merged_into.map(|t| t.0),
         "flags": ticket.flags,
         "created": ticket.created.to_string(),
         "updated": ticket.updated.to_string(),

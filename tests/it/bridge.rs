@@ -606,3 +606,116 @@ async fn replies_without_a_valid_token_for_the_ticket_are_never_relayed() {
     );
     assert_eq!(tickets[2]["requester"], stranger.address.as_str());
 }
+
+#[tokio::test]
+async fn coordinators_merge_assign_and_close_from_the_command_line_while_the_daemon_runs() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let (amina, jonas) = (bench.new_account("amina"), bench.new_account("jonas"));
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "amina",
+            "--name",
+            "Amina",
+            "--email",
+            &amina.address,
+        ],
+    );
+    cli_ok(
+        &daemon,
+        &[
+            "agent",
+            "add",
+            "--id",
+            "jonas",
+            "--name",
+            "Jonas",
+            "--email",
+            &jonas.address,
+        ],
+    );
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    std::fs::write(
+        &rota_path,
+        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    )
+    .expect("rota");
+    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    let help = daemon.help.clone();
+    let (mother, son) = (bench.new_account("mother"), bench.new_account("son"));
+    daemon.start();
+    let first = mail(
+        &mother.address,
+        &help.address,
+        "Our asylum case",
+        Some("mother-1@phone.example"),
+        "",
+        "I write for my family.",
+    );
+    bench
+        .send_mail(&mother.address, &[&help.address], &first)
+        .await
+        .expect("send");
+    wait_count(bench, &daemon, &amina, 1).await;
+    let second = mail(
+        &son.address,
+        &help.address,
+        "My mother's case",
+        Some("son-1@phone.example"),
+        "",
+        "I am her son.",
+    );
+    bench
+        .send_mail(&son.address, &[&help.address], &second)
+        .await
+        .expect("send");
+    wait_count(bench, &daemon, &amina, 2).await;
+
+    // Through the control socket, while the daemon holds the store.
+    cli_ok(&daemon, &["ticket", "merge", "2", "1"]);
+    cli_ok(&daemon, &["ticket", "assign", "1", "jonas"]);
+    let handed = wait_count(bench, &daemon, &jonas, 1).await;
+    assert!(handed[0].contains("[#1] Our asylum case"));
+    // The son's reply to his own message now joins the merged ticket.
+    let follow = mail(
+        &son.address,
+        &help.address,
+        "Re: My mother's case",
+        Some("son-2@phone.example"),
+        "In-Reply-To: <son-1@phone.example>\r\n",
+        "Here is her passport.",
+    );
+    bench
+        .send_mail(&son.address, &[&help.address], &follow)
+        .await
+        .expect("send");
+    let followed = wait_count(bench, &daemon, &jonas, 2).await;
+    assert!(followed.iter().any(|m| m.contains("Here is her passport.")));
+    cli_ok(&daemon, &["ticket", "close", "1"]);
+    daemon.terminate().await.expect("stop");
+
+    let one = daemon.ticket(1);
+    assert_eq!(one["status"], "closed");
+    assert_eq!(one["owner"], "jonas");
+    let ids: Vec<&str> = one["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "mother-1@phone.example",
+            "son-1@phone.example",
+            "son-2@phone.example"
+        ]
+    );
+    let two = daemon.ticket(2);
+    assert_eq!(two["status"], "closed");
+    assert!(two["messages"].as_array().expect("messages").is_empty());
+}
