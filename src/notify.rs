@@ -198,29 +198,8 @@ pub fn ticket_notification(
     body.push('\n');
     let subject = ticket_subject(ticket);
     let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
-    let text_part = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(body);
-    let email = if kept.is_empty() {
-        builder.singlepart(text_part)
-    } else {
-        let mut parts = MultiPart::mixed().singlepart(text_part);
-        for attachment in kept {
-            let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
-                ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
-            });
-            let name = attachment
-                .name
-                .as_deref()
-                .map(clean_line)
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "attachment".to_owned());
-            parts = parts
-                .singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
-        }
-        builder.multipart(parts)
-    }
-    .map_err(|e| Error::Build(e.to_string()))?;
+    let kept: Vec<AttachmentBytes> = kept.into_iter().cloned().collect();
+    let email = text_with_files(builder, body, &kept, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
@@ -357,33 +336,46 @@ pub fn relay_to_requester(
         builder = builder.references(chain.join(" "));
     }
     let body = format!("{}\n", scrub(text, hide));
-    let text_part = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(body);
-    let email = if attachments.is_empty() {
-        builder.singlepart(text_part)
-    } else {
-        let mut parts = MultiPart::mixed().singlepart(text_part);
-        for attachment in attachments {
-            let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
-                ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
-            });
-            let name = attachment
-                .name
-                .as_deref()
-                .map(|n| scrub(&clean_line(n), hide))
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "attachment".to_owned());
-            parts = parts
-                .singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
-        }
-        builder.multipart(parts)
-    }
-    .map_err(|e| Error::Build(e.to_string()))?;
+    let email = text_with_files(builder, body, attachments, hide)?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
         recipients: vec![ticket.requester.clone()],
         raw: email.formatted(),
     })
+}
+
+/// A plain-text body, with the files attached when there are any. File names go through the
+/// same cleaning as header text, and `hide` is scrubbed from them.
+fn text_with_files(
+    builder: lettre::message::MessageBuilder,
+    body: String,
+    attachments: &[AttachmentBytes],
+    hide: &[String],
+) -> Result<lettre::Message, Error> {
+    let text_part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body);
+    if attachments.is_empty() {
+        return builder
+            .singlepart(text_part)
+            .map_err(|e| Error::Build(e.to_string()));
+    }
+    let mut parts = MultiPart::mixed().singlepart(text_part);
+    for attachment in attachments {
+        let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
+            ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+        });
+        let name = attachment
+            .name
+            .as_deref()
+            .map(|n| scrub(&clean_line(n), hide))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "attachment".to_owned());
+        parts =
+            parts.singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
+    }
+    builder
+        .multipart(parts)
+        .map_err(|e| Error::Build(e.to_string()))
 }

@@ -34,6 +34,34 @@ async fn wait_count(
     }
 }
 
+/// Registers caseworkers `(id, account, role)` and a rota with `on_duty` on duty all week.
+fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
+    for (id, account, role) in members {
+        cli_ok(
+            daemon,
+            &[
+                "agent",
+                "add",
+                "--id",
+                id,
+                "--name",
+                id,
+                "--email",
+                &account.address,
+                "--role",
+                role,
+            ],
+        );
+    }
+    let shifts: String = on_duty
+        .iter()
+        .map(|id| format!("[[shift]]\nagent = \"{id}\"\n{ALWAYS}"))
+        .collect();
+    let rota_path = daemon.config_path.with_file_name("rota.toml");
+    std::fs::write(&rota_path, format!("timezone = \"UTC\"\n{shifts}")).expect("rota");
+    cli_ok(daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+}
+
 /// A reply as Gmail builds it: the answer on top, an attribution line, the notification
 /// quoted with `>` below.
 fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
@@ -61,41 +89,11 @@ async fn a_caseworker_answer_reaches_the_requester_threaded_and_without_their_ad
     let bench = harness::shared().await;
     let mut daemon = Daemon::live(bench, &[]);
     let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
-    cli_ok(
+    register(
         &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "amina",
-            "--name",
-            "Amina",
-            "--email",
-            &amina.address,
-        ],
+        &[("amina", &amina, "agent"), ("carol", &carol, "coordinator")],
+        &["amina"],
     );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "carol",
-            "--name",
-            "Carol",
-            "--email",
-            &carol.address,
-            "--role",
-            "coordinator",
-        ],
-    );
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    std::fs::write(
-        &rota_path,
-        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    )
-    .expect("rota");
-    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
     let help = daemon.help.clone();
     let requester = bench.new_account("requester");
     daemon.start();
@@ -234,55 +232,15 @@ async fn notes_assignments_and_closing_by_mail() {
         bench.new_account("jonas"),
         bench.new_account("carol"),
     );
-    cli_ok(
+    register(
         &daemon,
         &[
-            "agent",
-            "add",
-            "--id",
-            "amina",
-            "--name",
-            "Amina",
-            "--email",
-            &amina.address,
+            ("amina", &amina, "agent"),
+            ("jonas", &jonas, "agent"),
+            ("carol", &carol, "coordinator"),
         ],
+        &["amina"],
     );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "jonas",
-            "--name",
-            "Jonas",
-            "--email",
-            &jonas.address,
-        ],
-    );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "carol",
-            "--name",
-            "Carol",
-            "--email",
-            &carol.address,
-            "--role",
-            "coordinator",
-        ],
-    );
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    // Only Amina is on duty, so the ticket is hers; Jonas gets it only by #assign.
-    std::fs::write(
-        &rota_path,
-        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    )
-    .expect("rota");
-    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
     let help = daemon.help.clone();
     let requester = bench.new_account("requester");
     daemon.start();
@@ -372,35 +330,11 @@ async fn an_out_of_office_answer_is_not_relayed_and_marks_the_caseworker_away() 
     let bench = harness::shared().await;
     let mut daemon = Daemon::live(bench, &[]);
     let (amina, jonas) = (bench.new_account("amina"), bench.new_account("jonas"));
-    cli_ok(
+    register(
         &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "amina",
-            "--name",
-            "Amina",
-            "--email",
-            &amina.address,
-        ],
+        &[("amina", &amina, "agent"), ("jonas", &jonas, "agent")],
+        &["amina", "jonas"],
     );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "jonas",
-            "--name",
-            "Jonas",
-            "--email",
-            &jonas.address,
-        ],
-    );
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    std::fs::write(&rota_path, format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"jonas\"\n{ALWAYS}")).expect("rota");
-    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
     let help = daemon.help.clone();
     let requester = bench.new_account("requester");
     daemon.start();
@@ -452,41 +386,11 @@ async fn replies_without_a_valid_token_for_the_ticket_are_never_relayed() {
     let bench = harness::shared().await;
     let mut daemon = Daemon::live(bench, &[]);
     let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
-    cli_ok(
+    register(
         &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "amina",
-            "--name",
-            "Amina",
-            "--email",
-            &amina.address,
-        ],
+        &[("amina", &amina, "agent"), ("carol", &carol, "coordinator")],
+        &["amina"],
     );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "carol",
-            "--name",
-            "Carol",
-            "--email",
-            &carol.address,
-            "--role",
-            "coordinator",
-        ],
-    );
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    std::fs::write(
-        &rota_path,
-        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    )
-    .expect("rota");
-    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
     let help = daemon.help.clone();
     let (first, second) = (
         bench.new_account("requester"),
@@ -612,39 +516,11 @@ async fn coordinators_merge_assign_and_close_from_the_command_line_while_the_dae
     let bench = harness::shared().await;
     let mut daemon = Daemon::live(bench, &[]);
     let (amina, jonas) = (bench.new_account("amina"), bench.new_account("jonas"));
-    cli_ok(
+    register(
         &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "amina",
-            "--name",
-            "Amina",
-            "--email",
-            &amina.address,
-        ],
+        &[("amina", &amina, "agent"), ("jonas", &jonas, "agent")],
+        &["amina"],
     );
-    cli_ok(
-        &daemon,
-        &[
-            "agent",
-            "add",
-            "--id",
-            "jonas",
-            "--name",
-            "Jonas",
-            "--email",
-            &jonas.address,
-        ],
-    );
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    std::fs::write(
-        &rota_path,
-        format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    )
-    .expect("rota");
-    cli_ok(&daemon, &["rota", "import", &rota_path.to_string_lossy()]);
     let help = daemon.help.clone();
     let (mother, son) = (bench.new_account("mother"), bench.new_account("son"));
     daemon.start();
