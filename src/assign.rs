@@ -393,6 +393,8 @@ pub struct Sweep {
     pub handed_over: Vec<(TicketId, AgentId)>,
     pub overdue_without_cover: Vec<TicketId>,
     pub digest_sent: bool,
+    /// Mail that could not be delivered, now reported to the people who must act.
+    pub failures_reported: usize,
     /// The earliest moment something may change (a shift starts, an answer falls due).
     pub next_due: Option<Timestamp>,
 }
@@ -511,6 +513,7 @@ pub fn sweep(
     if waiting && let Some(start) = team.rota().and_then(|r| r.next_shift_start(now)) {
         consider(start);
     }
+    outcome.failures_reported = report_dead_letters(store, team, secret, &helpdesk, now, nonce)?;
     outcome.digest_sent = send_digest_if_due(store, config, team, &helpdesk, now, nonce)?;
     if let Some(at) = next_digest(store, config, now)? {
         consider(at);
@@ -519,6 +522,7 @@ pub fn sweep(
     if !outcome.assigned.is_empty()
         || !outcome.handed_over.is_empty()
         || outcome.digest_sent
+        || outcome.failures_reported > 0
         || !outcome.overdue_without_cover.is_empty()
     {
         store.flush()?;
@@ -1102,4 +1106,84 @@ pub fn set_status_by_coordinator(
     }
     store.flush()?;
     Ok(())
+}
+
+/// Tells the ticket's caseworker (or, without one, the coordinators) about mail that could not
+/// be delivered: a relayed answer that bounced permanently must not go unnoticed. Each dead
+/// letter is reported once.
+fn report_dead_letters(
+    store: &Store,
+    team: &Team,
+    secret: &Secret,
+    helpdesk: &Sender,
+    now: Timestamp,
+    nonce: u64,
+) -> Result<usize, store::Error> {
+    let mut reported = 0;
+    for (index, dead) in store.dead_letters()?.into_iter().enumerate() {
+        if dead.reported {
+            continue;
+        }
+        let context = Context {
+            team,
+            secret,
+            sender: helpdesk,
+            now,
+            nonce: nonce.wrapping_add(1000 + index as u64),
+        };
+        store.write(|tx| {
+            let mut done = dead.clone();
+            done.reported = true;
+            tx.put_dead_letter(&done, None)?;
+            // Mail about mail that failed is never itself reported, so failures cannot chain.
+            if dead.entry.kind != OutboxKind::Relay {
+                return Ok(());
+            }
+            let Some(id) = dead.entry.ticket else {
+                return Ok(());
+            };
+            let Some(ticket) = tx.ticket(id)? else {
+                return Ok(());
+            };
+            let what = format!(
+                "an answer to the requester could not be delivered: {}",
+                dead.error
+            );
+            match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
+                Some(owner) => {
+                    match notify::coordinator_notice(helpdesk, owner, &ticket, &what, context.nonce)
+                    {
+                        Ok(outgoing) => {
+                            enqueue(tx, OutboxKind::Notification, Some(id), &outgoing, now)?;
+                        }
+                        Err(err) => {
+                            warn!(error = %err, "Cannot compose a delivery failure notice.")
+                        }
+                    }
+                }
+                None => tell_coordinators(tx, &context, &ticket, &what)?,
+            }
+            Ok(())
+        })?;
+        reported += 1;
+    }
+    Ok(reported)
+}
+
+/// A delivery report (RFC 3464) for mail casemail sent: the ticket it belongs to, found by the
+/// Message-ID of the original that the report quotes.
+pub fn bounced_ticket(store: &Store, raw: &[u8]) -> Result<Option<TicketId>, store::Error> {
+    let text = String::from_utf8_lossy(raw);
+    for candidate in text.match_indices("casemail.").map(|(i, _)| i) {
+        let tail = text.get(candidate..).unwrap_or("");
+        let end = tail
+            .find(|c: char| c == '>' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        if let Some(id) = tail.get(..end).and_then(crate::ids::MessageId::parse)
+            && let Some(ticket) = store.find_message_id(&id)?
+        {
+            return Ok(Some(ticket));
+        }
+    }
+    Ok(None)
 }

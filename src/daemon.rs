@@ -139,10 +139,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let transport = relay::transport(&config.smtp, None).context("cannot set up SMTP")?;
     let relay_cancel = CancellationToken::new();
     let relay_metrics = metrics.clone();
+    // A dead letter must reach a person soon: wake the process stage, whose sweep reports it.
+    let relay_wakes_process = team_changed.clone();
     let relay_task = tokio::spawn(
         relay::Relay::new(store.clone(), transport, clock.clone())
             .observed_by(Arc::new(move |kind, settled| {
                 relay_metrics.relay_settled(kind, settled);
+                if settled == relay::Settled::Failed {
+                    relay_wakes_process.notify_one();
+                }
             }))
             .run(outbox_ready.clone(), relay_cancel.clone()),
     );

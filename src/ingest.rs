@@ -45,6 +45,8 @@ pub enum Outcome {
     Relayed(TicketId),
     /// Something that looked like a caseworker's reply and was refused.
     ReplyRefused(TicketId, String),
+    /// A delivery report for mail sent on a ticket, filed with that ticket.
+    Bounced(TicketId),
 }
 
 /// The clock the process stage reads; tests pass a fixed one.
@@ -207,6 +209,10 @@ async fn process_batch(
             Outcome::ReplyRefused(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
                 warn!(%reason, "Reply refused; not relayed.");
+            }
+            Outcome::Bounced(id) => {
+                tracing::Span::current().record("ticket", id.0);
+                warn!("Delivery report filed with its ticket.");
             }
         });
         acks.entry((fetched.source.mailbox.clone(), fetched.source.uidvalidity))
@@ -405,6 +411,14 @@ impl Filing<'_> {
         if verdict != Verdict::NotAReply {
             return self.file_reply(team, source, mail, raw, &sender, &verdict);
         }
+        // A delivery report about mail casemail sent belongs to that mail's ticket, not to a
+        // new ticket from MAILER-DAEMON.
+        if mail.is_delivery_report
+            && !matches!(placement, Placement::Duplicate { .. })
+            && let Some(ticket) = assign::bounced_ticket(store, raw)?
+        {
+            return self.file_bounce(team, source, mail, raw, &sender, ticket);
+        }
         // Routing reads the store outside the transaction: this is the only writer, so
         // nothing changes in between.
         let routable = kind == FolderKind::Requests && arrival == Arrival::Live;
@@ -543,6 +557,72 @@ impl Filing<'_> {
 }
 
 impl Filing<'_> {
+    /// Files a delivery report as an internal note of the ticket whose mail bounced, and tells
+    /// the caseworker (or the coordinators).
+    fn file_bounce(
+        &self,
+        team: &Team,
+        source: &Source,
+        mail: &InboundMail,
+        raw: &[u8],
+        sender: &str,
+        ticket_id: TicketId,
+    ) -> Result<(Outcome, TeamChange), store::Error> {
+        let now = self.now;
+        let helpdesk = assign::sender(self.config);
+        let context = assign::Context {
+            team,
+            secret: self.secret,
+            sender: &helpdesk,
+            now,
+            nonce: self.nonce,
+        };
+        let ticket_id = crate::admin::resolve_merged(self.store, ticket_id)?;
+        self.store.write(|tx| {
+            let Some(mut ticket) = tx.ticket(ticket_id)? else {
+                return Err(store::Error::Inconsistent(format!(
+                    "bounce for missing ticket {ticket_id}"
+                ))
+                .into());
+            };
+            let mut note = stored_message(&ticket, Direction::Note, source, mail, sender, now);
+            note.anomalies
+                .push("delivery report: mail sent for this ticket bounced".to_owned());
+            tx.put_message(&note, Some(raw))?;
+            ticket.message_count = ticket.message_count.saturating_add(1);
+            ticket.updated = now;
+            let event = Event {
+                at: now,
+                actor: Actor::System,
+                kind: "bounce".to_owned(),
+                detail: "a delivery report came back for mail sent on this ticket".to_owned(),
+            };
+            tx.add_event(&mut ticket, &event)?;
+            let what = "mail sent for this ticket bounced; see the delivery report in the ticket";
+            match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
+                Some(owner) => {
+                    if let Ok(outgoing) = crate::notify::coordinator_notice(
+                        &helpdesk, owner, &ticket, what, self.nonce,
+                    ) {
+                        assign::enqueue(
+                            tx,
+                            crate::model::OutboxKind::Notification,
+                            Some(ticket_id),
+                            &outgoing,
+                            now,
+                        )?;
+                    }
+                }
+                None => assign::tell_coordinators(tx, &context, &ticket, what)?,
+            }
+            tx.put_ticket(&ticket)?;
+            tx.clear_attempts(source)?;
+            advance_cursor(tx, source)?;
+            Ok(())
+        })?;
+        Ok((Outcome::Bounced(ticket_id), TeamChange::default()))
+    }
+
     /// Files a caseworker's reply the bridge accepted or refused, with the cursor, in one
     /// transaction.
     fn file_reply(

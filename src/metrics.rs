@@ -174,7 +174,7 @@ impl Metrics {
             Outcome::ReplyRefused(..) => {
                 self.replies_refused.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::NewTicket(_) | Outcome::Added(..) => {}
+            Outcome::NewTicket(_) | Outcome::Added(..) | Outcome::Bounced(_) => {}
         }
     }
 

@@ -252,4 +252,7 @@ pub struct DeadLetter {
     pub failed_at: Timestamp,
     /// Why it failed, in words; server replies have their addresses blanked out.
     pub error: String,
+    /// Whether the caseworker (or the coordinators) have been told.
+    #[serde(default)]
+    pub reported: bool,
 }

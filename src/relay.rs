@@ -678,6 +678,7 @@ impl Relay {
             },
             failed_at: now,
             error: err.to_string(),
+            reported: false,
         };
         let event = Event {
             at: now,

@@ -595,3 +595,99 @@ async fn coordinators_merge_assign_and_close_from_the_command_line_while_the_dae
     assert_eq!(two["status"], "closed");
     assert!(two["messages"].as_array().expect("messages").is_empty());
 }
+
+#[tokio::test]
+async fn undeliverable_answers_and_bounces_reach_the_caseworker_not_a_new_ticket() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+
+    // 1. A requester whose mailbox no longer exists: the relay's SMTP refusal becomes a dead
+    //    letter, and the caseworker is told.
+    let gone = format!("gone-{}@casemail.test", rand::random::<u32>());
+    let request = mail(
+        &gone,
+        &help.address,
+        "Lost phone",
+        Some("gone-1@phone.example"),
+        "",
+        "Please write back.",
+    );
+    bench
+        .append(&help, "INBOX", &request, &[])
+        .await
+        .expect("append");
+    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
+    let (reply_to, answer) = gmail_reply(&amina, &notification.raw, "We will call you instead.");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "could not be delivered").await;
+
+    // 2. A delivery report for a relayed answer joins its ticket and the caseworker is told.
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Shelter",
+        Some("shelter-1@phone.example"),
+        "",
+        "Where can I sleep tonight?",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = crate::routing::mail_containing(bench, &mut daemon, &amina, "Shelter").await;
+    let (reply_to, answer) = gmail_reply(
+        &amina,
+        &notification.raw,
+        "The night shelter on Main Street has beds.",
+    );
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send");
+    let relayed = wait_count(bench, &daemon, &requester, 1).await.remove(0);
+    let relayed_id = parse(&relayed.raw, &ParseLimits::default())
+        .message_id
+        .expect("relayed Message-ID");
+    let dsn = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@relay.example>\r\nTo: {help}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{n}@relay.example>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered: mailbox full.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n\r\nFinal-Recipient: rfc822; {to}\r\nAction: failed\r\nStatus: 5.2.2\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{id}>\r\nSubject: Re: Shelter [#2]\r\n--b--\r\n",
+        help = help.address,
+        n = rand::random::<u32>(),
+        to = requester.address,
+        id = relayed_id.as_str(),
+    );
+    bench
+        .send_mail("", &[&help.address], dsn.as_bytes())
+        .await
+        .expect("send dsn");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "bounced").await;
+    daemon.terminate().await.expect("stop");
+    assert_eq!(
+        daemon.tickets().len(),
+        2,
+        "the delivery report is not a ticket of its own"
+    );
+    let two = daemon.ticket(2);
+    let kinds: Vec<&str> = two["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"bounce"), "{kinds:?}");
+    let one = daemon.ticket(1);
+    let kinds: Vec<&str> = one["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"send_failed"), "{kinds:?}");
+}

@@ -61,7 +61,7 @@ pub async fn inbox(
 
 /// Waits until a message containing `needle` is in `account`'s INBOX (coordinators also get
 /// the daily digest, so counting messages is not enough).
-async fn mail_containing(
+pub async fn mail_containing(
     bench: &Bench,
     daemon: &mut Daemon,
     account: &Account,
