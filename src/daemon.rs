@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::fetch::{FolderKind, FolderWatch, OnDown};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{control, ingest, relay};
+use crate::{control, ingest, relay, sd_notify};
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -159,19 +159,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         clock,
         Arc::new(move || process_metrics.process_alive(jiff::Timestamp::now())),
         outbox_ready.clone(),
-        team_changed,
-        metrics,
+        team_changed.clone(),
+        metrics.clone(),
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),
         "casemail is running."
     );
 
+    // systemd: READY once IMAP was reached, watchdog pings while the process stage keeps up,
+    // and SIGHUP reloads the rota and agents.
+    let notifier = Arc::new(sd_notify::Notifier::from_env());
+    let lifecycle = tokio::spawn(systemd_lifecycle(
+        notifier.clone(),
+        metrics.clone(),
+        team_changed.clone(),
+        cancel.child_token(),
+    ));
+
     let early = tokio::select! {
         () = shutdown => None,
         finished = &mut process => Some(finished),
     };
+    notifier.notify("STOPPING=1");
     cancel.cancel();
+    lifecycle.abort();
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     if tokio::time::timeout_at(deadline, fetchers.wait())
         .await
@@ -220,5 +232,59 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             Err(err).context("the process stage failed")
         }
         Err(join) => Err(anyhow::anyhow!("the process stage crashed: {join}")),
+    }
+}
+
+/// Readiness, watchdog and reload, until `cancel`.
+async fn systemd_lifecycle(
+    notifier: Arc<sd_notify::Notifier>,
+    metrics: Arc<crate::metrics::Metrics>,
+    team_changed: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(err) => {
+            error!(error = %err, "Cannot listen for SIGHUP; reload by restarting.");
+            None
+        }
+    };
+    let mut ready = false;
+    let poll = Duration::from_millis(250);
+    let watchdog = notifier.watchdog_interval();
+    let mut next_ping = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(poll) => {}
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(hangup) => hangup.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                info!("SIGHUP received; reloading the rota and the agents.");
+                team_changed.notify_one();
+                notifier.notify("RELOADING=1");
+                notifier.notify("READY=1");
+            }
+        }
+        let now = jiff::Timestamp::now();
+        if !ready && metrics.any_folder_reached() {
+            ready = true;
+            notifier.notify("READY=1\nSTATUS=IMAP reached; filing mail");
+            info!("Ready: IMAP reached.");
+        }
+        if let Some(interval) = watchdog
+            && tokio::time::Instant::now() >= next_ping
+        {
+            // A process stage that stopped sweeping is a hung daemon: stop pinging and let
+            // systemd restart it.
+            if metrics.process_responsive(now) {
+                notifier.notify("WATCHDOG=1");
+            }
+            next_ping = tokio::time::Instant::now() + interval;
+        }
     }
 }

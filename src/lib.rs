@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod parse;
 pub mod relay;
 pub mod route;
+pub mod sd_notify;
 pub mod store;
 pub mod thread;
 pub mod token;

@@ -239,6 +239,19 @@ impl Metrics {
         mark.state = FolderState::Down(reason);
     }
 
+    /// Whether any watched folder has logged in at least once (systemd readiness).
+    pub fn any_folder_reached(&self) -> bool {
+        lock(&self.marks)
+            .folders
+            .values()
+            .any(|mark| mark.last_success.is_some())
+    }
+
+    /// Whether the process stage finished a batch or sweep recently enough (systemd watchdog).
+    pub fn process_responsive(&self, now: Timestamp) -> bool {
+        seconds_between(lock(&self.marks).process_alive, now) <= PROCESS_STALL.as_secs_f64()
+    }
+
     /// The process stage finished a batch or a sweep.
     pub fn process_alive(&self, now: Timestamp) {
         lock(&self.marks).process_alive = now;

@@ -87,6 +87,11 @@ impl Daemon {
     }
 
     pub fn start(&mut self) -> &mut Daemon {
+        self.start_with_env(&[])
+    }
+
+    /// Starts the daemon with extra environment variables (as systemd would set them).
+    pub fn start_with_env(&mut self, env: &[(&str, String)]) -> &mut Daemon {
         assert!(self.child.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -98,6 +103,7 @@ impl Daemon {
             .arg(&self.config_path)
             .arg("run")
             .env("RUST_LOG", "casemail=debug,info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -113,6 +119,11 @@ impl Daemon {
             child.kill().expect("SIGKILL casemail");
             child.wait().expect("reap casemail");
         }
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, then wait for a clean exit.

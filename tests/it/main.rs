@@ -18,4 +18,5 @@ mod control;
 mod ingest;
 mod relay;
 mod routing;
+mod service;
 mod store_crash;
