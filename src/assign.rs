@@ -733,11 +733,13 @@ pub fn relay_reply(
         .collect();
     let references: Vec<crate::ids::MessageId> =
         requester_ids.iter().rev().take(10).rev().cloned().collect();
+    // No caseworker's address may reach the requester, not even inside something the
+    // caseworker forwarded: every registered address is hidden, and the reply token.
     let mut hide: Vec<String> = context
         .team
-        .agent(agent)
-        .map(|a| a.emails.clone())
-        .unwrap_or_default();
+        .agents()
+        .flat_map(|a| a.emails.iter().cloned())
+        .collect();
     hide.push(context.secret.sign(ticket.id, agent));
     let outgoing = notify::relay_to_requester(
         context.sender,

@@ -9,7 +9,6 @@
 
 use crate::ids::{AgentId, TicketId};
 use crate::model::{Agent, Role, Ticket};
-use crate::notify::REPLY_ABOVE;
 use crate::parse::InboundMail;
 use crate::thread::subject_tags;
 use crate::token::{self, Secret};
@@ -204,38 +203,6 @@ pub fn stated_return_date(text: &str) -> Option<jiff::civil::Date> {
             jiff::civil::Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
         })
         .max()
-}
-
-/// What the agent wrote: the text above the reply marker and the attribution line that
-/// introduces the quoted notification, without `>` quotes or a signature. When unsure, keep.
-pub fn reply_text(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let marker = lines
-        .iter()
-        .position(|l| l.contains(REPLY_ABOVE))
-        .unwrap_or(lines.len());
-    let mut kept: Vec<&str> = lines.get(..marker).unwrap_or(&lines).to_vec();
-    // Drop the quoted tail: `>` lines and the attribution line ("On … wrote:") above them.
-    while let Some(last) = kept.last() {
-        let trimmed = last.trim();
-        if trimmed.is_empty() || trimmed.starts_with('>') {
-            kept.pop();
-        } else if trimmed.ends_with(':') && kept.len() > 1 && marker < lines.len() {
-            kept.pop();
-            break;
-        } else {
-            break;
-        }
-    }
-    if let Some(signature) = kept.iter().rposition(|l| *l == "-- " || *l == "--") {
-        kept.truncate(signature);
-    }
-    let reply = kept.join("\n").trim().to_owned();
-    if reply.is_empty() {
-        text.trim().to_owned()
-    } else {
-        reply
-    }
 }
 
 /// A command a caseworker writes at the top of a reply (`#close`, `#assign jonas`, …).

@@ -672,7 +672,7 @@ impl Filing<'_> {
         // A token or tag for a merged ticket answers the ticket it was merged into.
         let ticket_id = crate::admin::resolve_merged(self.store, ticket_id)?;
         let merge_into = match verdict {
-            Verdict::Accepted { .. } => bridge::commands(&bridge::reply_text(&mail.text))
+            Verdict::Accepted { .. } => bridge::commands(&crate::strip::strip(mail, raw).text)
                 .commands
                 .iter()
                 .find_map(|c| match c {
@@ -692,7 +692,7 @@ impl Filing<'_> {
             })?;
             match verdict {
                 Verdict::Accepted { agent, .. } => {
-                    let parsed = bridge::commands(&bridge::reply_text(&mail.text));
+                    let parsed = bridge::commands(&crate::strip::strip(mail, raw).text);
                     let is_note = parsed.commands.contains(&bridge::Command::Note);
                     let direction = if is_note {
                         Direction::Note
@@ -826,7 +826,7 @@ impl Filing<'_> {
             }
         }
         if let Verdict::Accepted { agent, .. } = verdict {
-            for command in bridge::commands(&bridge::reply_text(&mail.text)).commands {
+            for command in bridge::commands(&crate::strip::strip(mail, raw).text).commands {
                 let changed = match command {
                     bridge::Command::Away(until) => {
                         let until = until.and_then(|u| parse_until(&u, &self.config.rota.timezone));

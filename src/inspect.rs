@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::parse::{self, Anomaly, Attachment, InboundMail, Mailbox, ParseLimits};
 use crate::sanitize::for_terminal;
+use crate::strip;
 
 /// What `inspect` prints for one file.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +43,8 @@ pub struct Report {
     pub is_delivery_report: bool,
     pub headers: BTreeMap<String, Vec<String>>,
     pub text: String,
+    /// What the sender wrote, without quoted history and signature (see [`strip`]).
+    pub reply_text: String,
     pub attachments: Vec<AttachmentReport>,
     /// `mid:<message-id>` or `hash:<sha256>`, as the store indexes it.
     pub dedupe_key: String,
@@ -63,7 +66,8 @@ pub struct AnomalyReport {
 }
 
 impl Report {
-    pub fn new(file: &Path, mail: &InboundMail) -> Report {
+    /// The report on `mail`, read from the bytes `raw`.
+    pub fn new(file: &Path, raw: &[u8], mail: &InboundMail) -> Report {
         let ids = |ids: &[crate::ids::MessageId]| ids.iter().map(|id| id.to_string()).collect();
         Report {
             file: file.display().to_string(),
@@ -88,6 +92,7 @@ impl Report {
             is_delivery_report: mail.is_delivery_report,
             headers: mail.headers.clone(),
             text: mail.text.clone(),
+            reply_text: strip::strip(mail, raw).text,
             attachments: mail.attachments.iter().map(AttachmentReport::new).collect(),
             dedupe_key: mail.key.to_index_string(),
             anomalies: mail.anomalies.iter().map(AnomalyReport::new).collect(),
@@ -167,11 +172,13 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(out, "Text:");
-        for line in self.text.lines() {
-            let line = for_terminal(line);
-            let gap = if line.is_empty() { "" } else { " " };
-            let _ = writeln!(out, "  |{gap}{line}");
+        for (heading, text) in [("Text:", &self.text), ("Reply text:", &self.reply_text)] {
+            let _ = writeln!(out, "{heading}");
+            for line in text.lines() {
+                let line = for_terminal(line);
+                let gap = if line.is_empty() { "" } else { " " };
+                let _ = writeln!(out, "  |{gap}{line}");
+            }
         }
         out
     }
@@ -245,7 +252,7 @@ pub fn reports(files: &[PathBuf], limits: &ParseLimits) -> anyhow::Result<Vec<Re
         .map(|file| {
             let raw = std::fs::read(file)
                 .with_context(|| format!("cannot read message file {}", file.display()))?;
-            Ok(Report::new(file, &parse::parse(&raw, limits)))
+            Ok(Report::new(file, &raw, &parse::parse(&raw, limits)))
         })
         .collect()
 }
@@ -259,6 +266,7 @@ mod tests {
     fn report(raw: &[u8]) -> Report {
         Report::new(
             Path::new("m.eml"),
+            raw,
             &parse::parse(raw, &ParseLimits::default()),
         )
     }
@@ -282,6 +290,7 @@ mod tests {
             "precedence",
             "list_id",
             "text",
+            "reply_text",
             "attachments",
             "dedupe_key",
             "anomalies",
@@ -292,6 +301,21 @@ mod tests {
         assert_eq!(json["dedupe_key"], "mid:x@example.org");
         assert_eq!(json["date"], "2024-03-12T09:13:55Z");
         assert_eq!(json["from"]["address"], "a@example.org");
+    }
+
+    #[test]
+    fn reply_text_leaves_out_the_quoted_notification() {
+        let raw = "From: a@example.org\nSubject: Re: [#12] Housing\n\nI will call her today.\n\n\
+                   On Tue, 12 Mar 2024 at 10:15, Helpdesk <help@charity.example> wrote:\n\
+                   > ##- Please type your reply above this line -##\n> Please help me.\n";
+        let report = report(raw.as_bytes());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["reply_text"], "I will call her today.");
+        assert!(
+            report
+                .to_text()
+                .contains("Reply text:\n  | I will call her today.\n")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod relay;
 pub mod route;
 pub mod sd_notify;
 pub mod store;
+pub mod strip;
 pub mod thread;
 pub mod token;
 

@@ -16,8 +16,8 @@ use crate::model::{Agent, StoredMessage, Ticket};
 pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 
 /// The first line of every notification: what an agent writes above it is their reply, what
-/// is below is history.
-pub const REPLY_ABOVE: &str = "##- Please type your reply above this line -##";
+/// is below is history (`strip` owns the marker).
+pub use crate::strip::REPLY_ABOVE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

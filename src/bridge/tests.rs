@@ -166,19 +166,6 @@ fn forged_senders_wrong_tickets_and_missing_tokens_are_refused() {
 }
 
 #[test]
-fn reply_text_keeps_what_the_agent_wrote_above_the_quote() {
-    let text = format!(
-        "I called the landlord.\nHe agreed to wait.\n\n-- \nAmina\n\nOn Sun, 22 Nov 2026 at 10:00, Helpdesk <help@charity.example> wrote:\n> {REPLY_ABOVE}\n> New ticket for you.\n> My landlord wants me out."
-    );
-    assert_eq!(
-        reply_text(&text),
-        "I called the landlord.\nHe agreed to wait."
-    );
-    assert_eq!(reply_text("only text"), "only text");
-    assert_eq!(reply_text("> only quoted"), "> only quoted");
-}
-
-#[test]
 fn command_lines_at_the_top_are_read_and_removed() {
     let parsed = commands("#close\n#assign Jonas\n\nThank you, we will be in touch.");
     assert_eq!(
