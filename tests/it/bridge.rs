@@ -691,3 +691,129 @@ async fn undeliverable_answers_and_bounces_reach_the_caseworker_not_a_new_ticket
         .collect();
     assert!(kinds.contains(&"send_failed"), "{kinds:?}");
 }
+
+/// A reply as Outlook builds it: the answer, then a From/Sent/To/Subject block over the
+/// notification, unquoted.
+fn outlook_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
+    let read = parse(notification, &ParseLimits::default());
+    let reply_to = read
+        .reply_to
+        .first()
+        .expect("notification has a Reply-To")
+        .address
+        .clone();
+    let parent = read.message_id.expect("notification has a Message-ID");
+    let subject = read.subject.unwrap_or_default();
+    let raw = format!(
+        "From: Caseworker <{from}>\r\nTo: Casemail Test Helpdesk <{reply_to}>\r\nSubject: RE: {subject}\r\nMessage-ID: <AM0PR{nonce}@outlook.example>\r\nIn-Reply-To: <{parent}>\r\nThread-Topic: {subject}\r\nX-Mailer: Microsoft Outlook 16.0\r\nDate: Sun, 22 Nov 2026 11:05:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n\r\n{answer}\r\n\r\n________________________________\r\nFrom: Casemail Test Helpdesk <{reply_to}>\r\nSent: Sunday, November 22, 2026 10:00 AM\r\nTo: {from}\r\nSubject: {subject}\r\n\r\n{text}\r\n",
+        from = from.address,
+        nonce = rand::random::<u32>(),
+        text = read.text.replace('\n', "\r\n"),
+    );
+    (reply_to, raw.into_bytes())
+}
+
+#[tokio::test]
+async fn outlook_replies_merge_and_spam_by_mail() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    register(&daemon, &[("amina", &amina, "coordinator")], &["amina"]);
+    let help = daemon.help.clone();
+    let (wife, husband) = (bench.new_account("wife"), bench.new_account("husband"));
+    daemon.start();
+    let first = mail(
+        &wife.address,
+        &help.address,
+        "Our visa",
+        Some("wife-1@phone.example"),
+        "",
+        "We applied in May.",
+    );
+    bench
+        .send_mail(&wife.address, &[&help.address], &first)
+        .await
+        .expect("send");
+    let n1 = crate::routing::mail_containing(bench, &mut daemon, &amina, "[#1] Our visa").await;
+    let second = mail(
+        &husband.address,
+        &help.address,
+        "Visa for my wife",
+        Some("husband-1@phone.example"),
+        "",
+        "I am her husband.",
+    );
+    bench
+        .send_mail(&husband.address, &[&help.address], &second)
+        .await
+        .expect("send");
+    let n2 =
+        crate::routing::mail_containing(bench, &mut daemon, &amina, "[#2] Visa for my wife").await;
+    let spam = mail(
+        "offers@bulk.example",
+        &help.address,
+        "Cheap watches",
+        Some("spam-1@bulk.example"),
+        "",
+        "Buy now.",
+    );
+    bench
+        .append(&help, "INBOX", &spam, &[])
+        .await
+        .expect("append");
+    let n3 =
+        crate::routing::mail_containing(bench, &mut daemon, &amina, "[#3] Cheap watches").await;
+
+    // An Outlook answer: only the new text reaches the wife.
+    let (reply_to, answer) = outlook_reply(
+        &amina,
+        &n1.raw,
+        "Your appointment is on 3 December at 10:00.",
+    );
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send");
+    let received = wait_count(bench, &daemon, &wife, 1).await.remove(0);
+    let text = parse(&received.raw, &ParseLimits::default()).text;
+    assert!(text.contains("3 December at 10:00"), "{text}");
+    assert!(
+        !text.contains("We applied in May") && !text.contains("Sent:"),
+        "history was relayed: {text}"
+    );
+
+    // #merge by mail: the husband's ticket joins the wife's.
+    let (reply_to, merge) = outlook_reply(&amina, &n2.raw, "#merge 1");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &merge)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "merged into #1").await;
+    // #spam by mail.
+    let (reply_to, spam_command) = outlook_reply(&amina, &n3.raw, "#spam");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &spam_command)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "#3 marked as spam").await;
+    daemon.terminate().await.expect("stop");
+
+    assert_eq!(daemon.ticket(2)["merged_into"], 1);
+    let one = daemon.ticket(1);
+    let ids: Vec<&str> = one["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"husband-1@phone.example"), "{ids:?}");
+    assert_eq!(daemon.ticket(3)["status"], "spam");
+    assert!(
+        bench
+            .list(&husband, "INBOX")
+            .await
+            .expect("list")
+            .is_empty(),
+        "commands are never relayed"
+    );
+}
