@@ -441,17 +441,7 @@ impl Filing<'_> {
                 _ => None,
             },
         };
-        let attachments: Vec<AttachmentBytes> = mail
-            .attachments
-            .iter()
-            .filter_map(|a| {
-                Some(AttachmentBytes {
-                    name: a.name.clone(),
-                    content_type: a.content_type.clone(),
-                    content: a.content()?.to_vec(),
-                })
-            })
-            .collect();
+        let attachments = attachment_bytes(mail);
         let helpdesk = assign::sender(config);
         let context = assign::Context {
             team,
@@ -643,17 +633,7 @@ impl Filing<'_> {
             now,
             nonce: self.nonce,
         };
-        let attachments: Vec<AttachmentBytes> = mail
-            .attachments
-            .iter()
-            .filter_map(|a| {
-                Some(AttachmentBytes {
-                    name: a.name.clone(),
-                    content_type: a.content_type.clone(),
-                    content: a.content()?.to_vec(),
-                })
-            })
-            .collect();
+        let attachments = attachment_bytes(mail);
         let (ticket_id, outcome) = match verdict {
             Verdict::Accepted { ticket, .. } => (*ticket, Outcome::Relayed(*ticket)),
             Verdict::Refused { ticket, reason, .. } => {
@@ -843,6 +823,20 @@ impl Filing<'_> {
         }
         Ok((outcome, change))
     }
+}
+
+/// The files of a message that were kept (under the size limit), with their bytes.
+fn attachment_bytes(mail: &InboundMail) -> Vec<AttachmentBytes> {
+    mail.attachments
+        .iter()
+        .filter_map(|a| {
+            Some(AttachmentBytes {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                content: a.content()?.to_vec(),
+            })
+        })
+        .collect()
 }
 
 /// Reads a date (midnight in `timezone`) or an RFC 3339 time, as `#away until …` gives it.

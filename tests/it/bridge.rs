@@ -9,18 +9,9 @@ use casemail::parse::{ParseLimits, parse};
 use crate::daemon::Daemon;
 use crate::harness::{self, Account, Bench};
 use crate::ingest::mail;
+use crate::routing::{ALWAYS, add_agent, cli_ok, import_rota};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
-
-fn cli_ok(daemon: &Daemon, args: &[&str]) {
-    let output = daemon.cli(args);
-    assert!(
-        output.status.success(),
-        "casemail {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 async fn wait_count(
     bench: &Bench,
@@ -37,29 +28,13 @@ async fn wait_count(
 /// Registers caseworkers `(id, account, role)` and a rota with `on_duty` on duty all week.
 fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
     for (id, account, role) in members {
-        cli_ok(
-            daemon,
-            &[
-                "agent",
-                "add",
-                "--id",
-                id,
-                "--name",
-                id,
-                "--email",
-                &account.address,
-                "--role",
-                role,
-            ],
-        );
+        add_agent(daemon, id, account, role);
     }
     let shifts: String = on_duty
         .iter()
         .map(|id| format!("[[shift]]\nagent = \"{id}\"\n{ALWAYS}"))
         .collect();
-    let rota_path = daemon.config_path.with_file_name("rota.toml");
-    std::fs::write(&rota_path, format!("timezone = \"UTC\"\n{shifts}")).expect("rota");
-    cli_ok(daemon, &["rota", "import", &rota_path.to_string_lossy()]);
+    import_rota(daemon, &format!("timezone = \"UTC\"\n{shifts}"));
 }
 
 /// A reply as Gmail builds it: the answer on top, an attribution line, the notification
