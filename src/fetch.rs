@@ -346,7 +346,14 @@ impl FolderWatch {
             if cancel.is_cancelled() {
                 return;
             }
-            match self.session(&cancel).await {
+            let started = tokio::time::Instant::now();
+            let outcome = self.session(&cancel).await;
+            // A session that lived a while was a working connection: the next outage starts
+            // from a short delay again instead of the cap the last outage reached.
+            if started.elapsed() > BACKOFF_CAP {
+                backoff = BACKOFF_START;
+            }
+            match outcome {
                 Ok(()) => return,
                 Err(Error::ProcessGone) => return,
                 Err(err) => {
