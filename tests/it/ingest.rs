@@ -312,8 +312,28 @@ async fn a_uidvalidity_change_reimports_nothing_twice() {
     );
 }
 
+/// How a test interrupts the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Interruption {
+    /// SIGKILL: nothing is flushed or acknowledged.
+    Kill,
+    /// SIGTERM: the daemon must stop cleanly (exit 0) within the deadline.
+    Terminate,
+}
+
 #[tokio::test]
 async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
+    interrupted_ingest(Interruption::Kill, 6).await;
+}
+
+#[tokio::test]
+async fn sigterm_during_a_large_ingest_stops_cleanly_and_loses_nothing() {
+    interrupted_ingest(Interruption::Terminate, 3).await;
+}
+
+/// Appends 2,000 requests, interrupts the daemon `times` times at random points of the ingest,
+/// lets it finish, and checks every message is in exactly one ticket.
+async fn interrupted_ingest(how: Interruption, times: usize) {
     const COUNT: usize = 2000;
     let bench = harness::shared().await;
     let mut daemon = Daemon::new(
@@ -341,12 +361,12 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
     }
     session.logout().await.ok();
 
-    // Kill at random points of the ingest: each time the processed folder passes the next
-    // threshold, the daemon is killed at once, mid-way through whatever it is doing.
+    // Each time the processed folder passes the next random threshold, the daemon is
+    // interrupted at once, mid-way through whatever it is doing.
     let seed: u64 = rand::random();
-    eprintln!("kill schedule seed {seed}");
+    eprintln!("{how:?} schedule seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut thresholds: Vec<u32> = (0..6)
+    let mut thresholds: Vec<u32> = (0..times)
         .map(|_| rng.random_range(1..COUNT as u32 - 100))
         .collect();
     thresholds.sort_unstable();
@@ -364,12 +384,18 @@ async fn sigkill_during_a_large_ingest_loses_and_doubles_nothing() {
             daemon.assert_running();
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        daemon.kill();
-        eprintln!("killed with {reached} of {COUNT} processed");
+        match how {
+            Interruption::Kill => daemon.kill(),
+            Interruption::Terminate => daemon
+                .terminate()
+                .await
+                .expect("a clean exit after SIGTERM"),
+        }
+        eprintln!("{how:?} with {reached} of {COUNT} processed");
     }
     assert!(
         processed_count(&mut watcher).await < COUNT as u32,
-        "the kills happened mid-ingest"
+        "the interruptions happened mid-ingest"
     );
     watcher.logout().await.ok();
     daemon.start();
