@@ -29,24 +29,21 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
-    run(config, shutdown_signal()).await
+    // Handlers are installed before anything else starts, so a SIGTERM that arrives while the
+    // daemon is still setting up is a clean shutdown too, not the default "die at once".
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    run(config, shutdown_signal(terminate, interrupt)).await
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let terminate = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
-    match (terminate, interrupt) {
-        (Ok(mut terminate), Ok(mut interrupt)) => {
-            tokio::select! {
-                _ = terminate.recv() => info!("SIGTERM received; shutting down."),
-                _ = interrupt.recv() => info!("SIGINT received; shutting down."),
-            }
-        }
-        _ => {
-            error!("Cannot install signal handlers; falling back to Ctrl-C only.");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+async fn shutdown_signal(
+    mut terminate: tokio::signal::unix::Signal,
+    mut interrupt: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM received; shutting down."),
+        _ = interrupt.recv() => info!("SIGINT received; shutting down."),
     }
 }
 
