@@ -150,18 +150,7 @@ async fn a_caseworker_answer_reaches_the_requester_threaded_and_without_their_ad
         .send_mail(&mallory.address, &[&reply_to], &forged)
         .await
         .expect("send forged");
-    let coordinator = carol.clone();
-    let told = harness::wait_until(PATIENCE, || {
-        let carol = coordinator.clone();
-        async move {
-            bench
-                .list(&carol, "INBOX")
-                .await
-                .is_ok_and(|l| l.iter().any(|m| m.contains("a reply was refused")))
-        }
-    })
-    .await;
-    assert!(told.is_ok(), "coordinator not told:\n{}", daemon.log_tail());
+    crate::routing::mail_containing(bench, &mut daemon, &carol, "a reply was refused").await;
     daemon.terminate().await.expect("stop");
     assert_eq!(
         bench.list(&requester, "INBOX").await.expect("list").len(),
@@ -242,22 +231,8 @@ async fn notes_assignments_and_closing_by_mail() {
         .send_mail(&amina.address, &[&reply_to], &note)
         .await
         .expect("send note");
-    let carol_mail = carol.clone();
-    let noted = harness::wait_until(PATIENCE, || {
-        let carol = carol_mail.clone();
-        async move {
-            bench
-                .list(&carol, "INBOX")
-                .await
-                .is_ok_and(|l| l.iter().any(|m| m.contains("interpreter for the embassy")))
-        }
-    })
-    .await;
-    assert!(
-        noted.is_ok(),
-        "the coordinator did not get the note:\n{}",
-        daemon.log_tail()
-    );
+    crate::routing::mail_containing(bench, &mut daemon, &carol, "interpreter for the embassy")
+        .await;
 
     let (_, assign) = gmail_reply(&amina, &notification.raw, "#assign jonas");
     bench
