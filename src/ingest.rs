@@ -273,6 +273,13 @@ async fn process_fetched(
                         *team = Team::load(store)?;
                         team.request_sweep();
                     }
+                    // An answer held back for a suppressed address is a dead letter now: the
+                    // sweep tells the caseworker without waiting for its turn.
+                    if matches!(outcome, Outcome::Relayed(_))
+                        && store.dead_letters()?.iter().any(|d| !d.reported)
+                    {
+                        team.request_sweep();
+                    }
                     Ok(outcome)
                 });
                 metrics.observe(Stage::File, file_started.elapsed());
