@@ -132,9 +132,7 @@ fn unknown_placeholder(template: &str) -> Option<String> {
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         let after = rest.get(start + 1..).unwrap_or("");
-        let Some(end) = after.find('}') else {
-            return None;
-        };
+        let end = after.find('}')?;
         let name = after.get(..end).unwrap_or("");
         if !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
