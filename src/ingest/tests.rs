@@ -76,8 +76,8 @@ impl Desk {
             ),
         )
         .expect("write config");
-        let config = crate::config::load_with_env(&path, &std::collections::HashMap::new())
-            .expect("config");
+        let config =
+            crate::config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
         let store = Store::open(dir.path()).expect("store");
         let secret = Secret::load_or_create(dir.path()).expect("secret");
         Desk {
@@ -99,7 +99,14 @@ impl Desk {
             nonce: u64::from(uid),
         };
         filing
-            .file(&team, &source(uid), kind, Arrival::Live, &mail, raw.as_bytes())
+            .file(
+                &team,
+                &source(uid),
+                kind,
+                Arrival::Live,
+                &mail,
+                raw.as_bytes(),
+            )
             .expect("file")
             .0
     }
@@ -126,7 +133,10 @@ fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() 
     let messages = desk.store.messages(id).expect("messages");
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].direction, Direction::Note);
-    assert!(desk.store.raw(id, 0).expect("raw").is_some(), "raw bytes kept");
+    assert!(
+        desk.store.raw(id, 0).expect("raw").is_some(),
+        "raw bytes kept"
+    );
     let events = desk.store.events(id).expect("events");
     assert!(events.iter().any(|e| e.kind == "own_mail"), "{events:?}");
     assert!(desk.kinds().is_empty(), "nothing is sent");
@@ -140,7 +150,10 @@ fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
         desk.file(1, FolderKind::Requests, request),
         Outcome::NewTicket(_)
     ));
-    assert_eq!(desk.kinds(), vec![crate::model::OutboxKind::Acknowledgement]);
+    assert_eq!(
+        desk.kinds(),
+        vec![crate::model::OutboxKind::Acknowledgement]
+    );
     let junk = "From: Jonas <jonas@phone.example>\r\nTo: help@charity.example\r\nSubject: Win\r\nMessage-ID: <2@phone.example>\r\n\r\nPrize.\r\n";
     let Outcome::NewTicket(id) = desk.file(2, FolderKind::Junk, junk) else {
         panic!("a ticket of its own");
