@@ -12,9 +12,12 @@ use jiff::Timestamp;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::config::Loops;
 use crate::ids::{AgentId, TicketId};
+use crate::loops::{self, Admission};
 use crate::model::{
-    Actor, Agent, Event, OutboxEntry, OutboxKind, Role, StoredMessage, Ticket, TicketFlag,
+    Actor, Agent, DeadLetter, Event, OutboxEntry, OutboxKind, Role, StoredMessage, Ticket,
+    TicketFlag,
 };
 use crate::notify::{self, AttachmentBytes, Outgoing, Sender, Why};
 use crate::rota::{self, Rota};
@@ -198,14 +201,19 @@ pub fn sender(config: &Config) -> Sender {
     }
 }
 
-/// Puts a composed message in the outbox, tied to its ticket.
+/// Puts a composed message in the outbox, tied to its ticket, when loop safety lets it go
+/// (`loops::admit`: suppressed addresses, caps on automatic mail). Returns the outbox id, or
+/// `None` when the message was held back; the ticket then records why. A caseworker's answer
+/// to a suppressed address is not dropped: it is kept as a dead letter with its bytes, and the
+/// sweep tells the caseworker, as for any answer that cannot be delivered.
 pub fn enqueue(
     tx: &WriteTx<'_>,
+    limits: &Loops,
     kind: OutboxKind,
     ticket: Option<TicketId>,
     outgoing: &Outgoing,
     now: Timestamp,
-) -> TxResult<u64> {
+) -> TxResult<Option<u64>> {
     let entry = OutboxEntry {
         id: 0,
         kind,
@@ -218,7 +226,28 @@ pub fn enqueue(
         next_attempt: now,
         last_error: None,
     };
-    tx.enqueue(&entry, &outgoing.raw)
+    match loops::admit(tx, limits, kind, ticket, &outgoing.recipients, now)? {
+        Admission::Send => tx.enqueue(&entry, &outgoing.raw).map(Some),
+        Admission::Suppressed(reason) if !loops::is_automatic(kind) => {
+            let id = tx.enqueue(&entry, &outgoing.raw)?;
+            tx.remove_outbox(id)?;
+            let error = format!("not sent: {reason}");
+            let dead = DeadLetter {
+                entry: OutboxEntry {
+                    id,
+                    last_error: Some(error.clone()),
+                    ..entry
+                },
+                failed_at: now,
+                error,
+                reported: false,
+                refused_code: None,
+            };
+            tx.put_dead_letter(&dead, Some(&outgoing.raw))?;
+            Ok(None)
+        }
+        Admission::Suppressed(_) | Admission::OverCap(_) => Ok(None),
+    }
 }
 
 /// Everything `apply` needs besides the ticket.
@@ -226,6 +255,8 @@ pub struct Context<'a> {
     pub team: &'a Team,
     pub secret: &'a Secret,
     pub sender: &'a Sender,
+    /// Caps and suppression every queued message passes (`[loops]`).
+    pub limits: Loops,
     pub now: Timestamp,
     /// Randomness for Message-IDs, drawn outside the transaction so a retried transaction
     /// composes the same messages.
@@ -307,6 +338,7 @@ pub fn apply(
             })?;
             enqueue(
                 tx,
+                &context.limits,
                 OutboxKind::Notification,
                 Some(ticket.id),
                 &outgoing,
@@ -372,6 +404,7 @@ pub fn tell_coordinators(
             Ok(outgoing) => {
                 enqueue(
                     tx,
+                    &context.limits,
                     OutboxKind::Notification,
                     Some(ticket.id),
                     &outgoing,
@@ -433,6 +466,7 @@ pub fn sweep(
                         team,
                         secret,
                         &helpdesk,
+                        config.loops,
                         now,
                         nonce,
                         ticket.id,
@@ -473,6 +507,7 @@ pub fn sweep(
                             team,
                             secret,
                             &helpdesk,
+                            config.loops,
                             now,
                             nonce,
                             ticket.id,
@@ -488,6 +523,7 @@ pub fn sweep(
                             team,
                             secret,
                             sender: &helpdesk,
+                            limits: config.loops,
                             now,
                             nonce,
                         };
@@ -513,8 +549,11 @@ pub fn sweep(
     if waiting && let Some(start) = team.rota().and_then(|r| r.next_shift_start(now)) {
         consider(start);
     }
-    outcome.failures_reported = report_dead_letters(store, team, secret, &helpdesk, now, nonce)?;
+    outcome.failures_reported =
+        report_dead_letters(store, team, secret, &helpdesk, config.loops, now, nonce)?;
     outcome.digest_sent = send_digest_if_due(store, config, team, &helpdesk, now, nonce)?;
+    let (hour, day) = loops::windows(now);
+    store.prune_loop_records(hour, day, now)?;
     if let Some(at) = next_digest(store, config, now)? {
         consider(at);
     }
@@ -536,6 +575,7 @@ fn apply_in_own_transaction(
     team: &mut Team,
     secret: &Secret,
     helpdesk: &Sender,
+    limits: Loops,
     now: Timestamp,
     nonce: u64,
     id: TicketId,
@@ -547,6 +587,7 @@ fn apply_in_own_transaction(
             team,
             secret,
             sender: helpdesk,
+            limits,
             now,
             nonce,
         };
@@ -639,7 +680,7 @@ fn send_digest_if_due(
                 nonce.wrapping_add(index as u64),
             ) {
                 Ok(outgoing) => {
-                    enqueue(tx, OutboxKind::Digest, None, &outgoing, now)?;
+                    enqueue(tx, &config.loops, OutboxKind::Digest, None, &outgoing, now)?;
                 }
                 Err(err) => {
                     warn!(agent = %coordinator.id, error = %err, "Cannot compose the digest.")
@@ -755,7 +796,14 @@ pub fn relay_reply(
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.updated = now;
-    enqueue(tx, OutboxKind::Relay, Some(ticket.id), &outgoing, now)?;
+    enqueue(
+        tx,
+        &context.limits,
+        OutboxKind::Relay,
+        Some(ticket.id),
+        &outgoing,
+        now,
+    )?;
     ticket.status = crate::model::Status::Waiting;
     ticket.last_agent_reply = Some(now);
     let event = Event {
@@ -808,7 +856,14 @@ pub fn refuse_reply(
             context.nonce.wrapping_add(97),
         ) {
             Ok(outgoing) => {
-                enqueue(tx, OutboxKind::Bounce, Some(ticket.id), &outgoing, now)?;
+                enqueue(
+                    tx,
+                    &context.limits,
+                    OutboxKind::Bounce,
+                    Some(ticket.id),
+                    &outgoing,
+                    now,
+                )?;
             }
             Err(err) => warn!(error = %err, "Cannot compose the refusal notice."),
         }
@@ -871,6 +926,7 @@ pub fn internal_note(
             Ok(outgoing) => {
                 enqueue(
                     tx,
+                    &context.limits,
                     OutboxKind::Notification,
                     Some(ticket.id),
                     &outgoing,
@@ -1011,6 +1067,7 @@ pub fn confirm(
         Ok(outgoing) => {
             enqueue(
                 tx,
+                &context.limits,
                 OutboxKind::Notification,
                 Some(ticket.id),
                 &outgoing,
@@ -1046,6 +1103,7 @@ pub fn assign_by_coordinator(
         team: &team,
         secret: &secret,
         sender: &helpdesk,
+        limits: config.loops,
         now,
         nonce: rand::random(),
     };
@@ -1113,11 +1171,13 @@ pub fn set_status_by_coordinator(
 /// Tells the ticket's caseworker (or, without one, the coordinators) about mail that could not
 /// be delivered: a relayed answer that bounced permanently must not go unnoticed. Each dead
 /// letter is reported once.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the sweep.
 fn report_dead_letters(
     store: &Store,
     team: &Team,
     secret: &Secret,
     helpdesk: &Sender,
+    limits: Loops,
     now: Timestamp,
     nonce: u64,
 ) -> Result<usize, store::Error> {
@@ -1130,6 +1190,7 @@ fn report_dead_letters(
             team,
             secret,
             sender: helpdesk,
+            limits,
             now,
             nonce: nonce.wrapping_add(1000 + index as u64),
         };
@@ -1137,6 +1198,21 @@ fn report_dead_letters(
             let mut done = dead.clone();
             done.reported = true;
             tx.put_dead_letter(&done, None)?;
+            // An address the server refused for good gets nothing more for a while.
+            if let Some(code) = dead.refused_code
+                && loops::refuses_address(code)
+            {
+                for recipient in &dead.entry.recipients {
+                    loops::suppress(
+                        tx,
+                        &limits,
+                        recipient,
+                        &format!("refused with {code}"),
+                        dead.entry.ticket,
+                        now,
+                    )?;
+                }
+            }
             // Mail about mail that failed is never itself reported, so failures cannot chain.
             if dead.entry.kind != OutboxKind::Relay {
                 return Ok(());
@@ -1156,7 +1232,14 @@ fn report_dead_letters(
                     match notify::coordinator_notice(helpdesk, owner, &ticket, &what, context.nonce)
                     {
                         Ok(outgoing) => {
-                            enqueue(tx, OutboxKind::Notification, Some(id), &outgoing, now)?;
+                            enqueue(
+                                tx,
+                                &context.limits,
+                                OutboxKind::Notification,
+                                Some(id),
+                                &outgoing,
+                                now,
+                            )?;
                         }
                         Err(err) => {
                             warn!(error = %err, "Cannot compose a delivery failure notice.")

@@ -76,6 +76,17 @@ pub enum Command {
     /// The weekly rota of shifts, with leave and extra shifts (see config/rota.example.toml).
     #[command(subcommand)]
     Rota(RotaCommand),
+    /// Addresses casemail sends nothing to for a while, because mail to them bounced for good.
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionCommand {
+    /// List suppressed addresses, with until when and why.
+    List(JsonFlag),
+    /// Send to ADDRESS again (after the requester fixed their mailbox, say).
+    Remove { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +284,12 @@ pub enum StoreCommand {
         at: Option<String>,
         json: bool,
     },
+    SuppressionList {
+        json: bool,
+    },
+    SuppressionRemove {
+        address: String,
+    },
 }
 
 impl StoreCommand {
@@ -311,6 +328,8 @@ impl StoreCommand {
             StoreCommand::RotaImport { .. } => "rota import",
             StoreCommand::RotaExport => "rota export",
             StoreCommand::RotaShow { .. } => "rota show",
+            StoreCommand::SuppressionList { .. } => "suppression list",
+            StoreCommand::SuppressionRemove { .. } => "suppression remove",
         }
     }
 }
@@ -332,6 +351,15 @@ impl From<QuarantineCommand> for StoreCommand {
     fn from(command: QuarantineCommand) -> StoreCommand {
         match command {
             QuarantineCommand::List(flag) => StoreCommand::QuarantineList { json: flag.json },
+        }
+    }
+}
+
+impl From<SuppressionCommand> for StoreCommand {
+    fn from(command: SuppressionCommand) -> StoreCommand {
+        match command {
+            SuppressionCommand::List(flag) => StoreCommand::SuppressionList { json: flag.json },
+            SuppressionCommand::Remove { address } => StoreCommand::SuppressionRemove { address },
         }
     }
 }
@@ -409,6 +437,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Quarantine(command) => StoreCommand::from(command),
         Command::Agent(command) => StoreCommand::from(command),
         Command::Rota(command) => StoreCommand::from_rota(command)?,
+        Command::Suppression(command) => StoreCommand::from(command),
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
@@ -550,6 +579,19 @@ pub fn execute(
             None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
         },
         StoreCommand::RotaShow { at, json } => rota_show(store, at.as_deref(), *json, now, out),
+        StoreCommand::SuppressionList { json } => suppression_list(store, *json, now, out),
+        StoreCommand::SuppressionRemove { address } => {
+            if !store.remove_suppression(&address.to_lowercase())? {
+                anyhow::bail!("{} is not suppressed", sanitize::for_terminal(address));
+            }
+            store.flush()?;
+            writeln!(
+                out,
+                "{} is no longer suppressed",
+                sanitize::for_terminal(address)
+            )?;
+            Ok(())
+        }
     }
 }
 
@@ -571,6 +613,39 @@ fn quarantine_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Re
                 e.size,
                 e.attempts,
                 sanitize::for_terminal(&e.reason)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn suppression_list(
+    store: &Store,
+    json: bool,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let active: Vec<_> = store
+        .suppressions()?
+        .into_iter()
+        .filter(|s| s.until > now)
+        .collect();
+    if json {
+        let values: Vec<_> = active.iter().map(report::suppression_json).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?;
+    } else if active.is_empty() {
+        writeln!(out, "no address is suppressed")?;
+    } else {
+        for s in &active {
+            writeln!(
+                out,
+                "{}  until {}  {}{}",
+                sanitize::for_terminal(&s.address),
+                s.until,
+                sanitize::for_terminal(&s.reason),
+                s.ticket
+                    .map(|t| format!("  (ticket #{})", t.0))
+                    .unwrap_or_default()
             )?;
         }
     }

@@ -19,10 +19,13 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
+mod loops;
 mod redact;
 #[cfg(test)]
 mod tests;
 mod values;
+
+pub use loops::{Acknowledge, Loops};
 
 use values::{
     display_key, format_duration, is_loopback_host, is_loopback_ip, nearest, parse_address,
@@ -64,6 +67,8 @@ pub struct Config {
     pub threading: Threading,
     pub ingest: Ingest,
     pub rota: RotaSettings,
+    pub loops: Loops,
+    pub acknowledge: Acknowledge,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +338,8 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("batch_size", BATCH_SIZE),
         ],
     ),
+    ("loops", loops::SCHEMA),
+    ("acknowledge", loops::ACKNOWLEDGE_SCHEMA),
 ];
 
 const ABSOLUTE_PATH: &str = "an absolute path";
@@ -543,6 +550,8 @@ struct RawConfig {
     threading: RawThreading,
     ingest: RawIngest,
     rota: RawRota,
+    loops: loops::RawLoops,
+    acknowledge: loops::RawAcknowledge,
 }
 
 #[derive(Default, Deserialize)]
@@ -687,6 +696,8 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         },
         ingest: validate_ingest(raw.ingest, sources)?,
         rota: validate_rota(raw.rota, sources)?,
+        loops: loops::validate_loops(raw.loops, sources)?,
+        acknowledge: loops::validate_acknowledge(raw.acknowledge, sources)?,
     })
 }
 

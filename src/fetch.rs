@@ -502,6 +502,7 @@ impl FolderWatch {
         }
         // Everything handed over must be acknowledged before idling, so a processed message
         // leaves the folder promptly.
+        let mut acknowledged = false;
         while selected.outstanding > 0 {
             tokio::select! {
                 committed = self.ack_rx.recv() => match committed {
@@ -510,6 +511,13 @@ impl FolderWatch {
                 },
                 () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
             }
+            acknowledged = true;
+        }
+        if acknowledged {
+            // Mail that arrived after the search above was announced (EXISTS) in the replies
+            // to the STORE and MOVE commands, and IDLE only reports what changes after it
+            // starts: search again before idling, or that mail waits for the next wake-up.
+            return Ok(StepOutcome::Waited);
         }
         self.wait_for_news(selected, cancel).await
     }

@@ -273,6 +273,13 @@ async fn process_fetched(
                         *team = Team::load(store)?;
                         team.request_sweep();
                     }
+                    // An answer held back for a suppressed address is a dead letter now: the
+                    // sweep tells the caseworker without waiting for its turn.
+                    if matches!(outcome, Outcome::Relayed(_))
+                        && store.dead_letters()?.iter().any(|d| !d.reported)
+                    {
+                        team.request_sweep();
+                    }
                     Ok(outcome)
                 });
                 metrics.observe(Stage::File, file_started.elapsed());
@@ -395,11 +402,14 @@ impl Filing<'_> {
             references: &mail.references,
         };
         let placement = thread::place(&inbound, Hints::default(), rule, store)?;
+        // Mail casemail sent that came back (its own loop header) is kept as a note, never
+        // routed, relayed or answered: answering it is how a loop starts.
+        let own_mail = crate::loops::is_own_mail(mail, &config.helpdesk.address);
         // A caseworker's answer to a notification is not requester mail: the bridge decides
         // whether it is relayed. A second copy of it is an ordinary duplicate.
         let verdict = match placement {
             Placement::Duplicate { .. } => Verdict::NotAReply,
-            _ if arrival == Arrival::Backfill => Verdict::NotAReply,
+            _ if arrival == Arrival::Backfill || own_mail => Verdict::NotAReply,
             _ => {
                 let agents: Vec<&crate::model::Agent> = team.agents().collect();
                 bridge::classify(mail, &sender, self.secret, &agents, |id| {
@@ -421,7 +431,9 @@ impl Filing<'_> {
         }
         // Routing reads the store outside the transaction: this is the only writer, so
         // nothing changes in between.
-        let routable = kind == FolderKind::Requests && arrival == Arrival::Live;
+        let routable = kind == FolderKind::Requests && arrival == Arrival::Live && !own_mail;
+        let acknowledge =
+            routable && config.acknowledge.enabled && self.may_acknowledge(team, mail, &sender);
         let decision = match placement {
             Placement::Duplicate { .. } => None,
             _ if !routable => None,
@@ -447,6 +459,7 @@ impl Filing<'_> {
             team,
             secret: self.secret,
             sender: &helpdesk,
+            limits: self.config.loops,
             now,
             nonce: self.nonce,
         };
@@ -465,7 +478,9 @@ impl Filing<'_> {
                     })?;
                     let message =
                         add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
-                    if matches!(record.status, Status::Waiting | Status::Closed) {
+                    if own_mail {
+                        file_own_mail(tx, now, &mut record, message.clone())?;
+                    } else if matches!(record.status, Status::Waiting | Status::Closed) {
                         record.status = Status::Open;
                     }
                     let event = Event {
@@ -521,6 +536,10 @@ impl Filing<'_> {
                         detail,
                     };
                     tx.add_event(&mut record, &event)?;
+                    if own_mail {
+                        record.status = Status::Closed;
+                        file_own_mail(tx, now, &mut record, message.clone())?;
+                    }
                     if let Some(decision) = &decision {
                         assign::apply(
                             tx,
@@ -532,6 +551,13 @@ impl Filing<'_> {
                             Why::Assigned,
                             &mut change,
                         )?;
+                    }
+                    // Spam is never acknowledged, whichever check set the status.
+                    if acknowledge
+                        && record.status != Status::Spam
+                        && crate::loops::take_acknowledgement(tx, &sender, now)?
+                    {
+                        acknowledge_request(tx, &context, config, &record, mail)?;
                     }
                     tx.put_ticket(&record)?;
                     Outcome::NewTicket(id)
@@ -564,6 +590,7 @@ impl Filing<'_> {
             team,
             secret: self.secret,
             sender: &helpdesk,
+            limits: self.config.loops,
             now,
             nonce: self.nonce,
         };
@@ -588,6 +615,16 @@ impl Filing<'_> {
                 detail: "a delivery report came back for mail sent on this ticket".to_owned(),
             };
             tx.add_event(&mut ticket, &event)?;
+            for (address, status) in crate::loops::hard_bounces(raw) {
+                crate::loops::suppress(
+                    tx,
+                    &context.limits,
+                    &address,
+                    &format!("delivery status {status}"),
+                    Some(ticket_id),
+                    now,
+                )?;
+            }
             let what = "mail sent for this ticket bounced; see the delivery report in the ticket";
             match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
                 Some(owner) => {
@@ -596,6 +633,7 @@ impl Filing<'_> {
                     ) {
                         assign::enqueue(
                             tx,
+                            &context.limits,
                             crate::model::OutboxKind::Notification,
                             Some(ticket_id),
                             &outgoing,
@@ -630,6 +668,7 @@ impl Filing<'_> {
             team,
             secret: self.secret,
             sender: &helpdesk,
+            limits: self.config.loops,
             now,
             nonce: self.nonce,
         };
@@ -823,6 +862,97 @@ impl Filing<'_> {
         }
         Ok((outcome, change))
     }
+}
+
+impl Filing<'_> {
+    /// Whether the sender of a new request may get an acknowledgement, as far as the message
+    /// itself tells: not automatic, bulk, list or report mail (`loops::no_answer`), not from
+    /// a caseworker's address or the helpdesk's own.
+    fn may_acknowledge(&self, team: &Team, mail: &InboundMail, sender: &str) -> bool {
+        let helpdesk = self.config.helpdesk.address.to_lowercase();
+        if let Some(reason) = crate::loops::no_answer(mail, sender, &helpdesk) {
+            debug!(%reason, "No acknowledgement: automatic or bulk mail.");
+            return false;
+        }
+        let (help_local, help_domain) = helpdesk.rsplit_once('@').unwrap_or((&helpdesk, ""));
+        let own = sender == helpdesk
+            || sender.rsplit_once('@').is_some_and(|(local, domain)| {
+                domain == help_domain && local.split('+').next() == Some(help_local)
+            });
+        let agent = team
+            .agents()
+            .any(|a| a.emails.iter().any(|e| e.eq_ignore_ascii_case(sender)));
+        !own && !agent
+    }
+}
+
+/// Queues the acknowledgement of a new ticket to its requester, threaded under their message.
+fn acknowledge_request(
+    tx: &WriteTx<'_>,
+    context: &assign::Context<'_>,
+    config: &Config,
+    ticket: &Ticket,
+    mail: &InboundMail,
+) -> store::TxResult<()> {
+    let body = crate::loops::render_template(
+        &config.acknowledge.template,
+        ticket.id.0,
+        &ticket.subject,
+        ticket.requester_name.as_deref().unwrap_or(""),
+        &config.helpdesk.name,
+    );
+    // No caseworker address may reach a requester, even one the requester typed themselves.
+    let hide: Vec<String> = context
+        .team
+        .agents()
+        .flat_map(|a| a.emails.iter().cloned())
+        .collect();
+    match crate::notify::acknowledgement(
+        context.sender,
+        ticket,
+        &body,
+        mail.message_id.as_ref(),
+        &mail.references,
+        &hide,
+        context.nonce.wrapping_add(500),
+    ) {
+        Ok(outgoing) => {
+            assign::enqueue(
+                tx,
+                &context.limits,
+                crate::model::OutboxKind::Acknowledgement,
+                Some(ticket.id),
+                &outgoing,
+                context.now,
+            )?;
+        }
+        Err(err) => warn!(error = %err, "Cannot compose the acknowledgement."),
+    }
+    Ok(())
+}
+
+/// Marks a stored message as casemail's own mail come back: a note, with an event; the
+/// caller routes nothing and answers nothing.
+fn file_own_mail(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    ticket: &mut Ticket,
+    mut message: StoredMessage,
+) -> store::TxResult<()> {
+    message.direction = Direction::Note;
+    message
+        .anomalies
+        .push("casemail's own mail came back (loop header); never answered".to_owned());
+    tx.put_message(&message, None)?;
+    tx.add_event(
+        ticket,
+        &Event {
+            at: now,
+            actor: Actor::System,
+            kind: "own_mail".to_owned(),
+            detail: "mail casemail sent came back to the help address; kept as a note, not routed or answered".to_owned(),
+        },
+    )
 }
 
 /// The files of a message that were kept (under the size limit), with their bytes.

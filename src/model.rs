@@ -255,4 +255,21 @@ pub struct DeadLetter {
     /// Whether the caseworker (or the coordinators) have been told.
     #[serde(default)]
     pub reported: bool,
+    /// The SMTP reply code when the server refused the message (a 5xx), so a refused address
+    /// can be suppressed.
+    #[serde(default)]
+    pub refused_code: Option<u16>,
+}
+
+/// An address casemail sends nothing to until `until`, because mail to it bounced for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// Lower-cased.
+    pub address: String,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// Why, in words: the delivery status or SMTP reply code, never a message text.
+    pub reason: String,
+    /// The ticket whose mail bounced, when there is one.
+    pub ticket: Option<TicketId>,
 }

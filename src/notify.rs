@@ -269,6 +269,60 @@ pub fn plain_to(
     })
 }
 
+/// The acknowledgement of a new ticket: from the helpdesk to the requester, threaded under
+/// their message, marked `Auto-Submitted: auto-replied` (RFC 3834 §5: an answer to their
+/// message) with the loop header. `body` is the filled-in template; `hide` (every caseworker
+/// address) is scrubbed from it and from the subject.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
+pub fn acknowledgement(
+    sender: &Sender,
+    ticket: &Ticket,
+    body: &str,
+    in_reply_to: Option<&MessageId>,
+    references: &[MessageId],
+    hide: &[String],
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id("a", ticket.id.0, nonce);
+    let to_address: lettre::Address = ticket
+        .requester
+        .parse()
+        .map_err(|_| Error::Address(ticket.requester.clone()))?;
+    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    let mut builder = lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to)
+        .subject(scrub(&ticket_subject(ticket), hide))
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-replied".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        ));
+    if let Some(parent) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
+    }
+    let mut chain: Vec<String> = references
+        .iter()
+        .chain(in_reply_to)
+        .map(|r| format!("<{}>", r.as_str()))
+        .collect();
+    chain.dedup();
+    if !chain.is_empty() {
+        builder = builder.references(chain.join(" "));
+    }
+    let email = text_with_files(builder, scrub(body, hide), &[], hide)?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![ticket.requester.clone()],
+        raw: email.formatted(),
+    })
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -679,6 +679,10 @@ impl Relay {
             failed_at: now,
             error: err.to_string(),
             reported: false,
+            refused_code: match err {
+                Error::Rejected { code, .. } => Some(*code),
+                _ => None,
+            },
         };
         let event = Event {
             at: now,

@@ -153,6 +153,17 @@ pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
     })
 }
 
+/// A suppressed address as JSON (`address`, `since`, `until`, `reason`, `ticket`).
+pub fn suppression_json(entry: &crate::model::Suppression) -> Value {
+    json!({
+        "address": entry.address,
+        "since": entry.since.to_string(),
+        "until": entry.until.to_string(),
+        "reason": entry.reason,
+        "ticket": entry.ticket.map(|t| t.0),
+    })
+}
+
 /// Every agent with their open caseload, as JSON objects (`id`, `name`, `emails`, `role`,
 /// `max_open`, `away`, `away_until`, `open_tickets`).
 pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::Error> {

@@ -170,7 +170,15 @@ impl Store {
     /// conflicting writer, so it must not have side effects outside the transaction.
     pub fn write<T>(&self, body: impl Fn(&WriteTx<'_>) -> TxResult<T>) -> Result<T, Error> {
         self.tree
-            .transaction(|tree| body(&WriteTx { tree }).map_err(|TxError(err)| err))
+            .transaction(|tree| {
+                let tx = WriteTx {
+                    tree,
+                    later: std::cell::RefCell::new(Vec::new()),
+                };
+                let value = body(&tx).map_err(|TxError(err)| err)?;
+                tx.add_events_later().map_err(|TxError(err)| err)?;
+                Ok(value)
+            })
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => Error::Io(err),
@@ -316,6 +324,8 @@ impl Store {
 /// The write side of one transaction. Reads inside it see the transaction's own writes.
 pub struct WriteTx<'a> {
     tree: &'a TransactionalTree,
+    /// Events for tickets the body may hold a copy of (see [`WriteTx::add_event_later`]).
+    later: std::cell::RefCell<Vec<(TicketId, Event)>>,
 }
 
 impl WriteTx<'_> {
@@ -633,5 +643,7 @@ fn scan_json<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> Result<Ve
     Ok(out)
 }
 
+mod loops;
+pub use loops::Counter;
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,8 @@ impl Config {
             threading,
             ingest,
             rota,
+            loops,
+            acknowledge,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -88,6 +90,8 @@ impl Config {
                 answer_within: format_duration(rota.answer_within),
                 digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
             },
+            loops: super::loops::LoopsView::of(loops),
+            acknowledge: super::loops::AcknowledgeView::of(acknowledge),
         }
     }
 }
@@ -107,6 +111,8 @@ struct View {
     threading: ThreadingView,
     ingest: IngestView,
     rota: RotaView,
+    loops: super::loops::LoopsView,
+    acknowledge: super::loops::AcknowledgeView,
 }
 
 #[derive(Serialize)]

@@ -55,3 +55,112 @@ fn the_sender_falls_back_from_from_to_sender_to_return_path() {
     let nothing = parse::parse(b"Subject: x\r\n\r\nhi\r\n", &limits);
     assert_eq!(sender_address(&nothing), UNKNOWN_SENDER);
 }
+
+/// A store, secret and config in a temporary directory, for filing messages directly.
+struct Desk {
+    _dir: tempfile::TempDir,
+    store: Store,
+    secret: Secret,
+    config: Config,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("casemail.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[helpdesk]\naddress = \"help@charity.example\"\nstate_dir = {:?}\n[imap]\nhost = \"imap.charity.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.charity.example\"\n",
+                dir.path().to_string_lossy()
+            ),
+        )
+        .expect("write config");
+        let config =
+            crate::config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
+        let store = Store::open(dir.path()).expect("store");
+        let secret = Secret::load_or_create(dir.path()).expect("secret");
+        Desk {
+            _dir: dir,
+            store,
+            secret,
+            config,
+        }
+    }
+
+    fn file(&self, uid: u32, kind: FolderKind, raw: &str) -> Outcome {
+        let team = Team::load(&self.store).expect("team");
+        let mail = parse::parse(raw.as_bytes(), &ParseLimits::default());
+        let filing = Filing {
+            store: &self.store,
+            secret: &self.secret,
+            config: &self.config,
+            now: Timestamp::from_second(1_800_000_000).expect("time"),
+            nonce: u64::from(uid),
+        };
+        filing
+            .file(
+                &team,
+                &source(uid),
+                kind,
+                Arrival::Live,
+                &mail,
+                raw.as_bytes(),
+            )
+            .expect("file")
+            .0
+    }
+
+    fn kinds(&self) -> Vec<crate::model::OutboxKind> {
+        self.store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+}
+
+#[test]
+fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() {
+    let desk = Desk::new();
+    let raw = "From: Helpdesk <help@charity.example>\r\nTo: forwarder@phone.example\r\nSubject: [#1] Housing\r\nMessage-ID: <casemail.a.1.00@charity.example>\r\nAuto-Submitted: auto-replied\r\nX-Casemail-Loop: help@charity.example\r\n\r\nYour ticket number is: #1\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, raw) else {
+        panic!("a ticket of its own");
+    };
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert_eq!(ticket.status, Status::Closed);
+    let messages = desk.store.messages(id).expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].direction, Direction::Note);
+    assert!(
+        desk.store.raw(id, 0).expect("raw").is_some(),
+        "raw bytes kept"
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(events.iter().any(|e| e.kind == "own_mail"), "{events:?}");
+    assert!(desk.kinds().is_empty(), "nothing is sent");
+}
+
+#[test]
+fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
+    let desk = Desk::new();
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    assert!(matches!(
+        desk.file(1, FolderKind::Requests, request),
+        Outcome::NewTicket(_)
+    ));
+    assert_eq!(
+        desk.kinds(),
+        vec![crate::model::OutboxKind::Acknowledgement]
+    );
+    let junk = "From: Jonas <jonas@phone.example>\r\nTo: help@charity.example\r\nSubject: Win\r\nMessage-ID: <2@phone.example>\r\n\r\nPrize.\r\n";
+    let Outcome::NewTicket(id) = desk.file(2, FolderKind::Junk, junk) else {
+        panic!("a ticket of its own");
+    };
+    assert_eq!(
+        desk.store.ticket(id).expect("read").expect("ticket").status,
+        Status::Spam
+    );
+    assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
+}

@@ -379,6 +379,10 @@ security = "plain"
 [control]
 socket = {socket}
 http = "127.0.0.1:0"
+
+# Tests that are not about acknowledgements count exactly the mail they cause.
+[acknowledge]
+enabled = false
 "#,
             address = toml_string(&help.address),
             state_dir = toml_string(&state_dir.to_string_lossy()),
