@@ -20,10 +20,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 mod redact;
+mod spam;
 #[cfg(test)]
 mod tests;
 mod values;
 
+pub use spam::{Rule as SpamRule, Spam, Target as SpamTarget};
 use values::{
     display_key, format_duration, is_loopback_host, is_loopback_ip, nearest, parse_address,
     parse_duration, parse_size, suggestion,
@@ -64,6 +66,7 @@ pub struct Config {
     pub threading: Threading,
     pub ingest: Ingest,
     pub rota: RotaSettings,
+    pub spam: Spam,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +336,25 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("batch_size", BATCH_SIZE),
         ],
     ),
+    (
+        "spam",
+        &[
+            ("threshold", "a number above 0"),
+            ("keep_for", DURATION),
+            (
+                "spamd",
+                "a loopback address and port such as \"127.0.0.1:783\", or \"\" for none",
+            ),
+            ("spamd_timeout", DURATION),
+            ("allow_addresses", "a list of email addresses"),
+            ("allow_domains", "a list of domains"),
+            ("classifier_weight", "a number of at least 0"),
+            (
+                "rules",
+                "a list of tables with name, target, pattern and weight",
+            ),
+        ],
+    ),
 ];
 
 const ABSOLUTE_PATH: &str = "an absolute path";
@@ -543,6 +565,7 @@ struct RawConfig {
     threading: RawThreading,
     ingest: RawIngest,
     rota: RawRota,
+    spam: spam::RawSpam,
 }
 
 #[derive(Default, Deserialize)]
@@ -615,7 +638,7 @@ struct RawIngest {
 
 /// A list of strings: a TOML array, or a comma-separated string as an environment variable
 /// can only be (`CASEMAIL__IMAP__FOLDERS=INBOX,Support`).
-struct StringList(Vec<String>);
+struct StringList(pub(crate) Vec<String>);
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -687,6 +710,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         },
         ingest: validate_ingest(raw.ingest, sources)?,
         rota: validate_rota(raw.rota, sources)?,
+        spam: spam::validate(raw.spam, sources)?,
     })
 }
 

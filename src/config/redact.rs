@@ -38,6 +38,7 @@ impl Config {
             threading,
             ingest,
             rota,
+            spam,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -88,6 +89,16 @@ impl Config {
                 answer_within: format_duration(rota.answer_within),
                 digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
             },
+            spam: SpamView {
+                threshold: spam.threshold,
+                keep_for: format_duration(spam.keep_for),
+                spamd: spam.spamd.map(|a| a.to_string()).unwrap_or_default(),
+                spamd_timeout: format_duration(spam.spamd_timeout),
+                allow_addresses: spam.allow_addresses.clone(),
+                allow_domains: spam.allow_domains.clone(),
+                classifier_weight: spam.classifier_weight,
+                rules: spam.rules.iter().map(super::spam::RuleView::new).collect(),
+            },
         }
     }
 }
@@ -107,6 +118,7 @@ struct View {
     threading: ThreadingView,
     ingest: IngestView,
     rota: RotaView,
+    spam: SpamView,
 }
 
 #[derive(Serialize)]
@@ -175,4 +187,16 @@ struct RotaView {
     timezone: String,
     answer_within: String,
     digest_at: String,
+}
+
+#[derive(Serialize)]
+struct SpamView {
+    threshold: f64,
+    keep_for: String,
+    spamd: String,
+    spamd_timeout: String,
+    allow_addresses: Vec<String>,
+    allow_domains: Vec<String>,
+    classifier_weight: f64,
+    rules: Vec<super::spam::RuleView>,
 }

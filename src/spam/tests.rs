@@ -1,0 +1,2 @@
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
