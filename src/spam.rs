@@ -21,6 +21,7 @@ use crate::fetch::FolderKind;
 use crate::parse::InboundMail;
 
 pub mod bayes;
+pub mod corpus;
 pub mod held;
 pub mod spamd;
 
@@ -225,7 +226,8 @@ pub fn assess(settings: &Settings, mail: &InboundMail, raw: &[u8], context: &Con
         reasons.push(reason("known_requester", 0.0, detail));
     }
     let score: f64 = reasons.iter().map(|r| r.weight).sum();
-    let score = (score * 100.0).round() / 100.0;
+    // + 0.0 turns a negative zero into zero, so a message with no signal shows 0.00.
+    let score = (score * 100.0).round() / 100.0 + 0.0;
     Verdict {
         spam: score >= settings.threshold,
         score,
