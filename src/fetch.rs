@@ -502,14 +502,23 @@ impl FolderWatch {
         }
         // Everything handed over must be acknowledged before idling, so a processed message
         // leaves the folder promptly.
+        let mut acknowledged = false;
         while selected.outstanding > 0 {
             tokio::select! {
                 committed = self.ack_rx.recv() => match committed {
-                    Some(committed) => self.apply_ack(selected, committed).await?,
+                    Some(committed) => {
+                        self.apply_ack(selected, committed).await?;
+                        acknowledged = true;
+                    }
                     None => return Err(Error::ProcessGone),
                 },
                 () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
             }
+        }
+        if acknowledged {
+            // Mail that arrived while we waited was announced (EXISTS) in a response to the
+            // acknowledgement's commands, which IDLE does not repeat: search again first.
+            return Ok(StepOutcome::Waited);
         }
         self.wait_for_news(selected, cancel).await
     }

@@ -349,8 +349,7 @@ async fn ask_spamd(
     if team.agents().any(|a| a.emails.contains(&sender)) {
         return SpamdAnswer::NotAsked;
     }
-    let answer =
-        crate::spam::spamd::check(address, &fetched.raw, config.spam.spamd_timeout).await;
+    let answer = crate::spam::spamd::check(address, &fetched.raw, config.spam.spamd_timeout).await;
     if let SpamdAnswer::Unavailable(reason) = &answer {
         warn!(%reason, "spamd unavailable; the verdict goes on without it.");
     }
@@ -588,8 +587,12 @@ impl Filing<'_> {
                 Placement::NewTicket => {
                     let id = tx.allocate_ticket_id()?;
                     let mut record = blank_ticket(id, &sender, now);
-                    if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
-                        record.status = Status::Spam;
+                    if let Some(verdict) = &spam {
+                        if verdict.spam {
+                            record.status = Status::Spam;
+                        }
+                        // Kept for every new ticket, so `ticket show` explains the verdict
+                        // either way.
                         tx.put_spam_record(
                             id,
                             &crate::spam::held::SpamRecord {

@@ -71,12 +71,7 @@ pub struct AnomalyReport {
 
 impl Report {
     /// The report on `mail`, read from the bytes `raw`.
-    pub fn new(
-        file: &Path,
-        raw: &[u8],
-        mail: &InboundMail,
-        spam: &crate::config::Spam,
-    ) -> Report {
+    pub fn new(file: &Path, raw: &[u8], mail: &InboundMail, spam: &crate::config::Spam) -> Report {
         let ids = |ids: &[crate::ids::MessageId]| ids.iter().map(|id| id.to_string()).collect();
         Report {
             file: file.display().to_string(),
@@ -371,7 +366,8 @@ mod tests {
             &[missing],
             &ParseLimits::default(),
             &crate::config::Spam::default(),
-        ).unwrap_err();
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/casemail-inspect.eml"));
     }
 }

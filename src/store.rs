@@ -664,7 +664,10 @@ impl Store {
     }
 
     /// Why a ticket is held as spam.
-    pub fn spam_record(&self, id: TicketId) -> Result<Option<crate::spam::held::SpamRecord>, Error> {
+    pub fn spam_record(
+        &self,
+        id: TicketId,
+    ) -> Result<Option<crate::spam::held::SpamRecord>, Error> {
         get_json(&self.tree, &spam_record_key(id))
     }
 

@@ -136,7 +136,9 @@ pub(super) fn validate(raw: RawSpam, sources: &Sources<'_>) -> Result<Spam, Erro
             if !is_loopback_ip(address.ip()) {
                 return Err(sources.error(
                     "spam.spamd",
-                    format!("{address} is not a loopback address: spamd is spoken to without encryption"),
+                    format!(
+                        "{address} is not a loopback address: spamd is spoken to without encryption"
+                    ),
                 ));
             }
             Some(address)
@@ -144,9 +146,7 @@ pub(super) fn validate(raw: RawSpam, sources: &Sources<'_>) -> Result<Spam, Erro
     };
     let spamd_timeout = match raw.spamd_timeout {
         None => DEFAULT_SPAMD_TIMEOUT,
-        Some(text) => {
-            parse_duration(&text).map_err(|r| sources.error("spam.spamd_timeout", r))?
-        }
+        Some(text) => parse_duration(&text).map_err(|r| sources.error("spam.spamd_timeout", r))?,
     };
     if spamd_timeout.is_zero() {
         return Err(sources.error("spam.spamd_timeout", "must not be zero"));

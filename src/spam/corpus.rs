@@ -31,10 +31,21 @@ const LAST: &[&str] = &[
     "Gebre", "Martin", "Ahmadi", "Okoro", "Alvarez", "Kebede", "Said",
 ];
 const MAIL_HOSTS: &[&str] = &[
-    "gmail.example", "yahoo.example", "outlook.example", "proton.example", "mail.example",
+    "gmail.example",
+    "yahoo.example",
+    "outlook.example",
+    "proton.example",
+    "mail.example",
 ];
 const CITIES: &[&str] = &[
-    "Manchester", "Leeds", "Glasgow", "Cardiff", "Bristol", "Birmingham", "Croydon", "Newport",
+    "Manchester",
+    "Leeds",
+    "Glasgow",
+    "Cardiff",
+    "Bristol",
+    "Birmingham",
+    "Croydon",
+    "Newport",
 ];
 
 const REQUESTS_EN: &[&str] = &[
@@ -109,12 +120,26 @@ const FOUR19: &[&str] = &[
     "Greetings, I am the widow of a former minister. My family needs a trustworthy partner to help us move {n} million dollars out of the country. Please treat this as strictly confidential and reply to my private email.",
     "Congratulations! Your email address won £{n},000,000 in the international lottery. To claim your prize, send your name, address and bank details to the claims agent.",
 ];
-const DRUGS: &[&str] = &["viagra", "cialis", "tramadol", "xanax", "levitra", "phentermine"];
+const DRUGS: &[&str] = &[
+    "viagra",
+    "cialis",
+    "tramadol",
+    "xanax",
+    "levitra",
+    "phentermine",
+];
 const COINS: &[&str] = &["MOONX", "SAFEGEM", "QUANTA", "PEPEAI"];
 const SPAM_DOMAINS: &[&str] = &[
-    "cheap-meds.example", "rx-pharm24.example", "secure-verify.example", "account-alerts.example",
-    "shop-deals.example", "news.retailer.example", "btc-profit.example", "coin-presale.example",
-    "parcel-redelivery.example", "lotto-claims.example",
+    "cheap-meds.example",
+    "rx-pharm24.example",
+    "secure-verify.example",
+    "account-alerts.example",
+    "shop-deals.example",
+    "news.retailer.example",
+    "btc-profit.example",
+    "coin-presale.example",
+    "parcel-redelivery.example",
+    "lotto-claims.example",
 ];
 
 /// `count` messages from `seed`, about 55% ham and 45% spam, in a shuffled order.
@@ -138,18 +163,28 @@ fn fill(rng: &mut StdRng, template: &str) -> String {
         rng.random_range(1000..99999)
     );
     template
-        .replace("{day}", pick(rng, &["Monday", "Tuesday", "Thursday", "Friday"]))
+        .replace(
+            "{day}",
+            pick(rng, &["Monday", "Tuesday", "Thursday", "Friday"]),
+        )
         .replace("{n}", &rng.random_range(2..9).to_string())
         .replace("{city}", pick(rng, CITIES))
         .replace("{ref}", &format!("ARC{}", rng.random_range(100000..999999)))
         .replace(
             "{date}",
-            &format!("{}/{}/2026", rng.random_range(1..28), rng.random_range(1..12)),
+            &format!(
+                "{}/{}/2026",
+                rng.random_range(1..28),
+                rng.random_range(1..12)
+            ),
         )
         .replace("{drug}", pick(rng, DRUGS))
         .replace("{drug2}", pick(rng, DRUGS))
         .replace("{coin}", pick(rng, COINS))
-        .replace("{name}", &format!("{} {}", pick(rng, FIRST), pick(rng, LAST)))
+        .replace(
+            "{name}",
+            &format!("{} {}", pick(rng, FIRST), pick(rng, LAST)),
+        )
         .replace("{url}", &url)
 }
 
@@ -193,14 +228,50 @@ fn message(rng: &mut StdRng, index: usize) -> Labelled {
         "request-en" => (
             name,
             address,
-            pick(rng, &["Need help", "Help please", "Urgent - letter from Home Office", "question about my case", "Housing problem", ""]).to_owned(),
+            pick(
+                rng,
+                &[
+                    "Need help",
+                    "Help please",
+                    "Urgent - letter from Home Office",
+                    "question about my case",
+                    "Housing problem",
+                    "",
+                ],
+            )
+            .to_owned(),
             fill_from(rng, REQUESTS_EN),
         ),
-        "request-fr" => (name, address, pick(rng, &["Besoin d'aide", "Demande d'aide", "Urgent"]).to_owned(), fill_from(rng, REQUESTS_FR)),
-        "request-ar" => (name, address, pick(rng, &["مساعدة", "طلب مساعدة", "عاجل"]).to_owned(), fill_from(rng, REQUESTS_AR)),
-        "request-fa" => (name, address, pick(rng, &["کمک", "درخواست کمک"]).to_owned(), fill_from(rng, REQUESTS_FA)),
-        "request-ti" => (name, address, pick(rng, &["ሓገዝ", "ሕቶ"]).to_owned(), fill_from(rng, REQUESTS_TI)),
-        "request-es" => (name, address, pick(rng, &["Ayuda", "Necesito ayuda"]).to_owned(), fill_from(rng, REQUESTS_ES)),
+        "request-fr" => (
+            name,
+            address,
+            pick(rng, &["Besoin d'aide", "Demande d'aide", "Urgent"]).to_owned(),
+            fill_from(rng, REQUESTS_FR),
+        ),
+        "request-ar" => (
+            name,
+            address,
+            pick(rng, &["مساعدة", "طلب مساعدة", "عاجل"]).to_owned(),
+            fill_from(rng, REQUESTS_AR),
+        ),
+        "request-fa" => (
+            name,
+            address,
+            pick(rng, &["کمک", "درخواست کمک"]).to_owned(),
+            fill_from(rng, REQUESTS_FA),
+        ),
+        "request-ti" => (
+            name,
+            address,
+            pick(rng, &["ሓገዝ", "ሕቶ"]).to_owned(),
+            fill_from(rng, REQUESTS_TI),
+        ),
+        "request-es" => (
+            name,
+            address,
+            pick(rng, &["Ayuda", "Necesito ayuda"]).to_owned(),
+            fill_from(rng, REQUESTS_ES),
+        ),
         "follow-up" => {
             let quoted = fill_from(rng, REQUESTS_EN);
             let body = format!(
@@ -208,14 +279,113 @@ fn message(rng: &mut StdRng, index: usize) -> Labelled {
                 fill_from(rng, FOLLOW_UPS),
                 quoted.replace('\n', "\n> ")
             );
-            (name, address, format!("Re: [#{}] {}", rng.random_range(10..900), pick(rng, &["Need help", "Help please", "Housing problem"])), body)
+            (
+                name,
+                address,
+                format!(
+                    "Re: [#{}] {}",
+                    rng.random_range(10..900),
+                    pick(rng, &["Need help", "Help please", "Housing problem"])
+                ),
+                body,
+            )
         }
-        "photo" => (name, address, pick(rng, &["", "photo", "documents", "IMG_2041.jpg", "Fwd: letter"]).to_owned(), pick(rng, PHOTO_NOTES).to_owned()),
-        "pharma" => (pick(rng, &["Online Pharmacy", "RX Store", "Health Deals"]).to_owned(), format!("noreply@{}", pick(rng, SPAM_DOMAINS)), fill_from(rng, &["Cheap {drug} - {n}0% off", "Your order of {drug}", "Best {drug} prices", "Re: your prescription"]), fill_from(rng, PHARMA)),
-        "phishing" => (pick(rng, &["Account Security", "IT Helpdesk", "Royal Parcel Service", "Online Banking"]).to_owned(), format!("security@{}", pick(rng, SPAM_DOMAINS)), pick(rng, &["Action required: verify your account", "Your mailbox is full", "Parcel delivery failed", "Unusual sign-in activity"]).to_owned(), fill_from(rng, PHISHING)),
-        "newsletter" => (pick(rng, &["Deals Weekly", "The Morning Digest", "Small Business Hub"]).to_owned(), format!("news@{}", pick(rng, SPAM_DOMAINS)), pick(rng, &["This week's top deals", "Your weekly digest", "Free webinar invitation", "Last chance: sale ends tonight"]).to_owned(), fill_from(rng, NEWSLETTERS)),
-        "crypto" => (pick(rng, &["Crypto Profits", "Bitcoin Robot", "Presale Team"]).to_owned(), format!("invest@{}", pick(rng, SPAM_DOMAINS)), fill_from(rng, &["Earn {n}000 USD a day", "{coin} presale is live", "Unclaimed BTC reward"]), fill_from(rng, CRYPTO)),
-        _ => (name, address, pick(rng, &["URGENT BUSINESS PROPOSAL", "Confidential", "Dear friend", "Your winning notification", "Help my family"]).to_owned(), fill_from(rng, FOUR19)),
+        "photo" => (
+            name,
+            address,
+            pick(
+                rng,
+                &["", "photo", "documents", "IMG_2041.jpg", "Fwd: letter"],
+            )
+            .to_owned(),
+            pick(rng, PHOTO_NOTES).to_owned(),
+        ),
+        "pharma" => (
+            pick(rng, &["Online Pharmacy", "RX Store", "Health Deals"]).to_owned(),
+            format!("noreply@{}", pick(rng, SPAM_DOMAINS)),
+            fill_from(
+                rng,
+                &[
+                    "Cheap {drug} - {n}0% off",
+                    "Your order of {drug}",
+                    "Best {drug} prices",
+                    "Re: your prescription",
+                ],
+            ),
+            fill_from(rng, PHARMA),
+        ),
+        "phishing" => (
+            pick(
+                rng,
+                &[
+                    "Account Security",
+                    "IT Helpdesk",
+                    "Royal Parcel Service",
+                    "Online Banking",
+                ],
+            )
+            .to_owned(),
+            format!("security@{}", pick(rng, SPAM_DOMAINS)),
+            pick(
+                rng,
+                &[
+                    "Action required: verify your account",
+                    "Your mailbox is full",
+                    "Parcel delivery failed",
+                    "Unusual sign-in activity",
+                ],
+            )
+            .to_owned(),
+            fill_from(rng, PHISHING),
+        ),
+        "newsletter" => (
+            pick(
+                rng,
+                &["Deals Weekly", "The Morning Digest", "Small Business Hub"],
+            )
+            .to_owned(),
+            format!("news@{}", pick(rng, SPAM_DOMAINS)),
+            pick(
+                rng,
+                &[
+                    "This week's top deals",
+                    "Your weekly digest",
+                    "Free webinar invitation",
+                    "Last chance: sale ends tonight",
+                ],
+            )
+            .to_owned(),
+            fill_from(rng, NEWSLETTERS),
+        ),
+        "crypto" => (
+            pick(rng, &["Crypto Profits", "Bitcoin Robot", "Presale Team"]).to_owned(),
+            format!("invest@{}", pick(rng, SPAM_DOMAINS)),
+            fill_from(
+                rng,
+                &[
+                    "Earn {n}000 USD a day",
+                    "{coin} presale is live",
+                    "Unclaimed BTC reward",
+                ],
+            ),
+            fill_from(rng, CRYPTO),
+        ),
+        _ => (
+            name,
+            address,
+            pick(
+                rng,
+                &[
+                    "URGENT BUSINESS PROPOSAL",
+                    "Confidential",
+                    "Dear friend",
+                    "Your winning notification",
+                    "Help my family",
+                ],
+            )
+            .to_owned(),
+            fill_from(rng, FOUR19),
+        ),
     };
     let mut raw = format!(
         "From: {from_name} <{from}>\r\nTo: help@charity.example\r\nSubject: {subject}\r\nDate: Mon, 3 Nov 2026 {:02}:{:02}:00 +0000\r\nMessage-ID: <corpus-{index}-{}@generated.example>\r\nMIME-Version: 1.0\r\n",

@@ -22,8 +22,8 @@ use crate::store::{self, Store};
 use super::Verdict;
 use super::bayes::{self, Label, Learned, Sample};
 
-/// Why a ticket is held as spam: the verdict on the message that opened it, or a caseworker's
-/// `#spam`.
+/// The spam verdict on the message that opened a ticket (kept for every new ticket), or a
+/// caseworker's `#spam`; for a held ticket, why it is held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpamRecord {
     pub at: Timestamp,

@@ -51,7 +51,9 @@ fn context(head: &str, mail: &crate::parse::InboundMail) -> Context {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = line.split_once(':').expect("context lines are `key: value`");
+        let (key, value) = line
+            .split_once(':')
+            .expect("context lines are `key: value`");
         let value = value.trim();
         match key.trim() {
             "folder" => {
@@ -126,7 +128,13 @@ fn golden_fixtures() {
         // LF and CRLF give the same verdict.
         let crlf = raw
             .iter()
-            .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
+            .flat_map(|&b| {
+                if b == b'\n' {
+                    vec![b'\r', b'\n']
+                } else {
+                    vec![b]
+                }
+            })
             .collect::<Vec<u8>>();
         let mut outputs = Vec::new();
         for bytes in [&raw, &crlf] {
@@ -229,8 +237,12 @@ async fn spamd_that_is_down_is_unavailable_not_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let answer = spamd::check(address, b"Subject: x\n\nhello\n", std::time::Duration::from_secs(5))
-        .await;
+    let answer = spamd::check(
+        address,
+        b"Subject: x\n\nhello\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
     assert!(
         matches!(answer, SpamdAnswer::Unavailable(ref why) if why.contains("cannot connect")),
         "{answer:?}"
@@ -319,7 +331,10 @@ fn the_corpus_is_deterministic_and_mixed() {
 #[test]
 fn link_domains_come_from_text_and_html() {
     let raw = b"Content-Type: text/html\n\n<a href=3D\"https://Evil.Example/x\">x</a>";
-    let domains = link_domains("see http://a.example/ and https://user@b.example:8080/", raw);
+    let domains = link_domains(
+        "see http://a.example/ and https://user@b.example:8080/",
+        raw,
+    );
     assert_eq!(domains, vec!["a.example", "b.example", "evil.example"]);
 }
 
@@ -393,7 +408,8 @@ fn purge_removes_old_spam_and_nothing_else() {
     let old_spam = make(Status::Spam, old, "a@x");
     let new_spam = make(Status::Spam, now, "b@x");
     let old_open = make(Status::Open, old, "c@x");
-    let purged = held::purge_expired(&store, std::time::Duration::from_secs(30 * 86400), now).unwrap();
+    let purged =
+        held::purge_expired(&store, std::time::Duration::from_secs(30 * 86400), now).unwrap();
     assert_eq!(purged, vec![old_spam]);
     assert!(store.ticket(old_spam).unwrap().is_none());
     assert!(store.raw(old_spam, 0).unwrap().is_none());

@@ -19,4 +19,5 @@ mod ingest;
 mod relay;
 mod routing;
 mod service;
+mod spam;
 mod store_crash;
