@@ -193,6 +193,38 @@ fn fill_from(rng: &mut StdRng, templates: &[&str]) -> String {
     fill(rng, template)
 }
 
+/// Sentences any message may carry, from either side.
+const FILLER: &[&str] = &[
+    "Thank you.",
+    "Please reply soon.",
+    "Best regards",
+    "This is urgent.",
+    "Call me on 07700 900123.",
+    "Kind regards and thank you for your help.",
+    "Sent from my iPhone",
+    "God bless you.",
+    "Do not share this with anyone.",
+    "I am waiting for your answer.",
+];
+
+/// Drops about one word in eight and adds a filler sentence or two, so that no two messages
+/// from one template are alike and the two classes share words.
+fn blur(rng: &mut StdRng, body: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in body.lines() {
+        if line.starts_with('>') || line.starts_with("On ") || line.starts_with("---") {
+            out.push(line.to_owned());
+            continue;
+        }
+        let words: Vec<&str> = line.split(' ').filter(|_| !rng.random_bool(0.12)).collect();
+        out.push(words.join(" "));
+    }
+    for _ in 0..rng.random_range(0..3) {
+        out.push(pick(rng, FILLER).to_owned());
+    }
+    out.join("\n")
+}
+
 fn person(rng: &mut StdRng) -> (String, String) {
     let first = pick(rng, FIRST);
     let last = pick(rng, LAST);
@@ -215,8 +247,9 @@ fn message(rng: &mut StdRng, index: usize) -> Labelled {
         33..=37 => (Label::Ham, "request-fa"),
         38..=41 => (Label::Ham, "request-ti"),
         42..=45 => (Label::Ham, "request-es"),
-        46..=50 => (Label::Ham, "follow-up"),
-        51..=54 => (Label::Ham, "photo"),
+        46..=49 => (Label::Ham, "follow-up"),
+        50..=52 => (Label::Ham, "photo"),
+        53..=54 => (Label::Ham, "forwarded-scam"),
         55..=63 => (Label::Spam, "pharma"),
         64..=73 => (Label::Spam, "phishing"),
         74..=82 => (Label::Spam, "newsletter"),
@@ -289,6 +322,37 @@ fn message(rng: &mut StdRng, index: usize) -> Labelled {
                 ),
                 body,
             )
+        }
+        "forwarded-scam" => {
+            // A requester asking whether a message they received is real: ham full of spam.
+            let scam = if rng.random_bool(0.5) {
+                fill_from(rng, PHISHING)
+            } else {
+                fill_from(rng, FOUR19)
+            };
+            let body = format!(
+                "{}\n\n---------- Forwarded message ---------\n{}\n",
+                pick(
+                    rng,
+                    &[
+                        "I got this, is it real? They want my bank details. Please help.",
+                        "Is this from the Home Office? I am scared to click.",
+                        "My son received this, should we answer?",
+                        "J'ai reçu ce message, est-ce vrai ?",
+                    ]
+                ),
+                scam
+            );
+            let subject = pick(
+                rng,
+                &[
+                    "Fwd: is this real?",
+                    "Fwd: Action required",
+                    "scam?",
+                    "Fwd:",
+                ],
+            );
+            (name, address, subject.to_owned(), body)
         }
         "photo" => (
             name,
@@ -387,6 +451,7 @@ fn message(rng: &mut StdRng, index: usize) -> Labelled {
             fill_from(rng, FOUR19),
         ),
     };
+    let body = blur(rng, &body);
     let mut raw = format!(
         "From: {from_name} <{from}>\r\nTo: help@charity.example\r\nSubject: {subject}\r\nDate: Mon, 3 Nov 2026 {:02}:{:02}:00 +0000\r\nMessage-ID: <corpus-{index}-{}@generated.example>\r\nMIME-Version: 1.0\r\n",
         rng.random_range(0..24),
