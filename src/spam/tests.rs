@@ -427,3 +427,54 @@ fn purge_removes_old_spam_and_nothing_else() {
     assert!(store.ticket(old_open).unwrap().is_some());
     assert!(store.raw(old_open, 0).unwrap().is_some());
 }
+
+fn spam_config_error(section: &str) -> crate::config::Error {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casemail.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[helpdesk]\naddress = \"help@charity.example\"\n[imap]\nhost = \"imap.charity.example\"\nusername = \"u\"\npassword = \"p\"\n[smtp]\nhost = \"smtp.charity.example\"\n[spam]\n{section}\n"
+        ),
+    )
+    .unwrap();
+    crate::config::load_with_env(&path, &HashMap::new()).unwrap_err()
+}
+
+#[test]
+fn bad_spam_settings_name_the_key() {
+    let err = spam_config_error(
+        "rules = [{ name = \"x\", target = \"subject\", pattern = \"(unclosed\", weight = 1.0 }]",
+    );
+    assert_eq!(err.key, "spam.rules[0].pattern");
+    assert!(err.reason.contains("regular expression"), "{err}");
+    let err = spam_config_error(
+        "rules = [{ name = \"x\", target = \"headers\", pattern = \"a\", weight = 1.0 }]",
+    );
+    assert_eq!(err.key, "spam.rules[0].target");
+    let err = spam_config_error("spamd = \"10.0.0.5:783\"");
+    assert_eq!(err.key, "spam.spamd");
+    assert!(err.reason.contains("loopback"), "{err}");
+    let err = spam_config_error("threshold = 0.0");
+    assert_eq!(err.key, "spam.threshold");
+    let err = spam_config_error("allow_domains = [\"not a domain\"]");
+    assert_eq!(err.key, "spam.allow_domains[0]");
+    let err = spam_config_error("keep_for = \"0s\"");
+    assert_eq!(err.key, "spam.keep_for");
+}
+
+#[test]
+fn check_config_prints_rules_that_load_back() {
+    let settings = fixture_settings();
+    assert_eq!(settings.rules.len(), 4);
+    let path = fixture_dir().join("config.toml");
+    let config = crate::config::load_with_env(&path, &HashMap::new()).unwrap();
+    let printed = config.redacted_toml();
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("printed.toml");
+    std::fs::write(&again, &printed).unwrap();
+    let reloaded = crate::config::load_with_env(&again, &HashMap::new()).unwrap();
+    assert_eq!(reloaded.redacted_toml(), printed);
+    assert_eq!(reloaded.spam.rules.len(), 4);
+    assert_eq!(reloaded.spam.allow_domains, vec!["council.example"]);
+}
