@@ -977,9 +977,24 @@ pub fn apply_commands(
             }
             Command::Spam => {
                 ticket.status = Status::Spam;
+                let learned =
+                    crate::spam::bayes::learn_ticket(tx, ticket, crate::spam::bayes::Label::Spam)?;
+                let verdict = crate::spam::Verdict {
+                    spam: true,
+                    score: 0.0,
+                    reasons: vec![crate::spam::Reason {
+                        signal: "caseworker".to_owned(),
+                        weight: 0.0,
+                        detail: format!("marked as spam by {actor} with #spam"),
+                    }],
+                };
+                tx.put_spam_record(
+                    ticket.id,
+                    &crate::spam::held::SpamRecord { at: now, verdict },
+                )?;
                 (
                     "marked_spam",
-                    "marked as spam by mail".to_owned(),
+                    format!("marked as spam by mail; {learned} message(s) learned as spam"),
                     format!("#{} marked as spam", ticket.id.0),
                 )
             }
@@ -987,9 +1002,11 @@ pub fn apply_commands(
                 if ticket.status == Status::Spam {
                     ticket.status = Status::Open;
                 }
+                let learned =
+                    crate::spam::bayes::learn_ticket(tx, ticket, crate::spam::bayes::Label::Ham)?;
                 (
                     "marked_not_spam",
-                    "marked as not spam by mail".to_owned(),
+                    format!("marked as not spam by mail; {learned} message(s) learned as ham"),
                     format!("#{} is not spam", ticket.id.0),
                 )
             }

@@ -79,6 +79,9 @@ pub enum Command {
     /// Addresses casemail sends nothing to for a while, because mail to them bounced for good.
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Tickets held as spam, releasing them, and teaching the spam classifier.
+    #[command(subcommand)]
+    Spam(SpamCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +90,24 @@ pub enum SuppressionCommand {
     List(JsonFlag),
     /// Send to ADDRESS again (after the requester fixed their mailbox, say).
     Remove { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpamCommand {
+    /// List the tickets held as spam, with the score and the reasons.
+    List(JsonFlag),
+    /// Release a ticket held as spam: it becomes a new ticket, is routed to the caseworker on
+    /// duty, and its messages teach the classifier what is not spam.
+    Release { number: u64 },
+    /// Teach the classifier from folders of .eml files.
+    Train {
+        /// A folder of spam messages (.eml); repeat for several.
+        #[arg(long = "spam", value_name = "DIR")]
+        spam: Vec<PathBuf>,
+        /// A folder of messages that are not spam (.eml); repeat for several.
+        #[arg(long = "ham", value_name = "DIR")]
+        ham: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,6 +311,17 @@ pub enum StoreCommand {
     SuppressionRemove {
         address: String,
     },
+    SpamList {
+        json: bool,
+    },
+    SpamRelease {
+        number: u64,
+    },
+    /// Messages tokenised by the CLI, so the daemon reads no file on its behalf.
+    SpamTrain {
+        spam: Vec<crate::spam::bayes::Sample>,
+        ham: Vec<crate::spam::bayes::Sample>,
+    },
 }
 
 impl StoreCommand {
@@ -306,6 +338,7 @@ impl StoreCommand {
                 | StoreCommand::TicketReopen { .. }
                 | StoreCommand::TicketAssign { .. }
                 | StoreCommand::TicketMerge { .. }
+                | StoreCommand::SpamRelease { .. }
         )
     }
 
@@ -330,6 +363,9 @@ impl StoreCommand {
             StoreCommand::RotaShow { .. } => "rota show",
             StoreCommand::SuppressionList { .. } => "suppression list",
             StoreCommand::SuppressionRemove { .. } => "suppression remove",
+            StoreCommand::SpamList { .. } => "spam list",
+            StoreCommand::SpamRelease { .. } => "spam release",
+            StoreCommand::SpamTrain { .. } => "spam train",
         }
     }
 }
@@ -431,16 +467,65 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::inspect::OutputFormat::Text
             };
-            return crate::inspect::inspect_files(&args.files, format);
+            // The spam rules come from the config when there is one; without a config file the
+            // verdict uses the defaults (no rules, no allow-list), so inspect still works on a
+            // machine with nothing but the binary.
+            let spam = if cli.config.exists() {
+                config::load(&cli.config)?.spam
+            } else {
+                config::Spam::default()
+            };
+            return crate::inspect::inspect_files(&args.files, format, &spam);
         }
         Command::Ticket(command) => StoreCommand::from(command),
         Command::Quarantine(command) => StoreCommand::from(command),
         Command::Agent(command) => StoreCommand::from(command),
         Command::Rota(command) => StoreCommand::from_rota(command)?,
         Command::Suppression(command) => StoreCommand::from(command),
+        Command::Spam(SpamCommand::List(flag)) => StoreCommand::SpamList { json: flag.json },
+        Command::Spam(SpamCommand::Release { number }) => StoreCommand::SpamRelease { number },
+        Command::Spam(SpamCommand::Train { spam, ham }) => {
+            return spam_train(&cli.config, &spam, &ham);
+        }
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
+}
+
+/// Samples per `spam train` request, so that a large corpus stays under the control socket's
+/// request limit.
+const TRAIN_CHUNK: usize = 300;
+
+/// `spam train`: the files are read and tokenised here, then learned by the daemon (or on the
+/// store when no daemon runs), a chunk at a time.
+fn spam_train(
+    config_path: &std::path::Path,
+    spam_dirs: &[PathBuf],
+    ham_dirs: &[PathBuf],
+) -> anyhow::Result<()> {
+    if spam_dirs.is_empty() && ham_dirs.is_empty() {
+        anyhow::bail!("give at least one --spam DIR or --ham DIR");
+    }
+    let spam = crate::spam::held::samples_from_dirs(spam_dirs)?;
+    let ham = crate::spam::held::samples_from_dirs(ham_dirs)?;
+    if spam.is_empty() && ham.is_empty() {
+        anyhow::bail!("no .eml file found in the folders given");
+    }
+    let config = config::load(config_path)?;
+    let mut spam_chunks = spam.chunks(TRAIN_CHUNK);
+    let mut ham_chunks = ham.chunks(TRAIN_CHUNK);
+    loop {
+        let next_spam = spam_chunks.next();
+        let next_ham = ham_chunks.next();
+        if next_spam.is_none() && next_ham.is_none() {
+            return Ok(());
+        }
+        let command = StoreCommand::SpamTrain {
+            spam: next_spam.unwrap_or_default().to_vec(),
+            ham: next_ham.unwrap_or_default().to_vec(),
+        };
+        run_store_command(&config, &command)?;
+    }
 }
 
 /// Sends the command to the running daemon, or runs it on the store when no daemon listens.
@@ -591,6 +676,19 @@ pub fn execute(
                 sanitize::for_terminal(address)
             )?;
             Ok(())
+        }
+        StoreCommand::SpamList { json } => crate::spam::held::print_list(store, *json, out),
+        StoreCommand::SpamRelease { number } => {
+            let learned = crate::spam::held::release(store, TicketId(*number), now)?;
+            writeln!(
+                out,
+                "ticket #{number} released from spam and sent to routing; {learned} message(s) learned as not spam"
+            )?;
+            Ok(())
+        }
+        StoreCommand::SpamTrain { spam, ham } => {
+            let trained = crate::spam::held::train(store, spam, ham)?;
+            crate::spam::held::print_trained(store, trained, out)
         }
     }
 }

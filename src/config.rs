@@ -21,12 +21,14 @@ use serde::Deserialize;
 
 mod loops;
 mod redact;
+mod spam;
 #[cfg(test)]
 mod tests;
 mod values;
 
 pub use loops::{Acknowledge, Loops};
 
+pub use spam::{Rule as SpamRule, Spam, Target as SpamTarget};
 use values::{
     display_key, format_duration, is_loopback_host, is_loopback_ip, nearest, parse_address,
     parse_duration, parse_size, suggestion,
@@ -69,6 +71,7 @@ pub struct Config {
     pub rota: RotaSettings,
     pub loops: Loops,
     pub acknowledge: Acknowledge,
+    pub spam: Spam,
 }
 
 #[derive(Debug, Clone)]
@@ -340,6 +343,25 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
     ),
     ("loops", loops::SCHEMA),
     ("acknowledge", loops::ACKNOWLEDGE_SCHEMA),
+    (
+        "spam",
+        &[
+            ("threshold", "a number above 0"),
+            ("keep_for", DURATION),
+            (
+                "spamd",
+                "a loopback address and port such as \"127.0.0.1:783\", or \"\" for none",
+            ),
+            ("spamd_timeout", DURATION),
+            ("allow_addresses", "a list of email addresses"),
+            ("allow_domains", "a list of domains"),
+            ("classifier_weight", "a number of at least 0"),
+            (
+                "rules",
+                "a list of tables with name, target, pattern and weight",
+            ),
+        ],
+    ),
 ];
 
 const ABSOLUTE_PATH: &str = "an absolute path";
@@ -552,6 +574,7 @@ struct RawConfig {
     rota: RawRota,
     loops: loops::RawLoops,
     acknowledge: loops::RawAcknowledge,
+    spam: spam::RawSpam,
 }
 
 #[derive(Default, Deserialize)]
@@ -624,7 +647,7 @@ struct RawIngest {
 
 /// A list of strings: a TOML array, or a comma-separated string as an environment variable
 /// can only be (`CASEMAIL__IMAP__FOLDERS=INBOX,Support`).
-struct StringList(Vec<String>);
+struct StringList(pub(crate) Vec<String>);
 
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -698,6 +721,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         rota: validate_rota(raw.rota, sources)?,
         loops: loops::validate_loops(raw.loops, sources)?,
         acknowledge: loops::validate_acknowledge(raw.acknowledge, sources)?,
+        spam: spam::validate(raw.spam, sources)?,
     })
 }
 

@@ -77,6 +77,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         jiff::Timestamp::now(),
     ));
     let team_changed = Arc::new(tokio::sync::Notify::new());
+    let reload_config = Arc::new(tokio::sync::Notify::new());
     let control_cancel = CancellationToken::new();
     let control_task = tokio::spawn(listeners.serve(
         Arc::new(control::Shared::new(
@@ -158,6 +159,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         outbox_ready.clone(),
         team_changed.clone(),
         metrics.clone(),
+        reload_config.clone(),
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),
@@ -165,12 +167,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
 
     // systemd: READY once IMAP was reached, watchdog pings while the process stage keeps up,
-    // and SIGHUP reloads the rota and agents.
+    // and SIGHUP reloads the rota, the agents and the spam rules.
     let notifier = Arc::new(sd_notify::Notifier::from_env());
     let lifecycle = tokio::spawn(systemd_lifecycle(
         notifier.clone(),
         metrics.clone(),
         team_changed.clone(),
+        reload_config.clone(),
         cancel.child_token(),
     ));
 
@@ -237,6 +240,7 @@ async fn systemd_lifecycle(
     notifier: Arc<sd_notify::Notifier>,
     metrics: Arc<crate::metrics::Metrics>,
     team_changed: Arc<tokio::sync::Notify>,
+    reload_config: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -261,8 +265,9 @@ async fn systemd_lifecycle(
                     None => std::future::pending().await,
                 }
             } => {
-                info!("SIGHUP received; reloading the rota and the agents.");
+                info!("SIGHUP received; reloading the rota, the agents and the spam rules.");
                 team_changed.notify_one();
+                reload_config.notify_one();
                 notifier.notify("RELOADING=1");
                 notifier.notify("READY=1");
             }

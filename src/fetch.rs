@@ -506,17 +506,18 @@ impl FolderWatch {
         while selected.outstanding > 0 {
             tokio::select! {
                 committed = self.ack_rx.recv() => match committed {
-                    Some(committed) => self.apply_ack(selected, committed).await?,
+                    Some(committed) => {
+                        self.apply_ack(selected, committed).await?;
+                        acknowledged = true;
+                    }
                     None => return Err(Error::ProcessGone),
                 },
                 () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
             }
-            acknowledged = true;
         }
         if acknowledged {
-            // Mail that arrived after the search above was announced (EXISTS) in the replies
-            // to the STORE and MOVE commands, and IDLE only reports what changes after it
-            // starts: search again before idling, or that mail waits for the next wake-up.
+            // Mail that arrived while we waited was announced (EXISTS) in a response to the
+            // acknowledgement's commands, which IDLE does not repeat: search again first.
             return Ok(StepOutcome::Waited);
         }
         self.wait_for_news(selected, cancel).await

@@ -67,7 +67,9 @@ pub async fn run(
     outbox_ready: Arc<tokio::sync::Notify>,
     team_changed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
+    reload_config: Arc<tokio::sync::Notify>,
 ) -> Result<(), Error> {
+    let mut config = config;
     let mut team = Team::load(&store)?;
     let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
     let batch_size = usize::try_from(config.ingest.batch_size)
@@ -92,9 +94,19 @@ pub async fn run(
                 for (ticket, agent) in &swept.handed_over {
                     info!(ticket = ticket.0, agent = %agent, "Ticket handed over: no answer in time.");
                 }
+                let purged = tokio::task::block_in_place(|| {
+                    crate::spam::held::purge_expired(&store, config.spam.keep_for, now)
+                })?;
+                for ticket in &purged {
+                    info!(ticket = ticket.0, "Spam ticket purged: older than keep_for.");
+                }
                 outbox_ready.notify_one();
                 next_sweep = next_sweep_at(swept.next_due, now);
                 on_alive();
+                continue;
+            }
+            () = reload_config.notified() => {
+                config = reload_spam_rules(&config);
                 continue;
             }
             () = team_changed.notified() => {
@@ -136,6 +148,28 @@ pub async fn run(
         on_alive();
     }
     Ok(())
+}
+
+/// The `[spam]` section read again from the config file (SIGHUP); on a bad file the rules in
+/// use are kept.
+fn reload_spam_rules(config: &Arc<Config>) -> Arc<Config> {
+    match crate::config::load(&config.source) {
+        Ok(fresh) => {
+            info!(
+                rules = fresh.spam.rules.len(),
+                threshold = fresh.spam.threshold,
+                "Spam rules reloaded."
+            );
+            Arc::new(Config {
+                spam: fresh.spam,
+                ..Config::clone(config)
+            })
+        }
+        Err(err) => {
+            warn!(error = %err, "Spam rules not reloaded: the config file is not valid; the previous rules stay in use.");
+            config.clone()
+        }
+    }
 }
 
 /// Sweeps run at least this often, and otherwise when something falls due.
@@ -247,6 +281,7 @@ async fn process_fetched(
         metrics.observe(Stage::Parse, parse_started.elapsed());
         match parsed {
             Ok(mail) => {
+                let spamd = ask_spamd(config, team, fetched, &mail).await;
                 // Filing is a few store operations; doing it in place keeps the team's
                 // caseloads a plain `&mut` owned by this single writer.
                 let now = clock();
@@ -259,6 +294,7 @@ async fn process_fetched(
                         config,
                         now,
                         nonce,
+                        spamd,
                     };
                     let (outcome, change) = filing.file(
                         team,
@@ -299,6 +335,32 @@ async fn process_fetched(
         );
     }
     quarantine(store, clock(), fetched, &last_failure, max_attempts)
+}
+
+/// spamd's opinion of live mail, when `[spam] spamd` is set. Mail from the first-run backfill
+/// (never routed) and from registered caseworkers is not sent.
+async fn ask_spamd(
+    config: &Config,
+    team: &Team,
+    fetched: &Fetched,
+    mail: &InboundMail,
+) -> crate::spam::SpamdAnswer {
+    use crate::spam::SpamdAnswer;
+    let Some(address) = config.spam.spamd else {
+        return SpamdAnswer::NotAsked;
+    };
+    if fetched.arrival == Arrival::Backfill {
+        return SpamdAnswer::NotAsked;
+    }
+    let sender = sender_address(mail);
+    if team.agents().any(|a| a.emails.contains(&sender)) {
+        return SpamdAnswer::NotAsked;
+    }
+    let answer = crate::spam::spamd::check(address, &fetched.raw, config.spam.spamd_timeout).await;
+    if let SpamdAnswer::Unavailable(reason) = &answer {
+        warn!(%reason, "spamd unavailable; the verdict goes on without it.");
+    }
+    answer
 }
 
 async fn parse_within(
@@ -373,6 +435,8 @@ pub struct Filing<'a> {
     pub now: Timestamp,
     /// Randomness for the Message-IDs of mail this filing queues.
     pub nonce: u64,
+    /// What spamd said about the message, asked before filing.
+    pub spamd: crate::spam::SpamdAnswer,
 }
 
 impl Filing<'_> {
@@ -429,9 +493,23 @@ impl Filing<'_> {
         {
             return self.file_bounce(team, source, mail, raw, &sender, ticket);
         }
+        let spam = match placement {
+            Placement::Duplicate { .. } => None,
+            _ => Some(self.spam_verdict(kind, mail, raw, &sender)?),
+        };
+        let is_spam = spam.as_ref().is_some_and(|v| v.spam);
+        if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
+            // Signal names and weights only: the reasons' details may quote the message.
+            info!(
+                score = verdict.score,
+                signals = %verdict.summary(),
+                "Message judged spam."
+            );
+        }
         // Routing reads the store outside the transaction: this is the only writer, so
-        // nothing changes in between.
-        let routable = kind == FolderKind::Requests && arrival == Arrival::Live && !own_mail;
+        // nothing changes in between. Mail judged spam is never routed; mail from a junk
+        // folder that is not judged spam (an allow-listed sender) is routed like any other.
+        let routable = arrival == Arrival::Live && !is_spam && !own_mail;
         let acknowledge =
             routable && config.acknowledge.enabled && self.may_acknowledge(team, mail, &sender);
         let decision = match placement {
@@ -480,8 +558,25 @@ impl Filing<'_> {
                         add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
                     if own_mail {
                         file_own_mail(tx, now, &mut record, message.clone())?;
-                    } else if matches!(record.status, Status::Waiting | Status::Closed) {
+                    } else if matches!(record.status, Status::Waiting | Status::Closed) && !is_spam
+                    {
                         record.status = Status::Open;
+                    }
+                    if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
+                        record.flags.insert(TicketFlag::SuspectedSpam);
+                        tx.add_event(
+                            &mut record,
+                            &Event {
+                                at: now,
+                                actor: Actor::System,
+                                kind: "spam_suspected".to_owned(),
+                                detail: format!(
+                                    "a message judged spam (score {:.2}: {}) was added; the ticket keeps its status",
+                                    verdict.score,
+                                    verdict.summary()
+                                ),
+                            },
+                        )?;
                     }
                     let event = Event {
                         at: now,
@@ -508,8 +603,19 @@ impl Filing<'_> {
                 Placement::NewTicket => {
                     let id = tx.allocate_ticket_id()?;
                     let mut record = blank_ticket(id, &sender, now);
-                    if kind == FolderKind::Junk {
-                        record.status = Status::Spam;
+                    if let Some(verdict) = &spam {
+                        if verdict.spam {
+                            record.status = Status::Spam;
+                        }
+                        // Kept for every new ticket, so `ticket show` explains the verdict
+                        // either way.
+                        tx.put_spam_record(
+                            id,
+                            &crate::spam::held::SpamRecord {
+                                at: now,
+                                verdict: verdict.clone(),
+                            },
+                        )?;
                     }
                     record.subject = mail
                         .thread_subject
@@ -539,6 +645,20 @@ impl Filing<'_> {
                     if own_mail {
                         record.status = Status::Closed;
                         file_own_mail(tx, now, &mut record, message.clone())?;
+                    }
+                    if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
+                        let event = Event {
+                            at: now,
+                            actor: Actor::System,
+                            kind: "spam".to_owned(),
+                            detail: format!(
+                                "held as spam, score {:.2} (threshold {}): {}",
+                                verdict.score,
+                                config.spam.threshold,
+                                verdict.summary()
+                            ),
+                        };
+                        tx.add_event(&mut record, &event)?;
                     }
                     if let Some(decision) = &decision {
                         assign::apply(
@@ -573,6 +693,36 @@ impl Filing<'_> {
 }
 
 impl Filing<'_> {
+    /// The spam verdict on ordinary inbound mail: whether the sender is a known requester and
+    /// what the classifier says are read from the store, spamd's answer was asked before.
+    fn spam_verdict(
+        &self,
+        kind: FolderKind,
+        mail: &InboundMail,
+        raw: &[u8],
+        sender: &str,
+    ) -> Result<crate::spam::Verdict, store::Error> {
+        use crate::spam::{self, Requester};
+        let mut requester = Requester::New;
+        for id in self.store.tickets_of_requester(sender)? {
+            if let Some(ticket) = self.store.ticket(id)?
+                && ticket.status != Status::Spam
+            {
+                requester = Requester::Known;
+                break;
+            }
+        }
+        let tokens = spam::bayes::tokens_of_mail(mail);
+        let classifier = spam::bayes::classify(self.store, &tokens)?;
+        let context = spam::Context {
+            folder: kind,
+            requester,
+            spamd: self.spamd.clone(),
+            classifier,
+        };
+        Ok(spam::assess(&self.config.spam, mail, raw, &context))
+    }
+
     /// Files a delivery report as an internal note of the ticket whose mail bounced, and tells
     /// the caseworker (or the coordinators).
     fn file_bounce(

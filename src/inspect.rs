@@ -49,6 +49,10 @@ pub struct Report {
     /// `mid:<message-id>` or `hash:<sha256>`, as the store indexes it.
     pub dedupe_key: String,
     pub anomalies: Vec<AnomalyReport>,
+    /// The spam verdict from the message alone: its headers and the configured rules and
+    /// allow-lists. The folder it would arrive in, spamd, the learned classifier and the
+    /// sender's history are not known here.
+    pub spam: crate::spam::Verdict,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +71,7 @@ pub struct AnomalyReport {
 
 impl Report {
     /// The report on `mail`, read from the bytes `raw`.
-    pub fn new(file: &Path, raw: &[u8], mail: &InboundMail) -> Report {
+    pub fn new(file: &Path, raw: &[u8], mail: &InboundMail, spam: &crate::config::Spam) -> Report {
         let ids = |ids: &[crate::ids::MessageId]| ids.iter().map(|id| id.to_string()).collect();
         Report {
             file: file.display().to_string(),
@@ -96,6 +100,7 @@ impl Report {
             attachments: mail.attachments.iter().map(AttachmentReport::new).collect(),
             dedupe_key: mail.key.to_index_string(),
             anomalies: mail.anomalies.iter().map(AnomalyReport::new).collect(),
+            spam: crate::spam::assess(spam, mail, raw, &crate::spam::Context::inspect()),
         }
     }
 
@@ -111,6 +116,15 @@ impl Report {
             }
         };
         field("Dedupe key:", Some(self.dedupe_key.clone()));
+        field(
+            "Spam:",
+            Some(format!(
+                "{} (score {:.2}: {})",
+                if self.spam.spam { "yes" } else { "no" },
+                self.spam.score,
+                self.spam.summary()
+            )),
+        );
         field("Message-ID:", self.message_id.clone());
         field("From:", self.from.as_ref().map(mailbox));
         field("Sender:", self.sender.as_ref().map(mailbox));
@@ -222,8 +236,12 @@ fn non_empty(value: String) -> Option<String> {
 /// Reads and parses every file, then prints all reports: as one JSON array with `json`, as
 /// text otherwise. Files are read before anything is printed, so an unreadable file fails the
 /// command without half an output.
-pub fn inspect_files(files: &[PathBuf], format: OutputFormat) -> anyhow::Result<()> {
-    let reports = reports(files, &ParseLimits::default())?;
+pub fn inspect_files(
+    files: &[PathBuf],
+    format: OutputFormat,
+    spam: &crate::config::Spam,
+) -> anyhow::Result<()> {
+    let reports = reports(files, &ParseLimits::default(), spam)?;
     match format {
         OutputFormat::Json => {
             let json =
@@ -246,13 +264,17 @@ pub enum OutputFormat {
 }
 
 /// One report per file, in the order given.
-pub fn reports(files: &[PathBuf], limits: &ParseLimits) -> anyhow::Result<Vec<Report>> {
+pub fn reports(
+    files: &[PathBuf],
+    limits: &ParseLimits,
+    spam: &crate::config::Spam,
+) -> anyhow::Result<Vec<Report>> {
     files
         .iter()
         .map(|file| {
             let raw = std::fs::read(file)
                 .with_context(|| format!("cannot read message file {}", file.display()))?;
-            Ok(Report::new(file, &raw, &parse::parse(&raw, limits)))
+            Ok(Report::new(file, &raw, &parse::parse(&raw, limits), spam))
         })
         .collect()
 }
@@ -268,6 +290,7 @@ mod tests {
             Path::new("m.eml"),
             raw,
             &parse::parse(raw, &ParseLimits::default()),
+            &crate::config::Spam::default(),
         )
     }
 
@@ -339,7 +362,12 @@ mod tests {
     #[test]
     fn unreadable_file_is_named_in_the_error() {
         let missing = PathBuf::from("/nonexistent/casemail-inspect.eml");
-        let err = reports(&[missing], &ParseLimits::default()).unwrap_err();
+        let err = reports(
+            &[missing],
+            &ParseLimits::default(),
+            &crate::config::Spam::default(),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/casemail-inspect.eml"));
     }
 }

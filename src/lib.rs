@@ -18,6 +18,7 @@ pub mod parse;
 pub mod relay;
 pub mod route;
 pub mod sd_notify;
+pub mod spam;
 pub mod store;
 pub mod strip;
 pub mod thread;

@@ -79,6 +79,12 @@ pub fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store
         object.insert("participants".to_owned(), json!(ticket.participants));
         object.insert("messages".to_owned(), Value::Array(messages));
         object.insert("events".to_owned(), Value::Array(events));
+        // The spam verdict on the message that opened the ticket (or a caseworker's #spam).
+        let spam = store
+            .spam_record(id)?
+            .map(|record| serde_json::to_value(record.verdict).unwrap_or_default())
+            .unwrap_or(Value::Null);
+        object.insert("spam".to_owned(), spam);
     }
     Ok(Some(value))
 }

@@ -645,5 +645,133 @@ fn scan_json<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> Result<Ve
 
 mod loops;
 pub use loops::Counter;
+/// The spam classifier's records (`bayes/…`) and the verdicts that held tickets as spam
+/// (`spam/{ticket}`); see `spam::bayes` and `spam::held`.
+const KEY_CLASSIFIER_DOCS: &str = "bayes/docs";
+
+fn classifier_token_key(token: &str) -> String {
+    format!("bayes/t/{token}")
+}
+
+fn classifier_learned_key(mail_key: &str) -> String {
+    format!("bayes/m/{mail_key}")
+}
+
+fn spam_record_key(id: TicketId) -> String {
+    format!("spam/{:020}", id.0)
+}
+
+impl Store {
+    /// How many spam and ham messages the classifier has learned.
+    pub fn classifier_docs(&self) -> Result<crate::spam::bayes::Docs, Error> {
+        Ok(get_json(&self.tree, KEY_CLASSIFIER_DOCS)?.unwrap_or_default())
+    }
+
+    /// In how many learned spam and ham messages a token appeared.
+    pub fn classifier_counts(
+        &self,
+        token: &str,
+    ) -> Result<Option<crate::spam::bayes::Counts>, Error> {
+        get_json(&self.tree, &classifier_token_key(token))
+    }
+
+    /// Why a ticket is held as spam.
+    pub fn spam_record(
+        &self,
+        id: TicketId,
+    ) -> Result<Option<crate::spam::held::SpamRecord>, Error> {
+        get_json(&self.tree, &spam_record_key(id))
+    }
+
+    /// Removes a ticket and everything filed under it: messages and their raw bytes, events,
+    /// its entries in the dedupe, threading and requester indexes, its spam record. Returns
+    /// false when there was no such ticket. Only the process stage calls this (the purge of
+    /// old spam), so nothing changes between the reads here and the transaction.
+    pub fn purge_ticket(&self, id: TicketId) -> Result<bool, Error> {
+        let Some(ticket) = self.ticket(id)? else {
+            return Ok(false);
+        };
+        let messages = self.messages(id)?;
+        let mut remove: Vec<String> = vec![ticket_key(id), spam_record_key(id)];
+        for message in &messages {
+            remove.push(message_key(id, message.seq));
+            remove.push(raw_key(id, message.seq));
+            if self.find_key(&message.key)?.map(|(t, _)| t) == Some(id) {
+                remove.push(mail_key_key(&message.key));
+            }
+            for mid in message.message_id.iter() {
+                if self.find_message_id(mid)? == Some(id) {
+                    remove.push(message_id_key(mid));
+                }
+            }
+        }
+        for seq in 0..ticket.event_count {
+            remove.push(event_key(id, seq));
+        }
+        for item in self.tree.scan_prefix(b"r/") {
+            let (key, _) = item?;
+            let text = String::from_utf8_lossy(&key);
+            if text.ends_with(&format!("/{:020}", id.0)) {
+                remove.push(text.into_owned());
+            }
+        }
+        self.write(|tx| {
+            for key in &remove {
+                tx.tree.remove(key.as_bytes())?;
+            }
+            Ok(())
+        })?;
+        Ok(true)
+    }
+}
+
+impl WriteTx<'_> {
+    pub fn classifier_docs(&self) -> TxResult<crate::spam::bayes::Docs> {
+        Ok(self.get(KEY_CLASSIFIER_DOCS)?.unwrap_or_default())
+    }
+
+    pub fn set_classifier_docs(&self, docs: crate::spam::bayes::Docs) -> TxResult<()> {
+        self.put(KEY_CLASSIFIER_DOCS, &docs)
+    }
+
+    pub fn classifier_counts(&self, token: &str) -> TxResult<Option<crate::spam::bayes::Counts>> {
+        self.get(&classifier_token_key(token))
+    }
+
+    /// Stores a token's counts; a token no learned message holds any more is removed.
+    pub fn set_classifier_counts(
+        &self,
+        token: &str,
+        counts: crate::spam::bayes::Counts,
+    ) -> TxResult<()> {
+        if counts.spam == 0 && counts.ham == 0 {
+            self.tree.remove(classifier_token_key(token).as_bytes())?;
+            return Ok(());
+        }
+        self.put(&classifier_token_key(token), &counts)
+    }
+
+    /// The label a message (by its dedupe key) was learned with.
+    pub fn trained_label(&self, mail_key: &str) -> TxResult<Option<crate::spam::bayes::Label>> {
+        self.get(&classifier_learned_key(mail_key))
+    }
+
+    pub fn set_trained_label(
+        &self,
+        mail_key: &str,
+        label: crate::spam::bayes::Label,
+    ) -> TxResult<()> {
+        self.put(&classifier_learned_key(mail_key), &label)
+    }
+
+    pub fn put_spam_record(
+        &self,
+        id: TicketId,
+        record: &crate::spam::held::SpamRecord,
+    ) -> TxResult<()> {
+        self.put(&spam_record_key(id), record)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,7 @@ impl Config {
             rota,
             loops,
             acknowledge,
+            spam,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -92,6 +93,16 @@ impl Config {
             },
             loops: super::loops::LoopsView::of(loops),
             acknowledge: super::loops::AcknowledgeView::of(acknowledge),
+            spam: SpamView {
+                threshold: spam.threshold,
+                keep_for: format_duration(spam.keep_for),
+                spamd: spam.spamd.map(|a| a.to_string()).unwrap_or_default(),
+                spamd_timeout: format_duration(spam.spamd_timeout),
+                allow_addresses: spam.allow_addresses.clone(),
+                allow_domains: spam.allow_domains.clone(),
+                classifier_weight: spam.classifier_weight,
+                rules: spam.rules.iter().map(super::spam::RuleView::new).collect(),
+            },
         }
     }
 }
@@ -113,6 +124,7 @@ struct View {
     rota: RotaView,
     loops: super::loops::LoopsView,
     acknowledge: super::loops::AcknowledgeView,
+    spam: SpamView,
 }
 
 #[derive(Serialize)]
@@ -181,4 +193,16 @@ struct RotaView {
     timezone: String,
     answer_within: String,
     digest_at: String,
+}
+
+#[derive(Serialize)]
+struct SpamView {
+    threshold: f64,
+    keep_for: String,
+    spamd: String,
+    spamd_timeout: String,
+    allow_addresses: Vec<String>,
+    allow_domains: Vec<String>,
+    classifier_weight: f64,
+    rules: Vec<super::spam::RuleView>,
 }

@@ -97,6 +97,7 @@ impl Desk {
             config: &self.config,
             now: Timestamp::from_second(1_800_000_000).expect("time"),
             nonce: u64::from(uid),
+            spamd: crate::spam::SpamdAnswer::NotAsked,
         };
         filing
             .file(

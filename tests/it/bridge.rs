@@ -758,6 +758,19 @@ async fn outlook_replies_merge_and_spam_by_mail() {
         .collect();
     assert!(ids.contains(&"husband-1@phone.example"), "{ids:?}");
     assert_eq!(daemon.ticket(3)["status"], "spam");
+    // #spam explains itself in spam list and teaches the classifier the ticket's mail.
+    let held: Vec<serde_json::Value> = serde_json::from_str(&crate::routing::cli_ok(
+        &daemon,
+        &["spam", "list", "--json"],
+    ))
+    .expect("spam list JSON");
+    let entry = held
+        .iter()
+        .find(|t| t["number"] == 3)
+        .expect("ticket 3 is listed");
+    assert_eq!(entry["reasons"][0]["signal"], "caseworker", "{entry}");
+    let events = daemon.ticket(3)["events"].to_string();
+    assert!(events.contains("message(s) learned as spam"), "{events}");
     assert!(
         bench
             .list(&husband, "INBOX")

@@ -20,4 +20,5 @@ mod loops;
 mod relay;
 mod routing;
 mod service;
+mod spam;
 mod store_crash;

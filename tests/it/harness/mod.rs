@@ -28,6 +28,7 @@ mod imap;
 mod postfix;
 mod process;
 mod smtp;
+mod spamd;
 mod tls;
 
 use std::fmt;
@@ -48,6 +49,7 @@ use tokio::sync::OnceCell;
 )]
 pub use imap::{FetchedMail, ImapSession, ImapTransport};
 use process::StartError;
+pub use spamd::shared_spamd;
 
 /// The only mail domain the bench accepts and delivers.
 pub const DOMAIN: &str = "casemail.test";
