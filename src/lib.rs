@@ -34,3 +34,4 @@ pub mod control;
 pub mod daemon;
 pub mod inspect;
 pub mod metrics;
+pub mod reconcile;

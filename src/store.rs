@@ -633,5 +633,8 @@ fn scan_json<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> Result<Ve
     Ok(out)
 }
 
+mod accounting;
+pub use accounting::{Checked, ReportedMissing};
+
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,7 @@ impl Config {
             threading,
             ingest,
             rota,
+            reconcile,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -58,6 +59,7 @@ impl Config {
                 processed_folder: imap.processed_folder.clone().unwrap_or_default(),
                 poll_interval: format_duration(imap.poll_interval),
                 idle_timeout: format_duration(imap.idle_timeout),
+                paused_folders: imap.paused_folders.clone(),
             },
             smtp: SmtpView {
                 host: smtp.host.clone(),
@@ -88,6 +90,11 @@ impl Config {
                 answer_within: format_duration(rota.answer_within),
                 digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
             },
+            reconcile: ReconcileView {
+                every: reconcile
+                    .every
+                    .map_or_else(|| "0".to_owned(), format_duration),
+            },
         }
     }
 }
@@ -107,6 +114,12 @@ struct View {
     threading: ThreadingView,
     ingest: IngestView,
     rota: RotaView,
+    reconcile: ReconcileView,
+}
+
+#[derive(Serialize)]
+struct ReconcileView {
+    every: String,
 }
 
 #[derive(Serialize)]
@@ -133,6 +146,7 @@ struct ImapView {
     processed_folder: String,
     poll_interval: String,
     idle_timeout: String,
+    paused_folders: Vec<String>,
 }
 
 #[derive(Serialize)]
