@@ -424,10 +424,23 @@ impl FolderWatch {
                 .map(Uid)
                 .collect();
             if !leftovers.is_empty() {
-                info!(folder = %self.folder, count = leftovers.len(), "Acknowledging messages committed before a restart.");
-                let uidvalidity = selected.uidvalidity;
-                self.acknowledge(&mut selected, uidvalidity, &leftovers)
-                    .await?;
+                // Only what the store records is acknowledged: a message below the cursor that
+                // it does not know was passed over, and stays where it is, unflagged, for
+                // reconciliation to report.
+                let accounted = self
+                    .store
+                    .accounted_uids(&self.folder, selected.uidvalidity)?;
+                let (known, unknown): (Vec<Uid>, Vec<Uid>) = leftovers
+                    .into_iter()
+                    .partition(|uid| accounted.contains(uid));
+                if !unknown.is_empty() {
+                    warn!(folder = %self.folder, count = unknown.len(), uids = %uid_set(&unknown), "Messages below the cursor are in no ticket; left in the folder for reconciliation to report.");
+                }
+                if !known.is_empty() {
+                    info!(folder = %self.folder, count = known.len(), "Acknowledging messages committed before a restart.");
+                    let uidvalidity = selected.uidvalidity;
+                    self.acknowledge(&mut selected, uidvalidity, &known).await?;
+                }
             }
         }
         loop {
