@@ -432,10 +432,10 @@ async fn sigterm_while_the_relay_sends_loses_and_doubles_nothing() {
         &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"wren\"\n{ALWAYS}"),
     );
 
-    // A queue of notifications (one ticket per requester), every third carrying a 3 MB file.
+    // A queue of notifications (one ticket per requester), every third carrying a 1 MB file.
     const REQUESTS: usize = 30;
     for n in 0..REQUESTS {
-        let size = if n % 3 == 0 { 3 * 1024 * 1024 } else { 0 };
+        let size = if n % 3 == 0 { 1024 * 1024 } else { 0 };
         let from = format!("requester-{n}@phone.example");
         let raw = request_with_file(&from, &help.address, n, size);
         bench
@@ -446,25 +446,42 @@ async fn sigterm_while_the_relay_sends_loses_and_doubles_nothing() {
     daemon.start();
     wait_until_serving(&mut daemon).await;
 
-    // SIGTERM once the relay is under way: the first notifications have arrived and the rest
-    // are queued or being sent.
+    // SIGTERM as soon as the relay starts sending a large notification after the first one
+    // (the daemon logs "Sending." with the size at DEBUG before each SMTP transaction).
+    let log_path = daemon.log_path.clone();
+    let large_sends = move || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Sending."))
+            .filter_map(|line| {
+                line.split("size=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .filter(|size| *size >= 1024 * 1024)
+            .count()
+    };
     let started = harness::wait_until(PATIENCE, || {
-        let worker = worker.clone();
-        async move {
-            bench
-                .list(&worker, "INBOX")
-                .await
-                .is_ok_and(|list| !list.is_empty())
-        }
+        let large_sends = large_sends.clone();
+        async move { large_sends() >= 2 }
     })
     .await;
     if let Err(err) = started {
-        panic!("{err:#}: no notification was sent\n{}", daemon.log_tail());
+        panic!("{err:#}: the relay never sent\n{}", daemon.log_tail());
     }
+    let stopping = std::time::Instant::now();
     daemon
         .terminate()
         .await
         .expect("a clean exit within the unit's stop timeout");
+    println!(
+        "SIGTERM to exit during the relay: {:.2} s",
+        stopping.elapsed().as_secs_f64()
+    );
     let log = std::fs::read_to_string(&daemon.log_path).expect("read log");
     assert!(
         !log.contains("before the shutdown deadline"),
