@@ -13,7 +13,7 @@ use crate::routing::{ALWAYS, add_agent, cli_ok, import_rota};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-async fn wait_count(
+pub async fn wait_count(
     bench: &Bench,
     daemon: &Daemon,
     account: &Account,
@@ -26,7 +26,7 @@ async fn wait_count(
 }
 
 /// Registers caseworkers `(id, account, role)` and a rota with `on_duty` on duty all week.
-fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
+pub fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
     for (id, account, role) in members {
         add_agent(daemon, id, account, role);
     }
@@ -39,7 +39,7 @@ fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str
 
 /// A reply as Gmail builds it: the answer on top, an attribution line, the notification
 /// quoted with `>` below.
-fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
+pub fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
     let read = parse(notification, &ParseLimits::default());
     let reply_to = read
         .reply_to

@@ -554,3 +554,70 @@ async fn sigterm_while_the_relay_sends_loses_and_doubles_nothing() {
     }
     daemon.terminate().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_reply_holding_only_commands_is_not_reported_missing() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(
+        bench,
+        &[("reconcile", "every", toml::Value::String("1s".to_owned()))],
+    );
+    let amina = bench.new_account("amina");
+    crate::bridge::register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+    wait_until_serving(&mut daemon).await;
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Asylum interview",
+        Some("interview-1@phone.example"),
+        "",
+        "When is my interview?",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = crate::bridge::wait_count(bench, &daemon, &amina, 1)
+        .await
+        .remove(0);
+    // Nothing but a command: the reply is filed without a stored message of its own.
+    let (reply_to, close) = crate::bridge::gmail_reply(&amina, &notification.raw, "#close");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &close)
+        .await
+        .expect("send close");
+    wait_drained(bench, &mut daemon, &["INBOX"], 2).await;
+    assert_eq!(daemon.ticket(1)["status"], "closed");
+    assert_eq!(
+        daemon.ticket(1)["message_count"],
+        1,
+        "the reply is not stored"
+    );
+
+    let samples = wait_for_metrics(&mut daemon, "a first run", |s| {
+        value(s, "casemail_reconcile_runs_total{result=\"ok\"}").unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    let runs = sample(&samples, "casemail_reconcile_runs_total{result=\"ok\"}");
+    // A run that began after both messages reached the processed folder.
+    let samples = wait_for_metrics(&mut daemon, "two more runs", |s| {
+        value(s, "casemail_reconcile_runs_total{result=\"ok\"}").unwrap_or(0.0) >= runs + 2.0
+    })
+    .await;
+    for folder in ["INBOX", "Junk", "Processed"] {
+        assert_eq!(
+            sample(
+                &samples,
+                &folder_series("casemail_reconcile_missing", folder)
+            ),
+            0.0,
+            "{folder}"
+        );
+    }
+    let log = std::fs::read_to_string(&daemon.log_path).expect("read log");
+    assert!(!log.contains("is in no ticket"), "{}", daemon.log_tail());
+    daemon.terminate().await.expect("clean stop");
+}
