@@ -266,7 +266,12 @@ async fn check_watched(
         Vec::new()
     };
     let pending = examiner.uids(last.saturating_add(1), None).await?.len() as u64;
-    let accounted = store.accounted_uids(folder, status.uidvalidity)?;
+    // With a processed folder, a watched folder holds little below its cursor: no store scan.
+    let accounted = if below.is_empty() {
+        BTreeSet::new()
+    } else {
+        store.accounted_uids(folder, status.uidvalidity)?
+    };
     let candidates: Vec<Uid> = below
         .iter()
         .copied()

@@ -150,3 +150,138 @@ impl WriteTx<'_> {
         self.put(&checked_key(folder), checked)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::MailKey;
+    use crate::model::{Direction, QuarantineEntry};
+
+    fn source(folder: &str, uidvalidity: u32, uid: u32) -> Source {
+        Source {
+            mailbox: folder.to_owned(),
+            uidvalidity: UidValidity(uidvalidity),
+            uid: Uid(uid),
+        }
+    }
+
+    fn stored(ticket: TicketId, sources: Vec<Source>) -> StoredMessage {
+        let id = MessageId::parse("a@example.org");
+        StoredMessage {
+            ticket,
+            seq: 0,
+            direction: Direction::In,
+            key: MailKey::MessageId(id.clone().expect("valid id")),
+            message_id: id,
+            from: None,
+            from_name: None,
+            to: vec![],
+            cc: vec![],
+            subject: None,
+            date: None,
+            received: Timestamp::UNIX_EPOCH,
+            in_reply_to: vec![],
+            references: vec![],
+            text: String::new(),
+            attachments: vec![],
+            anomalies: vec![],
+            sources,
+        }
+    }
+
+    #[test]
+    fn stored_quarantined_and_noted_messages_are_accounted_for_in_their_folder_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let noted_id = MessageId::parse("commands@example.org").expect("valid id");
+        store
+            .write(|tx| {
+                // A first copy and a duplicate in two folders, one in an older epoch.
+                tx.put_message(
+                    &stored(
+                        TicketId(1),
+                        vec![
+                            source("INBOX", 7, 3),
+                            source("Junk", 9, 1),
+                            source("INBOX", 6, 5),
+                        ],
+                    ),
+                    None,
+                )?;
+                tx.put_quarantine(
+                    &QuarantineEntry {
+                        source: source("INBOX", 7, 4),
+                        at: Timestamp::UNIX_EPOCH,
+                        attempts: 3,
+                        reason: "parse panicked".to_owned(),
+                        size: 3,
+                    },
+                    b"raw",
+                )?;
+                tx.note_filed_source(&source("INBOX", 7, 8), TicketId(1), Some(&noted_id))
+            })
+            .expect("write");
+        let uids: Vec<u32> = store
+            .accounted_uids("INBOX", UidValidity(7))
+            .expect("accounted")
+            .into_iter()
+            .map(|uid| uid.0)
+            .collect();
+        assert_eq!(uids, [3, 4, 8]);
+        assert_eq!(
+            store
+                .accounted_uids("Junk", UidValidity(9))
+                .expect("accounted")
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .noted_message_ids()
+                .expect("noted")
+                .contains(&noted_id)
+        );
+    }
+
+    #[test]
+    fn reported_messages_checked_marks_and_cursors_round_trip() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let reported = ReportedMissing {
+            source: source("INBOX", 7, 12),
+            message_id: MessageId::parse("lost@example.org"),
+            reported: Timestamp::UNIX_EPOCH,
+            notified: true,
+        };
+        let checked = Checked {
+            uidvalidity: UidValidity(3),
+            up_to: Uid(40),
+        };
+        store
+            .write(|tx| {
+                tx.put_reported_missing(&reported)?;
+                tx.set_reconciled("Processed", &checked)?;
+                tx.set_cursor(
+                    "INBOX",
+                    &Cursor {
+                        uidvalidity: UidValidity(7),
+                        last_uid: Uid(12),
+                    },
+                )
+            })
+            .expect("write");
+        assert_eq!(
+            store.reported_missing().expect("read"),
+            std::slice::from_ref(&reported)
+        );
+        assert_eq!(store.reconciled("Processed").expect("read"), Some(checked));
+        assert_eq!(store.reconciled("INBOX").expect("read"), None);
+        let cursors = store.cursors().expect("cursors");
+        assert_eq!(cursors.len(), 1);
+        assert_eq!(cursors["INBOX"].last_uid, Uid(12));
+        store
+            .write(|tx| tx.remove_reported_missing(&reported.source))
+            .expect("remove");
+        assert!(store.reported_missing().expect("read").is_empty());
+    }
+}
