@@ -127,6 +127,7 @@ pub struct Metrics {
     quarantined: AtomicU64,
     replies_relayed: AtomicU64,
     replies_refused: AtomicU64,
+    bounces: AtomicU64,
     parse: Histogram,
     file: Histogram,
     commit: Histogram,
@@ -161,6 +162,7 @@ impl Metrics {
             quarantined: AtomicU64::new(0),
             replies_relayed: AtomicU64::new(0),
             replies_refused: AtomicU64::new(0),
+            bounces: AtomicU64::new(0),
             parse: Histogram::default(),
             file: Histogram::default(),
             commit: Histogram::default(),
@@ -190,7 +192,10 @@ impl Metrics {
             Outcome::ReplyRefused(..) => {
                 self.replies_refused.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::NewTicket(_) | Outcome::Added(..) | Outcome::Bounced(_) => {}
+            Outcome::Bounced(_) => {
+                self.bounces.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::NewTicket(_) | Outcome::Added(..) => {}
         }
     }
 
@@ -370,6 +375,11 @@ impl Metrics {
             "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office).",
         );
         out.count("casemail_replies_refused_total", &[], &self.replies_refused);
+        out.counter(
+            "casemail_bounces_total",
+            "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",
+        );
+        out.count("casemail_bounces_total", &[], &self.bounces);
 
         out.gauge("casemail_tickets", "Tickets in the store, by status.");
         for status in [

@@ -65,6 +65,7 @@ fn the_text_declares_every_family_and_counts_what_happened() {
     metrics.message_filed(&Outcome::NewTicket(TicketId(1)));
     metrics.message_filed(&Outcome::Duplicate(TicketId(1)));
     metrics.message_filed(&Outcome::Quarantined("parser failed".to_owned()));
+    metrics.message_filed(&Outcome::Bounced(TicketId(1)));
     metrics.relay_settled(OutboxKind::Bounce, Settled::Sent);
     metrics.relay_settled(OutboxKind::Notification, Settled::Deferred);
     metrics.folder_alive("INBOX", at(5));
@@ -78,7 +79,8 @@ fn the_text_declares_every_family_and_counts_what_happened() {
 
     let text = metrics.render(&figures, at(100));
     let samples = parse(&text);
-    assert_eq!(value(&samples, "casemail_messages_ingested_total", ""), 3.0);
+    assert_eq!(value(&samples, "casemail_messages_ingested_total", ""), 4.0);
+    assert_eq!(value(&samples, "casemail_bounces_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_duplicates_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_quarantined_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_tickets", "status=\"new\""), 3.0);
