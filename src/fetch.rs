@@ -427,9 +427,11 @@ impl FolderWatch {
                 // Only what the store records is acknowledged: a message below the cursor that
                 // it does not know was passed over, and stays where it is, unflagged, for
                 // reconciliation to report.
-                let accounted = self
-                    .store
-                    .accounted_uids(&self.folder, selected.uidvalidity)?;
+                // A scan of every stored message: off the async workers.
+                let accounted = tokio::task::block_in_place(|| {
+                    self.store
+                        .accounted_uids(&self.folder, selected.uidvalidity)
+                })?;
                 let (known, unknown): (Vec<Uid>, Vec<Uid>) = leftovers
                     .into_iter()
                     .partition(|uid| accounted.contains(uid));

@@ -204,7 +204,9 @@ pub async fn reconcile(
     let outcome = look(&mut examiner, store, config).await;
     examiner.logout().await;
     let (folders, checked) = outcome?;
-    let (newly_reported, notices) = settle(store, config, &folders, checked.as_ref(), now, nonce)?;
+    let (newly_reported, notices) = tokio::task::block_in_place(|| {
+        settle(store, config, &folders, checked.as_ref(), now, nonce)
+    })?;
     store.flush_async().await?;
     let report = Report {
         at: now,
@@ -270,7 +272,9 @@ async fn check_watched(
     let accounted = if below.is_empty() {
         BTreeSet::new()
     } else {
-        store.accounted_uids(folder, status.uidvalidity)?
+        // A scan of every stored message: off the async workers (the daemon's runtime is
+        // multi-threaded).
+        tokio::task::block_in_place(|| store.accounted_uids(folder, status.uidvalidity))?
     };
     let candidates: Vec<Uid> = below
         .iter()
