@@ -72,6 +72,14 @@ pub struct Config {
     pub loops: Loops,
     pub acknowledge: Acknowledge,
     pub spam: Spam,
+    pub reconcile: Reconcile,
+}
+
+/// `[reconcile]`: the scheduled comparison of the watched folders with the store.
+#[derive(Debug, Clone)]
+pub struct Reconcile {
+    /// How often; `None` turns scheduled reconciliation off.
+    pub every: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +133,9 @@ pub struct Imap {
     pub poll_interval: Duration,
     /// IDLE is re-issued after this long (RFC 2177 asks for less than 29 minutes).
     pub idle_timeout: Duration,
+    /// Watched folders casemail files nothing from for now: their lag is measured and they are
+    /// reconciled, and their mail is filed once the folder is taken off this list.
+    pub paused_folders: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +303,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ),
             ("poll_interval", DURATION),
             ("idle_timeout", DURATION),
+            ("paused_folders", FOLDERS),
         ],
     ),
     (
@@ -361,6 +373,10 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
                 "a list of tables with name, target, pattern and weight",
             ),
         ],
+    ),
+    (
+        "reconcile",
+        &[("every", "a duration such as \"1h\", or \"0\" for never")],
     ),
 ];
 
@@ -575,6 +591,13 @@ struct RawConfig {
     loops: loops::RawLoops,
     acknowledge: loops::RawAcknowledge,
     spam: spam::RawSpam,
+    reconcile: RawReconcile,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawReconcile {
+    every: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -608,6 +631,7 @@ struct RawImap {
     processed_folder: Option<String>,
     poll_interval: Option<String>,
     idle_timeout: Option<String>,
+    paused_folders: Option<StringList>,
 }
 
 #[derive(Default, Deserialize)]
@@ -722,7 +746,24 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         loops: loops::validate_loops(raw.loops, sources)?,
         acknowledge: loops::validate_acknowledge(raw.acknowledge, sources)?,
         spam: spam::validate(raw.spam, sources)?,
+        reconcile: validate_reconcile(raw.reconcile, sources)?,
     })
+}
+
+const DEFAULT_RECONCILE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+fn validate_reconcile(raw: RawReconcile, sources: &Sources<'_>) -> Result<Reconcile, Error> {
+    let every = match raw.every.as_deref().map(str::trim) {
+        None => Some(DEFAULT_RECONCILE_EVERY),
+        Some("0") => None,
+        Some(text) => {
+            let every = parse_duration(text).map_err(|reason| {
+                sources.error("reconcile.every", format!("{reason}; \"0\" turns it off"))
+            })?;
+            Some(every).filter(|every| !every.is_zero())
+        }
+    };
+    Ok(Reconcile { every })
 }
 
 const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
@@ -877,6 +918,21 @@ fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
         ));
     }
 
+    let paused_folders = folder_list(
+        sources,
+        "imap.paused_folders",
+        raw.paused_folders.map(|list| list.0).unwrap_or_default(),
+    )?;
+    if let Some(unknown) = paused_folders
+        .iter()
+        .find(|name| !folders.contains(name) && !junk_folders.contains(name))
+    {
+        return Err(sources.error(
+            "imap.paused_folders",
+            format!("{unknown:?} is not in imap.folders or imap.junk_folders"),
+        ));
+    }
+
     Ok(Imap {
         host,
         port,
@@ -890,6 +946,7 @@ fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
         processed_folder,
         poll_interval,
         idle_timeout,
+        paused_folders,
     })
 }
 

@@ -18,10 +18,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::fetch::{FolderKind, FolderWatch, OnDown};
+use crate::fetch::{FolderKind, FolderWatch, OnDown, OnLag};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{control, ingest, relay, sd_notify};
+use crate::{control, ingest, reconcile, relay, sd_notify};
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -104,6 +104,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let on_down: OnDown = Arc::new(move |folder: &str, err: &crate::fetch::Error| {
         down_metrics.folder_down(folder, format!("{err:#}"), jiff::Timestamp::now());
     });
+    let lag_metrics = metrics.clone();
+    let on_lag: OnLag = Arc::new(move |folder: &str, lag: crate::fetch::Lag| {
+        lag_metrics.folder_lag(folder, lag);
+    });
     let folders = config
         .imap
         .folders
@@ -125,7 +129,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             to_process.clone(),
             on_alive.clone(),
         )
-        .on_down(on_down.clone());
+        .on_down(on_down.clone())
+        .on_lag(on_lag.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
     fetchers.close();
@@ -177,6 +182,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         cancel.child_token(),
     ));
 
+    // Reconciliation only reads IMAP and writes its own records; it stops with the fetchers.
+    let reconciler = config.reconcile.every.map(|every| {
+        tokio::spawn(reconcile::run(
+            store.clone(),
+            config.clone(),
+            every,
+            metrics.clone(),
+            outbox_ready.clone(),
+            cancel.child_token(),
+        ))
+    });
+
     let early = tokio::select! {
         () = shutdown => None,
         finished = &mut process => Some(finished),
@@ -190,6 +207,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .is_err()
     {
         error!("Fetch tasks did not stop before the shutdown deadline.");
+    }
+    if let Some(reconciler) = reconciler
+        && tokio::time::timeout_at(deadline, reconciler).await.is_err()
+    {
+        error!("Reconciliation did not stop before the shutdown deadline.");
     }
     let processed = match early {
         Some(finished) => finished,

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{self, Security};
-use crate::ids::{Uid, UidValidity};
+use crate::ids::{MessageId, Uid, UidValidity};
 use crate::model::{Cursor, Source};
 use crate::store::Store;
 
@@ -275,6 +275,8 @@ struct Selected {
     session: Option<Session>,
     uidvalidity: UidValidity,
     last: Uid,
+    /// UIDNEXT from SELECT, raised to above the highest UID a search found since.
+    uid_next: Option<Uid>,
     /// UIDs below this were in the folder at the first run (backfill).
     backfill_below: Option<Uid>,
     outstanding: usize,
@@ -294,6 +296,19 @@ impl Selected {
 /// Told of a folder whose session failed, with the error.
 pub type OnDown = Arc<dyn Fn(&str, &Error) + Send + Sync>;
 
+/// How far casemail is behind a folder at the last look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The UID the server will give the next message (UIDNEXT, or above the highest UID seen).
+    pub uid_next: Option<Uid>,
+    /// Messages in the folder above the committed cursor: fetched but not yet committed, and
+    /// not fetched yet (all of them while the folder is paused).
+    pub pending: u64,
+}
+
+/// Told of a folder's lag after each look at it (metrics).
+pub type OnLag = Arc<dyn Fn(&str, Lag) + Send + Sync>;
+
 /// Watches one IMAP folder.
 pub struct FolderWatch {
     pub folder: String,
@@ -307,6 +322,8 @@ pub struct FolderWatch {
     on_alive: Arc<dyn Fn(&str) + Send + Sync>,
     /// Called when a session fails, before the reconnect (health).
     on_down: OnDown,
+    /// Called with the folder's lag after each look (metrics).
+    on_lag: OnLag,
 }
 
 impl FolderWatch {
@@ -329,7 +346,30 @@ impl FolderWatch {
             ack_rx,
             on_alive,
             on_down: Arc::new(|_folder: &str, _err: &Error| {}),
+            on_lag: Arc::new(|_folder: &str, _lag: Lag| {}),
         }
+    }
+
+    /// Reports the folder's lag to `on_lag` after each look at it.
+    pub fn on_lag(mut self, on_lag: OnLag) -> FolderWatch {
+        self.on_lag = on_lag;
+        self
+    }
+
+    fn paused(&self) -> bool {
+        self.config.imap.paused_folders.contains(&self.folder)
+    }
+
+    fn report_lag(&self, selected: &Selected, not_fetched: usize) {
+        let pending =
+            u64::try_from(not_fetched.saturating_add(selected.outstanding)).unwrap_or(u64::MAX);
+        (self.on_lag)(
+            &self.folder,
+            Lag {
+                uid_next: selected.uid_next,
+                pending,
+            },
+        );
     }
 
     /// Reports each failed session to `on_down`, so health shows the folder unreachable at
@@ -384,10 +424,25 @@ impl FolderWatch {
                 .map(Uid)
                 .collect();
             if !leftovers.is_empty() {
-                info!(folder = %self.folder, count = leftovers.len(), "Acknowledging messages committed before a restart.");
-                let uidvalidity = selected.uidvalidity;
-                self.acknowledge(&mut selected, uidvalidity, &leftovers)
-                    .await?;
+                // Only what the store records is acknowledged: a message below the cursor that
+                // it does not know was passed over, and stays where it is, unflagged, for
+                // reconciliation to report.
+                // A scan of every stored message: off the async workers.
+                let accounted = tokio::task::block_in_place(|| {
+                    self.store
+                        .accounted_uids(&self.folder, selected.uidvalidity)
+                })?;
+                let (known, unknown): (Vec<Uid>, Vec<Uid>) = leftovers
+                    .into_iter()
+                    .partition(|uid| accounted.contains(uid));
+                if !unknown.is_empty() {
+                    warn!(folder = %self.folder, count = unknown.len(), uids = %uid_set(&unknown), "Messages below the cursor are in no ticket; left in the folder for reconciliation to report.");
+                }
+                if !known.is_empty() {
+                    info!(folder = %self.folder, count = known.len(), "Acknowledging messages committed before a restart.");
+                    let uidvalidity = selected.uidvalidity;
+                    self.acknowledge(&mut selected, uidvalidity, &known).await?;
+                }
             }
         }
         loop {
@@ -450,10 +505,14 @@ impl FolderWatch {
             }
         };
         info!(folder = %self.folder, uidvalidity = %uidvalidity, last_uid = %last, idle = has_idle, "Folder selected.");
+        if self.paused() {
+            info!(folder = %self.folder, "Folder paused: nothing is filed from it until it is taken off imap.paused_folders.");
+        }
         Ok(Selected {
             session: Some(session),
             uidvalidity,
             last,
+            uid_next: mailbox.uid_next.map(Uid),
             backfill_below,
             outstanding: 0,
             has_idle,
@@ -482,6 +541,19 @@ impl FolderWatch {
             .filter(|u| *u > selected.last.0)
             .collect();
         new.sort_unstable();
+        if let Some(highest) = new.last() {
+            let above = Uid(highest.saturating_add(1));
+            selected.uid_next = Some(selected.uid_next.map_or(above, |known| known.max(above)));
+        }
+        self.report_lag(selected, new.len());
+        if self.paused() {
+            // Nothing is fetched: the mail stays above the cursor, counted as lag, until the
+            // folder is resumed. New arrivals still wake IDLE, which is not spinning.
+            if !new.is_empty() {
+                selected.idle_wakeups_without_mail = 0;
+            }
+            return self.wait_for_news(selected, cancel).await;
+        }
         if !new.is_empty() {
             selected.idle_wakeups_without_mail = 0;
             let count = new.len();
@@ -515,6 +587,8 @@ impl FolderWatch {
                 () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
             }
         }
+        // Everything the search found is committed now.
+        self.report_lag(selected, 0);
         if acknowledged {
             // Mail that arrived while we waited was announced (EXISTS) in a response to the
             // acknowledgement's commands, which IDLE does not repeat: search again first.
@@ -706,6 +780,126 @@ impl FolderWatch {
     }
 }
 
+/// A folder as EXAMINE shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderStatus {
+    pub uidvalidity: UidValidity,
+    pub uid_next: Option<Uid>,
+    pub exists: u32,
+}
+
+/// What the server's ENVELOPE says about one message: enough to name it in a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub uid: Uid,
+    pub message_id: Option<MessageId>,
+    /// The subject, RFC 2047 words decoded; not yet escaped for a terminal.
+    pub subject: Option<String>,
+}
+
+/// How many UIDs one `UID FETCH … ENVELOPE` asks for.
+const ENVELOPE_BATCH: usize = 500;
+
+/// A read-only session for looking at folders without changing them (reconciliation): EXAMINE
+/// instead of SELECT, so no flag or `\Recent` state changes, and no message is fetched whole.
+pub struct Examiner {
+    session: Session,
+}
+
+impl Examiner {
+    pub async fn connect(config: &config::Imap) -> Result<Examiner, Error> {
+        Ok(Examiner {
+            session: connect(config).await?,
+        })
+    }
+
+    /// Opens `folder` read-only; `None` when it does not exist.
+    pub async fn examine(&mut self, folder: &str) -> Result<Option<FolderStatus>, Error> {
+        let mailbox = match timed(self.session.examine(folder)).await {
+            Ok(mailbox) => mailbox,
+            Err(Error::Protocol(async_imap::error::Error::No(_))) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let uidvalidity =
+            UidValidity(mailbox.uid_validity.ok_or_else(|| Error::NoUidValidity {
+                folder: folder.to_owned(),
+            })?);
+        Ok(Some(FolderStatus {
+            uidvalidity,
+            uid_next: mailbox.uid_next.map(Uid),
+            exists: mailbox.exists,
+        }))
+    }
+
+    /// The UIDs of the examined folder from `first` to `last` (to the end with `None`), sorted.
+    pub async fn uids(&mut self, first: u32, last: Option<u32>) -> Result<Vec<Uid>, Error> {
+        let first = first.max(1);
+        if last.is_some_and(|last| last < first) {
+            return Ok(Vec::new());
+        }
+        let query = match last {
+            Some(last) => format!("UID {first}:{last}"),
+            None => format!("UID {first}:*"),
+        };
+        let upper = last.unwrap_or(u32::MAX);
+        // `n:*` matches the highest UID even when it is below n, hence the filter.
+        let mut uids: Vec<Uid> = timed(self.session.uid_search(query))
+            .await?
+            .into_iter()
+            .filter(|uid| (first..=upper).contains(uid))
+            .map(Uid)
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// The envelopes of `uids` in the examined folder; UIDs no longer there are left out.
+    pub async fn envelopes(&mut self, uids: &[Uid]) -> Result<Vec<Envelope>, Error> {
+        let mut out = Vec::with_capacity(uids.len());
+        for chunk in uids.chunks(ENVELOPE_BATCH) {
+            let set = uid_set(chunk);
+            let session = &mut self.session;
+            let fetched = timed(async {
+                let stream = session.uid_fetch(&set, "(UID ENVELOPE)").await?;
+                stream.try_collect::<Vec<_>>().await
+            })
+            .await?;
+            for fetch in &fetched {
+                let Some(uid) = fetch.uid else { continue };
+                let envelope = fetch.envelope();
+                let message_id = envelope
+                    .and_then(|e| e.message_id.as_deref())
+                    .and_then(|raw| MessageId::parse(&String::from_utf8_lossy(raw)));
+                let subject = envelope
+                    .and_then(|e| e.subject.as_deref())
+                    .map(decode_subject);
+                out.push(Envelope {
+                    uid: Uid(uid),
+                    message_id,
+                    subject,
+                });
+            }
+        }
+        out.sort_by_key(|envelope| envelope.uid);
+        Ok(out)
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
+    }
+}
+
+/// Decodes RFC 2047 encoded words in a subject as the server sent it in an ENVELOPE.
+fn decode_subject(raw: &[u8]) -> String {
+    let mut header = b"Subject: ".to_vec();
+    header.extend_from_slice(raw);
+    header.extend_from_slice(b"\r\n\r\n");
+    mail_parser::MessageParser::default()
+        .parse_headers(&header[..])
+        .and_then(|message| message.subject().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,5 +909,11 @@ mod tests {
         let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 12, 3].into_iter().map(Uid).collect();
         assert_eq!(uid_set(&uids), "1:3,7,9:10,12");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn envelope_subjects_are_decoded() {
+        assert_eq!(decode_subject(b"=?utf-8?q?Gr=C3=BC=C3=9Fe?="), "Grüße");
+        assert_eq!(decode_subject(b"plain words"), "plain words");
     }
 }

@@ -882,6 +882,10 @@ impl Filing<'_> {
                             raw,
                             &attachments,
                         )?;
+                    } else {
+                        // Only commands: nothing is stored, but the message was filed, and
+                        // reconciliation must not report it as missing.
+                        tx.note_filed_source(source, ticket.id, mail.message_id.as_ref())?;
                     }
                     let mut results = assign::apply_commands(
                         tx,

@@ -36,3 +36,4 @@ pub mod control;
 pub mod daemon;
 pub mod inspect;
 pub mod metrics;
+pub mod reconcile;

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::fetch::Lag;
 use crate::ingest::Outcome;
-use crate::model::{OutboxKind, Status};
+use crate::model::{Cursor, OutboxKind, Status};
 use crate::relay::{self, Settled};
 use crate::store::{self, Store};
 
@@ -98,10 +99,23 @@ struct FolderMark {
     last_success: Option<Timestamp>,
 }
 
+/// What the last reconciliation found.
+#[derive(Debug, Clone, Default)]
+struct Reconciled {
+    last_run: Option<Timestamp>,
+    /// Missing messages per folder looked at.
+    missing: BTreeMap<String, u64>,
+    runs_ok: u64,
+    runs_failed: u64,
+}
+
 #[derive(Debug)]
 struct Marks {
     folders: BTreeMap<String, FolderMark>,
     process_alive: Timestamp,
+    /// The lag of each watched folder at the last look (fetcher or reconciliation).
+    lag: BTreeMap<String, Lag>,
+    reconciled: Reconciled,
 }
 
 /// Counters and health marks shared by the daemon's tasks through an `Arc`.
@@ -113,6 +127,7 @@ pub struct Metrics {
     quarantined: AtomicU64,
     replies_relayed: AtomicU64,
     replies_refused: AtomicU64,
+    bounces: AtomicU64,
     parse: Histogram,
     file: Histogram,
     commit: Histogram,
@@ -147,6 +162,7 @@ impl Metrics {
             quarantined: AtomicU64::new(0),
             replies_relayed: AtomicU64::new(0),
             replies_refused: AtomicU64::new(0),
+            bounces: AtomicU64::new(0),
             parse: Histogram::default(),
             file: Histogram::default(),
             commit: Histogram::default(),
@@ -154,6 +170,8 @@ impl Metrics {
             marks: Mutex::new(Marks {
                 folders,
                 process_alive: now,
+                lag: BTreeMap::new(),
+                reconciled: Reconciled::default(),
             }),
         }
     }
@@ -174,7 +192,10 @@ impl Metrics {
             Outcome::ReplyRefused(..) => {
                 self.replies_refused.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::NewTicket(_) | Outcome::Added(..) | Outcome::Bounced(_) => {}
+            Outcome::Bounced(_) => {
+                self.bounces.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::NewTicket(_) | Outcome::Added(..) => {}
         }
     }
 
@@ -237,6 +258,30 @@ impl Metrics {
             mark.since = now;
         }
         mark.state = FolderState::Down(reason);
+    }
+
+    /// How far behind a watched folder casemail was at the last look.
+    pub fn folder_lag(&self, folder: &str, lag: Lag) {
+        let mut marks = lock(&self.marks);
+        let entry = marks.lag.entry(folder.to_owned()).or_insert(lag);
+        // UIDNEXT only grows within a UIDVALIDITY; a look that did not learn it keeps the last.
+        let uid_next = lag.uid_next.or(entry.uid_next);
+        *entry = Lag { uid_next, ..lag };
+    }
+
+    /// A reconciliation run finished: missing messages per folder looked at.
+    pub fn reconciled(&self, missing: impl IntoIterator<Item = (String, u64)>, at: Timestamp) {
+        let mut marks = lock(&self.marks);
+        let reconciled = &mut marks.reconciled;
+        reconciled.missing = missing.into_iter().collect();
+        reconciled.last_run = Some(at);
+        reconciled.runs_ok = reconciled.runs_ok.saturating_add(1);
+    }
+
+    /// A reconciliation run failed (IMAP or the store); the last figures stay.
+    pub fn reconcile_failed(&self) {
+        let mut marks = lock(&self.marks);
+        marks.reconciled.runs_failed = marks.reconciled.runs_failed.saturating_add(1);
     }
 
     /// Whether any watched folder has logged in at least once (systemd readiness).
@@ -330,6 +375,11 @@ impl Metrics {
             "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office).",
         );
         out.count("casemail_replies_refused_total", &[], &self.replies_refused);
+        out.counter(
+            "casemail_bounces_total",
+            "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",
+        );
+        out.count("casemail_bounces_total", &[], &self.bounces);
 
         out.gauge("casemail_tickets", "Tickets in the store, by status.");
         for status in [
@@ -449,6 +499,78 @@ impl Metrics {
             out.sample("casemail_imap_lag_seconds", &[("folder", folder)], lag);
         }
         out.gauge(
+            "casemail_imap_uidnext",
+            "The UID the server gives the folder's next message (UIDNEXT) at the last look.",
+        );
+        for (folder, lag) in &marks.lag {
+            if let Some(uid_next) = lag.uid_next {
+                out.sample(
+                    "casemail_imap_uidnext",
+                    &[("folder", folder)],
+                    f64::from(uid_next.0),
+                );
+            }
+        }
+        out.gauge(
+            "casemail_imap_cursor_uid",
+            "The highest UID of the folder whose processing is committed in the store.",
+        );
+        for (folder, cursor) in &figures.cursors {
+            out.sample(
+                "casemail_imap_cursor_uid",
+                &[("folder", folder)],
+                f64::from(cursor.last_uid.0),
+            );
+        }
+        out.gauge(
+            "casemail_imap_lag_messages",
+            "Messages in the folder above the cursor at the last look: fetched but not committed, or not fetched yet (paused folders, ingest behind).",
+        );
+        for (folder, lag) in &marks.lag {
+            out.sample(
+                "casemail_imap_lag_messages",
+                &[("folder", folder)],
+                lag.pending as f64,
+            );
+        }
+        let reconciled = &marks.reconciled;
+        out.gauge(
+            "casemail_reconcile_missing",
+            "Messages the last reconciliation found in the folder but in no ticket and not in the quarantine.",
+        );
+        for (folder, missing) in &reconciled.missing {
+            out.sample(
+                "casemail_reconcile_missing",
+                &[("folder", folder)],
+                *missing as f64,
+            );
+        }
+        out.gauge(
+            "casemail_reconcile_last_run_timestamp_seconds",
+            "When the last successful reconciliation ran; absent before the first.",
+        );
+        if let Some(last) = reconciled.last_run {
+            out.sample(
+                "casemail_reconcile_last_run_timestamp_seconds",
+                &[],
+                epoch_seconds(last),
+            );
+        }
+        out.counter(
+            "casemail_reconcile_runs_total",
+            "Reconciliation runs since start, by result.",
+        );
+        out.sample(
+            "casemail_reconcile_runs_total",
+            &[("result", "ok")],
+            reconciled.runs_ok as f64,
+        );
+        out.sample(
+            "casemail_reconcile_runs_total",
+            &[("result", "failed")],
+            reconciled.runs_failed as f64,
+        );
+        out.gauge(
             "casemail_process_last_alive_timestamp_seconds",
             "When the process stage last finished a batch or a sweep.",
         );
@@ -485,6 +607,8 @@ pub struct StoreFigures {
     pub outbox: u64,
     pub outbox_oldest: Option<Timestamp>,
     pub dead_letters: u64,
+    /// Each folder's cursor.
+    pub cursors: BTreeMap<String, Cursor>,
 }
 
 impl StoreFigures {
@@ -509,6 +633,7 @@ impl StoreFigures {
         figures.outbox = outbox.len() as u64;
         figures.outbox_oldest = outbox_oldest(store)?;
         figures.dead_letters = store.dead_letters()?.len() as u64;
+        figures.cursors = store.cursors()?;
         Ok(figures)
     }
 }

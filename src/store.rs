@@ -772,6 +772,8 @@ impl WriteTx<'_> {
         self.put(&spam_record_key(id), record)
     }
 }
+mod accounting;
+pub use accounting::{Checked, ReportedMissing};
 
 #[cfg(test)]
 mod tests;

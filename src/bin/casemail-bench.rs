@@ -2,7 +2,8 @@
 //!
 //! `store-writer` is the child process the crash test kills with SIGKILL: it commits tickets in
 //! groups and prints `committed N` after each durable flush, so the parent knows what must
-//! survive. `store` measures durable commit throughput alone.
+//! survive. `store` measures durable commit throughput alone; `accounting` the store scan
+//! reconciliation and the restart acknowledgement make.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -60,6 +61,12 @@ enum Command {
         #[arg(long)]
         spamd: Option<std::net::SocketAddr>,
     },
+    /// Measure the store side of reconciliation: the scan that finds which UIDs of a folder
+    /// the store accounts for, over a store of --count tickets.
+    Accounting {
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +87,27 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "store commit: {count} tickets, {group} per durable commit, {seconds:.2} s, {:.0} tickets/s",
                 count as f64 / seconds
+            );
+            std::fs::remove_dir_all(&dir).ok();
+            Ok(())
+        }
+        Command::Accounting { count } => {
+            let dir = tempfile_dir()?;
+            let store = Store::open(&dir).context("open store")?;
+            write_tickets(&store, 1, count.saturating_add(1), 500, |_| Ok(()))?;
+            let mut timings = Vec::new();
+            for _ in 0..5 {
+                let started = Instant::now();
+                let accounted = store.accounted_uids("INBOX", UidValidity(1))?;
+                timings.push(started.elapsed().as_secs_f64());
+                std::hint::black_box(accounted);
+            }
+            timings.sort_by(f64::total_cmp);
+            let median = timings.get(timings.len() / 2).copied().unwrap_or_default();
+            println!(
+                "reconcile store scan: {count} stored messages, median of 5: {:.1} ms, {:.0} messages/s",
+                median * 1000.0,
+                count as f64 / median
             );
             std::fs::remove_dir_all(&dir).ok();
             Ok(())

@@ -41,6 +41,7 @@ impl Config {
             loops,
             acknowledge,
             spam,
+            reconcile,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -61,6 +62,7 @@ impl Config {
                 processed_folder: imap.processed_folder.clone().unwrap_or_default(),
                 poll_interval: format_duration(imap.poll_interval),
                 idle_timeout: format_duration(imap.idle_timeout),
+                paused_folders: imap.paused_folders.clone(),
             },
             smtp: SmtpView {
                 host: smtp.host.clone(),
@@ -103,6 +105,11 @@ impl Config {
                 classifier_weight: spam.classifier_weight,
                 rules: spam.rules.iter().map(super::spam::RuleView::new).collect(),
             },
+            reconcile: ReconcileView {
+                every: reconcile
+                    .every
+                    .map_or_else(|| "0".to_owned(), format_duration),
+            },
         }
     }
 }
@@ -125,6 +132,12 @@ struct View {
     loops: super::loops::LoopsView,
     acknowledge: super::loops::AcknowledgeView,
     spam: SpamView,
+    reconcile: ReconcileView,
+}
+
+#[derive(Serialize)]
+struct ReconcileView {
+    every: String,
 }
 
 #[derive(Serialize)]
@@ -151,6 +164,7 @@ struct ImapView {
     processed_folder: String,
     poll_interval: String,
     idle_timeout: String,
+    paused_folders: Vec<String>,
 }
 
 #[derive(Serialize)]

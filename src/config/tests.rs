@@ -1158,3 +1158,48 @@ fn example_shows_the_true_defaults() {
     let keys: usize = SCHEMA.iter().map(|(_, keys)| keys.len()).sum();
     assert_eq!(checked, keys - 5 - examples_only.len());
 }
+
+#[test]
+fn reconciliation_runs_hourly_by_default_and_zero_turns_it_off() {
+    let config = load_text(MINIMAL).expect("the minimal config is valid");
+    assert_eq!(config.reconcile.every, Some(Duration::from_secs(60 * 60)));
+    assert_eq!(
+        accepted_with("reconcile", "every = \"15m\"")
+            .reconcile
+            .every,
+        Some(Duration::from_secs(15 * 60))
+    );
+    assert_eq!(
+        accepted_with("reconcile", "every = \"0\"").reconcile.every,
+        None
+    );
+    assert_eq!(
+        accepted_with("reconcile", "every = \"0s\"").reconcile.every,
+        None
+    );
+    assert_refused_with(
+        "reconcile",
+        "every = \"hourly\"",
+        "reconcile.every",
+        "\"0\" turns it off",
+    );
+}
+
+#[test]
+fn paused_folders_must_be_watched_folders() {
+    assert!(
+        load_text(MINIMAL)
+            .expect("valid")
+            .imap
+            .paused_folders
+            .is_empty()
+    );
+    let config = accepted_with("imap", "paused_folders = [\"INBOX\"]");
+    assert_eq!(config.imap.paused_folders, ["INBOX"]);
+    assert_refused_with(
+        "imap",
+        "paused_folders = [\"Archive\"]",
+        "imap.paused_folders",
+        "not in imap.folders or imap.junk_folders",
+    );
+}

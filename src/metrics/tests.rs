@@ -65,6 +65,7 @@ fn the_text_declares_every_family_and_counts_what_happened() {
     metrics.message_filed(&Outcome::NewTicket(TicketId(1)));
     metrics.message_filed(&Outcome::Duplicate(TicketId(1)));
     metrics.message_filed(&Outcome::Quarantined("parser failed".to_owned()));
+    metrics.message_filed(&Outcome::Bounced(TicketId(1)));
     metrics.relay_settled(OutboxKind::Bounce, Settled::Sent);
     metrics.relay_settled(OutboxKind::Notification, Settled::Deferred);
     metrics.folder_alive("INBOX", at(5));
@@ -78,7 +79,8 @@ fn the_text_declares_every_family_and_counts_what_happened() {
 
     let text = metrics.render(&figures, at(100));
     let samples = parse(&text);
-    assert_eq!(value(&samples, "casemail_messages_ingested_total", ""), 3.0);
+    assert_eq!(value(&samples, "casemail_messages_ingested_total", ""), 4.0);
+    assert_eq!(value(&samples, "casemail_bounces_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_duplicates_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_quarantined_total", ""), 1.0);
     assert_eq!(value(&samples, "casemail_tickets", "status=\"new\""), 3.0);
@@ -252,4 +254,91 @@ fn store_figures_count_tickets_flags_and_queues() {
     assert_eq!(figures.flagged.get("suspected_spam"), Some(&1));
     assert_eq!(figures.flagged.get("unreadable"), Some(&1));
     assert_eq!(figures.messages, 4);
+}
+
+#[test]
+fn lag_cursors_and_reconciliation_are_rendered_per_folder() {
+    use crate::fetch::Lag;
+    use crate::ids::{Uid, UidValidity};
+    use crate::model::Cursor;
+
+    let metrics = metrics();
+    metrics.folder_lag(
+        "INBOX",
+        Lag {
+            uid_next: Some(Uid(41)),
+            pending: 3,
+        },
+    );
+    // A later look that did not learn UIDNEXT keeps the last one known.
+    metrics.folder_lag(
+        "INBOX",
+        Lag {
+            uid_next: None,
+            pending: 2,
+        },
+    );
+    metrics.reconciled(
+        [("INBOX".to_owned(), 1), ("Processed".to_owned(), 0)],
+        at(30),
+    );
+    metrics.reconcile_failed();
+    let mut figures = StoreFigures::default();
+    figures.cursors.insert(
+        "INBOX".to_owned(),
+        Cursor {
+            uidvalidity: UidValidity(7),
+            last_uid: Uid(38),
+        },
+    );
+    let samples = parse(&metrics.render(&figures, at(60)));
+    assert_eq!(
+        value(&samples, "casemail_imap_uidnext", "folder=\"INBOX\""),
+        41.0
+    );
+    assert_eq!(
+        value(&samples, "casemail_imap_lag_messages", "folder=\"INBOX\""),
+        2.0
+    );
+    assert_eq!(
+        value(&samples, "casemail_imap_cursor_uid", "folder=\"INBOX\""),
+        38.0
+    );
+    assert_eq!(
+        value(&samples, "casemail_reconcile_missing", "folder=\"INBOX\""),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "casemail_reconcile_missing",
+            "folder=\"Processed\""
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "casemail_reconcile_last_run_timestamp_seconds",
+            ""
+        ),
+        1_800_000_030.0
+    );
+    assert_eq!(
+        value(&samples, "casemail_reconcile_runs_total", "result=\"ok\""),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "casemail_reconcile_runs_total",
+            "result=\"failed\""
+        ),
+        1.0
+    );
+    // Nothing is known of Junk yet: no made-up figures.
+    assert!(!samples.iter().any(
+        |(name, labels, _)| name.starts_with("casemail_imap_lag_messages")
+            && labels.contains("Junk")
+    ));
 }
