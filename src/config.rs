@@ -64,6 +64,15 @@ pub struct Config {
     pub threading: Threading,
     pub ingest: Ingest,
     pub rota: RotaSettings,
+    pub retention: Retention,
+}
+
+/// How long closed tickets are kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Closed tickets untouched for this long are purged, IMAP copies included; `None` keeps
+    /// them for ever.
+    pub closed_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -324,6 +333,13 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "retention",
+        &[(
+            "closed_after",
+            "a duration such as \"365d\", or \"\" to keep closed tickets for ever",
+        )],
+    ),
+    (
         "ingest",
         &[
             ("max_attachment_size", SIZE),
@@ -543,6 +559,13 @@ struct RawConfig {
     threading: RawThreading,
     ingest: RawIngest,
     rota: RawRota,
+    retention: RawRetention,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRetention {
+    closed_after: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -687,7 +710,22 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         },
         ingest: validate_ingest(raw.ingest, sources)?,
         rota: validate_rota(raw.rota, sources)?,
+        retention: validate_retention(raw.retention, sources)?,
     })
+}
+
+/// `""`, `"0"` or a zero duration turn retention off, which is the default: how long a
+/// helpdesk keeps closed cases is the organisation's decision, and deleting data is not undone.
+fn validate_retention(raw: RawRetention, sources: &Sources<'_>) -> Result<Retention, Error> {
+    let closed_after = match raw.closed_after.as_deref().map(str::trim) {
+        None | Some("" | "0") => None,
+        Some(text) => Some(
+            parse_duration(text)
+                .map_err(|reason| sources.error("retention.closed_after", reason))?,
+        )
+        .filter(|d| !d.is_zero()),
+    };
+    Ok(Retention { closed_after })
 }
 
 const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);

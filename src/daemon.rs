@@ -77,14 +77,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         jiff::Timestamp::now(),
     ));
     let team_changed = Arc::new(tokio::sync::Notify::new());
+    // Erasures from the control socket run in the process stage, the single writer.
+    let (writer_jobs, jobs) = mpsc::channel(4);
     let control_cancel = CancellationToken::new();
     let control_task = tokio::spawn(listeners.serve(
-        Arc::new(control::Shared::new(
-            store.clone(),
-            config.clone(),
-            metrics.clone(),
-            team_changed.clone(),
-        )),
+        Arc::new(
+            control::Shared::new(
+                store.clone(),
+                config.clone(),
+                metrics.clone(),
+                team_changed.clone(),
+            )
+            .with_writer(writer_jobs),
+        ),
         control_cancel.clone(),
     ));
     let cancel = CancellationToken::new();
@@ -127,6 +132,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .on_down(on_down.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
+    // Deletes the IMAP copies of purged and erased mail, queued in the store.
+    fetchers.spawn(
+        crate::fetch::expunge::Expunger::new(config.clone(), store.clone())
+            .run(cancel.child_token()),
+    );
     fetchers.close();
     // Only the fetchers hold senders now: when they stop, the process stage drains and ends.
     drop(to_process);
@@ -158,6 +168,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         outbox_ready.clone(),
         team_changed.clone(),
         metrics.clone(),
+        jobs,
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),

@@ -52,6 +52,10 @@ pub enum Outcome {
 /// The clock the process stage reads; tests pass a fixed one.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
+/// Work that must run in the single writer, between batches (an erasure from the control
+/// socket). The team is reloaded after each job.
+pub type Job = Box<dyn FnOnce(&Store) + Send>;
+
 /// Runs until every fetcher has dropped its sender and the channel is drained. Returns an error
 /// only when the store fails; then nothing of the failing batch was acknowledged.
 ///
@@ -67,6 +71,7 @@ pub async fn run(
     outbox_ready: Arc<tokio::sync::Notify>,
     team_changed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
+    mut jobs: mpsc::Receiver<Job>,
 ) -> Result<(), Error> {
     let mut team = Team::load(&store)?;
     let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
@@ -92,9 +97,22 @@ pub async fn run(
                 for (ticket, agent) in &swept.handed_over {
                     info!(ticket = ticket.0, agent = %agent, "Ticket handed over: no answer in time.");
                 }
+                let (_, purge_due) = tokio::task::block_in_place(|| {
+                    crate::purge::retention_sweep(&store, config.retention.closed_after, now)
+                })?;
                 outbox_ready.notify_one();
-                next_sweep = next_sweep_at(swept.next_due, now);
+                let due = match (swept.next_due, purge_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next_sweep = next_sweep_at(due, now);
                 on_alive();
+                continue;
+            }
+            Some(job) = jobs.recv() => {
+                tokio::task::block_in_place(|| job(&store));
+                team = tokio::task::block_in_place(|| Team::load(&store))?;
+                next_sweep = tokio::time::Instant::now();
                 continue;
             }
             () = team_changed.notified() => {

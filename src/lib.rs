@@ -29,6 +29,9 @@ pub mod bridge;
 pub mod notify;
 pub mod report;
 
+pub mod backup;
+pub mod purge;
+
 pub mod cli;
 pub mod control;
 pub mod daemon;

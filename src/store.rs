@@ -10,6 +10,7 @@
 //! Callers never see sled: they read through [`Store`] and write through [`WriteTx`].
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,7 +19,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::ids::AgentId;
 use crate::ids::{MailKey, MessageId, TicketId};
 use crate::model::{
-    Agent, Cursor, DeadLetter, Event, OutboxEntry, QuarantineEntry, Source, StoredMessage, Ticket,
+    Agent, Cursor, DeadLetter, Event, ImapDeletion, OutboxEntry, QuarantineEntry, Source,
+    StoredMessage, Ticket,
 };
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
@@ -29,12 +31,18 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// needs, and operators watch the daemon's memory.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
+/// The directory inside the state directory that holds the database.
+pub const STORE_DIR: &str = "store";
+
 const KEY_SCHEMA: &[u8] = b"meta/schema";
 const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
 const KEY_IN_FLIGHT: &str = "meta/in_flight";
 const KEY_NEXT_OUTBOX: &[u8] = b"meta/next_outbox";
 const KEY_ROTA: &str = "meta/rota";
 const KEY_LAST_DIGEST: &str = "meta/last_digest";
+const KEY_NEXT_DELETION: &[u8] = b"meta/next_imap_deletion";
+/// IMAP copies of purged or erased mail, waiting for the fetch side to delete them.
+const PREFIX_DELETION: &[u8] = b"x/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,6 +101,9 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
+    /// Every write transaction holds this shared; [`Store::snapshot`] holds it exclusively, so
+    /// a snapshot sees the store between transactions, never in the middle of one.
+    gate: Arc<RwLock<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,7 +115,12 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in `state_dir/store`.
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
-        let path = state_dir.join("store");
+        Store::open_path(state_dir.join(STORE_DIR))
+    }
+
+    /// Opens (creating if needed) a store in exactly `path`; `restore` builds a store beside
+    /// the live one before it takes its place.
+    pub fn open_path(path: PathBuf) -> Result<Store, Error> {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY)
@@ -125,7 +141,12 @@ impl Store {
                 },
             })?;
         let tree = db.open_tree("casemail")?;
-        let store = Store { db, tree, path };
+        let store = Store {
+            db,
+            tree,
+            path,
+            gate: Arc::new(RwLock::new(())),
+        };
         store.check_schema()?;
         Ok(store)
     }
@@ -169,6 +190,8 @@ impl Store {
     /// Runs `body` as one atomic transaction. `body` may run more than once when sled detects a
     /// conflicting writer, so it must not have side effects outside the transaction.
     pub fn write<T>(&self, body: impl Fn(&WriteTx<'_>) -> TxResult<T>) -> Result<T, Error> {
+        // The gate protects no data of its own, so a panic elsewhere cannot leave it unusable.
+        let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
         self.tree
             .transaction(|tree| body(&WriteTx { tree }).map_err(|TxError(err)| err))
             .map_err(|err| match err {
@@ -530,6 +553,203 @@ impl WriteTx<'_> {
         }
         Ok(())
     }
+}
+
+/// What the data-lifecycle operations (backup, restore, retention, erasure) need beyond the
+/// daily reads and writes.
+impl Store {
+    /// Calls `visit` with every record, in key order, while no write transaction runs: writers
+    /// wait at the gate until the snapshot is read, so it is consistent. Returns how many
+    /// records were visited.
+    pub fn snapshot<E>(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<u64, SnapshotError<E>> {
+        let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut count = 0_u64;
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(|err| SnapshotError::Store(Error::Io(err)))?;
+            visit(&key, &value).map_err(SnapshotError::Visit)?;
+            count = count.saturating_add(1);
+        }
+        Ok(count)
+    }
+
+    /// Writes one record as a backup holds it. Only for a store being restored, which nothing
+    /// else uses yet.
+    pub fn restore_record(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Whether the store holds anything besides its schema version.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        for item in self.tree.iter() {
+            let (key, _) = item?;
+            if key.as_ref() != KEY_SCHEMA {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The IMAP deletions still to be done, oldest first.
+    pub fn imap_deletions(&self) -> Result<Vec<ImapDeletion>, Error> {
+        scan_json(&self.tree, PREFIX_DELETION)
+    }
+
+    /// Wakes the caller whenever an IMAP deletion is queued or done.
+    pub fn watch_imap_deletions(&self) -> Watch {
+        Watch(self.tree.watch_prefix(PREFIX_DELETION))
+    }
+
+    /// The index entries that point at any of `tickets`: threading-index keys (`i/…`) and
+    /// requester-index keys (`r/…`), including those a merge added for another requester.
+    pub fn index_keys_for(
+        &self,
+        tickets: &std::collections::BTreeSet<TicketId>,
+    ) -> Result<Vec<IndexKey>, Error> {
+        let mut keys = Vec::new();
+        if tickets.is_empty() {
+            return Ok(keys);
+        }
+        for item in self.tree.scan_prefix(b"i/") {
+            let (key, value) = item?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let ticket: TicketId = decode(&text, &value)?;
+            if tickets.contains(&ticket) {
+                keys.push(IndexKey { key: text, ticket });
+            }
+        }
+        for item in self.tree.scan_prefix(b"r/") {
+            let (key, _) = item?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let number = text.rsplit('/').next().and_then(|n| n.parse::<u64>().ok());
+            if let Some(ticket) = number.map(TicketId).filter(|t| tickets.contains(t)) {
+                keys.push(IndexKey { key: text, ticket });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Every requester-index key of `address` (`r/{address}/…`).
+    pub fn requester_index_keys(&self, address: &str) -> Result<Vec<IndexKey>, Error> {
+        let mut keys = Vec::new();
+        for item in self.tree.scan_prefix(format!("r/{address}/").as_bytes()) {
+            let (key, _) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let ticket = key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(TicketId)
+                .ok_or_else(|| Error::Inconsistent(format!("bad requester index key {key}")))?;
+            keys.push(IndexKey { key, ticket });
+        }
+        Ok(keys)
+    }
+}
+
+/// An index entry found by [`Store::index_keys_for`], to be removed with
+/// [`WriteTx::remove_index_key`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexKey {
+    key: String,
+    /// The ticket the entry points at.
+    pub ticket: TicketId,
+}
+
+/// Why [`Store::snapshot`] stopped: the store failed, or the visitor did.
+#[derive(Debug)]
+pub enum SnapshotError<E> {
+    Store(Error),
+    Visit(E),
+}
+
+/// A subscription to changes of the IMAP deletion queue.
+pub struct Watch(sled::Subscriber);
+
+impl Watch {
+    /// Returns at the next change (at once when one happened since the last call).
+    pub async fn changed(&mut self) {
+        // `None` means the store was closed: then there is nothing more to wait for.
+        if (&mut self.0).await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Removals for retention and erasure.
+impl WriteTx<'_> {
+    /// Removes a ticket record and its requester-index entry (messages, events and other index
+    /// entries are removed one by one by the caller).
+    pub fn remove_ticket(&self, ticket: &Ticket) -> TxResult<()> {
+        self.tree.remove(ticket_key(ticket.id).as_bytes())?;
+        self.tree
+            .remove(requester_key(&ticket.requester, ticket.id).as_bytes())?;
+        Ok(())
+    }
+
+    /// Removes a message's dedupe-index entry when it points at this very message.
+    pub fn unindex_key(&self, key: &MailKey, ticket: TicketId, seq: u32) -> TxResult<()> {
+        if self.find_key(key)? == Some((ticket, seq)) {
+            self.tree.remove(mail_key_key(key).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Removes a Message-ID's threading-index entry when it points at `ticket`.
+    pub fn unindex_message_id(&self, id: &MessageId, ticket: TicketId) -> TxResult<()> {
+        if self.get::<TicketId>(&message_id_key(id))? == Some(ticket) {
+            self.tree.remove(message_id_key(id).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_index_key(&self, key: &IndexKey) -> TxResult<()> {
+        self.tree.remove(key.key.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_dead_letter(&self, id: u64) -> TxResult<()> {
+        self.tree.remove(dead_letter_key(id).as_bytes())?;
+        self.tree.remove(dead_letter_raw_key(id).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_quarantine(&self, source: &Source) -> TxResult<()> {
+        self.tree.remove(quarantine_key(source).as_bytes())?;
+        self.tree.remove(quarantine_raw_key(source).as_bytes())?;
+        Ok(())
+    }
+
+    /// Queues the deletion of a message's IMAP copies; the entry's `id` is assigned here.
+    pub fn queue_imap_deletion(&self, deletion: &ImapDeletion) -> TxResult<u64> {
+        let id = match self.tree.get(KEY_NEXT_DELETION)? {
+            Some(v) => decode_u64(&v)?,
+            None => 1,
+        };
+        self.tree.insert(
+            KEY_NEXT_DELETION,
+            id.saturating_add(1).to_be_bytes().to_vec(),
+        )?;
+        let entry = ImapDeletion {
+            id,
+            ..deletion.clone()
+        };
+        self.put(&deletion_key(id), &entry)?;
+        Ok(id)
+    }
+
+    /// Removes a done IMAP deletion from the queue.
+    pub fn remove_imap_deletion(&self, id: u64) -> TxResult<()> {
+        self.tree.remove(deletion_key(id).as_bytes())?;
+        Ok(())
+    }
+}
+
+fn deletion_key(id: u64) -> String {
+    format!("x/{id:020}")
 }
 
 fn ticket_key(id: TicketId) -> String {

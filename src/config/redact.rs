@@ -38,6 +38,7 @@ impl Config {
             threading,
             ingest,
             rota,
+            retention,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -88,6 +89,12 @@ impl Config {
                 answer_within: format_duration(rota.answer_within),
                 digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
             },
+            retention: RetentionView {
+                closed_after: retention
+                    .closed_after
+                    .map(format_duration)
+                    .unwrap_or_default(),
+            },
         }
     }
 }
@@ -107,6 +114,12 @@ struct View {
     threading: ThreadingView,
     ingest: IngestView,
     rota: RotaView,
+    retention: RetentionView,
+}
+
+#[derive(Serialize)]
+struct RetentionView {
+    closed_after: String,
 }
 
 #[derive(Serialize)]
