@@ -150,9 +150,7 @@ pub fn write_snapshot(store: &Store, state_dir: &Path, out: &mut dyn Write) -> a
         })
         .map_err(|err| match err {
             SnapshotError::Store(err) => anyhow::Error::new(err).context("cannot read the store"),
-            SnapshotError::Visit(err) => {
-                anyhow::Error::new(err).context("cannot write the backup")
-            }
+            SnapshotError::Visit(err) => anyhow::Error::new(err).context("cannot write the backup"),
         })?;
     items += records;
     out.write_all(b"E")?;
@@ -499,8 +497,9 @@ pub fn restore(file: &Path, state_dir: &Path, overwrite: Overwrite) -> anyhow::R
             std::fs::remove_dir_all(&replaced)
                 .with_context(|| format!("cannot remove {}", replaced.display()))?;
         }
-        std::fs::rename(&live, &replaced)
-            .with_context(|| format!("cannot move the old store aside to {}", replaced.display()))?;
+        std::fs::rename(&live, &replaced).with_context(|| {
+            format!("cannot move the old store aside to {}", replaced.display())
+        })?;
     }
     std::fs::rename(&staging, &live)
         .with_context(|| format!("cannot move the restored store into {}", live.display()))?;

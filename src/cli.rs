@@ -499,7 +499,9 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
             let result = execute(&store, config, command, &mut stdout);
             if result.is_ok()
                 && let StoreCommand::Erase {
-                    dry_run, json: false, ..
+                    dry_run,
+                    json: false,
+                    ..
                 } = command
             {
                 let when = if *dry_run { "would be" } else { "are" };
@@ -753,7 +755,12 @@ fn erase(
         plan.quarantine.len(),
     )?;
     for (ticket, seqs) in &plan.messages {
-        writeln!(out, "  ticket #{}: {} message(s) of theirs", ticket.0, seqs.len())?;
+        writeln!(
+            out,
+            "  ticket #{}: {} message(s) of theirs",
+            ticket.0,
+            seqs.len()
+        )?;
     }
     match removed {
         None => writeln!(out, "dry run: nothing was changed")?,

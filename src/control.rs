@@ -210,7 +210,9 @@ pub fn request_stream(
         .with_context(context)?;
     let mut reader = std::io::BufReader::new(stream);
     let mut answer = Vec::new();
-    reader.read_until(b'\n', &mut answer).with_context(context)?;
+    reader
+        .read_until(b'\n', &mut answer)
+        .with_context(context)?;
     if answer.is_empty() {
         bail!(
             "the running daemon at {} closed the connection without answering (see its log)",
@@ -513,9 +515,7 @@ async fn serve_command(
     }
 }
 
-async fn read_request(
-    read: &mut tokio::net::unix::OwnedReadHalf,
-) -> Result<StoreCommand, String> {
+async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<StoreCommand, String> {
     let mut line = Vec::new();
     let mut limited = BufReader::new(read.take(MAX_REQUEST.saturating_add(1)));
     limited
@@ -644,7 +644,10 @@ async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
         }
         Err(reason) => {
             warn!(command = name, error = %reason, "Control command crashed.");
-            Reply::failed(String::new(), format!("the daemon failed to run {name}: {reason}"))
+            Reply::failed(
+                String::new(),
+                format!("the daemon failed to run {name}: {reason}"),
+            )
         }
     }
 }

@@ -80,18 +80,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Erasures from the control socket run in the process stage, the single writer.
     let (writer_jobs, jobs) = mpsc::channel(4);
     let control_cancel = CancellationToken::new();
-    let control_task = tokio::spawn(listeners.serve(
-        Arc::new(
-            control::Shared::new(
-                store.clone(),
-                config.clone(),
-                metrics.clone(),
-                team_changed.clone(),
-            )
-            .with_writer(writer_jobs),
+    let control_task = tokio::spawn(
+        listeners.serve(
+            Arc::new(
+                control::Shared::new(
+                    store.clone(),
+                    config.clone(),
+                    metrics.clone(),
+                    team_changed.clone(),
+                )
+                .with_writer(writer_jobs),
+            ),
+            control_cancel.clone(),
         ),
-        control_cancel.clone(),
-    ));
+    );
     let cancel = CancellationToken::new();
     let fetchers = TaskTracker::new();
     let capacity = usize::try_from(config.ingest.batch_size)

@@ -58,7 +58,8 @@ pub fn expired(
     closed_after: std::time::Duration,
     now: Timestamp,
 ) -> Result<(BTreeSet<TicketId>, Option<Timestamp>), store::Error> {
-    let keep_for = jiff::SignedDuration::try_from(closed_after).unwrap_or(jiff::SignedDuration::MAX);
+    let keep_for =
+        jiff::SignedDuration::try_from(closed_after).unwrap_or(jiff::SignedDuration::MAX);
     let tickets = store.tickets()?;
     let mut due = BTreeSet::new();
     let mut next: Option<Timestamp> = None;

@@ -62,7 +62,12 @@ fn damaged_truncated_and_foreign_files_are_refused_with_the_reason() {
     let bytes = backup_bytes(&store, dir.path());
     let reason = |bytes: &[u8]| format!("{:#}", scan_bytes(bytes).expect_err("refused"));
 
-    for cut in [bytes.len() - 1, bytes.len() - 40, bytes.len() / 2, MAGIC.len() + 60] {
+    for cut in [
+        bytes.len() - 1,
+        bytes.len() - 40,
+        bytes.len() / 2,
+        MAGIC.len() + 60,
+    ] {
         let text = reason(&bytes[..cut]);
         assert!(
             text.contains("truncated") || text.contains("header"),
@@ -72,7 +77,11 @@ fn damaged_truncated_and_foreign_files_are_refused_with_the_reason() {
     let mut flipped = bytes.clone();
     let middle = bytes.len() - 60;
     flipped[middle] ^= 0x20;
-    assert!(reason(&flipped).contains("checksum"), "{}", reason(&flipped));
+    assert!(
+        reason(&flipped).contains("checksum"),
+        "{}",
+        reason(&flipped)
+    );
 
     assert!(reason(b"From: someone\r\n\r\nnot a backup").contains("not a casemail backup"));
     assert!(reason(b"").contains("not a casemail backup"));
@@ -111,10 +120,15 @@ fn restore_rebuilds_the_store_and_refuses_to_overwrite_data_without_force() {
         let restored = Store::open(&state).expect("open restored");
         assert_eq!(restored.last_ticket_id().expect("counter"), TicketId(1));
         assert_eq!(
-            restored.tickets_of_requester("a@example.org").expect("index"),
+            restored
+                .tickets_of_requester("a@example.org")
+                .expect("index"),
             vec![TicketId(1)]
         );
-        assert_eq!(restored.rota().expect("rota").as_deref(), Some("timezone = \"UTC\"\n"));
+        assert_eq!(
+            restored.rota().expect("rota").as_deref(),
+            Some("timezone = \"UTC\"\n")
+        );
     }
     assert_eq!(
         std::fs::read(state.join("reply-secret")).expect("secret"),

@@ -156,7 +156,9 @@ impl Expunger {
         id: &MessageId,
     ) -> Result<Vec<u32>, Error> {
         let Some(quoted) = quoted(id.as_str()) else {
-            warn!("A Message-ID that IMAP SEARCH cannot express; its copy in the processed folder stays.");
+            warn!(
+                "A Message-ID that IMAP SEARCH cannot express; its copy in the processed folder stays."
+            );
             return Ok(Vec::new());
         };
         let candidates = search(session, &format!("HEADER Message-ID {quoted}")).await?;
@@ -238,7 +240,10 @@ async fn select(session: &mut Session, folder: &str) -> Result<Option<u32>, Erro
 }
 
 async fn search(session: &mut Session, query: &str) -> Result<Vec<u32>, Error> {
-    let mut found: Vec<u32> = timed(session.uid_search(query)).await?.into_iter().collect();
+    let mut found: Vec<u32> = timed(session.uid_search(query))
+        .await?
+        .into_iter()
+        .collect();
     found.sort_unstable();
     Ok(found)
 }
@@ -257,7 +262,14 @@ async fn expunge(session: &mut Session, uids: &[u32]) -> Result<usize, Error> {
             .await
     })
     .await?;
-    timed(async { session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await }).await?;
+    timed(async {
+        session
+            .uid_expunge(&set)
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
     Ok(uids.len())
 }
 

@@ -24,7 +24,13 @@ fn source(uid: u32) -> Source {
 
 /// Files a ticket for `requester` with one message per sender in `senders`, and one event per
 /// message whose actor is its sender. Returns the ticket number.
-fn file(store: &Store, requester: &str, senders: &[&str], status: Status, updated: Timestamp) -> TicketId {
+fn file(
+    store: &Store,
+    requester: &str,
+    senders: &[&str],
+    status: Status,
+    updated: Timestamp,
+) -> TicketId {
     store
         .write(|tx| {
             let id = tx.allocate_ticket_id()?;
@@ -68,7 +74,10 @@ fn file(store: &Store, requester: &str, senders: &[&str], status: Status, update
                     anomalies: vec![],
                     sources: vec![source(id.0 as u32 * 100 + seq)],
                 };
-                tx.put_message(&message, Some(format!("From: {sender}\r\n\r\nraw").as_bytes()))?;
+                tx.put_message(
+                    &message,
+                    Some(format!("From: {sender}\r\n\r\nraw").as_bytes()),
+                )?;
                 ticket.message_count += 1;
                 tx.add_event(
                     &mut ticket,
@@ -124,9 +133,27 @@ fn dump_all(store: &Store) -> String {
 fn only_closed_tickets_past_the_period_expire_and_the_next_is_due_when_its_period_ends() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");
-    let old_closed = file(&store, "a@example.org", &["a@example.org"], Status::Closed, at(0));
-    let _old_open = file(&store, "b@example.org", &["b@example.org"], Status::Open, at(0));
-    let _recent_closed = file(&store, "c@example.org", &["c@example.org"], Status::Closed, at(20));
+    let old_closed = file(
+        &store,
+        "a@example.org",
+        &["a@example.org"],
+        Status::Closed,
+        at(0),
+    );
+    let _old_open = file(
+        &store,
+        "b@example.org",
+        &["b@example.org"],
+        Status::Open,
+        at(0),
+    );
+    let _recent_closed = file(
+        &store,
+        "c@example.org",
+        &["c@example.org"],
+        Status::Closed,
+        at(20),
+    );
     let (due, next) = expired(&store, 30 * DAY, at(31)).expect("expired");
     assert_eq!(due, BTreeSet::from([old_closed]));
     assert_eq!(next, Some(at(50)));
@@ -136,8 +163,20 @@ fn only_closed_tickets_past_the_period_expire_and_the_next_is_due_when_its_perio
 fn a_purged_ticket_leaves_no_record_index_or_outbox_entry_and_queues_its_imap_copies() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");
-    let gone = file(&store, "a@example.org", &["a@example.org", "a@example.org"], Status::Closed, at(0));
-    let kept = file(&store, "b@example.org", &["b@example.org"], Status::Closed, at(0));
+    let gone = file(
+        &store,
+        "a@example.org",
+        &["a@example.org", "a@example.org"],
+        Status::Closed,
+        at(0),
+    );
+    let kept = file(
+        &store,
+        "b@example.org",
+        &["b@example.org"],
+        Status::Closed,
+        at(0),
+    );
     let (removed, _) = retention_sweep(&store, Some(DAY), at(0)).expect("nothing due yet");
     assert_eq!(removed, Removed::default());
     store
@@ -154,10 +193,18 @@ fn a_purged_ticket_leaves_no_record_index_or_outbox_entry_and_queues_its_imap_co
     assert!(store.ticket(gone).expect("read").is_none());
     assert!(store.ticket(kept).expect("read").is_some());
     let text = dump(&store);
-    assert!(!text.contains("a@example.org") && !text.contains("a.example.org"), "{text}");
+    assert!(
+        !text.contains("a@example.org") && !text.contains("a.example.org"),
+        "{text}"
+    );
     assert!(text.contains("b@example.org"), "{text}");
     assert_eq!(store.imap_deletions().expect("queue").len(), 2);
-    assert!(store.tickets_of_requester("a@example.org").expect("index").is_empty());
+    assert!(
+        store
+            .tickets_of_requester("a@example.org")
+            .expect("index")
+            .is_empty()
+    );
     work_off_queue(&store);
     assert!(!dump_all(&store).contains("a.example.org"));
 }
@@ -166,7 +213,13 @@ fn a_purged_ticket_leaves_no_record_index_or_outbox_entry_and_queues_its_imap_co
 fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everything_else() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");
-    let theirs = file(&store, "a@example.org", &["a@example.org"], Status::Open, at(0));
+    let theirs = file(
+        &store,
+        "a@example.org",
+        &["a@example.org"],
+        Status::Open,
+        at(0),
+    );
     let shared = file(
         &store,
         "b@example.org",
@@ -188,7 +241,10 @@ fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everythi
     let left = store.messages(shared).expect("messages");
     assert_eq!(left.len(), 2);
     assert_eq!(left.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![0, 1]);
-    assert!(left.iter().all(|m| m.from.as_deref() == Some("b@example.org")));
+    assert!(
+        left.iter()
+            .all(|m| m.from.as_deref() == Some("b@example.org"))
+    );
     let ticket = store.ticket(shared).expect("read").expect("kept");
     assert_eq!(ticket.message_count, 2);
     assert!(!ticket.participants.contains("a@example.org"));
@@ -214,5 +270,8 @@ fn a_message_id_is_read_from_headers_without_the_parser() {
         header_message_id(raw).map(|id| id.as_str().to_owned()),
         Some("abc@example.org".to_owned())
     );
-    assert_eq!(header_message_id(b"Subject: x\r\n\r\nMessage-ID: <a@b>\r\n"), None);
+    assert_eq!(
+        header_message_id(b"Subject: x\r\n\r\nMessage-ID: <a@b>\r\n"),
+        None
+    );
 }
