@@ -102,9 +102,9 @@ async fn a_backup_taken_while_running_restores_identically_and_a_daemon_carries_
         "When is my visa appointment?",
     );
     bench
-        .send_mail(&asha.address, &[&help.address], &first)
+        .append(&help, "INBOX", &first, &[])
         .await
-        .expect("send");
+        .expect("append");
     let second = mail(
         &bilal.address,
         &help.address,
