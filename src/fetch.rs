@@ -504,6 +504,7 @@ impl FolderWatch {
         }
         // Everything handed over must be acknowledged before idling, so a processed message
         // leaves the folder promptly.
+        let mut acknowledged = false;
         while selected.outstanding > 0 {
             tokio::select! {
                 committed = self.ack_rx.recv() => match committed {
@@ -512,6 +513,12 @@ impl FolderWatch {
                 },
                 () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
             }
+            acknowledged = true;
+        }
+        if acknowledged {
+            // Mail that arrived meanwhile was announced in the answers to STORE and MOVE, which
+            // IDLE does not repeat: look again before idling.
+            return Ok(StepOutcome::Waited);
         }
         self.wait_for_news(selected, cancel).await
     }
