@@ -498,17 +498,18 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
             let store = open_store(config)?;
             let result = execute(&store, config, command, &mut stdout);
             if result.is_ok()
-                && let StoreCommand::Erase {
-                    dry_run,
-                    json: false,
-                    ..
-                } = command
+                && let StoreCommand::Erase { dry_run, json, .. } = command
             {
                 let when = if *dry_run { "would be" } else { "are" };
-                writeln!(
-                    stdout,
+                let note = format!(
                     "the daemon is not running: the IMAP copies {when} deleted when it next starts"
-                )?;
+                );
+                // JSON on stdout stays one document; the note goes with the logs.
+                if *json {
+                    eprintln!("{note}");
+                } else {
+                    writeln!(stdout, "{note}")?;
+                }
             }
             stdout.flush().context("cannot write to stdout")?;
             result

@@ -1158,3 +1158,31 @@ fn example_shows_the_true_defaults() {
     let keys: usize = SCHEMA.iter().map(|(_, keys)| keys.len()).sum();
     assert_eq!(checked, keys - 5 - examples_only.len());
 }
+
+#[test]
+fn retention_is_off_by_default_and_takes_a_duration() {
+    assert_eq!(accepted_with("retention", "").retention.closed_after, None);
+    for off in [
+        "closed_after = \"\"",
+        "closed_after = \"0\"",
+        "closed_after = \"0s\"",
+    ] {
+        assert_eq!(
+            accepted_with("retention", off).retention.closed_after,
+            None,
+            "{off}"
+        );
+    }
+    assert_eq!(
+        accepted_with("retention", "closed_after = \"365d\"")
+            .retention
+            .closed_after,
+        Some(Duration::from_secs(365 * 86_400))
+    );
+    assert_refused_with(
+        "retention",
+        "closed_after = \"a year\"",
+        "retention.closed_after",
+        "expected a duration",
+    );
+}
