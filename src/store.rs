@@ -104,6 +104,9 @@ pub struct Store {
     /// Every write transaction holds this shared; [`Store::snapshot`] holds it exclusively, so
     /// a snapshot sees the store between transactions, never in the middle of one.
     gate: Arc<RwLock<()>>,
+    /// Notified after a transaction that queued an IMAP deletion has committed. (sled's own
+    /// `watch_prefix` is not used: its bounded channel blocks writers when the watcher lags.)
+    deletions_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -146,6 +149,7 @@ impl Store {
             tree,
             path,
             gate: Arc::new(RwLock::new(())),
+            deletions_queued: Arc::new(tokio::sync::Notify::new()),
         };
         store.check_schema()?;
         Ok(store)
@@ -192,12 +196,26 @@ impl Store {
     pub fn write<T>(&self, body: impl Fn(&WriteTx<'_>) -> TxResult<T>) -> Result<T, Error> {
         // The gate protects no data of its own, so a panic elsewhere cannot leave it unusable.
         let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
-        self.tree
-            .transaction(|tree| body(&WriteTx { tree }).map_err(|TxError(err)| err))
+        let queued = std::cell::Cell::new(false);
+        let result = self
+            .tree
+            .transaction(|tree| {
+                // A retried attempt starts afresh.
+                queued.set(false);
+                body(&WriteTx {
+                    tree,
+                    queued: &queued,
+                })
+                .map_err(|TxError(err)| err)
+            })
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => Error::Io(err),
-            })
+            });
+        if result.is_ok() && queued.get() {
+            self.deletions_queued.notify_one();
+        }
+        result
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, Error> {
@@ -339,6 +357,8 @@ impl Store {
 /// The write side of one transaction. Reads inside it see the transaction's own writes.
 pub struct WriteTx<'a> {
     tree: &'a TransactionalTree,
+    /// Set when the transaction queues an IMAP deletion.
+    queued: &'a std::cell::Cell<bool>,
 }
 
 impl WriteTx<'_> {
@@ -598,9 +618,10 @@ impl Store {
         scan_json(&self.tree, PREFIX_DELETION)
     }
 
-    /// Wakes the caller whenever an IMAP deletion is queued or done.
+    /// Wakes the caller after an IMAP deletion has been queued (at once when one was queued
+    /// since the last wake-up).
     pub fn watch_imap_deletions(&self) -> Watch {
-        Watch(self.tree.watch_prefix(PREFIX_DELETION))
+        Watch(self.deletions_queued.clone())
     }
 
     /// The index entries that point at any of `tickets`: threading-index keys (`i/…`) and
@@ -666,16 +687,13 @@ pub enum SnapshotError<E> {
     Visit(E),
 }
 
-/// A subscription to changes of the IMAP deletion queue.
-pub struct Watch(sled::Subscriber);
+/// A subscription to new entries of the IMAP deletion queue.
+pub struct Watch(Arc<tokio::sync::Notify>);
 
 impl Watch {
-    /// Returns at the next change (at once when one happened since the last call).
+    /// Returns once a deletion has been queued since the last call.
     pub async fn changed(&mut self) {
-        // `None` means the store was closed: then there is nothing more to wait for.
-        if (&mut self.0).await.is_none() {
-            std::future::pending::<()>().await;
-        }
+        self.0.notified().await;
     }
 }
 
@@ -738,6 +756,7 @@ impl WriteTx<'_> {
             ..deletion.clone()
         };
         self.put(&deletion_key(id), &entry)?;
+        self.queued.set(true);
         Ok(id)
     }
 

@@ -275,3 +275,36 @@ fn a_message_id_is_read_from_headers_without_the_parser() {
         None
     );
 }
+
+#[tokio::test]
+async fn queuing_many_deletions_never_blocks_the_writer_and_wakes_the_watcher() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut watch = store.watch_imap_deletions();
+    // Far more than a bounded subscriber channel would hold, with nobody reading meanwhile.
+    for uid in 0..3000 {
+        store
+            .write(|tx| {
+                tx.queue_imap_deletion(&ImapDeletion {
+                    id: 0,
+                    queued: at(0),
+                    key: None,
+                    from: None,
+                    sources: vec![source(uid)],
+                })
+            })
+            .expect("queue");
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+        .await
+        .expect("woken");
+    let queued = store.imap_deletions().expect("queue");
+    assert_eq!(queued.len(), 3000);
+    assert_eq!(queued.first().map(|d| d.id), Some(1));
+    for entry in &queued {
+        store
+            .write(|tx| tx.remove_imap_deletion(entry.id))
+            .expect("remove");
+    }
+    assert!(store.imap_deletions().expect("queue").is_empty());
+}
