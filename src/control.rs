@@ -5,6 +5,9 @@
 //!   here and the daemon runs them with [`cli::execute`] on its own store handle. One request
 //!   per connection: a JSON line `{"version":1,"command":{"op":"ticket_list",…}}` answered by a JSON line
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
+//!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
+//!   backup file's bytes) and closes the connection. A real erasure is run by the process
+//!   stage, the single writer, as an [`ingest::Job`](crate::ingest::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!
