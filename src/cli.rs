@@ -82,6 +82,16 @@ pub enum Command {
     /// Tickets held as spam, releasing them, and teaching the spam classifier.
     #[command(subcommand)]
     Spam(SpamCommand),
+    /// Write a consistent snapshot of the store and the reply secret to FILE (mode 0600); works
+    /// while the daemon runs. The file holds personal data and secrets: keep it safe.
+    Backup {
+        /// Where to write the backup; replaced atomically if it exists.
+        file: PathBuf,
+    },
+    /// Rebuild a state directory from a backup. The daemon must be stopped.
+    Restore(RestoreArgs),
+    /// Remove one requester's tickets and messages everywhere, IMAP copies included.
+    Erase(EraseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +118,31 @@ pub enum SpamCommand {
         #[arg(long = "ham", value_name = "DIR")]
         ham: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file written by `casemail backup`.
+    pub file: PathBuf,
+    /// The state directory to rebuild (default: helpdesk.state_dir from the config).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Replace a store that already holds data.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The requester's email address.
+    #[arg(long)]
+    pub requester: String,
+    /// List what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +357,14 @@ pub enum StoreCommand {
         spam: Vec<crate::spam::bayes::Sample>,
         ham: Vec<crate::spam::bayes::Sample>,
     },
+    /// Writes the backup itself to the output; through the control socket the daemon streams
+    /// it after its reply line.
+    Backup,
+    Erase {
+        requester: String,
+        dry_run: bool,
+        json: bool,
+    },
 }
 
 impl StoreCommand {
@@ -339,7 +382,14 @@ impl StoreCommand {
                 | StoreCommand::TicketAssign { .. }
                 | StoreCommand::TicketMerge { .. }
                 | StoreCommand::SpamRelease { .. }
+                | StoreCommand::Erase { .. }
         )
+    }
+
+    /// Whether the daemon runs the command inside its process stage, the single writer of
+    /// filed mail, rather than beside it: an erasure removes tickets mail may be filed into.
+    pub fn needs_single_writer(&self) -> bool {
+        matches!(self, StoreCommand::Erase { dry_run: false, .. })
     }
 
     /// A short name for logs (`agent add`), without the arguments, which may hold addresses.
@@ -366,6 +416,8 @@ impl StoreCommand {
             StoreCommand::SpamList { .. } => "spam list",
             StoreCommand::SpamRelease { .. } => "spam release",
             StoreCommand::SpamTrain { .. } => "spam train",
+            StoreCommand::Backup => "backup",
+            StoreCommand::Erase { .. } => "erase",
         }
     }
 }
@@ -487,6 +539,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Spam(SpamCommand::Train { spam, ham }) => {
             return spam_train(&cli.config, &spam, &ham);
         }
+        Command::Backup { file } => {
+            let config = config::load(&cli.config)?;
+            return backup_to(&config, &file);
+        }
+        Command::Restore(args) => {
+            let config = config::load(&cli.config)?;
+            return restore_from(&config, &args);
+        }
+        Command::Erase(args) => StoreCommand::Erase {
+            requester: args.requester,
+            dry_run: args.dry_run,
+            json: args.json,
+        },
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
@@ -546,10 +611,88 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
         None => {
             let store = open_store(config)?;
             let result = execute(&store, config, command, &mut stdout);
+            if result.is_ok()
+                && let StoreCommand::Erase { dry_run, json, .. } = command
+            {
+                let when = if *dry_run { "would be" } else { "are" };
+                let note = format!(
+                    "the daemon is not running: the IMAP copies {when} deleted when it next starts"
+                );
+                // JSON on stdout stays one document; the note goes with the logs.
+                if *json {
+                    eprintln!("{note}");
+                } else {
+                    writeln!(stdout, "{note}")?;
+                }
+            }
             stdout.flush().context("cannot write to stdout")?;
             result
         }
     }
+}
+
+/// `casemail backup FILE`: streamed by the running daemon, or read from the store when none runs.
+fn backup_to(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let mut through_daemon = false;
+    let summary = crate::backup::write_file(file, |out| {
+        match control::request_stream(&config.control.socket, &StoreCommand::Backup, out)? {
+            Some(()) => {
+                through_daemon = true;
+                Ok(())
+            }
+            None => {
+                let store = open_store(config)?;
+                execute(&store, config, &StoreCommand::Backup, out)
+            }
+        }
+    })?;
+    let how = if through_daemon {
+        "from the running daemon"
+    } else {
+        "from the store"
+    };
+    println!(
+        "backup written to {} {how}: {} ticket(s), {} record(s), {} bytes, format {}, schema {}",
+        file.display(),
+        summary.tickets,
+        summary.records,
+        summary.bytes,
+        summary.header.format,
+        summary.header.schema
+    );
+    println!("it holds personal data and the reply secret: keep it as safe as the server");
+    Ok(())
+}
+
+/// `casemail restore FILE`: never through the daemon, which must be stopped.
+fn restore_from(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.helpdesk.state_dir.clone());
+    if state_dir == config.helpdesk.state_dir
+        && std::os::unix::net::UnixStream::connect(&config.control.socket).is_ok()
+    {
+        anyhow::bail!(
+            "casemail is running (it answers on {}); stop it before restoring",
+            config.control.socket.display()
+        );
+    }
+    let overwrite = if args.force {
+        crate::backup::Overwrite::Replace
+    } else {
+        crate::backup::Overwrite::Refuse
+    };
+    let summary = crate::backup::restore(&args.file, &state_dir, overwrite)?;
+    println!(
+        "restored {} into {}: {} ticket(s), {} record(s), taken {}",
+        args.file.display(),
+        state_dir.display(),
+        summary.tickets,
+        summary.records,
+        summary.header.created
+    );
+    Ok(())
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -690,7 +833,85 @@ pub fn execute(
             let trained = crate::spam::held::train(store, spam, ham)?;
             crate::spam::held::print_trained(store, trained, out)
         }
+        StoreCommand::Backup => {
+            crate::backup::write_snapshot(store, &config.helpdesk.state_dir, out)?;
+            Ok(())
+        }
+        StoreCommand::Erase {
+            requester,
+            dry_run,
+            json,
+        } => erase(store, requester, *dry_run, *json, now, out),
     }
+}
+
+fn erase(
+    store: &Store,
+    requester: &str,
+    dry_run: bool,
+    json: bool,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let address = admin::normalise_address(requester)?;
+    let plan = crate::purge::plan_erasure(store, &address)?;
+    let messages: usize = plan.messages.values().map(Vec::len).sum();
+    let removed = if dry_run {
+        None
+    } else {
+        Some(crate::purge::erase(store, &plan, now)?)
+    };
+    if json {
+        let value = serde_json::json!({
+            "requester": plan.requester,
+            "dry_run": dry_run,
+            "tickets": plan.tickets.iter().map(|t| t.0).collect::<Vec<_>>(),
+            "messages_in_other_tickets": plan
+                .messages
+                .iter()
+                .map(|(ticket, seqs)| serde_json::json!({"ticket": ticket.0, "messages": seqs.len()}))
+                .collect::<Vec<_>>(),
+            "outbox": plan.outbox.len(),
+            "dead_letters": plan.dead_letters.len(),
+            "quarantine": plan.quarantine.len(),
+            "removed": removed,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    let numbers: Vec<String> = plan.tickets.iter().map(|t| format!("#{}", t.0)).collect();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    writeln!(
+        out,
+        "erasure of {}: {verb} {} ticket(s){}, {messages} message(s) in other tickets, {} outbox message(s), {} dead letter(s), {} quarantined message(s)",
+        sanitize::for_terminal(&plan.requester),
+        plan.tickets.len(),
+        if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", numbers.join(", "))
+        },
+        plan.outbox.len(),
+        plan.dead_letters.len(),
+        plan.quarantine.len(),
+    )?;
+    for (ticket, seqs) in &plan.messages {
+        writeln!(
+            out,
+            "  ticket #{}: {} message(s) of theirs",
+            ticket.0,
+            seqs.len()
+        )?;
+    }
+    match removed {
+        None => writeln!(out, "dry run: nothing was changed")?,
+        Some(removed) => writeln!(
+            out,
+            "{} IMAP deletion(s) queued: the daemon deletes those copies from the server",
+            removed.imap_deletions
+        )?,
+    }
+    Ok(())
 }
 
 fn quarantine_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -73,6 +73,7 @@ pub struct Config {
     pub acknowledge: Acknowledge,
     pub spam: Spam,
     pub reconcile: Reconcile,
+    pub retention: Retention,
 }
 
 /// `[reconcile]`: the scheduled comparison of the watched folders with the store.
@@ -80,6 +81,14 @@ pub struct Config {
 pub struct Reconcile {
     /// How often; `None` turns scheduled reconciliation off.
     pub every: Option<Duration>,
+}
+
+/// How long closed tickets are kept.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Closed tickets untouched for this long are purged, IMAP copies included; `None` keeps
+    /// them for ever.
+    pub closed_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +353,13 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "retention",
+        &[(
+            "closed_after",
+            "a duration such as \"365d\", or \"\" to keep closed tickets for ever",
+        )],
+    ),
+    (
         "ingest",
         &[
             ("max_attachment_size", SIZE),
@@ -592,12 +608,19 @@ struct RawConfig {
     acknowledge: loops::RawAcknowledge,
     spam: spam::RawSpam,
     reconcile: RawReconcile,
+    retention: RawRetention,
 }
 
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawReconcile {
     every: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRetention {
+    closed_after: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -747,6 +770,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
         acknowledge: loops::validate_acknowledge(raw.acknowledge, sources)?,
         spam: spam::validate(raw.spam, sources)?,
         reconcile: validate_reconcile(raw.reconcile, sources)?,
+        retention: validate_retention(raw.retention, sources)?,
     })
 }
 
@@ -764,6 +788,20 @@ fn validate_reconcile(raw: RawReconcile, sources: &Sources<'_>) -> Result<Reconc
         }
     };
     Ok(Reconcile { every })
+}
+
+/// `""`, `"0"` or a zero duration turn retention off, which is the default: how long a
+/// helpdesk keeps closed cases is the organisation's decision, and deleting data is not undone.
+fn validate_retention(raw: RawRetention, sources: &Sources<'_>) -> Result<Retention, Error> {
+    let closed_after = match raw.closed_after.as_deref().map(str::trim) {
+        None | Some("" | "0") => None,
+        Some(text) => Some(
+            parse_duration(text)
+                .map_err(|reason| sources.error("retention.closed_after", reason))?,
+        )
+        .filter(|d| !d.is_zero()),
+    };
+    Ok(Retention { closed_after })
 }
 
 const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);

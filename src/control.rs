@@ -5,6 +5,9 @@
 //!   here and the daemon runs them with [`cli::execute`] on its own store handle. One request
 //!   per connection: a JSON line `{"version":1,"command":{"op":"ticket_list",…}}` answered by a JSON line
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
+//!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
+//!   backup file's bytes) and closes the connection. A real erasure is run by the process
+//!   stage, the single writer, as an [`ingest::Job`](crate::ingest::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!
@@ -172,6 +175,66 @@ pub fn request(socket: &Path, command: &StoreCommand) -> anyhow::Result<Option<R
     Ok(Some(reply))
 }
 
+/// Sends `command` to the daemon and copies what it streams after its reply line to `out` (a
+/// backup). `None` when no daemon listens there; an error when the daemon refused or failed.
+pub fn request_stream(
+    socket: &Path,
+    command: &StoreCommand,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Option<()>> {
+    use std::io::ErrorKind;
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!("cannot reach the running daemon at {}", socket.display())
+            });
+        }
+    };
+    let context = || format!("cannot talk to the running daemon at {}", socket.display());
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut line = serde_json::to_vec(&Request {
+        version: PROTOCOL_VERSION,
+        command: command.clone(),
+    })?;
+    line.push(b'\n');
+    stream.write_all(&line).with_context(context)?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .with_context(context)?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut answer = Vec::new();
+    reader
+        .read_until(b'\n', &mut answer)
+        .with_context(context)?;
+    if answer.is_empty() {
+        bail!(
+            "the running daemon at {} closed the connection without answering (see its log)",
+            socket.display()
+        );
+    }
+    let reply: Reply = serde_json::from_slice(&answer).with_context(|| {
+        format!(
+            "the running daemon at {} sent an answer this casemail cannot read",
+            socket.display()
+        )
+    })?;
+    if let Some(error) = reply.error {
+        return Err(anyhow::Error::msg(error));
+    }
+    std::io::copy(&mut reader, out).with_context(context)?;
+    Ok(Some(()))
+}
+
 /// What the control tasks share with the rest of the daemon.
 pub struct Shared {
     pub store: Store,
@@ -182,6 +245,8 @@ pub struct Shared {
     /// Held while a command runs, so commands never interleave (two `agent add` with the same
     /// id cannot both pass the uniqueness check).
     commands: tokio::sync::Mutex<()>,
+    /// The process stage, for commands that must run in the single writer (an erasure).
+    writer: Option<tokio::sync::mpsc::Sender<crate::ingest::Job>>,
 }
 
 impl Shared {
@@ -197,7 +262,14 @@ impl Shared {
             metrics,
             team_changed,
             commands: tokio::sync::Mutex::new(()),
+            writer: None,
         }
+    }
+
+    /// Runs erasures in the process stage through `writer` instead of beside it.
+    pub fn with_writer(mut self, writer: tokio::sync::mpsc::Sender<crate::ingest::Job>) -> Shared {
+        self.writer = Some(writer);
+        self
     }
 }
 
@@ -411,14 +483,22 @@ async fn serve_command(
             return;
         }
     }
-    let (read, mut write) = stream.into_split();
+    let (mut read, mut write) = stream.into_split();
     let reply = tokio::select! {
-        request = tokio::time::timeout(PEER_TIMEOUT, read_request(read)) => match request {
-            Err(_) => Reply::failed(String::new(), format!("no complete request within {PEER_TIMEOUT:?}")),
-            Ok(Err(reason)) => Reply::failed(String::new(), reason),
-            Ok(Ok(command)) => run_command(&shared, command).await,
+        request = tokio::time::timeout(PEER_TIMEOUT, read_request(&mut read)) => match request {
+            Err(_) => Some(Reply::failed(String::new(), format!("no complete request within {PEER_TIMEOUT:?}"))),
+            Ok(Err(reason)) => Some(Reply::failed(String::new(), reason)),
+            Ok(Ok(StoreCommand::Backup)) => None,
+            Ok(Ok(command)) => Some(run_command(&shared, command).await),
         },
-        () = cancel.cancelled() => Reply::failed(String::new(), "casemail is shutting down; try again once it has stopped".to_owned()),
+        () = cancel.cancelled() => Some(Reply::failed(String::new(), "casemail is shutting down; try again once it has stopped".to_owned())),
+    };
+    let Some(reply) = reply else {
+        match read.reunite(write) {
+            Ok(stream) => stream_backup(stream, &shared).await,
+            Err(err) => warn!(error = %err, "Cannot take back a control connection."),
+        }
+        return;
     };
     let mut line = match serde_json::to_vec(&reply) {
         Ok(line) => line,
@@ -438,7 +518,7 @@ async fn serve_command(
     }
 }
 
-async fn read_request(read: tokio::net::unix::OwnedReadHalf) -> Result<StoreCommand, String> {
+async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<StoreCommand, String> {
     let mut line = Vec::new();
     let mut limited = BufReader::new(read.take(MAX_REQUEST.saturating_add(1)));
     limited
@@ -475,18 +555,73 @@ async fn read_request(read: tokio::net::unix::OwnedReadHalf) -> Result<StoreComm
     Ok(request.command)
 }
 
+/// Streams a backup: the reply line, then the snapshot, from a worker thread that writes to
+/// the socket directly. The snapshot holds the store's write gate, so filing waits for it; the
+/// write timeout keeps a stalled client from holding it for long.
+async fn stream_backup(stream: UnixStream, shared: &Arc<Shared>) {
+    let _one_at_a_time = shared.commands.lock().await;
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(err) => {
+            warn!(error = %err, "Cannot hand a control connection to a worker thread.");
+            return;
+        }
+    };
+    let store = shared.store.clone();
+    let state_dir = shared.config.helpdesk.state_dir.clone();
+    let streamed = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        stream.set_nonblocking(false)?;
+        stream.set_write_timeout(Some(PEER_TIMEOUT))?;
+        let mut out = std::io::BufWriter::new(&stream);
+        let mut line = serde_json::to_vec(&Reply::succeeded(String::new()))?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        let records = crate::backup::write_snapshot(&store, &state_dir, &mut out)?;
+        out.flush()?;
+        drop(out);
+        stream.shutdown(std::net::Shutdown::Write)?;
+        Ok(records)
+    })
+    .await;
+    match streamed {
+        Ok(Ok(records)) => info!(records, "Backup streamed to the command line."),
+        // The client sees a backup without its end marker and says so.
+        Ok(Err(err)) => warn!(error = %format!("{err:#}"), "Backup failed."),
+        Err(join) => warn!(error = %join, "Backup crashed."),
+    }
+}
+
 async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
     let _one_at_a_time = shared.commands.lock().await;
     let name = command.name();
     let changes_team = command.changes_team();
     let worker = shared.clone();
-    // The store's calls block; a worker thread keeps them off the runtime.
-    let ran = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        let result = cli::execute(&worker.store, &worker.config, &command, &mut out);
-        (String::from_utf8_lossy(&out).into_owned(), result)
-    })
-    .await;
+    let ran = match (&shared.writer, command.needs_single_writer()) {
+        (Some(writer), true) => {
+            // The process stage runs it between batches, so nothing is filed meanwhile.
+            let (done, result) = tokio::sync::oneshot::channel();
+            let config = shared.config.clone();
+            let job: crate::ingest::Job = Box::new(move |store: &Store| {
+                let mut out = Vec::new();
+                let result = cli::execute(store, &config, &command, &mut out);
+                let _ = done.send((String::from_utf8_lossy(&out).into_owned(), result));
+            });
+            match writer.send(job).await {
+                Err(_) => Err("the process stage has stopped".to_owned()),
+                Ok(()) => result
+                    .await
+                    .map_err(|_| "the process stage stopped before running the command".to_owned()),
+            }
+        }
+        // The store's calls block; a worker thread keeps them off the runtime.
+        _ => tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let result = cli::execute(&worker.store, &worker.config, &command, &mut out);
+            (String::from_utf8_lossy(&out).into_owned(), result)
+        })
+        .await
+        .map_err(|join| join.to_string()),
+    };
     if changes_team {
         // Also after a failure: a command that failed half-way may have changed something.
         shared.team_changed.notify_one();
@@ -510,9 +645,12 @@ async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
             );
             Reply::failed(stdout, error)
         }
-        Err(join) => {
-            warn!(command = name, error = %join, "Control command crashed.");
-            Reply::failed(String::new(), format!("the daemon failed to run {name}"))
+        Err(reason) => {
+            warn!(command = name, error = %reason, "Control command crashed.");
+            Reply::failed(
+                String::new(),
+                format!("the daemon failed to run {name}: {reason}"),
+            )
         }
     }
 }

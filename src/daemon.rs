@@ -78,16 +78,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     ));
     let team_changed = Arc::new(tokio::sync::Notify::new());
     let reload_config = Arc::new(tokio::sync::Notify::new());
+    // Erasures from the control socket run in the process stage, the single writer.
+    let (writer_jobs, jobs) = mpsc::channel(4);
     let control_cancel = CancellationToken::new();
-    let control_task = tokio::spawn(listeners.serve(
-        Arc::new(control::Shared::new(
-            store.clone(),
-            config.clone(),
-            metrics.clone(),
-            team_changed.clone(),
-        )),
-        control_cancel.clone(),
-    ));
+    let control_task = tokio::spawn(
+        listeners.serve(
+            Arc::new(
+                control::Shared::new(
+                    store.clone(),
+                    config.clone(),
+                    metrics.clone(),
+                    team_changed.clone(),
+                )
+                .with_writer(writer_jobs),
+            ),
+            control_cancel.clone(),
+        ),
+    );
     let cancel = CancellationToken::new();
     let fetchers = TaskTracker::new();
     let capacity = usize::try_from(config.ingest.batch_size)
@@ -133,6 +140,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .on_lag(on_lag.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
+    // Deletes the IMAP copies of purged and erased mail, queued in the store.
+    fetchers.spawn(
+        crate::fetch::expunge::Expunger::new(config.clone(), store.clone())
+            .run(cancel.child_token()),
+    );
     fetchers.close();
     // Only the fetchers hold senders now: when they stop, the process stage drains and ends.
     drop(to_process);
@@ -165,6 +177,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         team_changed.clone(),
         metrics.clone(),
         reload_config.clone(),
+        jobs,
     ));
     info!(
         folders = config.imap.folders.len() + config.imap.junk_folders.len(),

@@ -27,6 +27,8 @@ use crate::ids::{MessageId, Uid, UidValidity};
 use crate::model::{Cursor, Source};
 use crate::store::Store;
 
+pub mod expunge;
+
 /// Every IMAP command must answer within this; a silent server is a dead connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_millis(250);

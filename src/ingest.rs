@@ -52,6 +52,10 @@ pub enum Outcome {
 /// The clock the process stage reads; tests pass a fixed one.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
+/// Work that must run in the single writer, between batches (an erasure from the control
+/// socket). The team is reloaded after each job.
+pub type Job = Box<dyn FnOnce(&Store) + Send>;
+
 /// Runs until every fetcher has dropped its sender and the channel is drained. Returns an error
 /// only when the store fails; then nothing of the failing batch was acknowledged.
 ///
@@ -68,6 +72,7 @@ pub async fn run(
     team_changed: Arc<tokio::sync::Notify>,
     metrics: Arc<Metrics>,
     reload_config: Arc<tokio::sync::Notify>,
+    mut jobs: mpsc::Receiver<Job>,
 ) -> Result<(), Error> {
     let mut config = config;
     let mut team = Team::load(&store)?;
@@ -100,13 +105,26 @@ pub async fn run(
                 for ticket in &purged {
                     info!(ticket = ticket.0, "Spam ticket purged: older than keep_for.");
                 }
+                let (_, purge_due) = tokio::task::block_in_place(|| {
+                    crate::purge::retention_sweep(&store, config.retention.closed_after, now)
+                })?;
                 outbox_ready.notify_one();
-                next_sweep = next_sweep_at(swept.next_due, now);
+                let due = match (swept.next_due, purge_due) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                next_sweep = next_sweep_at(due, now);
                 on_alive();
                 continue;
             }
             () = reload_config.notified() => {
                 config = reload_spam_rules(&config);
+                continue;
+            }
+            Some(job) = jobs.recv() => {
+                tokio::task::block_in_place(|| job(&store));
+                team = tokio::task::block_in_place(|| Team::load(&store))?;
+                next_sweep = tokio::time::Instant::now();
                 continue;
             }
             () = team_changed.notified() => {

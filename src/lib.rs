@@ -31,6 +31,9 @@ pub mod loops;
 pub mod notify;
 pub mod report;
 
+pub mod backup;
+pub mod purge;
+
 pub mod cli;
 pub mod control;
 pub mod daemon;

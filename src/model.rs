@@ -273,3 +273,22 @@ pub struct Suppression {
     /// The ticket whose mail bounced, when there is one.
     pub ticket: Option<TicketId>,
 }
+
+/// IMAP copies of a purged or erased message, queued in the store (in the same transaction as
+/// the purge) for the fetch side to delete from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapDeletion {
+    /// Position in the queue, from 1.
+    pub id: u64,
+    pub queued: Timestamp,
+    /// Finds the copies that a move to the processed folder gave new UIDs: a Message-ID is
+    /// searched for as a header, a content hash is checked against candidates from `from`.
+    pub key: Option<MailKey>,
+    /// The sender, kept only for a message without a Message-ID (its copies are found by
+    /// searching for the sender and checking each candidate's content hash).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Where the message was fetched from: deleted by UID there when the UIDVALIDITY still
+    /// matches (mail left in place, or not yet moved).
+    pub sources: Vec<Source>,
+}

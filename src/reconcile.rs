@@ -407,6 +407,13 @@ impl<'a> KnownIds<'a> {
                     others.insert(id);
                 }
             }
+            // Purged or erased mail whose IMAP copies are still to be deleted is accounted
+            // for: reporting it would mail its subject to the coordinators.
+            for deletion in self.store.imap_deletions()? {
+                if let Some(MailKey::MessageId(id)) = deletion.key {
+                    others.insert(id);
+                }
+            }
             self.others = Some(others);
         }
         Ok(self

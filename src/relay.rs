@@ -696,6 +696,11 @@ impl Relay {
             ),
         };
         self.store.write(|tx| {
+            // An erasure may have removed the entry while it was being sent: then nothing of
+            // it may come back as a dead letter.
+            if tx.outbox_entry(entry.id)?.is_none() {
+                return Ok(());
+            }
             tx.remove_outbox(entry.id)?;
             tx.put_dead_letter(&dead, raw)?;
             if let Some(id) = entry.ticket

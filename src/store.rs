@@ -10,6 +10,7 @@
 //! Callers never see sled: they read through [`Store`] and write through [`WriteTx`].
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,7 +19,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::ids::AgentId;
 use crate::ids::{MailKey, MessageId, TicketId};
 use crate::model::{
-    Agent, Cursor, DeadLetter, Event, OutboxEntry, QuarantineEntry, Source, StoredMessage, Ticket,
+    Agent, Cursor, DeadLetter, Event, ImapDeletion, OutboxEntry, QuarantineEntry, Source,
+    StoredMessage, Ticket,
 };
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
@@ -29,12 +31,18 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// needs, and operators watch the daemon's memory.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
+/// The directory inside the state directory that holds the database.
+pub const STORE_DIR: &str = "store";
+
 const KEY_SCHEMA: &[u8] = b"meta/schema";
 const KEY_NEXT_TICKET: &[u8] = b"meta/next_ticket";
 const KEY_IN_FLIGHT: &str = "meta/in_flight";
 const KEY_NEXT_OUTBOX: &[u8] = b"meta/next_outbox";
 const KEY_ROTA: &str = "meta/rota";
 const KEY_LAST_DIGEST: &str = "meta/last_digest";
+const KEY_NEXT_DELETION: &[u8] = b"meta/next_imap_deletion";
+/// IMAP copies of purged or erased mail, waiting for the fetch side to delete them.
+const PREFIX_DELETION: &[u8] = b"p/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,6 +101,12 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
+    /// Every write transaction holds this shared; [`Store::snapshot`] holds it exclusively, so
+    /// a snapshot sees the store between transactions, never in the middle of one.
+    gate: Arc<RwLock<()>>,
+    /// Notified after a transaction that queued an IMAP deletion has committed. (sled's own
+    /// `watch_prefix` is not used: its bounded channel blocks writers when the watcher lags.)
+    deletions_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,7 +118,12 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in `state_dir/store`.
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
-        let path = state_dir.join("store");
+        Store::open_path(state_dir.join(STORE_DIR))
+    }
+
+    /// Opens (creating if needed) a store in exactly `path`; `restore` builds a store beside
+    /// the live one before it takes its place.
+    pub fn open_path(path: PathBuf) -> Result<Store, Error> {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY)
@@ -125,7 +144,13 @@ impl Store {
                 },
             })?;
         let tree = db.open_tree("casemail")?;
-        let store = Store { db, tree, path };
+        let store = Store {
+            db,
+            tree,
+            path,
+            gate: Arc::new(RwLock::new(())),
+            deletions_queued: Arc::new(tokio::sync::Notify::new()),
+        };
         store.check_schema()?;
         Ok(store)
     }
@@ -169,11 +194,18 @@ impl Store {
     /// Runs `body` as one atomic transaction. `body` may run more than once when sled detects a
     /// conflicting writer, so it must not have side effects outside the transaction.
     pub fn write<T>(&self, body: impl Fn(&WriteTx<'_>) -> TxResult<T>) -> Result<T, Error> {
-        self.tree
+        // The gate protects no data of its own, so a panic elsewhere cannot leave it unusable.
+        let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let queued = std::cell::Cell::new(false);
+        let result = self
+            .tree
             .transaction(|tree| {
+                // A retried attempt starts afresh.
+                queued.set(false);
                 let tx = WriteTx {
                     tree,
                     later: std::cell::RefCell::new(Vec::new()),
+                    queued: &queued,
                 };
                 let value = body(&tx).map_err(|TxError(err)| err)?;
                 tx.add_events_later().map_err(|TxError(err)| err)?;
@@ -182,7 +214,11 @@ impl Store {
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
                 TransactionError::Storage(err) => Error::Io(err),
-            })
+            });
+        if result.is_ok() && queued.get() {
+            self.deletions_queued.notify_one();
+        }
+        result
     }
 
     pub fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, Error> {
@@ -326,6 +362,8 @@ pub struct WriteTx<'a> {
     tree: &'a TransactionalTree,
     /// Events for tickets the body may hold a copy of (see [`WriteTx::add_event_later`]).
     later: std::cell::RefCell<Vec<(TicketId, Event)>>,
+    /// Set when the transaction queues an IMAP deletion.
+    queued: &'a std::cell::Cell<bool>,
 }
 
 impl WriteTx<'_> {
@@ -542,6 +580,203 @@ impl WriteTx<'_> {
     }
 }
 
+/// What the data-lifecycle operations (backup, restore, retention, erasure) need beyond the
+/// daily reads and writes.
+impl Store {
+    /// Calls `visit` with every record, in key order, while no write transaction runs: writers
+    /// wait at the gate until the snapshot is read, so it is consistent. Returns how many
+    /// records were visited.
+    pub fn snapshot<E>(
+        &self,
+        mut visit: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<u64, SnapshotError<E>> {
+        let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut count = 0_u64;
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(|err| SnapshotError::Store(Error::Io(err)))?;
+            visit(&key, &value).map_err(SnapshotError::Visit)?;
+            count = count.saturating_add(1);
+        }
+        Ok(count)
+    }
+
+    /// Writes one record as a backup holds it. Only for a store being restored, which nothing
+    /// else uses yet.
+    pub fn restore_record(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.tree.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Whether the store holds anything besides its schema version.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        for item in self.tree.iter() {
+            let (key, _) = item?;
+            if key.as_ref() != KEY_SCHEMA {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The IMAP deletions still to be done, oldest first.
+    pub fn imap_deletions(&self) -> Result<Vec<ImapDeletion>, Error> {
+        scan_json(&self.tree, PREFIX_DELETION)
+    }
+
+    /// Wakes the caller after an IMAP deletion has been queued (at once when one was queued
+    /// since the last wake-up).
+    pub fn watch_imap_deletions(&self) -> Watch {
+        Watch(self.deletions_queued.clone())
+    }
+
+    /// The index entries that point at any of `tickets`: threading-index keys (`i/…`) and
+    /// requester-index keys (`r/…`), including those a merge added for another requester.
+    pub fn index_keys_for(
+        &self,
+        tickets: &std::collections::BTreeSet<TicketId>,
+    ) -> Result<Vec<IndexKey>, Error> {
+        let mut keys = Vec::new();
+        if tickets.is_empty() {
+            return Ok(keys);
+        }
+        for item in self.tree.scan_prefix(b"i/") {
+            let (key, value) = item?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let ticket: TicketId = decode(&text, &value)?;
+            if tickets.contains(&ticket) {
+                keys.push(IndexKey { key: text, ticket });
+            }
+        }
+        for item in self.tree.scan_prefix(b"r/") {
+            let (key, _) = item?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let number = text.rsplit('/').next().and_then(|n| n.parse::<u64>().ok());
+            if let Some(ticket) = number.map(TicketId).filter(|t| tickets.contains(t)) {
+                keys.push(IndexKey { key: text, ticket });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Every requester-index key of `address` (`r/{address}/…`).
+    pub fn requester_index_keys(&self, address: &str) -> Result<Vec<IndexKey>, Error> {
+        let mut keys = Vec::new();
+        for item in self.tree.scan_prefix(format!("r/{address}/").as_bytes()) {
+            let (key, _) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let ticket = key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .map(TicketId)
+                .ok_or_else(|| Error::Inconsistent(format!("bad requester index key {key}")))?;
+            keys.push(IndexKey { key, ticket });
+        }
+        Ok(keys)
+    }
+}
+
+/// An index entry found by [`Store::index_keys_for`], to be removed with
+/// [`WriteTx::remove_index_key`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexKey {
+    key: String,
+    /// The ticket the entry points at.
+    pub ticket: TicketId,
+}
+
+/// Why [`Store::snapshot`] stopped: the store failed, or the visitor did.
+#[derive(Debug)]
+pub enum SnapshotError<E> {
+    Store(Error),
+    Visit(E),
+}
+
+/// A subscription to new entries of the IMAP deletion queue.
+pub struct Watch(Arc<tokio::sync::Notify>);
+
+impl Watch {
+    /// Returns once a deletion has been queued since the last call.
+    pub async fn changed(&mut self) {
+        self.0.notified().await;
+    }
+}
+
+/// Removals for retention and erasure.
+impl WriteTx<'_> {
+    /// Removes a ticket record, its requester-index entry and its spam verdict (messages, events and other index
+    /// entries are removed one by one by the caller).
+    pub fn remove_ticket(&self, ticket: &Ticket) -> TxResult<()> {
+        self.tree.remove(ticket_key(ticket.id).as_bytes())?;
+        self.tree
+            .remove(requester_key(&ticket.requester, ticket.id).as_bytes())?;
+        self.tree.remove(spam_record_key(ticket.id).as_bytes())?;
+        Ok(())
+    }
+
+    /// Removes a message's dedupe-index entry when it points at this very message.
+    pub fn unindex_key(&self, key: &MailKey, ticket: TicketId, seq: u32) -> TxResult<()> {
+        if self.find_key(key)? == Some((ticket, seq)) {
+            self.tree.remove(mail_key_key(key).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Removes a Message-ID's threading-index entry when it points at `ticket`.
+    pub fn unindex_message_id(&self, id: &MessageId, ticket: TicketId) -> TxResult<()> {
+        if self.get::<TicketId>(&message_id_key(id))? == Some(ticket) {
+            self.tree.remove(message_id_key(id).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_index_key(&self, key: &IndexKey) -> TxResult<()> {
+        self.tree.remove(key.key.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_dead_letter(&self, id: u64) -> TxResult<()> {
+        self.tree.remove(dead_letter_key(id).as_bytes())?;
+        self.tree.remove(dead_letter_raw_key(id).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn remove_quarantine(&self, source: &Source) -> TxResult<()> {
+        self.tree.remove(quarantine_key(source).as_bytes())?;
+        self.tree.remove(quarantine_raw_key(source).as_bytes())?;
+        Ok(())
+    }
+
+    /// Queues the deletion of a message's IMAP copies; the entry's `id` is assigned here.
+    pub fn queue_imap_deletion(&self, deletion: &ImapDeletion) -> TxResult<u64> {
+        let id = match self.tree.get(KEY_NEXT_DELETION)? {
+            Some(v) => decode_u64(&v)?,
+            None => 1,
+        };
+        self.tree.insert(
+            KEY_NEXT_DELETION,
+            id.saturating_add(1).to_be_bytes().to_vec(),
+        )?;
+        let entry = ImapDeletion {
+            id,
+            ..deletion.clone()
+        };
+        self.put(&deletion_key(id), &entry)?;
+        self.queued.set(true);
+        Ok(id)
+    }
+
+    /// Removes a done IMAP deletion from the queue.
+    pub fn remove_imap_deletion(&self, id: u64) -> TxResult<()> {
+        self.tree.remove(deletion_key(id).as_bytes())?;
+        Ok(())
+    }
+}
+
+fn deletion_key(id: u64) -> String {
+    format!("p/{id:020}")
+}
+
 fn ticket_key(id: TicketId) -> String {
     format!("t/{:020}", id.0)
 }
@@ -681,47 +916,6 @@ impl Store {
         id: TicketId,
     ) -> Result<Option<crate::spam::held::SpamRecord>, Error> {
         get_json(&self.tree, &spam_record_key(id))
-    }
-
-    /// Removes a ticket and everything filed under it: messages and their raw bytes, events,
-    /// its entries in the dedupe, threading and requester indexes, its spam record. Returns
-    /// false when there was no such ticket. Only the process stage calls this (the purge of
-    /// old spam), so nothing changes between the reads here and the transaction.
-    pub fn purge_ticket(&self, id: TicketId) -> Result<bool, Error> {
-        let Some(ticket) = self.ticket(id)? else {
-            return Ok(false);
-        };
-        let messages = self.messages(id)?;
-        let mut remove: Vec<String> = vec![ticket_key(id), spam_record_key(id)];
-        for message in &messages {
-            remove.push(message_key(id, message.seq));
-            remove.push(raw_key(id, message.seq));
-            if self.find_key(&message.key)?.map(|(t, _)| t) == Some(id) {
-                remove.push(mail_key_key(&message.key));
-            }
-            for mid in message.message_id.iter() {
-                if self.find_message_id(mid)? == Some(id) {
-                    remove.push(message_id_key(mid));
-                }
-            }
-        }
-        for seq in 0..ticket.event_count {
-            remove.push(event_key(id, seq));
-        }
-        for item in self.tree.scan_prefix(b"r/") {
-            let (key, _) = item?;
-            let text = String::from_utf8_lossy(&key);
-            if text.ends_with(&format!("/{:020}", id.0)) {
-                remove.push(text.into_owned());
-            }
-        }
-        self.write(|tx| {
-            for key in &remove {
-                tx.tree.remove(key.as_bytes())?;
-            }
-            Ok(())
-        })?;
-        Ok(true)
     }
 }
 

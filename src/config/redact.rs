@@ -42,6 +42,7 @@ impl Config {
             acknowledge,
             spam,
             reconcile,
+            retention,
         } = self;
         View {
             helpdesk: HelpdeskView {
@@ -110,6 +111,12 @@ impl Config {
                     .every
                     .map_or_else(|| "0".to_owned(), format_duration),
             },
+            retention: RetentionView {
+                closed_after: retention
+                    .closed_after
+                    .map(format_duration)
+                    .unwrap_or_default(),
+            },
         }
     }
 }
@@ -133,11 +140,17 @@ struct View {
     acknowledge: super::loops::AcknowledgeView,
     spam: SpamView,
     reconcile: ReconcileView,
+    retention: RetentionView,
 }
 
 #[derive(Serialize)]
 struct ReconcileView {
     every: String,
+}
+
+#[derive(Serialize)]
+struct RetentionView {
+    closed_after: String,
 }
 
 #[derive(Serialize)]

@@ -1203,3 +1203,31 @@ fn paused_folders_must_be_watched_folders() {
         "not in imap.folders or imap.junk_folders",
     );
 }
+
+#[test]
+fn retention_is_off_by_default_and_takes_a_duration() {
+    assert_eq!(accepted_with("retention", "").retention.closed_after, None);
+    for off in [
+        "closed_after = \"\"",
+        "closed_after = \"0\"",
+        "closed_after = \"0s\"",
+    ] {
+        assert_eq!(
+            accepted_with("retention", off).retention.closed_after,
+            None,
+            "{off}"
+        );
+    }
+    assert_eq!(
+        accepted_with("retention", "closed_after = \"365d\"")
+            .retention
+            .closed_after,
+        Some(Duration::from_secs(365 * 86_400))
+    );
+    assert_refused_with(
+        "retention",
+        "closed_after = \"a year\"",
+        "retention.closed_after",
+        "expected a duration",
+    );
+}

@@ -240,18 +240,18 @@ pub fn purge_expired(
     let Ok(cutoff) = now.checked_sub(keep_for) else {
         return Ok(Vec::new());
     };
-    let mut purged = Vec::new();
-    for ticket in store.tickets()? {
-        if ticket.status == Status::Spam
-            && ticket.updated < cutoff
-            && ticket.merged_into.is_none()
-            && store.purge_ticket(ticket.id)?
-        {
-            purged.push(ticket.id);
-        }
+    let due: std::collections::BTreeSet<TicketId> = store
+        .tickets()?
+        .into_iter()
+        .filter(|t| t.status == Status::Spam && t.updated < cutoff && t.merged_into.is_none())
+        .map(|t| t.id)
+        .collect();
+    if due.is_empty() {
+        return Ok(Vec::new());
     }
-    if !purged.is_empty() {
-        store.flush()?;
-    }
+    // The same removal as retention: raw mail, events, indexes, and the IMAP copies queued.
+    crate::purge::remove_tickets(store, &due, now, "spam keep_for")?;
+    store.flush()?;
+    let purged: Vec<TicketId> = due.into_iter().collect();
     Ok(purged)
 }

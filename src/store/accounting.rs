@@ -81,6 +81,10 @@ impl Store {
         for noted in scan_json::<Noted>(&self.tree, b"n/")? {
             take(&noted.source);
         }
+        // Purged or erased mail whose copies the fetch side has yet to delete.
+        for deletion in self.imap_deletions()? {
+            deletion.sources.iter().for_each(&mut take);
+        }
         Ok(uids)
     }
 

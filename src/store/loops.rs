@@ -39,6 +39,14 @@ fn suppression_key(address: &str) -> String {
 }
 
 impl WriteTx<'_> {
+    /// Removes one loop-safety record by its key (see [`Store::loop_keys_of`]).
+    pub fn remove_loop_record(&self, key: &str) -> TxResult<()> {
+        if key.starts_with("l/") {
+            self.tree.remove(key.as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn counter(&self, counter: &Counter<'_>) -> TxResult<u32> {
         Ok(self.get(&counter.key())?.unwrap_or(0))
     }
@@ -92,6 +100,25 @@ impl Store {
             .tree
             .remove(suppression_key(address).as_bytes())?
             .is_some())
+    }
+
+    /// The keys of the loop-safety records that name `address`: its per-recipient and
+    /// acknowledgement counters and its suppression (for erasure).
+    pub fn loop_keys_of(&self, address: &str) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        for prefix in [format!("l/r/{address}/"), format!("l/a/{address}/")] {
+            for item in self.tree.scan_prefix(prefix.as_bytes()) {
+                let (key, _) = item?;
+                keys.push(String::from_utf8_lossy(&key).into_owned());
+            }
+        }
+        if self
+            .tree
+            .contains_key(suppression_key(address).as_bytes())?
+        {
+            keys.push(suppression_key(address));
+        }
+        Ok(keys)
     }
 
     /// Removes counters of windows before the current hour and day, and suppressions that

@@ -16,6 +16,7 @@ mod bridge;
 mod check_config;
 mod control;
 mod ingest;
+mod lifecycle;
 mod loops;
 mod reconcile;
 mod relay;
