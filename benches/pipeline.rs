@@ -328,7 +328,26 @@ async fn live(bench: &Bench, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Resu
         }
     }
 
+    // Where the time before filing goes: the daemon logs each IDLE wake-up (at DEBUG).
+    let log = std::fs::read_to_string(&daemon.log_path)?;
+    if let Ok(keep) = std::env::var("CASEMAIL_BENCH_LOG") {
+        std::fs::write(keep, &log)?;
+    }
+    let wakeups: Vec<Timestamp> = log
+        .lines()
+        .filter(|line| line.contains("IDLE woke up."))
+        .filter_map(|line| Timestamp::from_str(line.split_whitespace().next()?).ok())
+        .collect();
+    let mut to_wakeup: Vec<f64> = sent_at
+        .values()
+        .filter_map(|accepted| {
+            let first = wakeups.iter().find(|w| *w >= accepted)?;
+            Some(seconds_between(*accepted, *first))
+        })
+        .collect();
+
     // The relay records a `sent` event on the ticket right after the server's 250.
+    let mut to_filed = Vec::new();
     let mut to_relay = Vec::new();
     let mut to_mailbox = Vec::new();
     for ticket in daemon.tickets() {
@@ -355,6 +374,8 @@ async fn live(bench: &Bench, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Resu
             "ticket {number} has {} notifications sent",
             sent.len()
         );
+        let created = Timestamp::from_str(ticket["created"].as_str().context("created")?)?;
+        to_filed.push(seconds_between(*accepted, created));
         to_relay.push(seconds_between(*accepted, sent[0]));
         to_mailbox.push(seconds_between(*accepted, in_mailbox[&requester]));
     }
@@ -365,6 +386,16 @@ async fn live(bench: &Bench, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::Resu
         sizes.live
     );
     daemon.terminate().await?;
+    row(
+        rows,
+        "live: SMTP 250 → casemail's IDLE wakes up (its log)",
+        percentiles(&mut to_wakeup),
+    );
+    row(
+        rows,
+        "live: SMTP 250 → ticket filed (its creation time)",
+        percentiles(&mut to_filed),
+    );
     row(
         rows,
         format!(
