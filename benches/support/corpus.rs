@@ -76,6 +76,11 @@ const TEXTS: [(&str, &str, &str); 7] = [
     ),
 ];
 
+/// The subject, request and closing of language `i` (any number: it wraps around).
+fn text(i: usize) -> (&'static str, &'static str, &'static str) {
+    TEXTS.get(i % TEXTS.len()).copied().unwrap_or(("", "", ""))
+}
+
 /// A small, fast, deterministic mixer (SplitMix64).
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -96,7 +101,8 @@ fn base64(bytes: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+                let digit = ALPHABET.get(((n >> shift) & 63) as usize).copied();
+                out.push(char::from(digit.unwrap_or(b'A')));
             } else {
                 out.push('=');
             }
@@ -131,12 +137,11 @@ pub fn message_id(n: u64) -> String {
 }
 
 fn date(n: u64) -> String {
-    // Two messages a minute from a fixed Monday; RFC 5322 date-time.
+    // Two messages a minute from 2 November 2026; RFC 5322 date-time (the weekday is optional).
     let minutes = n / 2;
     let day = 2 + minutes / (24 * 60);
     let hour = (minutes / 60) % 24;
     let minute = minutes % 60;
-    let day_name = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][((day - 2) % 7) as usize];
     // Days past the end of November roll into a plausible, still-valid date.
     let (day, month) = if day <= 30 {
         (day, "Nov")
@@ -144,14 +149,14 @@ fn date(n: u64) -> String {
         (1 + (day - 31) % 28, "Dec")
     };
     format!(
-        "{day_name}, {day} {month} 2026 {hour:02}:{minute:02}:{:02} +0000",
+        "{day} {month} 2026 {hour:02}:{minute:02}:{:02} +0000",
         n % 60
     )
 }
 
 /// The body text of message `n`: a few paragraphs in its language, 0.5 to about 3 KB.
 fn body_text(n: u64, language: usize) -> String {
-    let (_, request, closing) = TEXTS[language % TEXTS.len()];
+    let (_, request, closing) = text(language);
     let paragraphs = 1 + mix(n ^ 0xB0D1) % 4;
     let mut body = String::new();
     for p in 0..paragraphs {
@@ -194,7 +199,7 @@ fn headers(h: &Header<'_>) -> String {
 /// A new request of the given kind (`Plain`, `Html` or `Attachment`) from `from` to `to`.
 pub fn request(n: u64, kind: Kind, from: &str, to: &str) -> Vec<u8> {
     let language = (mix(n ^ 0x1A46) % TEXTS.len() as u64) as usize;
-    let (subject, _, _) = TEXTS[language];
+    let (subject, _, _) = text(language);
     let subject = format!("{subject} {n}");
     let head = headers(&Header {
         n,
@@ -231,7 +236,7 @@ pub fn request(n: u64, kind: Kind, from: &str, to: &str) -> Vec<u8> {
                     (state & 0xFF) as u8
                 })
                 .collect();
-            let (name, content_type) = if n % 2 == 0 {
+            let (name, content_type) = if n.is_multiple_of(2) {
                 (format!("letter-{n}.jpg"), "image/jpeg")
             } else {
                 (format!("notice-{n}.pdf"), "application/pdf")
@@ -257,7 +262,7 @@ pub fn request(n: u64, kind: Kind, from: &str, to: &str) -> Vec<u8> {
 
 fn reply(n: u64, parent: u64, parent_from: &str, to: &str) -> Vec<u8> {
     let language = (mix(parent ^ 0x1A46) % TEXTS.len() as u64) as usize;
-    let (subject, _, closing) = TEXTS[language];
+    let (subject, _, closing) = text(language);
     let subject = format!("Re: {subject} {parent}");
     let head = headers(&Header {
         n,
