@@ -187,15 +187,17 @@ async fn process_batch(
     };
     // The next message is parsed on its own thread while this one is filed, so parsing and
     // filing overlap. It belongs to the same batch, which is marked in flight as a whole, so a
-    // message that kills the process is still blamed correctly after a restart.
-    let mut ahead = batch
-        .first()
-        .and_then(|first| start_parse(Arc::from(first.raw.as_slice()), limits).ok());
+    // message that kills the process is still blamed correctly after a restart. Only a message
+    // with no failed attempts is parsed ahead: one that failed before is parsed, or
+    // quarantined without parsing, only after its attempts are checked.
+    let parse_ahead = |fetched: &Fetched| match store.attempts(&fetched.source) {
+        Ok(0) => start_parse(Arc::from(fetched.raw.as_slice()), limits).ok(),
+        _ => None,
+    };
+    let mut ahead = batch.first().and_then(parse_ahead);
     for (index, fetched) in batch.iter().enumerate() {
         let current = ahead.take();
-        ahead = batch
-            .get(index + 1)
-            .and_then(|next| start_parse(Arc::from(next.raw.as_slice()), limits).ok());
+        ahead = batch.get(index + 1).and_then(parse_ahead);
         let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
         let outcome = process_fetched(
             store, config, clock, team, secret, metrics, fetched, current,
