@@ -15,7 +15,8 @@
 //! - components: parse alone and store commits alone (`casemail-bench parse` and `store`).
 //!
 //! `CASEMAIL_BENCH_MESSAGES` (default 10,000), `CASEMAIL_BENCH_LIVE` (200) and
-//! `CASEMAIL_BENCH_TICKETS` (100,000) change the sizes. Run as a test (`cargo test
+//! `CASEMAIL_BENCH_TICKETS` (100,000) change the sizes; `CASEMAIL_BENCH_LOG=FILE` keeps the
+//! live phase's daemon log (DEBUG) for a closer look. Run as a test (`cargo test
 //! --all-targets`, without `--bench`) it is a quick smoke run with tiny sizes that still checks
 //! every figure's premise: every message filed exactly once, every request notified once.
 
