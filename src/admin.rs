@@ -166,7 +166,7 @@ pub fn is_away(agent: &Agent, now: Timestamp) -> bool {
 /// Open tickets owned by the agent, and how many there are.
 pub fn open_tickets_of(store: &Store, id: &AgentId) -> Result<Vec<TicketId>, Error> {
     Ok(store
-        .tickets()?
+        .active_tickets()?
         .into_iter()
         .filter(|t| t.status.is_active() && t.owner.as_ref() == Some(id))
         .map(|t| t.id)

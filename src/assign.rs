@@ -63,7 +63,7 @@ impl Team {
             },
         };
         let mut open = BTreeMap::new();
-        for ticket in store.tickets()? {
+        for ticket in store.active_tickets()? {
             if let (true, Some(owner)) = (ticket.status.is_active(), ticket.owner.as_ref()) {
                 *open.entry(owner.clone()).or_insert(0u32) += 1;
             }
@@ -451,7 +451,7 @@ pub fn sweep(
         next_due = Some(next_due.map_or(at, |due: Timestamp| due.min(at)));
     };
     let mut waiting = false;
-    for (index, ticket) in store.tickets()?.into_iter().enumerate() {
+    for (index, ticket) in store.active_tickets()?.into_iter().enumerate() {
         if !ticket.status.is_active() || ticket.flags.contains(&TicketFlag::Backfilled) {
             continue;
         }
@@ -700,7 +700,7 @@ pub fn digest_text(
     team: &Team,
     now: Timestamp,
 ) -> Result<String, store::Error> {
-    let tickets = store.tickets()?;
+    let tickets = store.active_tickets()?;
     let mut out = String::from("Open tickets per caseworker:\n");
     for candidate in team.candidates(now) {
         let open = tickets
@@ -729,10 +729,12 @@ pub fn digest_text(
             t.status.is_active() && t.owner.is_none() && !t.flags.contains(&TicketFlag::Backfilled)
         })
         .collect();
-    let spam = tickets
-        .iter()
-        .filter(|t| t.status == crate::model::Status::Spam)
-        .count();
+    let spam = store
+        .ticket_figures()?
+        .by_status
+        .get(crate::model::Status::Spam.as_str())
+        .copied()
+        .unwrap_or(0);
     for (title, list) in [
         ("Unanswered past the answer time", &overdue),
         ("Unassigned", &unassigned),

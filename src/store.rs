@@ -23,6 +23,10 @@ use crate::model::{
     StoredMessage, Ticket,
 };
 
+mod index;
+
+pub use index::TicketFigures;
+
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
 /// meaning of a stored record changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -152,6 +156,11 @@ impl Store {
             deletions_queued: Arc::new(tokio::sync::Notify::new()),
         };
         store.check_schema()?;
+        if store.tree.get(index::KEY_FIGURES)?.is_none() {
+            // A store from before the active-ticket index (or a new one): build it once.
+            index::rebuild(&store.tree)?;
+            store.db.flush()?;
+        }
         Ok(store)
     }
 
@@ -228,6 +237,33 @@ impl Store {
     /// Every ticket, in ticket-number order.
     pub fn tickets(&self) -> Result<Vec<Ticket>, Error> {
         scan_json(&self.tree, b"t/")
+    }
+
+    /// The active tickets (new, open, waiting), in ticket-number order, read through the
+    /// `A/` index rather than by reading every ticket.
+    pub fn active_tickets(&self) -> Result<Vec<Ticket>, Error> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(b"A/") {
+            let (key, _) = item?;
+            let ticket_key = format!(
+                "t/{}",
+                String::from_utf8_lossy(key.get(2..).unwrap_or_default())
+            );
+            match get_json(&self.tree, &ticket_key)? {
+                Some(ticket) => out.push(ticket),
+                None => {
+                    return Err(Error::Inconsistent(format!(
+                        "active index names {ticket_key}, which does not exist"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tickets by status and flag, and the messages they hold, as of the last ticket write.
+    pub fn ticket_figures(&self) -> Result<TicketFigures, Error> {
+        Ok(get_json(&self.tree, index::KEY_FIGURES)?.unwrap_or_default())
     }
 
     pub fn messages(&self, id: TicketId) -> Result<Vec<StoredMessage>, Error> {
@@ -384,9 +420,24 @@ impl WriteTx<'_> {
         self.get(&ticket_key(id))
     }
 
-    /// Writes the ticket record and keeps the requester index in step.
+    /// Writes the ticket record and keeps the requester index, the active-ticket index and the
+    /// ticket figures in step.
     pub fn put_ticket(&self, ticket: &Ticket) -> TxResult<()> {
-        self.put(&ticket_key(ticket.id), ticket)?;
+        let key = ticket_key(ticket.id);
+        let previous: Option<Ticket> = self.get(&key)?;
+        let mut figures: TicketFigures = self.get(index::KEY_FIGURES)?.unwrap_or_default();
+        if let Some(previous) = &previous {
+            figures.count(previous, false);
+        }
+        figures.count(ticket, true);
+        self.put(index::KEY_FIGURES, &figures)?;
+        let active = index::active_key(ticket.id);
+        if ticket.status.is_active() {
+            self.tree.insert(active.as_bytes(), Vec::new())?;
+        } else if previous.is_some_and(|p| p.status.is_active()) {
+            self.tree.remove(active.as_bytes())?;
+        }
+        self.put(&key, ticket)?;
         self.tree.insert(
             requester_key(&ticket.requester, ticket.id).as_bytes(),
             Vec::new(),
@@ -704,9 +755,17 @@ impl Watch {
 
 /// Removals for retention and erasure.
 impl WriteTx<'_> {
-    /// Removes a ticket record, its requester-index entry and its spam verdict (messages, events and other index
+    /// Removes a ticket record, its requester-index and active-index entries, its spam verdict
+    /// and its part of the ticket figures (messages, events and other index
     /// entries are removed one by one by the caller).
     pub fn remove_ticket(&self, ticket: &Ticket) -> TxResult<()> {
+        // The stored record is what the figures and the active-ticket index counted.
+        if let Some(stored) = self.get::<Ticket>(&ticket_key(ticket.id))? {
+            let mut figures: TicketFigures = self.get(index::KEY_FIGURES)?.unwrap_or_default();
+            figures.count(&stored, false);
+            self.put(index::KEY_FIGURES, &figures)?;
+        }
+        self.tree.remove(index::active_key(ticket.id).as_bytes())?;
         self.tree.remove(ticket_key(ticket.id).as_bytes())?;
         self.tree
             .remove(requester_key(&ticket.requester, ticket.id).as_bytes())?;

@@ -192,6 +192,11 @@ fn a_purged_ticket_leaves_no_record_index_or_outbox_entry_and_queues_its_imap_co
     assert_eq!(removed.imap_deletions, 2);
     assert!(store.ticket(gone).expect("read").is_none());
     assert!(store.ticket(kept).expect("read").is_some());
+    // The figures /metrics reports follow the removal.
+    let figures = store.ticket_figures().expect("figures");
+    assert_eq!(figures.by_status.values().sum::<u64>(), 1);
+    assert_eq!(figures.by_status.get("closed"), Some(&0));
+    assert_eq!(figures.messages, 1);
     let text = dump(&store);
     assert!(
         !text.contains("a@example.org") && !text.contains("a.example.org"),
@@ -268,6 +273,17 @@ fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everythi
     );
     let ticket = store.ticket(shared).expect("read").expect("kept");
     assert_eq!(ticket.message_count, 2);
+    // Their open ticket left the active index and the figures.
+    let active: Vec<_> = store
+        .active_tickets()
+        .expect("active")
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(active, vec![shared]);
+    let figures = store.ticket_figures().expect("figures");
+    assert_eq!(figures.by_status.get("open"), Some(&1));
+    assert_eq!(figures.messages, 2);
     assert!(!ticket.participants.contains("a@example.org"));
     // The renumbered messages are still found by their dedupe keys.
     for message in &left {

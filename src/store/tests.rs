@@ -204,3 +204,98 @@ fn agents_rota_and_outbox_round_trip() {
     assert!(store.outbox_raw(1).expect("raw").is_none());
     assert!(store.agents().expect("agents").is_empty());
 }
+
+/// What the active index and the figures must say: the same as reading every ticket.
+fn counted_by_reading_every_ticket(store: &Store) -> (Vec<TicketId>, TicketFigures) {
+    let mut figures = TicketFigures::default();
+    let mut active = Vec::new();
+    for ticket in store.tickets().expect("tickets") {
+        figures.count(&ticket, true);
+        if ticket.status.is_active() {
+            active.push(ticket.id);
+        }
+    }
+    (active, figures)
+}
+
+fn indexed(store: &Store) -> (Vec<TicketId>, TicketFigures) {
+    let active = store
+        .active_tickets()
+        .expect("active tickets")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    (active, store.ticket_figures().expect("figures"))
+}
+
+#[test]
+fn the_active_index_and_figures_follow_every_ticket_write() {
+    use crate::model::TicketFlag;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let statuses = [
+        Status::New,
+        Status::Open,
+        Status::Waiting,
+        Status::Closed,
+        Status::Spam,
+    ];
+    // Tickets go through every status and back, gain and lose flags and messages.
+    for round in 0..4u64 {
+        for n in 0..12u64 {
+            store
+                .write(|tx| {
+                    let id = TicketId(n + 1);
+                    let mut t = match tx.ticket(id)? {
+                        Some(t) => t,
+                        None => {
+                            let fresh = tx.allocate_ticket_id()?;
+                            ticket(fresh, &format!("r{n}@example.org"))
+                        }
+                    };
+                    let pick = usize::try_from((n * 7 + round * 3) % 5).expect("small");
+                    t.status = statuses.get(pick).copied().expect("in range");
+                    t.message_count = u32::try_from(n + round).expect("small");
+                    t.flags.clear();
+                    if (n + round).is_multiple_of(3) {
+                        t.flags.insert(TicketFlag::SuspectedSpam);
+                    }
+                    tx.put_ticket(&t)?;
+                    Ok(())
+                })
+                .expect("write");
+            assert_eq!(indexed(&store), counted_by_reading_every_ticket(&store));
+        }
+    }
+    let (active, figures) = indexed(&store);
+    assert!(!active.is_empty() && active.len() < 12, "{active:?}");
+    assert_eq!(figures.by_status.values().sum::<u64>(), 12);
+}
+
+#[test]
+fn a_store_without_the_index_gets_it_when_opened() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        for status in [Status::New, Status::Closed, Status::Open] {
+            store
+                .write(|tx| {
+                    let id = tx.allocate_ticket_id()?;
+                    let mut t = ticket(id, "a@example.org");
+                    t.status = status;
+                    tx.put_ticket(&t)
+                })
+                .expect("write");
+        }
+        // As a store written before the index existed: no figures, no active entries.
+        store.tree.remove(index::KEY_FIGURES).expect("remove");
+        for key in store.tree.scan_prefix(b"A/").keys() {
+            store.tree.remove(key.expect("key")).expect("remove");
+        }
+        store.flush().expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let (active, figures) = indexed(&store);
+    assert_eq!(active, vec![TicketId(1), TicketId(3)]);
+    assert_eq!((active, figures), counted_by_reading_every_ticket(&store));
+}
