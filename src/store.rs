@@ -242,8 +242,17 @@ impl Store {
     /// The active tickets (new, open, waiting), in ticket-number order, read through the
     /// `A/` index rather than by reading every ticket.
     pub fn active_tickets(&self) -> Result<Vec<Ticket>, Error> {
+        self.indexed_tickets(b"A/")
+    }
+
+    /// The tickets held as spam, in ticket-number order, read through the `S/` index.
+    pub fn spam_tickets(&self) -> Result<Vec<Ticket>, Error> {
+        self.indexed_tickets(b"S/")
+    }
+
+    fn indexed_tickets(&self, prefix: &[u8]) -> Result<Vec<Ticket>, Error> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(b"A/") {
+        for item in self.tree.scan_prefix(prefix) {
             let (key, _) = item?;
             let ticket_key = format!(
                 "t/{}",
@@ -253,7 +262,8 @@ impl Store {
                 Some(ticket) => out.push(ticket),
                 None => {
                     return Err(Error::Inconsistent(format!(
-                        "active index names {ticket_key}, which does not exist"
+                        "ticket index {} names {ticket_key}, which does not exist",
+                        String::from_utf8_lossy(prefix)
                     )));
                 }
             }
@@ -434,8 +444,14 @@ impl WriteTx<'_> {
         let active = index::active_key(ticket.id);
         if ticket.status.is_active() {
             self.tree.insert(active.as_bytes(), Vec::new())?;
-        } else if previous.is_some_and(|p| p.status.is_active()) {
+        } else if previous.as_ref().is_some_and(|p| p.status.is_active()) {
             self.tree.remove(active.as_bytes())?;
+        }
+        let spam = index::spam_key(ticket.id);
+        if ticket.status == crate::model::Status::Spam {
+            self.tree.insert(spam.as_bytes(), Vec::new())?;
+        } else if previous.is_some_and(|p| p.status == crate::model::Status::Spam) {
+            self.tree.remove(spam.as_bytes())?;
         }
         self.put(&key, ticket)?;
         self.tree.insert(
@@ -766,6 +782,7 @@ impl WriteTx<'_> {
             self.put(index::KEY_FIGURES, &figures)?;
         }
         self.tree.remove(index::active_key(ticket.id).as_bytes())?;
+        self.tree.remove(index::spam_key(ticket.id).as_bytes())?;
         self.tree.remove(ticket_key(ticket.id).as_bytes())?;
         self.tree
             .remove(requester_key(&ticket.requester, ticket.id).as_bytes())?;

@@ -33,8 +33,8 @@ pub struct SpamRecord {
 /// The tickets held as spam, oldest first, with why.
 pub fn list(store: &Store) -> Result<Vec<(Ticket, Option<SpamRecord>)>, store::Error> {
     let mut out = Vec::new();
-    for ticket in store.tickets()? {
-        if ticket.status == Status::Spam && ticket.merged_into.is_none() {
+    for ticket in store.spam_tickets()? {
+        if ticket.merged_into.is_none() {
             let record = store.spam_record(ticket.id)?;
             out.push((ticket, record));
         }
@@ -241,9 +241,9 @@ pub fn purge_expired(
         return Ok(Vec::new());
     };
     let due: std::collections::BTreeSet<TicketId> = store
-        .tickets()?
+        .spam_tickets()?
         .into_iter()
-        .filter(|t| t.status == Status::Spam && t.updated < cutoff && t.merged_into.is_none())
+        .filter(|t| t.updated < cutoff && t.merged_into.is_none())
         .map(|t| t.id)
         .collect();
     if due.is_empty() {

@@ -3,6 +3,8 @@
 //!
 //! - `A/{ticket:020}` (empty value) exists exactly while the ticket is active (new, open,
 //!   waiting): the sweep, the team's caseloads and the digest read these tickets only;
+//! - `S/{ticket:020}` (empty value) exists exactly while the ticket is held as spam: the
+//!   spam list and the purge after `[spam] keep_for` read these tickets only;
 //! - `meta/figures` ([`TicketFigures`], JSON): tickets by status and by flag and the messages
 //!   they hold, for `/metrics`.
 //!
@@ -21,6 +23,10 @@ pub(super) const KEY_FIGURES: &str = "meta/figures";
 
 pub(super) fn active_key(id: TicketId) -> String {
     format!("A/{:020}", id.0)
+}
+
+pub(super) fn spam_key(id: TicketId) -> String {
+    format!("S/{:020}", id.0)
 }
 
 /// What `/metrics` reports about the tickets, kept current by every ticket write.
@@ -63,9 +69,11 @@ impl TicketFigures {
 pub(super) fn rebuild(tree: &sled::Tree) -> Result<(), super::Error> {
     let mut figures = TicketFigures::default();
     let mut batch = sled::Batch::default();
-    for item in tree.scan_prefix(b"A/") {
-        let (key, _) = item?;
-        batch.remove(key);
+    for prefix in [&b"A/"[..], b"S/"] {
+        for item in tree.scan_prefix(prefix) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
     }
     for item in tree.scan_prefix(b"t/") {
         let (key, value) = item?;
@@ -73,6 +81,9 @@ pub(super) fn rebuild(tree: &sled::Tree) -> Result<(), super::Error> {
         figures.count(&ticket, true);
         if ticket.status.is_active() {
             batch.insert(active_key(ticket.id).as_bytes(), Vec::new());
+        }
+        if ticket.status == crate::model::Status::Spam {
+            batch.insert(spam_key(ticket.id).as_bytes(), Vec::new());
         }
     }
     let bytes = serde_json::to_vec(&figures).map_err(|source| super::Error::Encode {

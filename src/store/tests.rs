@@ -225,6 +225,21 @@ fn indexed(store: &Store) -> (Vec<TicketId>, TicketFigures) {
         .into_iter()
         .map(|t| t.id)
         .collect();
+    // The spam index names exactly the tickets held as spam.
+    let spam: Vec<TicketId> = store
+        .spam_tickets()
+        .expect("spam tickets")
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    let held: Vec<TicketId> = store
+        .tickets()
+        .expect("tickets")
+        .into_iter()
+        .filter(|t| t.status == Status::Spam)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(spam, held, "spam index");
     (active, store.ticket_figures().expect("figures"))
 }
 
