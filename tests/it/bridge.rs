@@ -664,7 +664,7 @@ fn outlook_reply(from: &Account, notification: &[u8], answer: &str) -> (String, 
 }
 
 #[tokio::test]
-async fn outlook_replies_merge_and_spam_by_mail() {
+async fn outlook_replies_merge_and_spam_and_notspam_by_mail() {
     let bench = harness::shared().await;
     let mut daemon = Daemon::live(bench, &[]);
     let amina = bench.new_account("amina");
@@ -746,17 +746,6 @@ async fn outlook_replies_merge_and_spam_by_mail() {
         .await
         .expect("send");
     crate::routing::mail_containing(bench, &mut daemon, &amina, "#3 marked as spam").await;
-    daemon.terminate().await.expect("stop");
-
-    assert_eq!(daemon.ticket(2)["merged_into"], 1);
-    let one = daemon.ticket(1);
-    let ids: Vec<&str> = one["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["message_id"].as_str())
-        .collect();
-    assert!(ids.contains(&"husband-1@phone.example"), "{ids:?}");
     assert_eq!(daemon.ticket(3)["status"], "spam");
     // #spam explains itself in spam list and teaches the classifier the ticket's mail.
     let held: Vec<serde_json::Value> = serde_json::from_str(&crate::routing::cli_ok(
@@ -769,8 +758,34 @@ async fn outlook_replies_merge_and_spam_by_mail() {
         .find(|t| t["number"] == 3)
         .expect("ticket 3 is listed");
     assert_eq!(entry["reasons"][0]["signal"], "caseworker", "{entry}");
+    // #notspam by mail undoes it and teaches the classifier the other way.
+    let (reply_to, not_spam) = outlook_reply(&amina, &n3.raw, "#notspam");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &not_spam)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "#3 is not spam").await;
+    daemon.terminate().await.expect("stop");
+
+    assert_eq!(daemon.ticket(2)["merged_into"], 1);
+    let one = daemon.ticket(1);
+    let ids: Vec<&str> = one["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert!(ids.contains(&"husband-1@phone.example"), "{ids:?}");
+    assert_eq!(daemon.ticket(3)["status"], "open");
     let events = daemon.ticket(3)["events"].to_string();
     assert!(events.contains("message(s) learned as spam"), "{events}");
+    assert!(events.contains("message(s) learned as ham"), "{events}");
+    let held: Vec<serde_json::Value> = serde_json::from_str(&crate::routing::cli_ok(
+        &daemon,
+        &["spam", "list", "--json"],
+    ))
+    .expect("spam list JSON");
+    assert!(held.iter().all(|t| t["number"] != 3), "{held:?}");
     assert!(
         bench
             .list(&husband, "INBOX")
