@@ -182,6 +182,67 @@ async fn spam_by_rule_is_held_unnotified_and_a_release_reaches_the_agent_on_duty
 }
 
 /// Writes `messages` as numbered .eml files into a new folder `name` next to the config.
+/// A release while the daemon is stopped is routed when it next starts.
+#[tokio::test]
+async fn a_release_while_the_daemon_is_stopped_is_routed_at_the_next_start() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(
+        bench,
+        &[(
+            "spam",
+            "rules",
+            rules(
+                r#"[{ name = "lottery", target = "body", pattern = '(?i)\bjackpot\b', weight = 6.0 }]"#,
+            ),
+        )],
+    );
+    let amina = bench.new_account("amina");
+    add_agent(&daemon, "amina", &amina, "agent");
+    import_rota(
+        &daemon,
+        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    );
+    let help = daemon.help.clone();
+    let requester = bench.new_account("requester");
+    daemon.start();
+    // A real request that trips a rule: a scam letter forwarded to ask whether it is genuine.
+    send(
+        bench,
+        &requester,
+        &help,
+        &mail(
+            &requester.address,
+            &help.address,
+            "Is this letter real?",
+            Some("spam-offline-1@phone.example"),
+            "",
+            "They say I won the jackpot and must pay a fee. Is it real?",
+        ),
+    )
+    .await;
+    let all = tickets(&mut daemon, 1).await;
+    let held = ticket_with_subject(&all, "Is this letter real?");
+    assert_eq!(held["status"], "spam", "{held}");
+    let number = held["number"].as_u64().expect("number").to_string();
+    daemon.terminate().await.expect("stop");
+
+    // Offline: the CLI works on the store directly.
+    let released = cli_ok(&daemon, &["spam", "release", &number]);
+    assert!(released.contains("released"), "{released}");
+    let listed: Vec<Value> =
+        serde_json::from_str(&cli_ok(&daemon, &["spam", "list", "--json"])).expect("JSON");
+    assert!(listed.is_empty(), "{listed:?}");
+
+    daemon.start();
+    let tag = format!("[#{number}] Is this letter real?");
+    mail_containing(bench, &mut daemon, &amina, &tag).await;
+    daemon.terminate().await.expect("stop");
+    assert_eq!(
+        daemon.ticket(number.parse().expect("number"))["owner"],
+        "amina"
+    );
+}
+
 fn eml_folder(daemon: &Daemon, name: &str, messages: &[Vec<u8>]) -> String {
     let dir = daemon.config_path.with_file_name(name);
     std::fs::create_dir_all(&dir).expect("create folder");
