@@ -70,24 +70,24 @@ async fn send(bench: &Bench, from: &Account, help: &Account, raw: &[u8]) {
         .expect("send");
 }
 
-#[tokio::test]
-async fn spam_by_rule_is_held_unnotified_and_a_release_reaches_the_agent_on_duty() {
-    let bench = harness::shared().await;
-    let mut daemon = Daemon::live(
-        bench,
-        &[(
-            "spam",
-            "rules",
-            rules(
-                r#"[{ name = "pharma", target = "subject", pattern = '(?i)\bviagra\b', weight = 6.0 }]"#,
-            ),
-        )],
-    );
+/// A live daemon with one spam rule (a TOML array of rule tables), and Amina always on duty.
+fn with_rule_and_amina_on_duty(bench: &'static Bench, rule: &str) -> (Daemon, Account) {
+    let daemon = Daemon::live(bench, &[("spam", "rules", rules(rule))]);
     let amina = bench.new_account("amina");
     add_agent(&daemon, "amina", &amina, "agent");
     import_rota(
         &daemon,
         &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    );
+    (daemon, amina)
+}
+
+#[tokio::test]
+async fn spam_by_rule_is_held_unnotified_and_a_release_reaches_the_agent_on_duty() {
+    let bench = harness::shared().await;
+    let (mut daemon, amina) = with_rule_and_amina_on_duty(
+        bench,
+        r#"[{ name = "pharma", target = "subject", pattern = '(?i)\bviagra\b', weight = 6.0 }]"#,
     );
     let help = daemon.help.clone();
     let spammer = bench.new_account("spammer");
@@ -181,26 +181,13 @@ async fn spam_by_rule_is_held_unnotified_and_a_release_reaches_the_agent_on_duty
     daemon.terminate().await.expect("stop");
 }
 
-/// Writes `messages` as numbered .eml files into a new folder `name` next to the config.
 /// A release while the daemon is stopped is routed when it next starts.
 #[tokio::test]
 async fn a_release_while_the_daemon_is_stopped_is_routed_at_the_next_start() {
     let bench = harness::shared().await;
-    let mut daemon = Daemon::live(
+    let (mut daemon, amina) = with_rule_and_amina_on_duty(
         bench,
-        &[(
-            "spam",
-            "rules",
-            rules(
-                r#"[{ name = "lottery", target = "body", pattern = '(?i)\bjackpot\b', weight = 6.0 }]"#,
-            ),
-        )],
-    );
-    let amina = bench.new_account("amina");
-    add_agent(&daemon, "amina", &amina, "agent");
-    import_rota(
-        &daemon,
-        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+        r#"[{ name = "lottery", target = "body", pattern = '(?i)\bjackpot\b', weight = 6.0 }]"#,
     );
     let help = daemon.help.clone();
     let requester = bench.new_account("requester");
@@ -243,6 +230,7 @@ async fn a_release_while_the_daemon_is_stopped_is_routed_at_the_next_start() {
     );
 }
 
+/// Writes `messages` as numbered .eml files into a new folder `name` next to the config.
 fn eml_folder(daemon: &Daemon, name: &str, messages: &[Vec<u8>]) -> String {
     let dir = daemon.config_path.with_file_name(name);
     std::fs::create_dir_all(&dir).expect("create folder");
