@@ -558,26 +558,7 @@ async fn undeliverable_answers_and_bounces_reach_the_caseworker_not_a_new_ticket
 
     // 1. A requester whose mailbox no longer exists: the relay's SMTP refusal becomes a dead
     //    letter, and the caseworker is told.
-    let gone = format!("gone-{}@casemail.test", rand::random::<u32>());
-    let request = mail(
-        &gone,
-        &help.address,
-        "Lost phone",
-        Some("gone-1@phone.example"),
-        "",
-        "Please write back.",
-    );
-    bench
-        .append(&help, "INBOX", &request, &[])
-        .await
-        .expect("append");
-    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
-    let (reply_to, answer) = gmail_reply(&amina, &notification.raw, "We will call you instead.");
-    bench
-        .send_mail(&amina.address, &[&reply_to], &answer)
-        .await
-        .expect("send");
-    crate::routing::mail_containing(bench, &mut daemon, &amina, "could not be delivered").await;
+    answer_a_requester_whose_mailbox_is_gone(bench, &mut daemon, &amina).await;
 
     // 2. A delivery report for a relayed answer joins its ticket and the caseworker is told.
     let request = mail(
@@ -661,6 +642,37 @@ fn outlook_reply(from: &Account, notification: &[u8], answer: &str) -> (String, 
         text = read.text.replace('\n', "\r\n"),
     );
     (reply_to, raw.into_bytes())
+}
+
+/// A request from an address the mail server does not know, answered by `amina` (who must be
+/// on duty with nothing in her inbox yet): the answer is refused for good, and casemail tells
+/// her. Returns the address.
+pub async fn answer_a_requester_whose_mailbox_is_gone(
+    bench: &Bench,
+    daemon: &mut Daemon,
+    amina: &Account,
+) -> String {
+    let gone = format!("gone-{}@casemail.test", rand::random::<u32>());
+    let request = mail(
+        &gone,
+        &daemon.help.address,
+        "Lost phone",
+        Some(&format!("lost-{}@phone.example", rand::random::<u32>())),
+        "",
+        "Please write back.",
+    );
+    bench
+        .append(&daemon.help, "INBOX", &request, &[])
+        .await
+        .expect("append");
+    let notification = wait_count(bench, daemon, amina, 1).await.remove(0);
+    let (reply_to, answer) = gmail_reply(amina, &notification.raw, "We will call you instead.");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, daemon, amina, "could not be delivered").await;
+    gone
 }
 
 #[tokio::test]

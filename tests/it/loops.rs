@@ -553,28 +553,9 @@ async fn an_address_the_smtp_server_refuses_is_suppressed() {
     let mut daemon = Daemon::live(bench, &[]);
     let amina = bench.new_account("amina");
     register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
-    let help = daemon.help.clone();
     daemon.start();
-    let gone = format!("gone-{}@casemail.test", rand::random::<u32>());
-    let request = mail(
-        &gone,
-        &help.address,
-        "Lost phone",
-        Some(&format!("lost-{}@phone.example", rand::random::<u32>())),
-        "",
-        "Please write back.",
-    );
-    bench
-        .append(&help, "INBOX", &request, &[])
-        .await
-        .expect("append");
-    let notification = wait_count(bench, &daemon, &amina, 1).await.remove(0);
-    let (reply_to, answer) = gmail_reply(&amina, &notification.raw, "We will call you.");
-    bench
-        .send_mail(&amina.address, &[&reply_to], &answer)
-        .await
-        .expect("send");
-    mail_containing(bench, &mut daemon, &amina, "could not be delivered").await;
+    let gone =
+        crate::bridge::answer_a_requester_whose_mailbox_is_gone(bench, &mut daemon, &amina).await;
     let listed = suppressions(&daemon);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["address"], gone.as_str());
