@@ -24,12 +24,17 @@ use crate::model::{
 };
 
 mod index;
+mod migrate;
 
 pub use index::TicketFigures;
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
 /// meaning of a stored record changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: requester and loop-safety keys held the address as it was (`r/{address}/{ticket}`),
+///   so one address could be a prefix of another's key.
+/// - 2: every free-text key segment followed by more key is length-prefixed ([`exact`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// sled keeps recently used pages in memory; its default (1 GiB) is far more than a helpdesk
 /// needs, and operators watch the daemon's memory.
@@ -179,12 +184,23 @@ impl Store {
                 self.db.flush()?;
                 Ok(())
             }
-            Some(found) if found.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
-            Some(found) => Err(Error::Schema {
-                path: self.path.clone(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-                supported: SCHEMA_VERSION,
-            }),
+            Some(found) => {
+                let text = String::from_utf8_lossy(&found).into_owned();
+                match text.parse::<u32>() {
+                    Ok(version) if version == SCHEMA_VERSION => Ok(()),
+                    // An older store is brought forward in place, atomically (see `migrate`).
+                    Ok(version) if (1..SCHEMA_VERSION).contains(&version) => {
+                        migrate::forward(&self.tree, version)?;
+                        self.db.flush()?;
+                        Ok(())
+                    }
+                    _ => Err(Error::Schema {
+                        path: self.path.clone(),
+                        found: text,
+                        supported: SCHEMA_VERSION,
+                    }),
+                }
+            }
         }
     }
 
@@ -304,7 +320,7 @@ impl Store {
 
     /// The requester's tickets, in ticket-number order.
     pub fn tickets_of_requester(&self, address: &str) -> Result<Vec<TicketId>, Error> {
-        let prefix = format!("r/{address}/");
+        let prefix = requester_prefix(address);
         let mut ids = Vec::new();
         for item in self.tree.scan_prefix(prefix.as_bytes()) {
             let (key, _) = item?;
@@ -725,10 +741,10 @@ impl Store {
         Ok(keys)
     }
 
-    /// Every requester-index key of `address` (`r/{address}/…`).
+    /// Every requester-index key of `address` (`r/{len}:{address}/…`).
     pub fn requester_index_keys(&self, address: &str) -> Result<Vec<IndexKey>, Error> {
         let mut keys = Vec::new();
-        for item in self.tree.scan_prefix(format!("r/{address}/").as_bytes()) {
+        for item in self.tree.scan_prefix(requester_prefix(address).as_bytes()) {
             let (key, _) = item?;
             let key = String::from_utf8_lossy(&key).into_owned();
             let ticket = key
@@ -870,7 +886,18 @@ fn event_key(id: TicketId, seq: u32) -> String {
 }
 
 fn requester_key(address: &str, id: TicketId) -> String {
-    format!("r/{address}/{:020}", id.0)
+    format!("{}{:020}", requester_prefix(address), id.0)
+}
+
+fn requester_prefix(address: &str) -> String {
+    format!("r/{}/", exact(address))
+}
+
+/// A free-text key segment (an address) that is followed by more key, written so that no
+/// value's segment is a prefix of another's: its length in bytes, `:`, then the text. A scan
+/// for `r/{exact(a)}/` finds `a`'s keys only, whatever `a` or any other address holds.
+pub(crate) fn exact(text: &str) -> String {
+    format!("{}:{text}", text.len())
 }
 
 fn mail_key_key(key: &MailKey) -> String {
