@@ -323,7 +323,7 @@ pub fn apply(
                 return Ok(Applied::Assigned(agent.clone(), *reason));
             };
             let token = context.secret.sign(ticket.id, agent);
-            let outgoing = notify::ticket_notification(
+            let outgoing = match notify::ticket_notification(
                 context.sender,
                 record,
                 ticket,
@@ -332,10 +332,14 @@ pub fn apply(
                 why,
                 &token,
                 context.nonce,
-            )
-            .map_err(|e| {
-                store::Error::Inconsistent(format!("cannot compose a notification: {e}"))
-            })?;
+            ) {
+                Ok(outgoing) => outgoing,
+                Err(err) => {
+                    let what = format!("the notification to {agent}");
+                    not_composed(tx, context, ticket, &what, &err)?;
+                    return Ok(Applied::Assigned(agent.clone(), *reason));
+                }
+            };
             enqueue(
                 tx,
                 &context.limits,
@@ -784,7 +788,7 @@ pub fn relay_reply(
         .flat_map(|a| a.emails.iter().cloned())
         .collect();
     hide.push(context.secret.sign(ticket.id, agent));
-    let outgoing = notify::relay_to_requester(
+    let outgoing = match notify::relay_to_requester(
         context.sender,
         ticket,
         &message.text,
@@ -793,8 +797,10 @@ pub fn relay_reply(
         &references,
         &hide,
         context.nonce,
-    )
-    .map_err(|e| store::Error::Inconsistent(format!("cannot compose the answer: {e}")))?;
+    ) {
+        Ok(outgoing) => outgoing,
+        Err(err) => return answer_not_composed(tx, context, ticket, agent, message, raw, &err),
+    };
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.updated = now;
@@ -818,6 +824,102 @@ pub fn relay_reply(
         ),
     };
     tx.add_event(ticket, &event)
+}
+
+/// Records that casemail could not compose mail about a ticket (an address the mail builder
+/// refuses): an event on the ticket and a notice to the coordinators. Composing never stops
+/// the process stage; the message that caused it is filed as usual. The log line carries no
+/// address.
+pub fn not_composed(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    what: &str,
+    err: &notify::Error,
+) -> TxResult<()> {
+    warn!(
+        ticket = ticket.id.0,
+        what, "Cannot compose mail; the ticket's events say why."
+    );
+    let detail = format!("casemail could not compose {what}: {err}");
+    tx.add_event(
+        ticket,
+        &Event {
+            at: context.now,
+            actor: Actor::System,
+            kind: "not_composed".to_owned(),
+            detail: detail.clone(),
+        },
+    )?;
+    tell_coordinators(tx, context, ticket, &detail)
+}
+
+/// A caseworker's answer that cannot be composed for the requester (their address is one
+/// casemail cannot write to): kept with the ticket as an internal note, never sent, and the
+/// caseworker and the coordinators are told how to go on.
+fn answer_not_composed(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    agent: &AgentId,
+    message: &StoredMessage,
+    raw: &[u8],
+    err: &notify::Error,
+) -> TxResult<()> {
+    let mut note = message.clone();
+    note.direction = crate::model::Direction::Note;
+    tx.put_message(&note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = context.now;
+    tx.add_event(
+        ticket,
+        &Event {
+            at: context.now,
+            actor: Actor::Agent(agent.clone()),
+            kind: "reply_not_sent".to_owned(),
+            detail: format!("the answer could not be composed for the requester: {err}"),
+        },
+    )?;
+    let address = context
+        .team
+        .agent(agent)
+        .and_then(|a| a.emails.first().cloned())
+        .or_else(|| message.from.clone());
+    if let Some(address) = address {
+        let body = format!(
+            "Your answer on ticket #{} was NOT sent to the requester: casemail cannot send mail to their address ({err}).\n\nIt is kept with the ticket as an internal note. Ask a coordinator how to reach the requester another way; do not write to them from your own address.\n",
+            ticket.id.0
+        );
+        let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
+        match notify::plain_to(
+            context.sender,
+            &address,
+            &subject,
+            body,
+            "b",
+            context.nonce.wrapping_add(98),
+        ) {
+            Ok(outgoing) => {
+                enqueue(
+                    tx,
+                    &context.limits,
+                    OutboxKind::Bounce,
+                    Some(ticket.id),
+                    &outgoing,
+                    context.now,
+                )?;
+            }
+            Err(err) => not_composed(tx, context, ticket, "the notice to the caseworker", &err)?,
+        }
+    }
+    tell_coordinators(
+        tx,
+        context,
+        ticket,
+        &format!(
+            "an answer by {agent} could not be sent: casemail cannot write to the requester's address"
+        ),
+    )
 }
 
 /// Files a refused reply: kept as an internal note (never relayed), recorded in the event

@@ -59,6 +59,9 @@ pub enum TicketFlag {
     Backfilled,
     /// Nobody on duty could take it yet; it is assigned when a shift starts.
     Unassigned,
+    /// The requester's address is one casemail cannot write to (see
+    /// `parse::Anomaly::UnusableAddress`): answers must reach them another way.
+    Unanswerable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

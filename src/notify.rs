@@ -27,6 +27,9 @@ pub enum Error {
     Build(String),
 }
 
+/// The line a notification carries when the requester's address cannot be written to.
+pub const UNANSWERABLE: &str = "Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply\n          to this notification will not reach them. Ask a coordinator how to reach them\n          another way; do not write to them from your own address.\n";
+
 /// The helpdesk identity outgoing mail is sent as.
 #[derive(Debug, Clone)]
 pub struct Sender {
@@ -180,6 +183,12 @@ pub fn ticket_notification(
         count = ticket.message_count,
         subject = clean_line(message.subject.as_deref().unwrap_or(&ticket.subject)),
     );
+    if ticket
+        .flags
+        .contains(&crate::model::TicketFlag::Unanswerable)
+    {
+        body.push_str(UNANSWERABLE);
+    }
     let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
     let skipped = message.attachments.iter().filter(|a| !a.kept).count();
     if !kept.is_empty() || skipped > 0 {

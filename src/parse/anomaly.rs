@@ -60,6 +60,12 @@ pub enum Anomaly {
     },
     /// No readable text at all.
     NoText,
+    /// The sender's address (From, else Sender) is one the mail builder will not write to (a
+    /// quoted local part, `..`, a domain literal, a trailing dot, more than one `@`): casemail
+    /// cannot send the requester anything, so caseworkers must answer another way.
+    UnusableAddress {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +118,7 @@ impl Anomaly {
             Anomaly::AttachmentTooLarge { .. } => "attachment-too-large",
             Anomaly::NulBytes { .. } => "nul-bytes",
             Anomaly::NoText => "no-text",
+            Anomaly::UnusableAddress { .. } => "unusable-address",
         }
     }
 }
@@ -201,6 +208,10 @@ impl fmt::Display for Anomaly {
             }
             Anomaly::NulBytes { count } => write!(f, "the message contains {count} NUL bytes"),
             Anomaly::NoText => write!(f, "the message has no readable text"),
+            Anomaly::UnusableAddress { address } => write!(
+                f,
+                "the sender address {address:?} cannot be written to by casemail; answers to it cannot be sent"
+            ),
         }
     }
 }

@@ -682,3 +682,46 @@ proptest! {
         assert_parses_deterministically(&raw);
     }
 }
+
+#[test]
+fn a_sender_address_the_mail_builder_refuses_is_flagged_once_at_parse() {
+    let unusable = [
+        "taro..yamada@docomo.ne.jp",
+        "victim@example.org/x@attacker.example",
+        "ana.@example.org",
+    ];
+    for from in unusable {
+        let raw = format!(
+            "From: Taro <{from}>\r\nTo: help@charity.example\r\nSubject: help\r\nMessage-ID: <u@x>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n"
+        );
+        let mail = parse_default(raw.as_bytes());
+        assert!(
+            mail.has_unusable_address(),
+            "{from:?} read as {:?}, anomalies {:?}",
+            mail.from,
+            mail.anomalies
+        );
+        assert!(mail.from.is_some(), "{from:?}: the sender is still known");
+        assert_eq!(
+            mail.anomalies
+                .iter()
+                .filter(|a| a.kind() == "unusable-address")
+                .count(),
+            1
+        );
+    }
+    // A quoted local part is fine when the builder can write it back, quotes and all.
+    for from in [
+        "taro.yamada@docomo.ne.jp",
+        "amina+x@example.org",
+        "\"taro..yamada\"@docomo.ne.jp",
+    ] {
+        let raw = format!("From: <{from}>\r\nSubject: help\r\n\r\nhello\r\n");
+        let mail = parse_default(raw.as_bytes());
+        assert!(
+            !mail.has_unusable_address(),
+            "{from:?}: {:?}",
+            mail.anomalies
+        );
+    }
+}
