@@ -173,9 +173,20 @@ impl fmt::Debug for Attachment {
     }
 }
 
-/// Whether casemail can send mail to `address`: the mail builder (lettre) accepts it.
+/// Whether casemail can send mail to `address`: the mail builder (lettre) parses it and can
+/// build a message with it in the header fields and the envelope. (lettre parses a quoted
+/// local part such as `"taro..yamada"@…` as an address but then finds no recipient in the
+/// header it writes, so parsing alone is not enough.)
 pub fn is_sendable(address: &str) -> bool {
-    address.parse::<lettre::Address>().is_ok()
+    let Ok(address) = address.parse::<lettre::Address>() else {
+        return false;
+    };
+    let mailbox = lettre::message::Mailbox::new(None, address);
+    lettre::Message::builder()
+        .from(mailbox.clone())
+        .to(mailbox)
+        .body(String::new())
+        .is_ok()
 }
 
 impl InboundMail {

@@ -687,6 +687,8 @@ proptest! {
 fn a_sender_address_the_mail_builder_refuses_is_flagged_once_at_parse() {
     let unusable = [
         "taro..yamada@docomo.ne.jp",
+        "\"taro..yamada\"@docomo.ne.jp",
+        "\"taro yamada\"@docomo.ne.jp",
         "victim@example.org/x@attacker.example",
         "ana.@example.org",
     ];
@@ -710,11 +712,10 @@ fn a_sender_address_the_mail_builder_refuses_is_flagged_once_at_parse() {
             1
         );
     }
-    // A quoted local part is fine when the builder can write it back, quotes and all.
     for from in [
         "taro.yamada@docomo.ne.jp",
         "amina+x@example.org",
-        "\"taro..yamada\"@docomo.ne.jp",
+        "o'brien@example.ie",
     ] {
         let raw = format!("From: <{from}>\r\nSubject: help\r\n\r\nhello\r\n");
         let mail = parse_default(raw.as_bytes());
