@@ -23,6 +23,7 @@ use crate::model::{
     StoredMessage, Ticket,
 };
 
+mod compact;
 mod index;
 mod migrate;
 
@@ -85,6 +86,12 @@ pub enum Error {
     },
     #[error("inconsistent store: {0}")]
     Inconsistent(String),
+    #[error("cannot compact the store at {path}")]
+    Compact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An error inside a write transaction; returned by [`WriteTx`] methods and propagated with `?`.
@@ -125,9 +132,20 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `state_dir/store`.
+    /// Opens (creating if needed) the store in `state_dir/store`. Finishes a compaction a
+    /// crash interrupted, and compacts the store when an erasure asked for it (`compact`).
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
-        Store::open_path(state_dir.join(STORE_DIR))
+        compact::recover(state_dir)?;
+        let store = Store::open_path(state_dir.join(STORE_DIR))?;
+        if store.tree.contains_key(compact::KEY_COMPACT)? {
+            return compact::run(store, state_dir);
+        }
+        Ok(store)
+    }
+
+    /// Whether the store waits to be compacted at its next open (after an erasure).
+    pub fn compaction_pending(&self) -> Result<bool, Error> {
+        Ok(self.tree.contains_key(compact::KEY_COMPACT)?)
     }
 
     /// Opens (creating if needed) a store in exactly `path`; `restore` builds a store beside
@@ -1059,6 +1077,20 @@ impl WriteTx<'_> {
         label: crate::spam::bayes::Label,
     ) -> TxResult<()> {
         self.put(&classifier_learned_key(mail_key), &label)
+    }
+
+    /// Asks for the store to be rewritten into a fresh directory at its next open, so that
+    /// what this transaction removed is gone from disk too (erasure).
+    pub fn request_compaction(&self) -> TxResult<()> {
+        self.tree.insert(compact::KEY_COMPACT, b"1".to_vec())?;
+        Ok(())
+    }
+
+    /// Forgets that a message was learned (erasure; its tokens are subtracted by the caller).
+    pub fn remove_trained_label(&self, mail_key: &str) -> TxResult<()> {
+        self.tree
+            .remove(classifier_learned_key(mail_key).as_bytes())?;
+        Ok(())
     }
 
     pub fn put_spam_record(
