@@ -3,9 +3,12 @@
 //!
 //! - **Retention** (`[retention] closed_after`): closed tickets nobody has touched for that long
 //!   are purged whole by the process stage's sweep.
-//! - **Erasure** (`casemail erase --requester ADDR`): one person's tickets go whole, their
-//!   messages in other people's tickets go one by one, and so do outbox entries, dead letters
-//!   and quarantined messages from or to them.
+//! - **Erasure** (`casemail erase --requester ADDR`): one person's tickets go whole, the
+//!   messages about them in other people's tickets go one by one (from or to them, answers and
+//!   notes on their tickets after a merge, notes naming them), and so do outbox entries, dead
+//!   letters and quarantined messages from or to them, their loop-safety records and what the
+//!   classifier learned from their messages. The last transaction marks the store for
+//!   compaction, which rewrites its files at the next open (`store::compact`).
 //!
 //! Both run in the process stage, the single writer of filed mail (the CLI's erasure travels
 //! there through the control socket), so nothing is filed into a ticket while it is removed.
