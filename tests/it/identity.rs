@@ -112,3 +112,107 @@ async fn answers_to_addresses_casemail_cannot_write_to_are_explained_and_filing_
     mail_containing(bench, &mut daemon, &amina, "[#3] Housing").await;
     daemon.assert_running();
 }
+
+/// Every file under `dir` that holds `needle`, ignoring ASCII case.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| crate::lifecycle::contains_ignoring_case(&bytes, needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn after_an_erasure_and_the_next_start_no_file_of_the_state_directory_holds_the_person() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
+    let help = daemon.help.clone();
+    let (taro, other) = (bench.new_account("taro"), bench.new_account("other"));
+    daemon.start();
+
+    let request = mail(
+        &format!("Taro Yamada <{}>", taro.address),
+        &help.address,
+        "Visa renewal",
+        Some("erase-taro-1@phone.example"),
+        "",
+        "Please call me on +81 90 7731 5529 about my visa.",
+    );
+    bench
+        .send_mail(&taro.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    let notification = mail_containing(bench, &mut daemon, &amina, "[#1] Visa renewal").await;
+    let (reply_to, answer) = gmail_reply(&amina, &notification.raw, "I will call you at ten.");
+    bench
+        .send_mail(&amina.address, &[&reply_to], &answer)
+        .await
+        .expect("send reply");
+    mail_containing(bench, &mut daemon, &taro, "I will call you at ten").await;
+    let kept = mail(
+        &other.address,
+        &help.address,
+        "Housing",
+        Some("erase-other-1@phone.example"),
+        "",
+        "Other-text-kept",
+    );
+    bench
+        .send_mail(&other.address, &[&help.address], &kept)
+        .await
+        .expect("send");
+    mail_containing(bench, &mut daemon, &amina, "[#2] Housing").await;
+
+    let said = crate::routing::cli_ok(&daemon, &["erase", "--requester", &taro.address]);
+    assert!(said.contains("removed 1 ticket(s)"), "{said}");
+    assert!(
+        said.contains("compacted when the daemon next starts"),
+        "{said}"
+    );
+    crate::lifecycle::wait_for_folder(
+        bench,
+        &mut daemon,
+        "Processed",
+        &["Other-text-kept"],
+        &["7731 5529"],
+    )
+    .await;
+    daemon.terminate().await.expect("stop");
+
+    // The next start compacts the store before anything else.
+    daemon.start();
+    let log_path = daemon.log_path.clone();
+    let compacted = harness::wait_until(std::time::Duration::from_secs(60), || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        async move {
+            log.contains("Store compacted.") && log.matches("casemail is running.").count() == 2
+        }
+    })
+    .await;
+    assert!(compacted.is_ok(), "{}", daemon.log_tail());
+    daemon.terminate().await.expect("stop");
+
+    for needle in [taro.address.as_str(), "7731", "5529", "yamada"] {
+        assert_eq!(
+            files_holding(&daemon.state_dir, needle),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle} is still on disk"
+        );
+    }
+    assert!(
+        !files_holding(&daemon.state_dir, &other.address).is_empty(),
+        "the search finds what is kept"
+    );
+}
