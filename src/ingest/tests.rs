@@ -244,3 +244,26 @@ fn a_requester_casemail_cannot_write_to_gets_a_flagged_ticket_and_answers_are_ke
         .into_owned();
     assert!(body.contains("NOT sent"), "{body}");
 }
+
+#[test]
+fn an_address_that_starts_with_a_victims_does_not_capture_her_next_message() {
+    let desk = Desk::new();
+    let attacker = "From: <victim@example.org/00000000000000000001@attacker.example>\r\nTo: help@charity.example\r\nSubject: Hello\r\nMessage-ID: <a1@attacker.example>\r\n\r\nhello\r\n";
+    let Outcome::NewTicket(his) = desk.file(1, FolderKind::Requests, attacker) else {
+        panic!("a ticket of its own");
+    };
+    let requester = desk
+        .store
+        .ticket(his)
+        .expect("read")
+        .expect("ticket")
+        .requester;
+    assert!(requester.starts_with("victim@example.org/"), "{requester}");
+    let victim = "From: Victim <victim@example.org>\r\nTo: help@charity.example\r\nSubject: I need help\r\nMessage-ID: <v1@example.org>\r\n\r\nMy address is Kastanienallee 12.\r\n";
+    let Outcome::NewTicket(hers) = desk.file(2, FolderKind::Requests, victim) else {
+        panic!("her message opens a ticket of her own");
+    };
+    assert_ne!(his, hers);
+    let ticket = desk.store.ticket(his).expect("read").expect("ticket");
+    assert_eq!(ticket.message_count, 1, "nothing of hers in his ticket");
+}
