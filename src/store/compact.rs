@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Error, STORE_DIR, Store};
 
@@ -64,9 +64,38 @@ pub(super) fn recover(state_dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Rewrites the store of `state_dir` (open as `store`, which is consumed and closed) into a
-/// fresh directory and swaps it in. Returns the store opened on the new directory.
+/// Rewrites the store of `state_dir` (open as `store`) into a fresh directory and swaps it
+/// in. Returns the store opened on the new directory. When the copy cannot be made (a full
+/// disk), the store stays as it was, still marked, and is returned: a failed compaction must
+/// not keep the daemon from starting.
 pub(super) fn run(store: Store, state_dir: &Path) -> Result<Store, Error> {
+    let records = match copy(&store, state_dir) {
+        Ok(records) => records,
+        Err(err) => {
+            let mut why = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                why.push_str(": ");
+                why.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            warn!(
+                error = %why,
+                "Cannot compact the store; trying again at the next start."
+            );
+            let _ = std::fs::remove_dir_all(sibling(state_dir, "compacting"));
+            return Ok(store);
+        }
+    };
+    drop(store);
+    recover(state_dir)?;
+    info!(records, "Store compacted.");
+    Store::open_path(state_dir.join(STORE_DIR))
+}
+
+/// Copies every live record but the compaction mark into `store.compacting`, flushes and
+/// closes it, and renames it `store.compacted`. Returns how many records were copied.
+fn copy(store: &Store, state_dir: &Path) -> Result<u64, Error> {
     let compacting = sibling(state_dir, "compacting");
     let compacted = sibling(state_dir, "compacted");
     if compacting.exists() {
@@ -87,8 +116,5 @@ pub(super) fn run(store: Store, state_dir: &Path) -> Result<Store, Error> {
     }
     std::fs::rename(&compacting, &compacted).map_err(|err| io(&compacting, err))?;
     sync_dir(state_dir)?;
-    drop(store);
-    recover(state_dir)?;
-    info!(records, "Store compacted.");
-    Store::open_path(state_dir.join(STORE_DIR))
+    Ok(records)
 }
