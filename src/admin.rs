@@ -52,6 +52,12 @@ pub fn normalise_address(address: &str) -> Result<String, Error> {
         address: trimmed.to_owned(),
         reason: err.to_string(),
     })?;
+    if !crate::parse::is_sendable(trimmed) {
+        return Err(Error::InvalidAddress {
+            address: trimmed.to_owned(),
+            reason: "casemail cannot build a message to it".to_owned(),
+        });
+    }
     Ok(trimmed.to_lowercase())
 }
 

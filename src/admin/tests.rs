@@ -55,6 +55,17 @@ fn agents_are_validated_and_addresses_are_unique() {
         matches!(bad_address, Err(Error::InvalidAddress { .. })),
         "{bad_address:?}"
     );
+    // lettre parses a quoted local part but cannot build a message to it.
+    let quoted = add_agent(
+        &store,
+        help,
+        new("jonas", &["\"jo..nas\"@volunteers.example"]),
+        now,
+    );
+    assert!(
+        matches!(quoted, Err(Error::InvalidAddress { .. })),
+        "{quoted:?}"
+    );
     let helpdesk = add_agent(&store, help, new("jonas", &["HELP@charity.example"]), now);
     assert!(
         matches!(helpdesk, Err(Error::HelpdeskAddress(_))),
