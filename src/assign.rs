@@ -416,7 +416,8 @@ pub fn tell_coordinators(
                 )?;
             }
             Err(err) => {
-                warn!(agent = %coordinator.id, error = %err, "Cannot compose a notice to a coordinator.")
+                let what = format!("the notice to coordinator {}", coordinator.id);
+                record_not_composed(tx, context.now, ticket.id, &what, &err);
             }
         }
     }
@@ -854,6 +855,31 @@ pub fn not_composed(
     tell_coordinators(tx, context, ticket, &detail)
 }
 
+/// Mail to a caseworker or coordinator that cannot be composed, where telling someone else
+/// could fail the same way: an event on the ticket (added after the caller's own writes, see
+/// [`WriteTx::add_event_later`]) and a log line without the address.
+fn record_not_composed(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    ticket: TicketId,
+    what: &str,
+    err: &notify::Error,
+) {
+    warn!(
+        ticket = ticket.0,
+        what, "Cannot compose mail; the ticket's events say why."
+    );
+    tx.add_event_later(
+        ticket,
+        Event {
+            at: now,
+            actor: Actor::System,
+            kind: "not_composed".to_owned(),
+            detail: format!("casemail could not compose {what}: {err}"),
+        },
+    );
+}
+
 /// A caseworker's answer that cannot be composed for the requester (their address is one
 /// casemail cannot write to): kept with the ticket as an internal note, never sent, and the
 /// caseworker and the coordinators are told how to go on.
@@ -969,7 +995,7 @@ pub fn refuse_reply(
                     now,
                 )?;
             }
-            Err(err) => warn!(error = %err, "Cannot compose the refusal notice."),
+            Err(err) => record_not_composed(tx, now, ticket.id, "the refusal notice", &err),
         }
     }
     tell_coordinators(
@@ -1038,7 +1064,8 @@ pub fn internal_note(
                 )?;
             }
             Err(err) => {
-                warn!(agent = %reader.id, error = %err, "Cannot compose a note notification.")
+                let what = format!("the note notification to {}", reader.id);
+                record_not_composed(tx, now, ticket.id, &what, &err);
             }
         }
     }
@@ -1195,7 +1222,9 @@ pub fn confirm(
                 context.now,
             )?;
         }
-        Err(err) => warn!(error = %err, "Cannot compose the command confirmation."),
+        Err(err) => {
+            record_not_composed(tx, context.now, ticket.id, "the command confirmation", &err)
+        }
     }
     Ok(())
 }
@@ -1363,7 +1392,8 @@ fn report_dead_letters(
                             )?;
                         }
                         Err(err) => {
-                            warn!(error = %err, "Cannot compose a delivery failure notice.")
+                            let what = format!("the delivery failure notice to {}", owner.id);
+                            record_not_composed(tx, now, id, &what, &err);
                         }
                     }
                 }

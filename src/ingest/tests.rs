@@ -267,3 +267,34 @@ fn an_address_that_starts_with_a_victims_does_not_capture_her_next_message() {
     let ticket = desk.store.ticket(his).expect("read").expect("ticket");
     assert_eq!(ticket.message_count, 1, "nothing of hers in his ticket");
 }
+
+#[test]
+fn a_notice_to_a_coordinator_casemail_cannot_write_to_is_recorded_on_the_ticket() {
+    let desk = Desk::new();
+    // Registered before addresses were checked for it: lettre parses it but builds no message.
+    desk.store
+        .write(|tx| {
+            tx.put_agent(&crate::model::Agent {
+                id: crate::ids::AgentId("carol".to_owned()),
+                name: "Carol".to_owned(),
+                emails: vec!["\"ca..rol\"@volunteers.example".to_owned()],
+                role: crate::model::Role::Coordinator,
+                max_open: None,
+                away: None,
+                created: Timestamp::UNIX_EPOCH,
+                last_assigned: None,
+            })
+        })
+        .expect("agent");
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a ticket of its own");
+    };
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "not_composed" && e.detail.contains("coordinator carol")),
+        "{events:#?}"
+    );
+}
