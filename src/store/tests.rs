@@ -451,3 +451,28 @@ fn a_schema_1_store_is_migrated_on_open_and_finds_the_same_tickets() {
         vec![TicketId(1)]
     );
 }
+
+mod exact_keys {
+    use proptest::prelude::*;
+
+    use super::super::{exact, requester_key, requester_prefix};
+    use crate::ids::TicketId;
+
+    proptest! {
+        /// No address's scan prefix matches another address's key, whatever the addresses
+        /// hold (slashes, digits, `:`, anything).
+        #[test]
+        fn a_scan_for_one_address_never_finds_anothers_key(
+            a in "[a-z0-9@./:]{0,12}",
+            b in "[a-z0-9@./:]{0,12}",
+            ticket in any::<u64>(),
+        ) {
+            prop_assume!(a != b);
+            let key = requester_key(&b, TicketId(ticket));
+            prop_assert!(!key.starts_with(&requester_prefix(&a)), "{a:?} finds {key:?}");
+            prop_assert!(requester_key(&a, TicketId(ticket)).starts_with(&requester_prefix(&a)));
+            let (segment_a, segment_b) = (format!("{}/", exact(&a)), format!("{}/", exact(&b)));
+            prop_assert!(!segment_b.starts_with(&segment_a), "{} {}", segment_a, segment_b);
+        }
+    }
+}
