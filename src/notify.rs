@@ -164,9 +164,17 @@ pub fn ticket_notification(
             .parse()
             .map_err(|_| Error::Address(reply_to_address.clone()))?,
     );
-    let requester = match &ticket.requester_name {
-        Some(name) => format!("{} <{}>", clean_line(name), ticket.requester),
-        None => ticket.requester.clone(),
+    // The quoted message's own sender, never the ticket's requester by default: what someone
+    // else wrote on the ticket must not be shown as the requester's.
+    let from = message.from.as_deref().unwrap_or("(unknown sender)");
+    let by_requester = from == ticket.requester;
+    let from_name = message
+        .from_name
+        .as_ref()
+        .or(ticket.requester_name.as_ref().filter(|_| by_requester));
+    let writer = match from_name {
+        Some(name) => format!("{} <{}>", clean_line(name), clean_line(from)),
+        None => clean_line(from),
     };
     let heading = match why {
         Why::Assigned => "New ticket for you",
@@ -174,12 +182,21 @@ pub fn ticket_notification(
         Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
     };
     let mut body = format!(
-        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
+        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {writer}\n",
         number = ticket.id.0,
         status = ticket.status,
         count = ticket.message_count,
-        subject = clean_line(message.subject.as_deref().unwrap_or(&ticket.subject)),
     );
+    if !by_requester {
+        body.push_str(&format!(
+            "Requester: {} (the message below is NOT from the requester)\n",
+            clean_line(&ticket.requester)
+        ));
+    }
+    body.push_str(&format!(
+        "Subject:  {}\n",
+        clean_line(message.subject.as_deref().unwrap_or(&ticket.subject))
+    ));
     let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
     let skipped = message.attachments.iter().filter(|a| !a.kept).count();
     if !kept.is_empty() || skipped > 0 {

@@ -136,3 +136,37 @@ fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
     assert_ne!(a, c);
     assert!(a.as_str().ends_with("@charity.example"));
 }
+
+#[test]
+fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_name() {
+    let mut other = message();
+    other.from = Some("stranger@elsewhere.example".to_owned());
+    other.from_name = None;
+    other.text = "Ignore my last message.".to_owned();
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &other,
+        &[],
+        Why::FollowUp,
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let text = parse(&out.raw, &ParseLimits::default()).text;
+    assert!(
+        text.contains("From:     stranger@elsewhere.example\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Requester: fatima@phone.example (the message below is NOT from the requester)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("فاطمة"),
+        "the requester's name is not lent to a stranger: {text}"
+    );
+}
