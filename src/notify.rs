@@ -286,10 +286,24 @@ pub fn plain_to(
     })
 }
 
+/// The subject of an acknowledgement, `[#N] Your message to HELPDESK`: the ticket number and
+/// the helpdesk's own name, never the subject of the mail it answers.
+pub fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
+    format!(
+        "[#{}] Your message to {}",
+        ticket.id.0,
+        clean_line(&sender.name)
+    )
+}
+
 /// The acknowledgement of a new ticket: from the helpdesk to the requester, threaded under
 /// their message, marked `Auto-Submitted: auto-replied` (RFC 3834 §5: an answer to their
 /// message) with the loop header. `body` is the filled-in template; `hide` (every caseworker
 /// address) is scrubbed from it and from the subject.
+///
+/// Anyone can send mail under someone else's address, so the acknowledgement may reach a
+/// person who never wrote: it quotes nothing of the inbound mail. The subject is
+/// [`acknowledgement_subject`] and the recipient has no display name.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
 pub fn acknowledgement(
     sender: &Sender,
@@ -305,11 +319,11 @@ pub fn acknowledgement(
         .requester
         .parse()
         .map_err(|_| Error::Address(ticket.requester.clone()))?;
-    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    let to = Mailbox::new(None, to_address);
     let mut builder = lettre::Message::builder()
         .from(sender.mailbox()?)
         .to(to)
-        .subject(scrub(&ticket_subject(ticket), hide))
+        .subject(scrub(&acknowledgement_subject(sender, ticket), hide))
         .message_id(Some(format!("<{}>", message_id.as_str())))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),

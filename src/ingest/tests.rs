@@ -271,3 +271,46 @@ fn a_notification_names_the_real_sender_of_a_message_not_from_the_requester() {
     assert!(!text.contains("Ignore my last message."), "{text}");
     assert!(text.contains("<fatima@phone.example>"), "{text}");
 }
+
+#[test]
+fn an_acknowledgement_quotes_neither_the_subject_nor_the_name_a_sender_chose() {
+    let desk = Desk::new();
+    // Anyone can write under a victim's address: whatever they put in the subject and the
+    // display name must not come back to her from the helpdesk.
+    let forged = "From: =?utf-8?q?We_know_where_you_live?= <victim@phone.example>\r\nTo: help@charity.example\r\nSubject: Your husband has your new address\r\nMessage-ID: <1@attacker.example>\r\n\r\nx\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, forged) else {
+        panic!("a new ticket");
+    };
+    let entry = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| e.kind == crate::model::OutboxKind::Acknowledgement)
+        .expect("an acknowledgement");
+    let raw = desk
+        .store
+        .outbox_raw(entry.id)
+        .expect("raw")
+        .expect("bytes");
+    let read = parse::parse(&raw, &ParseLimits::default());
+    let subject = read.subject.clone().unwrap_or_default();
+    assert_eq!(subject, format!("[#{}] Your message to Helpdesk", id.0));
+    assert_eq!(
+        read.in_reply_to.first().map(|m| m.as_str()),
+        Some("1@attacker.example"),
+        "still threaded under the message it answers"
+    );
+    let to = read.to.first().expect("a recipient");
+    assert_eq!(to.address, "victim@phone.example");
+    assert_eq!(to.name, None);
+    let shown = format!(
+        "{subject}\n{}\n{}",
+        read.text,
+        String::from_utf8_lossy(&raw)
+    );
+    for chosen in ["husband", "new address", "We know", "We_know", "live"] {
+        assert!(!shown.contains(chosen), "{chosen:?} in {shown}");
+    }
+    assert!(read.text.contains(&format!("#{}", id.0)), "{}", read.text);
+}
