@@ -19,10 +19,14 @@ pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 /// is below is history (`strip` owns the marker).
 pub use crate::strip::REPLY_ABOVE;
 
+/// Why a message could not be composed. Errors are logged at WARN and ERROR, so their text
+/// names no person: the address stays in the value, for DEBUG logs and tests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("address {0:?} cannot be used in a message header")]
+    #[error("an address cannot be used in a message header")]
     Address(String),
+    #[error("agent {0} has no address")]
+    AgentWithoutAddress(crate::ids::AgentId),
     #[error("cannot build the message: {0}")]
     Build(String),
 }
@@ -149,7 +153,7 @@ pub fn ticket_notification(
     let to = agent
         .emails
         .first()
-        .ok_or_else(|| Error::Address(format!("agent {} has no address", agent.id)))?;
+        .ok_or_else(|| Error::AgentWithoutAddress(agent.id.clone()))?;
     // The token rides in the Message-ID too, so a reply threads back to it even where the
     // sub-address of Reply-To is lost.
     let message_id = MessageId::parse(&format!(
@@ -236,7 +240,7 @@ pub fn coordinator_notice(
     let to = coordinator
         .emails
         .first()
-        .ok_or_else(|| Error::Address(format!("agent {} has no address", coordinator.id)))?;
+        .ok_or_else(|| Error::AgentWithoutAddress(coordinator.id.clone()))?;
     let message_id = sender.message_id("c", ticket.id.0, nonce);
     let subject = format!("{} ({})", ticket_subject(ticket), what);
     let body = format!(

@@ -33,6 +33,40 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// Returns `text` with every word that holds an `@` replaced by `<address>`, for error text
+/// that can reach a log line above DEBUG (a store key such as `l/s/ADDRESS`, a record named by
+/// its requester). Words end at white space and at the punctuation that surrounds addresses in
+/// keys and mail (`/ < > " ' , ; ( ) [ ]`), which is kept.
+pub fn without_addresses(text: &str) -> String {
+    let is_separator = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '/' | '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']'
+            )
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let mut flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str("<address>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_separator(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// The Unicode bidirectional formatting characters (UAX #9): embeddings, overrides, isolates,
 /// the implicit marks and the Arabic letter mark.
 fn is_bidi_control(c: char) -> bool {
@@ -50,7 +84,20 @@ fn is_line_separator(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::for_terminal;
+    use super::{for_terminal, without_addresses};
+
+    #[test]
+    fn addresses_are_blanked_out_of_log_text() {
+        assert_eq!(
+            without_addresses("corrupt record under key l/s/Victim@Phone.example"),
+            "corrupt record under key l/s/<address>"
+        );
+        assert_eq!(
+            without_addresses("bad key r/fatima@x.example/00000000000000000042: \"a@b\", <c@d>"),
+            "bad key r/<address>/00000000000000000042: \"<address>\", <<address>>"
+        );
+        assert_eq!(without_addresses("no address here"), "no address here");
+    }
 
     #[test]
     fn plain_text_is_unchanged() {

@@ -170,3 +170,17 @@ fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_
         "the requester's name is not lent to a stranger: {text}"
     );
 }
+
+#[test]
+fn a_composing_error_names_no_address() {
+    let mut unusable = ticket();
+    unusable.requester = "taro..yamada@docomo.ne.jp".to_owned();
+    let err = acknowledgement(&sender(), &unusable, "Hello", None, &[], &[], 1)
+        .expect_err("the address is refused by the mail builder");
+    assert!(matches!(&err, Error::Address(a) if a == "taro..yamada@docomo.ne.jp"));
+    assert!(!err.to_string().contains("taro"), "{err}");
+    let mut nobody = agent();
+    nobody.emails.clear();
+    let err = coordinator_notice(&sender(), &nobody, &ticket(), "x", 1).expect_err("no address");
+    assert_eq!(err.to_string(), "agent amina has no address");
+}
