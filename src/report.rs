@@ -1,14 +1,16 @@
 //! What the CLI prints about tickets and the quarantine, as JSON values and as text.
 //!
 //! The JSON is a documented interface scripts rely on (README, "JSON output"): fields may be
-//! added, never renamed or removed. Header text is escaped before it reaches a terminal.
+//! added, never renamed or removed. Everything the text form prints from the store is escaped
+//! before it reaches a terminal: header fields on one line (`for_terminal`), message bodies
+//! with their line breaks (`text_for_terminal`). JSON is escaped by serde.
 
 use serde_json::{Value, json};
 
 use crate::admin;
 use crate::ids::TicketId;
 use crate::model::{Direction, QuarantineEntry, Status, StoredMessage, Ticket};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, text_for_terminal};
 use crate::store::{self, Store};
 
 fn direction(d: Direction) -> &'static str {
@@ -125,7 +127,7 @@ pub fn ticket_detail_text(detail: &Value) -> String {
                 s(&m["from"]),
                 s(&m["date"]),
                 s(&m["subject"]),
-                m["text"].as_str().unwrap_or(""),
+                text_for_terminal(m["text"].as_str().unwrap_or("")),
             ));
             if let Some(attachments) = m["attachments"].as_array() {
                 for a in attachments {
@@ -142,6 +144,28 @@ pub fn ticket_detail_text(detail: &Value) -> String {
                     ));
                 }
             }
+            for anomaly in m["anomalies"].as_array().into_iter().flatten() {
+                out.push_str(&format!("[anomaly] {}\n", s(anomaly)));
+            }
+        }
+    }
+    let events = detail["events"].as_array().map_or(&[][..], Vec::as_slice);
+    if !events.is_empty() {
+        out.push_str("\nEvents:\n");
+        for e in events {
+            let actor = &e["actor"];
+            let who = if actor["id"].is_string() {
+                s(&actor["id"])
+            } else {
+                s(&actor["kind"])
+            };
+            out.push_str(&format!(
+                "  {}  {:<16} {}: {}\n",
+                s(&e["at"]),
+                s(&e["kind"]),
+                who,
+                s(&e["detail"]),
+            ));
         }
     }
     out
