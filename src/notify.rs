@@ -12,6 +12,8 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use crate::ids::MessageId;
 use crate::model::{Agent, StoredMessage, Ticket};
 
+mod safe_files;
+
 /// Marks mail casemail sent, so it never processes its own mail as a request.
 pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 
@@ -201,12 +203,13 @@ pub fn ticket_notification(
         "Subject:  {}\n",
         clean_line(message.subject.as_deref().unwrap_or(&ticket.subject))
     ));
-    let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
+    // Files a client would render (HTML, SVG, forwarded mail, …) go as text, never as sent.
+    let safe = safe_files::for_caseworker(attachments);
     let skipped = message.attachments.iter().filter(|a| !a.kept).count();
-    if !kept.is_empty() || skipped > 0 {
+    if !safe.files.is_empty() || skipped > 0 {
         body.push_str(&format!(
             "Files:    {} attached{}\n",
-            kept.len(),
+            safe.files.len(),
             if skipped > 0 {
                 format!(", {skipped} too large to forward (kept with the ticket)")
             } else {
@@ -214,13 +217,18 @@ pub fn ticket_notification(
             }
         ));
     }
+    if !safe.changed.is_empty() {
+        body.push_str("          changed so that nothing in them loads or runs when opened (the originals are kept with the ticket):\n");
+        for line in &safe.changed {
+            body.push_str(&format!("          - {line}\n"));
+        }
+    }
     body.push_str("----------------------------------------------------------------------\n\n");
     body.push_str(&message.text);
     body.push('\n');
     let subject = ticket_subject(ticket);
     let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
-    let kept: Vec<AttachmentBytes> = kept.into_iter().cloned().collect();
-    let email = text_with_files(builder, body, &kept, &[])?;
+    let email = text_with_files(builder, body, &safe.files, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
