@@ -218,7 +218,9 @@ pub fn ticket_notification(
         ));
     }
     if !safe.changed.is_empty() {
-        body.push_str("          changed so that nothing in them loads or runs when opened (the originals are kept with the ticket):\n");
+        body.push_str(
+            "          changed so that nothing in them loads or runs (originals kept with the ticket):\n",
+        );
         for line in &safe.changed {
             body.push_str(&format!("          - {line}\n"));
         }
@@ -300,7 +302,7 @@ pub fn plain_to(
 
 /// The subject of an acknowledgement, `[#N] Your message to HELPDESK`: the ticket number and
 /// the helpdesk's own name, never the subject of the mail it answers.
-pub fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
+fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
     format!(
         "[#{}] Your message to {}",
         ticket.id.0,
@@ -315,7 +317,7 @@ pub fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
 ///
 /// Anyone can send mail under someone else's address, so the acknowledgement may reach a
 /// person who never wrote: it quotes nothing of the inbound mail. The subject is
-/// [`acknowledgement_subject`] and the recipient has no display name.
+/// `[#N] Your message to HELPDESK` and the recipient has no display name.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
 pub fn acknowledgement(
     sender: &Sender,
