@@ -111,12 +111,17 @@ pub fn ticket_list_text(tickets: &[Ticket]) -> String {
 
 pub fn ticket_detail_text(detail: &Value) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
+    // `Name <address>`, or the address alone.
+    let mailbox = |name: &Value, address: &Value| match name.as_str() {
+        Some(name) => format!("{} <{}>", for_terminal(name), s(address)),
+        None => s(address),
+    };
     let mut out = format!(
         "Ticket #{}  [{}]  {}\nRequester: {}\nOwner: {}\n",
         detail["number"],
         s(&detail["status"]),
         s(&detail["subject"]),
-        s(&detail["requester"]),
+        mailbox(&detail["requester_name"], &detail["requester"]),
         s(&detail["owner"]),
     );
     if let Some(messages) = detail["messages"].as_array() {
@@ -124,7 +129,7 @@ pub fn ticket_detail_text(detail: &Value) -> String {
             out.push_str(&format!(
                 "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
                 s(&m["direction"]),
-                s(&m["from"]),
+                mailbox(&m["from_name"], &m["from"]),
                 s(&m["date"]),
                 s(&m["subject"]),
                 text_for_terminal(m["text"].as_str().unwrap_or("")),

@@ -361,6 +361,8 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
     assert!(show.contains("\nlast line\n"), "{show:?}");
     assert!(show.contains("[anomaly] broken\\u{1b}"), "{show:?}");
     assert!(show.contains("Events:\n"), "{show:?}");
+    assert!(show.contains("Requester: Name\\u{1b}]52;"), "{show:?}");
+    assert!(show.contains("--- in from Name\\u{1b}]52;"), "{show:?}");
     for command in [
         StoreCommand::TicketList {
             status: None,

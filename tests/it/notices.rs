@@ -333,7 +333,7 @@ async fn ticket_show_hands_the_terminal_no_escape_sequence_from_a_mail() {
     // A clipboard write (OSC 52), a title change, a clear screen and a C1 CSI, in the
     // subject, the display name and the body.
     let raw = format!(
-        "From: =?utf-8?q?Fatima=1B]0;owned=07?= <{from}>\r\nTo: {to}\r\nSubject: =?utf-8?q?Help=1B]52;c;ZXZpbA=3D=3D=07=1B[2J?=\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <escapes-1@phone.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nLine one\r\n=1B]52;c;ZXZpbA=3D=3D=07=1B]0;owned=07=1B[2J=C2=9B1mLine two\r\n",
+        "From: =?utf-8?q?Fatima=1B=5D0=3Bowned=07?= <{from}>\r\nTo: {to}\r\nSubject: =?utf-8?q?Help=1B]52;c;ZXZpbA=3D=3D=07=1B[2J?=\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <escapes-1@phone.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nLine one\r\n=1B]52;c;ZXZpbA=3D=3D=07=1B]0;owned=07=1B[2J=C2=9B1mLine two\r\n",
         from = requester.address,
         to = help.address,
     );
@@ -368,6 +368,13 @@ async fn ticket_show_hands_the_terminal_no_escape_sequence_from_a_mail() {
     );
     assert!(shown.contains("\nLine one\n\\u{1b}]52;c;"), "{shown}");
     assert!(shown.contains("\\u{9b}1mLine two"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "Requester: Fatima\\u{{1b}}]0;owned\\u{{7}} <{}>",
+            requester.address.to_lowercase()
+        )),
+        "{shown}"
+    );
     let listed = cli_ok(&daemon, &["ticket", "list"]);
     assert!(!listed.contains('\u{1b}'), "{listed:?}");
     daemon.terminate().await.expect("stop");
