@@ -156,6 +156,9 @@ pub fn ticket_notification(
         .emails
         .first()
         .ok_or_else(|| Error::AgentWithoutAddress(agent.id.clone()))?;
+    // Files a client would render (HTML, SVG, forwarded mail, …) go as text, never as sent.
+    let safe = safe_files::for_caseworker(attachments);
+    let attachments = safe.files.as_slice();
     // The token rides in the Message-ID too, so a reply threads back to it even where the
     // sub-address of Reply-To is lost.
     let message_id = MessageId::parse(&format!(
@@ -170,15 +173,15 @@ pub fn ticket_notification(
             .parse()
             .map_err(|_| Error::Address(reply_to_address.clone()))?,
     );
-    // The quoted message's own sender, never the ticket's requester by default: what someone
-    // else wrote on the ticket must not be shown as the requester's.
+    // The `From:` line names the quoted message's own sender, never the ticket's requester by
+    // default: what someone else wrote on the ticket must not be shown as the requester's.
     let from = message.from.as_deref().unwrap_or("(unknown sender)");
     let by_requester = from == ticket.requester;
     let from_name = message
         .from_name
         .as_ref()
         .or(ticket.requester_name.as_ref().filter(|_| by_requester));
-    let writer = match from_name {
+    let requester = match from_name {
         Some(name) => format!("{} <{}>", clean_line(name), clean_line(from)),
         None => clean_line(from),
     };
@@ -188,28 +191,18 @@ pub fn ticket_notification(
         Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
     };
     let mut body = format!(
-        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {writer}\n",
+        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
         number = ticket.id.0,
         status = ticket.status,
         count = ticket.message_count,
+        subject = clean_line(message.subject.as_deref().unwrap_or(&ticket.subject)),
     );
-    if !by_requester {
-        body.push_str(&format!(
-            "Requester: {} (the message below is NOT from the requester)\n",
-            clean_line(&ticket.requester)
-        ));
-    }
-    body.push_str(&format!(
-        "Subject:  {}\n",
-        clean_line(message.subject.as_deref().unwrap_or(&ticket.subject))
-    ));
-    // Files a client would render (HTML, SVG, forwarded mail, …) go as text, never as sent.
-    let safe = safe_files::for_caseworker(attachments);
+    let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
     let skipped = message.attachments.iter().filter(|a| !a.kept).count();
-    if !safe.files.is_empty() || skipped > 0 {
+    if !kept.is_empty() || skipped > 0 {
         body.push_str(&format!(
             "Files:    {} attached{}\n",
-            safe.files.len(),
+            kept.len(),
             if skipped > 0 {
                 format!(", {skipped} too large to forward (kept with the ticket)")
             } else {
@@ -225,12 +218,19 @@ pub fn ticket_notification(
             body.push_str(&format!("          - {line}\n"));
         }
     }
+    if !by_requester {
+        body.push_str(&format!(
+            "Requester: {} (the message below is NOT from the requester)\n",
+            clean_line(&ticket.requester)
+        ));
+    }
     body.push_str("----------------------------------------------------------------------\n\n");
     body.push_str(&message.text);
     body.push('\n');
     let subject = ticket_subject(ticket);
     let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
-    let email = text_with_files(builder, body, &safe.files, &[])?;
+    let kept: Vec<AttachmentBytes> = kept.into_iter().cloned().collect();
+    let email = text_with_files(builder, body, &kept, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
