@@ -122,50 +122,6 @@ impl Desk {
     }
 }
 
-#[test]
-fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() {
-    let desk = Desk::new();
-    let raw = "From: Helpdesk <help@charity.example>\r\nTo: forwarder@phone.example\r\nSubject: [#1] Housing\r\nMessage-ID: <casemail.a.1.00@charity.example>\r\nAuto-Submitted: auto-replied\r\nX-Casemail-Loop: help@charity.example\r\n\r\nYour ticket number is: #1\r\n";
-    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, raw) else {
-        panic!("a ticket of its own");
-    };
-    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
-    assert_eq!(ticket.status, Status::Closed);
-    let messages = desk.store.messages(id).expect("messages");
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].direction, Direction::Note);
-    assert!(
-        desk.store.raw(id, 0).expect("raw").is_some(),
-        "raw bytes kept"
-    );
-    let events = desk.store.events(id).expect("events");
-    assert!(events.iter().any(|e| e.kind == "own_mail"), "{events:?}");
-    assert!(desk.kinds().is_empty(), "nothing is sent");
-}
-
-#[test]
-fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
-    let desk = Desk::new();
-    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
-    assert!(matches!(
-        desk.file(1, FolderKind::Requests, request),
-        Outcome::NewTicket(_)
-    ));
-    assert_eq!(
-        desk.kinds(),
-        vec![crate::model::OutboxKind::Acknowledgement]
-    );
-    let junk = "From: Jonas <jonas@phone.example>\r\nTo: help@charity.example\r\nSubject: Win\r\nMessage-ID: <2@phone.example>\r\n\r\nPrize.\r\n";
-    let Outcome::NewTicket(id) = desk.file(2, FolderKind::Junk, junk) else {
-        panic!("a ticket of its own");
-    };
-    assert_eq!(
-        desk.store.ticket(id).expect("read").expect("ticket").status,
-        Status::Spam
-    );
-    assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
-}
-
 impl Desk {
     fn add_agent(&self, id: &str) {
         let new = crate::admin::NewAgent {
@@ -313,4 +269,48 @@ fn an_acknowledgement_quotes_neither_the_subject_nor_the_name_a_sender_chose() {
         assert!(!shown.contains(chosen), "{chosen:?} in {shown}");
     }
     assert!(read.text.contains(&format!("#{}", id.0)), "{}", read.text);
+}
+
+#[test]
+fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() {
+    let desk = Desk::new();
+    let raw = "From: Helpdesk <help@charity.example>\r\nTo: forwarder@phone.example\r\nSubject: [#1] Housing\r\nMessage-ID: <casemail.a.1.00@charity.example>\r\nAuto-Submitted: auto-replied\r\nX-Casemail-Loop: help@charity.example\r\n\r\nYour ticket number is: #1\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, raw) else {
+        panic!("a ticket of its own");
+    };
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert_eq!(ticket.status, Status::Closed);
+    let messages = desk.store.messages(id).expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].direction, Direction::Note);
+    assert!(
+        desk.store.raw(id, 0).expect("raw").is_some(),
+        "raw bytes kept"
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(events.iter().any(|e| e.kind == "own_mail"), "{events:?}");
+    assert!(desk.kinds().is_empty(), "nothing is sent");
+}
+
+#[test]
+fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
+    let desk = Desk::new();
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    assert!(matches!(
+        desk.file(1, FolderKind::Requests, request),
+        Outcome::NewTicket(_)
+    ));
+    assert_eq!(
+        desk.kinds(),
+        vec![crate::model::OutboxKind::Acknowledgement]
+    );
+    let junk = "From: Jonas <jonas@phone.example>\r\nTo: help@charity.example\r\nSubject: Win\r\nMessage-ID: <2@phone.example>\r\n\r\nPrize.\r\n";
+    let Outcome::NewTicket(id) = desk.file(2, FolderKind::Junk, junk) else {
+        panic!("a ticket of its own");
+    };
+    assert_eq!(
+        desk.store.ticket(id).expect("read").expect("ticket").status,
+        Status::Spam
+    );
+    assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
 }

@@ -84,60 +84,6 @@ fn message() -> StoredMessage {
 }
 
 #[test]
-fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
-    let photo = AttachmentBytes {
-        name: Some("letter.jpg".to_owned()),
-        content_type: "image/jpeg".to_owned(),
-        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
-    };
-    let out = ticket_notification(
-        &sender(),
-        &agent(),
-        &ticket(),
-        &message(),
-        &[photo],
-        Why::Assigned,
-        "cm.42.amina.0123456789abcdef01234567",
-        7,
-    )
-    .expect("compose");
-    assert_eq!(out.recipients, ["amina@volunteers.example"]);
-    assert_eq!(out.envelope_from, "help@charity.example");
-    let read = parse(&out.raw, &ParseLimits::default());
-    assert_eq!(read.message_id.as_ref(), Some(&out.message_id));
-    let subject = read.subject.clone().unwrap_or_default();
-    assert!(subject.starts_with("[#42] Eviction"), "{subject:?}");
-    assert_eq!(read.auto_submitted.as_deref(), Some("auto-generated"));
-    assert!(
-        read.headers.contains_key("x-casemail-loop"),
-        "{:?}",
-        read.headers
-    );
-    assert!(read.text.contains("My landlord wants me out by Friday."));
-    assert!(read.text.contains("Ticket:   #42"));
-    assert!(read.text.contains("1 too large to forward"));
-    assert_eq!(read.attachments.len(), 1);
-    assert_eq!(read.attachments[0].name.as_deref(), Some("letter.jpg"));
-    let raw = String::from_utf8_lossy(&out.raw);
-    assert!(
-        !raw.contains("\r\nBcc:"),
-        "header injection through the subject: {raw}"
-    );
-    assert!(read.cc.is_empty());
-    assert_eq!(read.to.len(), 1);
-}
-
-#[test]
-fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
-    let a = sender().message_id("n", 42, 1);
-    let b = sender().message_id("n", 42, 1);
-    let c = sender().message_id("n", 42, 2);
-    assert_eq!(a, b);
-    assert_ne!(a, c);
-    assert!(a.as_str().ends_with("@charity.example"));
-}
-
-#[test]
 fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_name() {
     let mut other = message();
     other.from = Some("stranger@elsewhere.example".to_owned());
@@ -253,4 +199,58 @@ fn renderable_files_reach_the_caseworker_as_text_and_the_notification_says_so() 
         !raw.contains("image/svg"),
         "no part a client renders: {raw}"
     );
+}
+
+#[test]
+fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
+    let photo = AttachmentBytes {
+        name: Some("letter.jpg".to_owned()),
+        content_type: "image/jpeg".to_owned(),
+        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[photo],
+        Why::Assigned,
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    assert_eq!(out.recipients, ["amina@volunteers.example"]);
+    assert_eq!(out.envelope_from, "help@charity.example");
+    let read = parse(&out.raw, &ParseLimits::default());
+    assert_eq!(read.message_id.as_ref(), Some(&out.message_id));
+    let subject = read.subject.clone().unwrap_or_default();
+    assert!(subject.starts_with("[#42] Eviction"), "{subject:?}");
+    assert_eq!(read.auto_submitted.as_deref(), Some("auto-generated"));
+    assert!(
+        read.headers.contains_key("x-casemail-loop"),
+        "{:?}",
+        read.headers
+    );
+    assert!(read.text.contains("My landlord wants me out by Friday."));
+    assert!(read.text.contains("Ticket:   #42"));
+    assert!(read.text.contains("1 too large to forward"));
+    assert_eq!(read.attachments.len(), 1);
+    assert_eq!(read.attachments[0].name.as_deref(), Some("letter.jpg"));
+    let raw = String::from_utf8_lossy(&out.raw);
+    assert!(
+        !raw.contains("\r\nBcc:"),
+        "header injection through the subject: {raw}"
+    );
+    assert!(read.cc.is_empty());
+    assert_eq!(read.to.len(), 1);
+}
+
+#[test]
+fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
+    let a = sender().message_id("n", 42, 1);
+    let b = sender().message_id("n", 42, 1);
+    let c = sender().message_id("n", 42, 2);
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert!(a.as_str().ends_with("@charity.example"));
 }
