@@ -131,6 +131,29 @@ mod tests {
         assert_eq!(text_for_terminal(arabic), arabic);
     }
 
+    /// Nothing a terminal acts on: no control but a line break or tab, no bidi control or line
+    /// separator.
+    fn inert(shown: &str) -> bool {
+        !shown.chars().any(|c| {
+            (c.is_control() && c != '\n' && c != '\t')
+                || super::is_bidi_control(c)
+                || super::is_line_separator(c)
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_reaches_the_terminal_with_anything_it_acts_on(text in "(\\PC|\\p{Cc}|\\p{Cf}|[\u{2028}\u{2029}\u{9b}\r\n\t])*") {
+            let body = text_for_terminal(&text);
+            proptest::prop_assert!(inert(&body), "{body:?}");
+            let field = for_terminal(&text);
+            proptest::prop_assert!(inert(&field) && !field.contains('\n') && !field.contains('\t'), "{field:?}");
+            // Line breaks survive in a body: one per LF, CRLF or lone CR.
+            let breaks = text.replace("\r\n", "\n").replace('\r', "\n").matches('\n').count();
+            proptest::prop_assert_eq!(body.matches('\n').count(), breaks);
+        }
+    }
+
     #[test]
     fn addresses_are_blanked_out_of_log_text() {
         assert_eq!(
