@@ -43,17 +43,31 @@ impl Verdict {
     }
 }
 
-/// The single From address a state change may be attributed to, lower-cased. `None` when the
-/// message has no From address, or several.
-pub fn from_address(mail: &InboundMail) -> Option<&str> {
-    let several_fields = mail
-        .anomalies
+/// Anomalies of a stored message that start with this are warnings: the notification that
+/// carries the message shows them in a line of their own above everything else.
+pub const WARNING: &str = "warning: ";
+
+/// The warning on a message that failed authentication.
+pub fn failed_warning(reason: &str) -> String {
+    format!(
+        "{WARNING}this message failed sender authentication ({reason}); it may not come from the address shown"
+    )
+}
+
+/// The warning on a message that joined a ticket by a header match (`how`) from an address
+/// that is not a participant of the ticket.
+pub fn stranger_warning(how: &str) -> String {
+    format!(
+        "{WARNING}this message joined the ticket by {how} from an address that has not written in it before; it may not come from the requester"
+    )
+}
+
+/// The warnings among a stored message's anomalies, without the marker, in order.
+pub fn warnings(anomalies: &[String]) -> Vec<&str> {
+    anomalies
         .iter()
-        .any(|a| matches!(a, Anomaly::DuplicateHeader { name, .. } if name == "From"));
-    if several_fields || mail.from_count != 1 {
-        return None;
-    }
-    mail.from.as_ref().map(|m| m.address.as_str())
+        .filter_map(|a| a.strip_prefix(WARNING))
+        .collect()
 }
 
 /// The verdict on one message.
@@ -103,12 +117,10 @@ pub fn verdict(mail: &InboundMail, settings: &Auth) -> Verdict {
             .property(property)
             .is_none_or(|domain| aligned(&domain_of(domain), &from_domain))
     };
-    if let Some(failed) = all().find(|m| m.name == "dmarc" && m.result == "fail") {
-        if about_from(failed, "header.from") {
-            return Verdict::Fail(format!(
-                "the receiving server recorded dmarc=fail for {from_domain}"
-            ));
-        }
+    if all().any(|m| m.name == "dmarc" && m.result == "fail" && about_from(m, "header.from")) {
+        return Verdict::Fail(format!(
+            "the receiving server recorded dmarc=fail for {from_domain}"
+        ));
     }
     let dkim_pass = all().any(|m| {
         m.name == "dkim"

@@ -153,6 +153,7 @@ pub fn remove_tickets(
         let no_ids = Vec::new();
         let outbox = outbox.get(&id).unwrap_or(&no_ids);
         let dead = dead.get(&id).unwrap_or(&no_ids);
+        let reply_records = store.reply_record_keys(id)?;
         let removed = store.write(|tx| {
             let mut removed = Removed::default();
             let Some(ticket) = tx.ticket(id)? else {
@@ -169,6 +170,9 @@ pub fn remove_tickets(
             removed.events = ticket.event_count as usize;
             for key in keys {
                 tx.remove_index_key(key)?;
+            }
+            for key in &reply_records {
+                tx.remove_reply_record(key)?;
             }
             for entry in outbox {
                 tx.remove_outbox(*entry)?;

@@ -36,19 +36,16 @@ fn from_is_required_single_and_never_replaced_by_sender() {
         verdict(&no_from, &settings),
         Verdict::Fail("the message has no usable From address".to_owned())
     );
-    assert_eq!(from_address(&no_from), None);
     let two_fields = mail(&format!("{FROM}\r\nFrom: mallory@evil.example"));
     assert_eq!(
         verdict(&two_fields, &settings),
         Verdict::Fail("the message has several From fields".to_owned())
     );
-    assert_eq!(from_address(&two_fields), None);
     let two_addresses = mail("From: amina@volunteers.example, mallory@evil.example");
     assert_eq!(
         verdict(&two_addresses, &settings),
         Verdict::Fail("the From field holds several addresses".to_owned())
     );
-    assert_eq!(from_address(&mail(FROM)), Some("amina@volunteers.example"));
 }
 
 #[test]

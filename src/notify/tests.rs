@@ -97,6 +97,7 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
         &message(),
         &[photo],
         Why::Assigned,
+        &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
     )
@@ -125,6 +126,32 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
     );
     assert!(read.cc.is_empty());
     assert_eq!(read.to.len(), 1);
+}
+
+#[test]
+fn a_warning_comes_first_in_the_notification() {
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[],
+        Why::FollowUp,
+        &["this message failed sender authentication (dmarc=fail)"],
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let read = parse(&out.raw, &ParseLimits::default());
+    let warning = read
+        .text
+        .find("WARNING: this message failed sender authentication (dmarc=fail)")
+        .expect("the warning line is there");
+    let heading = read
+        .text
+        .find("The requester wrote again")
+        .expect("heading");
+    assert!(warning < heading, "{}", read.text);
 }
 
 #[test]
