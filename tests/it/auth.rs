@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::bridge::{gmail_reply, register, wait_count};
 use crate::daemon::Daemon;
-use crate::harness::{self, Account};
+use crate::harness;
 use crate::ingest::{mail, wait_drained};
 use crate::routing::{cli_ok, mail_containing};
 
@@ -180,7 +180,7 @@ async fn forged_out_of_office_answers_and_delivery_reports_change_nothing_real_o
         .await
         .expect("send");
     wait_drained(bench, &mut daemon, &["INBOX"], 7).await;
-    assert_eq!(suppressed(&daemon), [requester.address.clone()]);
+    assert_eq!(suppressed(&daemon), vec![requester.address.clone()]);
 
     // A real out-of-office answer, through the notification's reply address, marks Amina away
     // and her ticket goes to Jonas.
