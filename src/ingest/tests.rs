@@ -526,3 +526,24 @@ fn notifications_warn_of_failed_authentication_and_strangers_joining_by_header()
         .count();
     assert_eq!(acknowledgements, 1);
 }
+
+#[test]
+fn mail_failing_authentication_is_not_acknowledged() {
+    let desk = Desk::with("[auth]\ntrusted_authserv_ids = [\"mx.charity.example\"]\n");
+    let forged = "From: victim@phone.example\r\nTo: help@charity.example\r\nSubject: Help\r\nMessage-ID: <1@evil.example>\r\nAuthentication-Results: mx.charity.example; dmarc=fail header.from=phone.example\r\n\r\nHello.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, forged) else {
+        panic!("a ticket of its own");
+    };
+    assert!(
+        desk.kinds().is_empty(),
+        "nothing goes to the forged address"
+    );
+    let messages = desk.store.messages(id).expect("messages");
+    assert!(
+        crate::auth::warnings(&messages[0].anomalies)
+            .iter()
+            .any(|w| w.contains("failed sender authentication")),
+        "{:?}",
+        messages[0].anomalies
+    );
+}
