@@ -896,15 +896,19 @@ impl Filing<'_> {
                 detail: "a delivery report came back for mail sent on this ticket".to_owned(),
             };
             tx.add_event(&mut ticket, &event)?;
-            for (address, status) in crate::loops::hard_bounces(raw) {
+            let mut not_counted = 0usize;
+            let bounces = crate::loops::hard_bounces(raw);
+            for (address, status) in &bounces {
+                let (address, status) = (address.as_str(), status.as_str());
                 if let Some(why) = crate::loops::bounce_not_counted(
                     mail,
                     sender,
                     report.authentication,
-                    &address,
+                    address,
                     recipients.as_deref(),
                     &agent_addresses,
                 ) {
+                    not_counted += 1;
                     tx.add_event(
                         &mut ticket,
                         &Event {
@@ -921,13 +925,17 @@ impl Filing<'_> {
                 crate::loops::suppress(
                     tx,
                     &context.limits,
-                    &address,
+                    address,
                     &format!("delivery status {status}"),
                     Some(ticket_id),
                     now,
                 )?;
             }
-            let what = "mail sent for this ticket bounced; see the delivery report in the ticket";
+            let what = if not_counted > 0 && not_counted == bounces.len() {
+                "a delivery report about this ticket's mail arrived but was not counted (see the ticket's events); nothing was suppressed"
+            } else {
+                "mail sent for this ticket bounced; see the delivery report in the ticket"
+            };
             match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
                 Some(owner) => {
                     if let Ok(outgoing) = crate::notify::coordinator_notice(

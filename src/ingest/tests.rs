@@ -342,6 +342,12 @@ fn a_delivery_report_suppresses_only_a_recipient_and_only_from_a_mail_system() {
         3,
         "{events:?}"
     );
+    assert!(
+        desk.outbox_text().iter().any(|(_, to, text)| to
+            == &["amina@volunteers.example".to_owned()]
+            && text.contains("was not counted")),
+        "the caseworker is told the report did not count"
+    );
     // The real bounce of the requester's dead address still counts.
     assert!(matches!(
         desk.file(
