@@ -462,4 +462,10 @@ async fn expired_tokens_rotated_secrets_and_merges_of_tickets_not_owned() {
     );
     let kinds = event_kinds(&daemon, 1);
     assert!(kinds.contains(&"reply_refused".to_owned()), "{kinds:?}");
+    // Without a daemon the command rotates the files itself.
+    let before = std::fs::read(daemon.state_dir.join("reply-secret")).expect("secret");
+    let offline = cli_ok(&daemon, &["secret", "rotate"]);
+    assert!(offline.contains("reply secret rotated"), "{offline}");
+    let retired = std::fs::read(daemon.state_dir.join("reply-secret.previous")).expect("retired");
+    assert_eq!(retired.get(..32), Some(before.as_slice()));
 }
