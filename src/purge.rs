@@ -372,6 +372,7 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
     }
     let leftover_index = store.requester_index_keys(address)?;
     let loop_keys = store.loop_keys_of(address)?;
+    let sent_keys = store.sent_keys_to(address)?;
     let quarantined: Vec<QuarantineEntry> = store
         .quarantine()?
         .into_iter()
@@ -391,6 +392,9 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
         }
         for key in &loop_keys {
             tx.remove_loop_record(key)?;
+        }
+        for key in &sent_keys {
+            tx.remove_reply_record(key)?;
         }
         for &id in &plan.outbox {
             if tx.outbox_entry(id)?.is_some() {

@@ -59,6 +59,24 @@ impl Store {
         get_json(&self.tree, &sent_key(ticket, message_id))
     }
 
+    /// The `sent/` keys of messages that went to `address`, in any ticket (for erasure).
+    pub fn sent_keys_to(&self, address: &str) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        for item in self.tree.scan_prefix(b"sent/") {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let sent: Sent = super::decode(&key, &value)?;
+            if sent
+                .recipients
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(address))
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
     /// Every `sent/` and `replay/` key of a ticket, to remove with it.
     pub fn reply_record_keys(&self, ticket: TicketId) -> Result<Vec<String>, Error> {
         let mut keys = Vec::new();
