@@ -1073,30 +1073,9 @@ impl Filing<'_> {
                     } else if let Some(at) = relayed_before
                         && (!parsed.body.is_empty() || !attachments.is_empty())
                     {
-                        // The same answer under a new Message-ID (a client that sends twice,
-                        // or a replay of a captured reply): kept as a note, not relayed again.
                         replayed = true;
-                        let mut note = message.clone();
-                        note.direction = Direction::Note;
-                        note.anomalies.push(format!(
-                            "the same answer was relayed at {at}; not relayed again"
-                        ));
-                        tx.put_message(&note, Some(raw))?;
-                        ticket.message_count = ticket.message_count.saturating_add(1);
-                        tx.add_event(
-                            &mut ticket,
-                            &Event {
-                                at: now,
-                                actor: Actor::Agent(agent.clone()),
-                                kind: "replay_refused".to_owned(),
-                                detail: format!(
-                                    "the same answer (text and files) was relayed at {at}; kept as a note"
-                                ),
-                            },
-                        )?;
-                        replay_line = Some(format!(
-                            "not sent again: the same answer was already relayed to the requester at {at}"
-                        ));
+                        replay_line =
+                            Some(keep_replayed_answer(tx, &mut ticket, agent, &message, raw, at, now)?);
                     } else if !parsed.body.is_empty() || !attachments.is_empty() {
                         assign::relay_reply(
                             tx,
@@ -1388,6 +1367,41 @@ fn file_own_mail(
             detail: "mail casemail sent came back to the help address; kept as a note, not routed or answered".to_owned(),
         },
     )
+}
+
+/// Files an answer that repeats one already relayed (a client that sends twice, or a captured
+/// reply sent again under a new Message-ID) as a note, never relayed; returns the line that
+/// tells the caseworker.
+fn keep_replayed_answer(
+    tx: &WriteTx<'_>,
+    ticket: &mut Ticket,
+    agent: &crate::ids::AgentId,
+    message: &StoredMessage,
+    raw: &[u8],
+    relayed_at: Timestamp,
+    now: Timestamp,
+) -> store::TxResult<String> {
+    let mut note = message.clone();
+    note.direction = Direction::Note;
+    note.anomalies.push(format!(
+        "the same answer was relayed at {relayed_at}; not relayed again"
+    ));
+    tx.put_message(&note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    tx.add_event(
+        ticket,
+        &Event {
+            at: now,
+            actor: Actor::Agent(agent.clone()),
+            kind: "replay_refused".to_owned(),
+            detail: format!(
+                "the same answer (text and files) was relayed at {relayed_at}; kept as a note"
+            ),
+        },
+    )?;
+    Ok(format!(
+        "not sent again: the same answer was already relayed to the requester at {relayed_at}"
+    ))
 }
 
 /// What identifies an answer for replay protection: SHA-256 over its text and each file's
