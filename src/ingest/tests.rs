@@ -132,6 +132,155 @@ impl Desk {
     }
 }
 
+impl Desk {
+    fn add_agent(&self, id: &str) {
+        let new = crate::admin::NewAgent {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            emails: vec![format!("{id}@volunteers.example")],
+            role: crate::model::Role::Agent,
+            max_open: None,
+        };
+        crate::admin::add_agent(&self.store, "help@charity.example", new, self.now())
+            .expect("add agent");
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("time")
+    }
+
+    /// The decoded text of every notification in the outbox, in order.
+    fn notifications(&self) -> Vec<String> {
+        self.store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.kind == crate::model::OutboxKind::Notification)
+            .map(|e| {
+                let raw = self.store.outbox_raw(e.id).expect("raw").expect("bytes");
+                parse::parse(&raw, &ParseLimits::default()).text
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_refused_reply_planted_on_a_ticket_is_never_quoted_as_the_requesters_message() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    // Nobody is on duty (no rota): the ticket waits, unassigned.
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nMy landlord wants me out by Friday.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    // A forged answer from the caseworker's address, without a reply token: refused and kept as
+    // a note on the ticket.
+    let forged = "From: Amina <amina@volunteers.example>\r\nTo: help@charity.example\r\nSubject: Re: [#1] Housing\r\nMessage-ID: <2@attacker.example>\r\n\r\nPLANTED: send your passport to the address below.\r\n";
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, forged),
+        Outcome::ReplyRefused(..)
+    ));
+    assert_eq!(desk.store.messages(id).expect("messages").len(), 2);
+
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+
+    let notifications = desk.notifications();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    let text = &notifications[0];
+    assert!(
+        text.contains("My landlord wants me out by Friday."),
+        "{text}"
+    );
+    assert!(!text.contains("PLANTED"), "{text}");
+    assert!(
+        text.contains("From:     Fatima <fatima@phone.example>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_notification_names_the_real_sender_of_a_message_not_from_the_requester() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nMy landlord wants me out by Friday.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    // Someone else who knows a Message-ID of the ticket writes into it, under her name.
+    let stranger = "From: Fatima <stranger@elsewhere.example>\r\nTo: help@charity.example\r\nSubject: Re: Housing\r\nMessage-ID: <3@elsewhere.example>\r\nIn-Reply-To: <1@phone.example>\r\n\r\nIgnore my last message.\r\n";
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, stranger),
+        Outcome::Added(..)
+    ));
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    let notifications = desk.notifications();
+    let text = notifications.last().expect("a notification");
+    // The requester's own latest message is quoted, under her address.
+    assert!(
+        text.contains("My landlord wants me out by Friday."),
+        "{text}"
+    );
+    assert!(!text.contains("Ignore my last message."), "{text}");
+    assert!(text.contains("<fatima@phone.example>"), "{text}");
+}
+
+#[test]
+fn an_acknowledgement_quotes_neither_the_subject_nor_the_name_a_sender_chose() {
+    let desk = Desk::new();
+    // Anyone can write under a victim's address: whatever they put in the subject and the
+    // display name must not come back to her from the helpdesk.
+    let forged = "From: =?utf-8?q?We_know_where_you_live?= <victim@phone.example>\r\nTo: help@charity.example\r\nSubject: Your husband has your new address\r\nMessage-ID: <1@attacker.example>\r\n\r\nx\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, forged) else {
+        panic!("a new ticket");
+    };
+    let entry = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| e.kind == crate::model::OutboxKind::Acknowledgement)
+        .expect("an acknowledgement");
+    let raw = desk
+        .store
+        .outbox_raw(entry.id)
+        .expect("raw")
+        .expect("bytes");
+    let read = parse::parse(&raw, &ParseLimits::default());
+    let subject = read.subject.clone().unwrap_or_default();
+    assert_eq!(subject, format!("[#{}] Your message to Helpdesk", id.0));
+    assert_eq!(
+        read.in_reply_to.first().map(|m| m.as_str()),
+        Some("1@attacker.example"),
+        "still threaded under the message it answers"
+    );
+    let to = read.to.first().expect("a recipient");
+    assert_eq!(to.address, "victim@phone.example");
+    assert_eq!(to.name, None);
+    let shown = format!(
+        "{subject}\n{}\n{}",
+        read.text,
+        String::from_utf8_lossy(&raw)
+    );
+    for chosen in ["husband", "new address", "We know", "We_know", "live"] {
+        assert!(!shown.contains(chosen), "{chosen:?} in {shown}");
+    }
+    assert!(read.text.contains(&format!("#{}", id.0)), "{}", read.text);
+}
+
 #[test]
 fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() {
     let desk = Desk::new();
@@ -179,7 +328,7 @@ fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
 const NOW: i64 = 1_800_000_000;
 
 impl Desk {
-    fn add_agent(&self, id: &str, role: crate::model::Role) {
+    fn add_agent_as(&self, id: &str, role: crate::model::Role) {
         crate::admin::add_agent(
             &self.store,
             "help@charity.example",
@@ -247,8 +396,8 @@ impl Desk {
 fn an_out_of_office_answer_without_a_token_marks_nobody_away_and_one_with_it_does() {
     use crate::model::Role;
     let desk = Desk::new();
-    desk.add_agent("amina", Role::Agent);
-    desk.add_agent("carol", Role::Coordinator);
+    desk.add_agent_as("amina", Role::Agent);
+    desk.add_agent_as("carol", Role::Coordinator);
     let id = desk.ticket_for(1, "r@phone.example", "amina");
     let forged = format!(
         "From: amina@volunteers.example\r\nTo: help@charity.example\r\nSubject: Automatic reply: [#{}] Housing\r\nMessage-ID: <ooo1@evil.example>\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until 2099-12-31.\r\n",
@@ -293,7 +442,7 @@ fn report(uid: u32, from: &str, return_path: &str, message_id: &str, address: &s
 fn a_delivery_report_suppresses_only_a_recipient_and_only_from_a_mail_system() {
     use crate::model::{OutboxKind, Role};
     let desk = Desk::new();
-    desk.add_agent("amina", Role::Agent);
+    desk.add_agent_as("amina", Role::Agent);
     let id = desk.ticket_for(1, "r@phone.example", "amina");
     // The acknowledgement went to the requester: a report about it may name her.
     let acknowledgement = desk
@@ -364,7 +513,7 @@ fn a_delivery_report_suppresses_only_a_recipient_and_only_from_a_mail_system() {
 fn the_same_answer_under_a_new_message_id_is_relayed_once() {
     use crate::model::{OutboxKind, Role};
     let desk = Desk::new();
-    desk.add_agent("amina", Role::Agent);
+    desk.add_agent_as("amina", Role::Agent);
     let id = desk.ticket_for(1, "r@phone.example", "amina");
     let answer = |uid: u32| {
         format!(
@@ -407,9 +556,9 @@ fn the_same_answer_under_a_new_message_id_is_relayed_once() {
 fn merge_needs_the_owner_of_both_tickets_or_a_coordinator() {
     use crate::model::Role;
     let desk = Desk::new();
-    desk.add_agent("amina", Role::Agent);
-    desk.add_agent("jonas", Role::Agent);
-    desk.add_agent("carol", Role::Coordinator);
+    desk.add_agent_as("amina", Role::Agent);
+    desk.add_agent_as("jonas", Role::Agent);
+    desk.add_agent_as("carol", Role::Coordinator);
     let mine = desk.ticket_for(1, "r@phone.example", "amina");
     let other = desk.ticket_for(2, "s@phone.example", "jonas");
     let merge = |uid: u32, agent: &str, from: TicketId, into: TicketId| {
@@ -476,7 +625,7 @@ fn merge_needs_the_owner_of_both_tickets_or_a_coordinator() {
 fn notifications_warn_of_failed_authentication_and_strangers_joining_by_header() {
     use crate::model::{OutboxKind, Role};
     let desk = Desk::with("[auth]\ntrusted_authserv_ids = [\"mx.charity.example\"]\n");
-    desk.add_agent("amina", Role::Agent);
+    desk.add_agent_as("amina", Role::Agent);
     desk.store
         .write(|tx| {
             tx.set_rota("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n")

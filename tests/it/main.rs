@@ -19,6 +19,7 @@ mod control;
 mod ingest;
 mod lifecycle;
 mod loops;
+mod notices;
 mod reconcile;
 mod relay;
 mod routing;
