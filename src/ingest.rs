@@ -909,6 +909,8 @@ impl Filing<'_> {
                     &agent_addresses,
                 ) {
                     not_counted += 1;
+                    // The address is left out: a forged report may name anybody, and an
+                    // erasure would not look for them in this ticket.
                     tx.add_event(
                         &mut ticket,
                         &Event {
@@ -916,7 +918,7 @@ impl Filing<'_> {
                             actor: Actor::System,
                             kind: "bounce_not_counted".to_owned(),
                             detail: format!(
-                                "a delivery report named {address} (status {status}); nothing suppressed: {why}"
+                                "a delivery report named a failed recipient (status {status}); nothing suppressed: {why}"
                             ),
                         },
                     )?;
