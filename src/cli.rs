@@ -535,15 +535,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::inspect::OutputFormat::Text
             };
-            // The spam rules come from the config when there is one; without a config file the
-            // verdict uses the defaults (no rules, no allow-list), so inspect still works on a
-            // machine with nothing but the binary.
-            let spam = if cli.config.exists() {
-                config::load(&cli.config)?.spam
+            // The spam rules and `[auth]` come from the config when there is one; without a
+            // config file the verdicts use the defaults (no rules, no allow-list, no trusted
+            // server), so inspect still works on a machine with nothing but the binary.
+            let (spam, auth) = if cli.config.exists() {
+                let config = config::load(&cli.config)?;
+                (config.spam, config.auth)
             } else {
-                config::Spam::default()
+                (config::Spam::default(), config::Auth::default())
             };
-            return crate::inspect::inspect_files(&args.files, format, &spam);
+            return crate::inspect::inspect_files(&args.files, format, &spam, &auth);
         }
         Command::Ticket(command) => StoreCommand::from(command),
         Command::Quarantine(command) => StoreCommand::from(command),
