@@ -1116,7 +1116,7 @@ impl Filing<'_> {
                                 actor: Actor::Agent(agent.clone()),
                                 kind: "merge_refused".to_owned(),
                                 detail: format!(
-                                    "#merge {} refused: {agent} owns neither both tickets nor is a coordinator",
+                                    "#merge {} refused: {agent} does not own both tickets and is not a coordinator",
                                     target.0
                                 ),
                             },
