@@ -189,10 +189,9 @@ pub fn classify(
         && context.now >= closed.saturating_add(expiry).unwrap_or(Timestamp::MAX)
     {
         return refuse(&format!(
-            "the reply token has expired: ticket #{} was closed on {}, longer ago than the {} days tokens live after closing; a coordinator can reopen it",
+            "the reply token has expired: ticket #{} was closed on {}, longer ago than reply tokens live after closing; a coordinator can reopen it",
             ticket.id.0,
             closed.strftime("%Y-%m-%d"),
-            context.settings.token_expiry.as_secs() / 86_400
         ));
     }
     if is_auto_reply(mail) {
