@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::config::Loops;
+use crate::gate;
 use crate::ids::{AgentId, TicketId};
 use crate::loops::{self, Admission};
 use crate::model::{
@@ -755,9 +756,24 @@ pub fn digest_text(
 #[cfg(test)]
 mod tests;
 
-/// Files a genuine caseworker reply: stores what they wrote as an outgoing message, queues
-/// the answer to the requester (threaded under the requester's latest message), and marks the
-/// ticket as waiting on the requester. `message` is the stored form of the reply.
+/// What the relay gate must keep from the requester on `ticket`: every registered caseworker
+/// address, and the reply token of the agent answering.
+pub fn secrets(context: &Context<'_>, ticket: TicketId, agent: &AgentId) -> gate::Secrets {
+    let token = context.secret.sign(ticket, agent);
+    gate::Secrets::new(
+        context
+            .team
+            .agents()
+            .flat_map(|a| a.emails.iter().map(String::as_str)),
+        [token.as_str()],
+    )
+}
+
+/// Files a genuine caseworker reply the relay gate cleared: stores what they wrote as an
+/// outgoing message, queues the answer to the requester (threaded under the requester's own
+/// latest message), and marks the ticket as waiting on the requester. `message` is the stored
+/// form of the reply. Returns the lines the caseworker's confirmation carries: what the gate
+/// removed, or why the answer was held after all.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one reply.
 pub fn relay_reply(
     tx: &WriteTx<'_>,
@@ -766,35 +782,37 @@ pub fn relay_reply(
     agent: &AgentId,
     message: &StoredMessage,
     raw: &[u8],
-    attachments: &[AttachmentBytes],
-) -> TxResult<()> {
+    cleared: &gate::Cleared,
+    secrets: &gate::Secrets,
+) -> TxResult<Vec<String>> {
     let now = context.now;
-    let requester_ids: Vec<crate::ids::MessageId> = (0..ticket.message_count)
+    let messages: Vec<StoredMessage> = (0..ticket.message_count)
         .filter_map(|seq| tx.message(ticket.id, seq).ok().flatten())
-        .filter(|m| m.direction == crate::model::Direction::In)
-        .filter_map(|m| m.message_id)
         .collect();
-    let references: Vec<crate::ids::MessageId> =
-        requester_ids.iter().rev().take(10).rev().cloned().collect();
-    // No caseworker's address may reach the requester, not even inside something the
-    // caseworker forwarded: every registered address is hidden, and the reply token.
-    let mut hide: Vec<String> = context
-        .team
-        .agents()
-        .flat_map(|a| a.emails.iter().cloned())
-        .collect();
-    hide.push(context.secret.sign(ticket.id, agent));
+    let (in_reply_to, references) = gate::threading(ticket, &messages);
     let outgoing = notify::relay_to_requester(
         context.sender,
         ticket,
-        &message.text,
-        attachments,
-        requester_ids.last(),
+        cleared,
+        in_reply_to.as_ref(),
         &references,
-        &hide,
+        secrets,
         context.nonce,
     )
     .map_err(|e| store::Error::Inconsistent(format!("cannot compose the answer: {e}")))?;
+    if !gate::check_composed(&outgoing.raw, secrets) {
+        let mut message = message.clone();
+        let line = hold_reply(
+            tx,
+            context,
+            ticket,
+            agent,
+            &mut message,
+            raw,
+            &gate::Hold::Leak,
+        )?;
+        return Ok(vec![line]);
+    }
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.updated = now;
@@ -813,11 +831,47 @@ pub fn relay_reply(
         actor: Actor::Agent(agent.clone()),
         kind: "replied".to_owned(),
         detail: format!(
-            "answer relayed to the requester ({} attachment(s))",
-            attachments.len()
+            "answer relayed to the requester ({} attachment(s), {} file(s) left out or cleaned)",
+            cleared.attachments.len(),
+            cleared.removed.len()
         ),
     };
-    tx.add_event(ticket, &event)
+    tx.add_event(ticket, &event)?;
+    if cleared.removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lines = vec!["Your answer was sent to the requester. About its files:".to_owned()];
+    lines.extend(cleared.removed.iter().map(|line| format!("  {line}")));
+    Ok(lines)
+}
+
+/// Files a caseworker reply the relay gate held: kept on the ticket as an internal note, never
+/// sent, recorded in the event log. Returns the line that tells the caseworker why and how to
+/// answer.
+pub fn hold_reply(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    agent: &AgentId,
+    message: &mut StoredMessage,
+    raw: &[u8],
+    hold: &gate::Hold,
+) -> TxResult<String> {
+    message.direction = crate::model::Direction::Note;
+    message
+        .anomalies
+        .push(format!("answer held, never relayed: {}", hold.summary()));
+    tx.put_message(message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = context.now;
+    let event = Event {
+        at: context.now,
+        actor: Actor::Agent(agent.clone()),
+        kind: "reply_held".to_owned(),
+        detail: format!("answer held, not relayed: {}", hold.summary()),
+    };
+    tx.add_event(ticket, &event)?;
+    Ok(hold.explain(ticket.id.0))
 }
 
 /// Files a refused reply: kept as an internal note (never relayed), recorded in the event

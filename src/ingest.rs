@@ -19,6 +19,7 @@ use crate::assign::{self, Team, TeamChange};
 use crate::bridge::{self, Verdict};
 use crate::config::Config;
 use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
+use crate::gate;
 use crate::ids::{TicketId, Uid, UidValidity};
 use crate::metrics::{Metrics, Stage};
 use crate::model::{
@@ -882,7 +883,6 @@ impl Filing<'_> {
             now,
             nonce: self.nonce,
         };
-        let attachments = attachment_bytes(mail);
         let (ticket_id, outcome) = match verdict {
             Verdict::Accepted { ticket, .. } => (*ticket, Outcome::Relayed(*ticket)),
             Verdict::Refused { ticket, reason, .. } => {
@@ -921,40 +921,68 @@ impl Filing<'_> {
             })?;
             match verdict {
                 Verdict::Accepted { agent, .. } => {
-                    let parsed = bridge::commands(&crate::strip::strip(mail, raw).text);
-                    let is_note = parsed.commands.contains(&bridge::Command::Note);
-                    let direction = if is_note {
-                        Direction::Note
+                    let stripped = crate::strip::strip(mail, raw);
+                    // When stripping found nothing new, the text is the quote: no command in
+                    // it counts.
+                    let parsed = if stripped.only_history {
+                        bridge::Commands {
+                            body: stripped.text.clone(),
+                            ..bridge::Commands::default()
+                        }
                     } else {
-                        Direction::Out
+                        bridge::commands(&stripped.text)
                     };
-                    let mut message = stored_message(&ticket, direction, source, mail, sender, now);
+                    let is_note = parsed.commands.contains(&bridge::Command::Note);
+                    let mut message =
+                        stored_message(&ticket, Direction::Note, source, mail, sender, now);
                     message.text = parsed.body.clone();
+                    let mut results = Vec::new();
                     if is_note {
                         assign::internal_note(tx, &context, &mut ticket, agent, &message, raw)?;
-                    } else if !parsed.body.is_empty() || !attachments.is_empty() {
-                        assign::relay_reply(
-                            tx,
-                            &context,
-                            &mut ticket,
-                            agent,
-                            &message,
-                            raw,
-                            &attachments,
-                        )?;
                     } else {
-                        // Only commands: nothing is stored, but the message was filed, and
-                        // reconciliation must not report it as missing.
-                        tx.note_filed_source(source, ticket.id, mail.message_id.as_ref())?;
+                        // Everything that reaches the requester passes the relay gate.
+                        let files = gate::files::read(mail, raw);
+                        let secrets = assign::secrets(&context, ticket.id, agent);
+                        match gate::decide(&stripped, &parsed, &files, &secrets) {
+                            gate::Decision::Relay(cleared) => {
+                                message.direction = Direction::Out;
+                                results.extend(assign::relay_reply(
+                                    tx,
+                                    &context,
+                                    &mut ticket,
+                                    agent,
+                                    &message,
+                                    raw,
+                                    &cleared,
+                                    &secrets,
+                                )?);
+                            }
+                            gate::Decision::Hold(hold) => {
+                                results.push(assign::hold_reply(
+                                    tx,
+                                    &context,
+                                    &mut ticket,
+                                    agent,
+                                    &mut message,
+                                    raw,
+                                    &hold,
+                                )?);
+                            }
+                            gate::Decision::CommandsOnly => {
+                                // Only commands: nothing is stored, but the message was filed,
+                                // and reconciliation must not report it as missing.
+                                tx.note_filed_source(source, ticket.id, mail.message_id.as_ref())?;
+                            }
+                        }
                     }
-                    let mut results = assign::apply_commands(
+                    results.extend(assign::apply_commands(
                         tx,
                         &context,
                         &mut ticket,
                         agent,
                         &parsed.commands,
                         &mut change,
-                    )?;
+                    )?);
                     results.extend(parsed.errors.iter().map(|e| format!("error: {e}")));
                     for command in &parsed.commands {
                         match command {
