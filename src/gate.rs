@@ -301,7 +301,11 @@ pub fn decide(
     secrets: &Secrets,
 ) -> Decision {
     if stripped.only_history {
-        return Decision::Hold(Hold::Empty);
+        return Decision::Hold(if files.is_empty() {
+            Hold::Empty
+        } else {
+            Hold::FilesOnly
+        });
     }
     if !parsed.errors.is_empty() {
         return Decision::Hold(Hold::UnreadableCommand(parsed.errors.clone()));

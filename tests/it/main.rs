@@ -18,6 +18,7 @@ mod control;
 mod ingest;
 mod lifecycle;
 mod loops;
+mod privacy;
 mod reconcile;
 mod relay;
 mod routing;
