@@ -769,11 +769,21 @@ pub fn secrets(context: &Context<'_>, ticket: TicketId, agent: &AgentId) -> gate
     )
 }
 
+/// What became of an answer the gate cleared.
+#[derive(Debug)]
+pub enum Relayed {
+    /// Queued for the requester; the lines for the caseworker's confirmation (what the gate
+    /// left out or cleaned), empty when there is nothing to say.
+    Sent(Vec<String>),
+    /// The composed answer failed the gate's last check and was held; the line tells the
+    /// caseworker.
+    Held(gate::Hold, String),
+}
+
 /// Files a genuine caseworker reply the relay gate cleared: stores what they wrote as an
 /// outgoing message, queues the answer to the requester (threaded under the requester's own
 /// latest message), and marks the ticket as waiting on the requester. `message` is the stored
-/// form of the reply. Returns the lines the caseworker's confirmation carries: what the gate
-/// removed, or why the answer was held after all.
+/// form of the reply.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one reply.
 pub fn relay_reply(
     tx: &WriteTx<'_>,
@@ -784,7 +794,7 @@ pub fn relay_reply(
     raw: &[u8],
     cleared: &gate::Cleared,
     secrets: &gate::Secrets,
-) -> TxResult<Vec<String>> {
+) -> TxResult<Relayed> {
     let now = context.now;
     let messages: Vec<StoredMessage> = (0..ticket.message_count)
         .filter_map(|seq| tx.message(ticket.id, seq).ok().flatten())
@@ -811,7 +821,7 @@ pub fn relay_reply(
             raw,
             &gate::Hold::Leak,
         )?;
-        return Ok(vec![line]);
+        return Ok(Relayed::Held(gate::Hold::Leak, line));
     }
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
@@ -838,11 +848,11 @@ pub fn relay_reply(
     };
     tx.add_event(ticket, &event)?;
     if cleared.removed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Relayed::Sent(Vec::new()));
     }
     let mut lines = vec!["Your answer was sent to the requester. About its files:".to_owned()];
     lines.extend(cleared.removed.iter().map(|line| format!("  {line}")));
-    Ok(lines)
+    Ok(Relayed::Sent(lines))
 }
 
 /// Files a caseworker reply the relay gate held: kept on the ticket as an internal note, never

@@ -46,6 +46,8 @@ pub enum Outcome {
     Relayed(TicketId),
     /// Something that looked like a caseworker's reply and was refused.
     ReplyRefused(TicketId, String),
+    /// A caseworker's genuine reply the relay gate held (kept as a note, never sent), and why.
+    ReplyHeld(TicketId, String),
     /// A delivery report for mail sent on a ticket, filed with that ticket.
     Bounced(TicketId),
 }
@@ -279,6 +281,10 @@ async fn process_batch(
             Outcome::ReplyRefused(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
                 warn!(%reason, "Reply refused; not relayed.");
+            }
+            Outcome::ReplyHeld(id, reason) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!(%reason, "Reply held by the relay gate; not relayed.");
             }
             Outcome::Bounced(id) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -914,8 +920,9 @@ impl Filing<'_> {
             Some(target) => Some(crate::admin::resolve_merged(self.store, target)?),
             None => None,
         };
-        let change = self.store.write(|tx| {
+        let (change, held) = self.store.write(|tx| {
             let mut change = TeamChange::default();
+            let mut held = None;
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
                 store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
             })?;
@@ -946,7 +953,7 @@ impl Filing<'_> {
                         match gate::decide(&stripped, &parsed, &files, &secrets) {
                             gate::Decision::Relay(cleared) => {
                                 message.direction = Direction::Out;
-                                results.extend(assign::relay_reply(
+                                match assign::relay_reply(
                                     tx,
                                     &context,
                                     &mut ticket,
@@ -955,9 +962,16 @@ impl Filing<'_> {
                                     raw,
                                     &cleared,
                                     &secrets,
-                                )?);
+                                )? {
+                                    assign::Relayed::Sent(lines) => results.extend(lines),
+                                    assign::Relayed::Held(hold, line) => {
+                                        held = Some(hold.summary());
+                                        results.push(line);
+                                    }
+                                }
                             }
                             gate::Decision::Hold(hold) => {
+                                held = Some(hold.summary());
                                 results.push(assign::hold_reply(
                                     tx,
                                     &context,
@@ -1070,8 +1084,12 @@ impl Filing<'_> {
             }
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
-            Ok(change)
+            Ok((change, held))
         })?;
+        let outcome = match held {
+            Some(why) => Outcome::ReplyHeld(ticket_id, why),
+            None => outcome,
+        };
         // `#away` and `#back` change the agent and hand their tickets back to routing: done
         // after the reply is safely filed, as the CLI would.
         let mut change = change;
