@@ -19,7 +19,8 @@
 //!    case folding over the original text (so a Kelvin sign or an Ångström sign in the address
 //!    matches too, and text before it in any script cannot shift where the cut falls), with
 //!    format characters allowed between the letters. A text that still holds the notification
-//!    marker line is held: the quote got past stripping.
+//!    marker line or its header block (`Ticket: #N` and `Status:` lines) is held: the quote got
+//!    past stripping.
 //! 4. **Files** (see [`files`]): a forwarded message becomes a plain-text file of its scrubbed
 //!    subject, date and text (its headers and its own files are left out); a plain-text file is
 //!    scrubbed; JPEG and PNG images lose every metadata segment or chunk (EXIF, XMP, IPTC,
@@ -94,7 +95,7 @@ impl Secrets {
             alternatives(&needles, text_alternative)
         );
         let bytes_pattern = format!(
-            r"(?i-u)(?:{TOKEN_SHAPE}|{})",
+            r"(?i-u)(?:\b{TOKEN_SHAPE}|{})",
             alternatives(&needles, |n| {
                 format!(
                     "{}|{}|{}",
@@ -386,7 +387,27 @@ pub fn looks_like_command(body: &str) -> Option<String> {
         })
 }
 
+/// Whether `text` holds the notification's marker line, or its header block (a `Ticket: #N`
+/// line and a `Status:` line, quoted or not): the quote got past stripping.
 fn contains_marker(text: &str) -> bool {
+    static HEADER_BLOCK: LazyLock<Option<(Regex, Regex)>> = LazyLock::new(|| {
+        Some((
+            Regex::new(r"(?mi)^[\s>]*Ticket:\s*#\d+").ok()?,
+            Regex::new(r"(?mi)^[\s>]*Status:\s*\S").ok()?,
+        ))
+    });
+    let visible = without_format(text);
+    match HEADER_BLOCK.as_ref() {
+        Some((ticket, status)) if ticket.is_match(&visible) && status.is_match(&visible) => {
+            return true;
+        }
+        Some(_) => {}
+        None => return true,
+    }
+    contains_marker_line(&visible)
+}
+
+fn contains_marker_line(text: &str) -> bool {
     let marker: String = REPLY_ABOVE
         .chars()
         .filter(|c| c.is_alphanumeric())

@@ -158,6 +158,26 @@ fn every_spelling_of_note_is_a_note() {
 }
 
 #[test]
+fn the_notification_header_block_in_the_text_holds_the_answer() {
+    assert_eq!(
+        decide_text(
+            "Thanks\n\n> Ticket:   #12\n> Status:   open\n> From:     Amal",
+            &[]
+        ),
+        Decision::Hold(Hold::QuotedNotification)
+    );
+    assert_eq!(
+        relayed_text("Your ticket is #12. Status: we are on it."),
+        "Your ticket is #12. Status: we are on it."
+    );
+    // Lengths in centimetres are not tokens.
+    assert_eq!(
+        relayed_text("The photo is 12cm.5 wide"),
+        "The photo is 12cm.5 wide"
+    );
+}
+
+#[test]
 fn the_notification_marker_in_the_text_holds_the_answer() {
     assert_eq!(
         decide_text(
@@ -611,6 +631,46 @@ proptest! {
         let text = format!("{}{spelling}\n{rest}", format.concat());
         let parsed = commands(&text);
         prop_assert!(parsed.commands.contains(&Command::Note), "{text:?}");
+    }
+
+    #[test]
+    fn a_reply_of_a_tagline_over_the_quote_is_never_relayed(
+        tagline in prop::sample::select(vec![
+            "", " ", "\u{200B}", "Sent from my iPhone", "Sent from my iPad",
+            "Envoyé de mon iPhone", "Von meinem iPhone gesendet", "Get Outlook for Android",
+            "Sent from Yahoo Mail on Android", "-- \nAmina", "\u{FEFF}",
+        ]),
+        attribution in prop::sample::select(vec![
+            "On Mon, 7 Dec 2026 at 10:00, Helpdesk <help@charity.example> wrote:",
+            "Le lun. 7 déc. 2026 à 10:00, Helpdesk <help@charity.example> a écrit :",
+            "Am Mo., 7. Dez. 2026 um 10:00 Uhr schrieb Helpdesk <help@charity.example>:",
+            "-----Original Message-----\nFrom: Helpdesk\nSent: Monday\nTo: Amina\nSubject: [#12] Housing",
+            "",
+        ]),
+        quoted in prop::bool::ANY,
+        blank_lines in 0usize..3,
+    ) {
+        let notification = format!(
+            "{}\n\nNew ticket for you. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #12\nStatus:   open\nFrom:     Amal <amal@phone.example>\n----------\n\nMy landlord wants me out.",
+            crate::strip::REPLY_ABOVE
+        );
+        let quote: String = notification
+            .lines()
+            .map(|line| if quoted { format!("> {line}\n") } else { format!("{line}\n") })
+            .collect();
+        let text = format!("{tagline}{}\n{attribution}\n{quote}", "\n".repeat(blank_lines));
+        let stripped = crate::strip::strip_text(&text);
+        let parsed = if stripped.only_history {
+            crate::bridge::Commands { body: stripped.text.clone(), ..Default::default() }
+        } else {
+            commands(&stripped.text)
+        };
+        let decision = decide(&stripped, &parsed, &[], secrets());
+        prop_assert!(
+            !matches!(decision, Decision::Relay(_)),
+            "relayed {:?} from {text:?}",
+            decision
+        );
     }
 
     #[test]
