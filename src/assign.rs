@@ -757,15 +757,22 @@ pub fn digest_text(
 mod tests;
 
 /// What the relay gate must keep from the requester on `ticket`: every registered caseworker
-/// address, and the reply token of the agent answering.
-pub fn secrets(context: &Context<'_>, ticket: TicketId, agent: &AgentId) -> gate::Secrets {
+/// address, the reply token of the agent answering, and the names the operator listed
+/// (`[helpdesk] hide_names`).
+pub fn secrets(
+    context: &Context<'_>,
+    names: &[String],
+    ticket: TicketId,
+    agent: &AgentId,
+) -> gate::Secrets {
     let token = context.secret.sign(ticket, agent);
-    gate::Secrets::new(
+    gate::Secrets::with_names(
         context
             .team
             .agents()
             .flat_map(|a| a.emails.iter().map(String::as_str)),
         [token.as_str()],
+        names.iter().map(String::as_str),
     )
 }
 

@@ -14,8 +14,9 @@
 //!    characters (Unicode category Cf: zero-width spaces, the BOM, bidi marks) are removed, but
 //!    is not one casemail knows, holds the answer; so does a known command whose line cannot be
 //!    read. `#note` in any of its spellings is filed as a note before the gate is asked.
-//! 3. **Text**: every registered caseworker address and every reply token (anything shaped like
-//!    one, not only the current one) is replaced, matched case-insensitively with Unicode simple
+//! 3. **Text**: every registered caseworker address, every reply token (anything shaped like
+//!    one, not only the current one) and the names listed in `[helpdesk] hide_names` are
+//!    replaced, matched case-insensitively with Unicode simple
 //!    case folding over the original text (so a Kelvin sign or an Ångström sign in the address
 //!    matches too, and text before it in any script cannot shift where the cut falls), with
 //!    format characters allowed between the letters. A text that still holds the notification
@@ -54,7 +55,7 @@ mod tests;
 
 pub use files::{File, FileOutcome};
 
-/// What stands in the relayed text where a caseworker address was.
+/// What stands in the relayed text where a caseworker address (or a hidden name) was.
 pub const ADDRESS_STAND_IN: &str = "[caseworker]";
 /// What stands in the relayed text where a reply token was.
 pub const TOKEN_STAND_IN: &str = "[removed]";
@@ -80,6 +81,36 @@ impl Secrets {
         addresses: impl IntoIterator<Item = &'a str>,
         tokens: impl IntoIterator<Item = &'a str>,
     ) -> Secrets {
+        Secrets::with_names(addresses, tokens, [])
+    }
+
+    /// As [`Secrets::new`], and `names` (`[helpdesk] hide_names`: caseworkers' names an
+    /// operator wants kept from requesters) replaced as whole words, in any case, with any
+    /// white space between their words.
+    pub fn with_names<'a>(
+        addresses: impl IntoIterator<Item = &'a str>,
+        tokens: impl IntoIterator<Item = &'a str>,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Secrets {
+        let mut names: Vec<&str> = names
+            .into_iter()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+        let name_pattern = if names.is_empty() {
+            String::new()
+        } else {
+            format!(
+                r"|\b(?:{})\b",
+                alternatives(&names, |name| {
+                    name.split_whitespace()
+                        .map(text_alternative)
+                        .collect::<Vec<_>>()
+                        .join(r"[\s\p{Cf}]+")
+                })
+            )
+        };
         let mut needles: Vec<&str> = addresses
             .into_iter()
             .chain(tokens)
@@ -91,7 +122,7 @@ impl Secrets {
         needles.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
         needles.dedup();
         let text_pattern = format!(
-            r"(?i)(?P<token>\b{TOKEN_SHAPE})|(?P<secret>{})",
+            r"(?i)(?P<token>\b{TOKEN_SHAPE})|(?P<secret>{}{name_pattern})",
             alternatives(&needles, text_alternative)
         );
         let bytes_pattern = format!(

@@ -949,7 +949,12 @@ impl Filing<'_> {
                     } else {
                         // Everything that reaches the requester passes the relay gate.
                         let files = gate::files::read(mail, raw);
-                        let secrets = assign::secrets(&context, ticket.id, agent);
+                        let secrets = assign::secrets(
+                            &context,
+                            &self.config.helpdesk.hide_names,
+                            ticket.id,
+                            agent,
+                        );
                         match gate::decide(&stripped, &parsed, &files, &secrets) {
                             gate::Decision::Relay(cleared) => {
                                 message.direction = Direction::Out;

@@ -74,6 +74,19 @@ fn addresses_are_found_in_any_case_and_with_invisible_characters_inside() {
 }
 
 #[test]
+fn configured_names_are_removed_as_whole_words() {
+    let secrets = Secrets::with_names([ADDRESS], [], ["Kate Kowalski", "Katie"]);
+    assert_eq!(
+        secrets.scrub("Best wishes,\nKATE  kowalski (Katie to friends), not Katies or Kate."),
+        "Best wishes,\n[caseworker] ([caseworker] to friends), not Katies or Kate."
+    );
+    assert_eq!(
+        secrets.scrub("İİİİ kate\u{200B}\nKowalski"),
+        "İİİİ [caseworker]"
+    );
+}
+
+#[test]
 fn every_token_shape_is_removed_not_only_the_current_one() {
     assert_eq!(
         secrets().scrub(&format!(
