@@ -153,7 +153,8 @@ fn pdf_with_author(address: &str) -> Vec<u8> {
 async fn ticket_for_amina(
     bench: &'static Bench,
 ) -> (Daemon, Account, Account, Account, FetchedMail) {
-    let mut daemon = Daemon::live(bench, &[]);
+    let hidden = toml::Value::Array(vec![toml::Value::String("Amina Yusuf".to_owned())]);
+    let mut daemon = Daemon::live(bench, &[("helpdesk", "hide_names", hidden)]);
     let (amina, carol) = (bench.new_account("amina"), bench.new_account("carol"));
     register(
         &daemon,
@@ -229,7 +230,7 @@ async fn a_relayed_answer_carries_no_identity_in_text_headers_or_files() {
         file("photo.jpg", "image/jpeg", jpeg_with_exif(&amina.address)),
     ];
     let answer = format!(
-        "{UNICODE}{shouted} is my work address.\n{UNICODE}{kelvin}\nبلغني على {} أو help+{token}@charity.example\nBring the letter attached.",
+        "{UNICODE}{shouted} is my work address.\n{UNICODE}{kelvin}\nبلغني على {} أو help+{token}@charity.example\nBring the letter attached.\n\nAMINA\u{200B} yusuf",
         amina.address
     );
     let (_, reply) = reply_with_files(&amina, &notification.raw, &answer, files);
@@ -248,7 +249,11 @@ async fn a_relayed_answer_carries_no_identity_in_text_headers_or_files() {
         .expect("parses");
     let text = message.body_text(0).expect("a text part").into_owned();
     assert!(text.contains("İİİİİİİİİİİİİİİİİİİİ ẞẞẞẞẞẞẞẞẞẞ"), "{text}");
-    assert_eq!(text.matches("[caseworker]").count(), 3, "{text}");
+    assert_eq!(text.matches("[caseworker]").count(), 4, "{text}");
+    assert!(
+        !text.to_lowercase().contains("yusuf"),
+        "a hidden name: {text}"
+    );
     assert!(text.contains("help+[removed]@charity.example"), "{text}");
     assert!(text.contains("Bring the letter attached."));
     assert!(!text.contains("My interview is next week"), "no quote");
