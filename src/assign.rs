@@ -817,7 +817,7 @@ pub fn relay_reply(
         context.nonce,
     )
     .map_err(|e| store::Error::Inconsistent(format!("cannot compose the answer: {e}")))?;
-    if !gate::check_composed(&outgoing.raw, secrets) {
+    if !gate::check_composed(&outgoing.raw, secrets, &ticket.requester) {
         let mut message = message.clone();
         let line = hold_reply(
             tx,

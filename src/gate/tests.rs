@@ -525,9 +525,29 @@ fn a_composed_answer_with_an_address_in_a_part_fails_the_last_check() {
         "From: help@charity.example\r\nTo: amal@phone.example\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
         base64_lines(format!("hi from {}", ADDRESS.to_uppercase()).as_bytes())
     );
-    assert!(!check_composed(raw.as_bytes(), secrets()));
+    assert!(!check_composed(
+        raw.as_bytes(),
+        secrets(),
+        "amal@phone.example"
+    ));
     let clean = "From: help@charity.example\r\nTo: amal@phone.example\r\n\r\nhi\r\n";
-    assert!(check_composed(clean.as_bytes(), secrets()));
+    assert!(check_composed(
+        clean.as_bytes(),
+        secrets(),
+        "amal@phone.example"
+    ));
+    // A requester whose address contains a caseworker's still gets answers.
+    let cousin = "From: help@charity.example\r\nTo: Bjonas@Volunteers.example\r\n\r\nhi\r\n";
+    assert!(check_composed(
+        cousin.as_bytes(),
+        secrets(),
+        "bjonas@volunteers.example"
+    ));
+    assert!(!check_composed(
+        cousin.as_bytes(),
+        secrets(),
+        "amal@phone.example"
+    ));
 }
 
 // Property tests: generated text in many scripts around the address, in any case.
