@@ -119,7 +119,7 @@ impl Secrets {
             .collect();
         // Longest first, so that at one position the whole secret wins over a shorter one
         // it contains.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.chars().count()));
+        needles.sort_by(|a, b| b.chars().count().cmp(&a.chars().count()).then(a.cmp(b)));
         needles.dedup();
         let text_pattern = format!(
             r"(?i)(?P<token>\b{TOKEN_SHAPE})|(?P<secret>{}{name_pattern})",

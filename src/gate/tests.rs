@@ -87,6 +87,43 @@ fn configured_names_are_removed_as_whole_words() {
 }
 
 #[test]
+fn addresses_beyond_ascii_build_both_patterns() {
+    let secrets = Secrets::new(
+        [
+            "jürgen@straße.example",
+            "jürgen@straße.example",
+            "😀@x.example",
+        ],
+        [],
+    );
+    assert_eq!(
+        secrets.scrub("JÜRGEN@STRASSE.example or jürgen@straße.example, 😀@X.example"),
+        "JÜRGEN@STRASSE.example or [caseworker], [caseworker]"
+    );
+    assert!(secrets.found_in("an jürgen@straße.example".as_bytes()));
+    assert!(
+        !secrets.found_in(b"nothing here"),
+        "the bytes pattern compiled"
+    );
+}
+
+#[test]
+fn a_large_team_still_builds_both_patterns() {
+    let addresses: Vec<String> = (0..400)
+        .map(|n| format!("volunteer.number.{n}@some-charity-partner.example"))
+        .collect();
+    let secrets = Secrets::new(addresses.iter().map(String::as_str), [TOKEN]);
+    assert_eq!(
+        secrets.scrub("write to Volunteer.Number.399@some-charity-partner.example"),
+        "write to [caseworker]"
+    );
+    assert!(
+        !secrets.found_in(b"nothing here"),
+        "the bytes pattern compiled"
+    );
+}
+
+#[test]
 fn every_token_shape_is_removed_not_only_the_current_one() {
     assert_eq!(
         secrets().scrub(&format!(
