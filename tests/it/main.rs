@@ -21,6 +21,7 @@ mod ingest;
 mod lifecycle;
 mod loops;
 mod notices;
+mod privacy;
 mod reconcile;
 mod relay;
 mod routing;
