@@ -1027,26 +1027,8 @@ fn answer_not_composed(
             "Your answer on ticket #{} was NOT sent to the requester: casemail cannot send mail to their address ({err}).\n\nIt is kept with the ticket as an internal note. Ask a coordinator how to reach the requester another way; do not write to them from your own address.\n",
             ticket.id.0
         );
-        let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
-        match notify::plain_to(
-            context.sender,
-            &address,
-            &subject,
-            body,
-            "b",
-            context.nonce.wrapping_add(98),
-        ) {
-            Ok(outgoing) => {
-                enqueue(
-                    tx,
-                    &context.limits,
-                    OutboxKind::Bounce,
-                    Some(ticket.id),
-                    &outgoing,
-                    context.now,
-                )?;
-            }
-            Err(err) => not_composed(tx, context, ticket, "the notice to the caseworker", &err)?,
+        if let Err(err) = queue_not_sent(tx, context, ticket, &address, body, 98)? {
+            not_composed(tx, context, ticket, "the notice to the caseworker", &err)?;
         }
     }
     tell_coordinators(
@@ -1057,6 +1039,41 @@ fn answer_not_composed(
             "an answer by {agent} could not be sent: casemail cannot write to the requester's address"
         ),
     )
+}
+
+/// Queues a "Not sent:" notice about `ticket` to a caseworker's `address`. The outer result is
+/// the store's; the inner one says whether the notice could be composed at all, so the caller
+/// decides how to record a failure.
+fn queue_not_sent(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &Ticket,
+    address: &str,
+    body: String,
+    nonce_offset: u64,
+) -> TxResult<Result<(), notify::Error>> {
+    let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
+    match notify::plain_to(
+        context.sender,
+        address,
+        &subject,
+        body,
+        "b",
+        context.nonce.wrapping_add(nonce_offset),
+    ) {
+        Ok(outgoing) => {
+            enqueue(
+                tx,
+                &context.limits,
+                OutboxKind::Bounce,
+                Some(ticket.id),
+                &outgoing,
+                context.now,
+            )?;
+            Ok(Ok(()))
+        }
+        Err(err) => Ok(Err(err)),
+    }
 }
 
 /// Files a refused reply: kept as an internal note (never relayed), recorded in the event
@@ -1087,26 +1104,8 @@ pub fn refuse_reply(
             "Your message about ticket #{} was NOT sent to the requester.\n\nWhy: {reason}.\n\nTo answer, use Reply on the latest notification for this ticket from your registered address.\n",
             ticket.id.0
         );
-        let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
-        match notify::plain_to(
-            context.sender,
-            address,
-            &subject,
-            body,
-            "b",
-            context.nonce.wrapping_add(97),
-        ) {
-            Ok(outgoing) => {
-                enqueue(
-                    tx,
-                    &context.limits,
-                    OutboxKind::Bounce,
-                    Some(ticket.id),
-                    &outgoing,
-                    now,
-                )?;
-            }
-            Err(err) => record_not_composed(tx, now, ticket.id, "the refusal notice", &err),
+        if let Err(err) = queue_not_sent(tx, context, ticket, address, body, 97)? {
+            record_not_composed(tx, now, ticket.id, "the refusal notice", &err);
         }
     }
     tell_coordinators(
