@@ -216,3 +216,62 @@ async fn after_an_erasure_and_the_next_start_no_file_of_the_state_directory_hold
         "the search finds what is kept"
     );
 }
+
+/// An attacker whose address starts with a victim's (`victim@…/…@attacker`, which mail parsers
+/// accept) writes first; the victim's next request still opens a ticket of her own, and nothing
+/// of hers reaches the attacker's ticket or its caseworker as part of it.
+#[tokio::test]
+async fn an_address_that_starts_with_a_victims_does_not_capture_her_mail() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
+    let help = daemon.help.clone();
+    let victim = bench.new_account("victim");
+    daemon.start();
+
+    let forged = format!("{}/00000000000000000001@attacker.example", victim.address);
+    let attacker_mail = mail(
+        &format!("<{forged}>"),
+        &help.address,
+        "Hello",
+        Some("capture-1@attacker.example"),
+        "",
+        "Just saying hello.",
+    );
+    bench
+        .append(&help, "INBOX", &attacker_mail, &[])
+        .await
+        .expect("append");
+    mail_containing(bench, &mut daemon, &amina, "[#1] Hello").await;
+
+    let hers = mail(
+        &format!("Victim <{}>", victim.address),
+        &help.address,
+        "I need help",
+        Some("capture-2@phone.example"),
+        "",
+        "My new address is Kastanienallee 12.",
+    );
+    bench
+        .send_mail(&victim.address, &[&help.address], &hers)
+        .await
+        .expect("send");
+    mail_containing(bench, &mut daemon, &amina, "[#2] I need help").await;
+
+    let attackers = daemon.ticket(1);
+    let theirs = attackers.to_string();
+    assert!(!theirs.contains("Kastanienallee"), "{theirs}");
+    assert_eq!(
+        attackers["messages"].as_array().map(Vec::len),
+        Some(1),
+        "{theirs}"
+    );
+    let her_ticket = daemon.ticket(2);
+    assert_eq!(
+        her_ticket["requester"].as_str(),
+        Some(victim.address.as_str()),
+        "{her_ticket}"
+    );
+    daemon.assert_running();
+}
