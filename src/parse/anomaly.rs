@@ -60,6 +60,18 @@ pub enum Anomaly {
     },
     /// No readable text at all.
     NoText,
+    /// A Message-ID longer than a header line may be (RFC 5322 §2.1.1); it was dropped.
+    LongMessageId {
+        field: String,
+        length: usize,
+        limit: usize,
+    },
+    /// More Message-IDs than casemail keeps from one field; the first and the latest are kept.
+    TooManyMessageIds {
+        field: String,
+        count: usize,
+        kept: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +124,8 @@ impl Anomaly {
             Anomaly::AttachmentTooLarge { .. } => "attachment-too-large",
             Anomaly::NulBytes { .. } => "nul-bytes",
             Anomaly::NoText => "no-text",
+            Anomaly::LongMessageId { .. } => "long-message-id",
+            Anomaly::TooManyMessageIds { .. } => "too-many-message-ids",
         }
     }
 }
@@ -201,6 +215,18 @@ impl fmt::Display for Anomaly {
             }
             Anomaly::NulBytes { count } => write!(f, "the message contains {count} NUL bytes"),
             Anomaly::NoText => write!(f, "the message has no readable text"),
+            Anomaly::LongMessageId {
+                field,
+                length,
+                limit,
+            } => write!(
+                f,
+                "a Message-ID in the {field} field is {length} bytes, over the {limit} byte limit; it was dropped"
+            ),
+            Anomaly::TooManyMessageIds { field, count, kept } => write!(
+                f,
+                "the {field} field lists {count} Message-IDs; the first and the latest, {kept} in all, are kept"
+            ),
         }
     }
 }
