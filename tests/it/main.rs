@@ -17,6 +17,7 @@ mod check_config;
 mod control;
 mod ingest;
 mod lifecycle;
+mod limits;
 mod loops;
 mod reconcile;
 mod relay;
