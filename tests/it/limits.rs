@@ -66,3 +66,44 @@ async fn the_offline_cli_and_restore_keep_a_fresh_state_directory_private() {
     assert_eq!(loose_modes(&restored), Vec::<String>::new());
     assert_eq!(loose_modes(&backup), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn idle_clients_of_the_metrics_port_do_not_lock_the_cli_out() {
+    use tokio::io::AsyncReadExt as _;
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::new(bench, &[]);
+    daemon.start();
+    crate::control::wait_until_serving(&mut daemon).await;
+    let addr = daemon.http_addr().expect("the HTTP address is recorded");
+
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("connect to the metrics port"),
+        );
+    }
+    // The daemon holds the store, so this answer came through the control socket.
+    let listed = cli_ok(&daemon, &["ticket", "list"]);
+    assert_eq!(listed, "no tickets\n");
+    daemon.assert_running();
+
+    // The daemon drops every idle client within a few seconds, and serves again after.
+    let started = std::time::Instant::now();
+    for stream in &mut idle {
+        let mut byte = [0_u8; 1];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            stream.read(&mut byte),
+        )
+        .await
+        .expect("the daemon closes an idle client within 15 s");
+        assert_eq!(read.unwrap_or(0), 0);
+    }
+    let waited = started.elapsed();
+    let (status, body) = daemon.http_get("/healthz").await.expect("/healthz answers");
+    assert!(matches!(status, 200 | 503), "{status} {body}");
+    eprintln!("idle clients dropped after {waited:?}");
+    daemon.terminate().await.expect("stop");
+}
