@@ -466,8 +466,7 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 fn too_busy(listener: &str, limit: usize) {
     warn!(
         listener,
-        limit,
-        "Too many connections at once; closed a new one."
+        limit, "Too many connections at once; closed a new one."
     );
 }
 

@@ -303,7 +303,11 @@ async fn idle_http_clients_neither_lock_out_the_socket_nor_keep_their_slots() {
         let read = tokio::time::timeout(HTTP_TIMEOUT * 3, stream.read(&mut byte))
             .await
             .expect("the daemon closes an idle client");
-        assert_eq!(read.unwrap_or(0), 0, "nothing is sent to a client that sent nothing");
+        assert_eq!(
+            read.unwrap_or(0),
+            0,
+            "nothing is sent to a client that sent nothing"
+        );
     }
     assert!(started.elapsed() < HTTP_TIMEOUT * 3);
     let (status, _) = http(running.http, &get("/healthz")).await;

@@ -93,12 +93,9 @@ async fn idle_clients_of_the_metrics_port_do_not_lock_the_cli_out() {
     let started = std::time::Instant::now();
     for stream in &mut idle {
         let mut byte = [0_u8; 1];
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(15),
-            stream.read(&mut byte),
-        )
-        .await
-        .expect("the daemon closes an idle client within 15 s");
+        let read = tokio::time::timeout(std::time::Duration::from_secs(15), stream.read(&mut byte))
+            .await
+            .expect("the daemon closes an idle client within 15 s");
         assert_eq!(read.unwrap_or(0), 0);
     }
     let waited = started.elapsed();
