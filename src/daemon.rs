@@ -119,6 +119,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 .iter()
                 .map(|f| (f.clone(), FolderKind::Junk)),
         );
+    // One memory budget for every folder: fetched mail not yet filed stays under
+    // `[ingest] fetch_bytes` however many folders are watched.
+    let budget = crate::fetch::Budget::new(&config.ingest);
     for (folder, kind) in folders {
         let watch = FolderWatch::new(
             folder,
@@ -129,7 +132,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             on_alive.clone(),
         )
         .on_down(on_down.clone())
-        .on_lag(on_lag.clone());
+        .on_lag(on_lag.clone())
+        .with_budget(budget.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
     // Deletes the IMAP copies of purged and erased mail, queued in the store.

@@ -66,6 +66,12 @@ pub enum Anomaly {
         length: usize,
         limit: usize,
     },
+    /// The message is over `[ingest] max_message_size` by the size the server reported: only
+    /// its header fields were fetched, and the whole message stays on the mail server.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
     /// More Message-IDs than casemail keeps from one field; the first and the latest are kept.
     TooManyMessageIds {
         field: String,
@@ -126,6 +132,7 @@ impl Anomaly {
             Anomaly::NoText => "no-text",
             Anomaly::LongMessageId { .. } => "long-message-id",
             Anomaly::TooManyMessageIds { .. } => "too-many-message-ids",
+            Anomaly::TooLarge { .. } => "too-large",
         }
     }
 }
@@ -222,6 +229,10 @@ impl fmt::Display for Anomaly {
             } => write!(
                 f,
                 "a Message-ID in the {field} field is {length} bytes, over the {limit} byte limit; it was dropped"
+            ),
+            Anomaly::TooLarge { size, limit } => write!(
+                f,
+                "the message is {size} bytes, over the {limit} byte limit (ingest.max_message_size); only its header fields were fetched, the whole message stays on the mail server"
             ),
             Anomaly::TooManyMessageIds { field, count, kept } => write!(
                 f,
