@@ -6,9 +6,17 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
+use std::time::Duration;
+
+use casemail::parse::{ParseLimits, parse};
+
+use crate::bridge::register;
 use crate::daemon::Daemon;
 use crate::harness;
-use crate::routing::{add_agent, cli_ok};
+use crate::ingest::{mail, wait_drained};
+use crate::routing::{add_agent, cli_ok, mail_containing};
+
+const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Every path under `dir` (itself included) whose mode lets anyone but the owner in.
 fn loose_modes(dir: &Path) -> Vec<String> {
@@ -102,5 +110,151 @@ async fn idle_clients_of_the_metrics_port_do_not_lock_the_cli_out() {
     let (status, body) = daemon.http_get("/healthz").await.expect("/healthz answers");
     assert!(matches!(status, 200 | 503), "{status} {body}");
     eprintln!("idle clients dropped after {waited:?}");
+    daemon.terminate().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_cap_is_a_flagged_headers_only_ticket_and_stays_on_the_server() {
+    let bench = harness::shared().await;
+    let size = |text: &str| toml::Value::String(text.to_owned());
+    let mut daemon = Daemon::live(
+        bench,
+        &[
+            ("ingest", "max_message_size", size("64KiB")),
+            // Two of the small messages below per UID FETCH.
+            ("ingest", "fetch_bytes", size("96KiB")),
+        ],
+    );
+    let amina = bench.new_account("amina");
+    register(&daemon, &[("amina", &amina, "agent")], &["amina"]);
+    let help = daemon.help.clone();
+
+    // 280 KB of scans, then three ordinary messages of 40 KB from other people.
+    let scans = format!(
+        "{}END-OF-THE-SCANS\r\n",
+        format!("{}\r\n", "A".repeat(68)).repeat(4000)
+    );
+    let big_sender = bench.new_account("big");
+    let big = mail(
+        &big_sender.address,
+        &help.address,
+        "Scans of my papers",
+        Some("scans@phone.example"),
+        "",
+        &scans,
+    );
+    bench
+        .send_mail(&big_sender.address, &[&help.address], &big)
+        .await
+        .expect("send the large message");
+    let letter = format!("{}\r\n", "b".repeat(78)).repeat(500);
+    for number in 1..=3 {
+        let sender = bench.new_account(&format!("small{number}"));
+        let raw = mail(
+            &sender.address,
+            &help.address,
+            &format!("Letter {number}"),
+            Some(&format!("letter-{number}@phone.example")),
+            "",
+            &letter,
+        );
+        bench
+            .send_mail(&sender.address, &[&help.address], &raw)
+            .await
+            .expect("send");
+    }
+    bench
+        .wait_for_mail(&help, "INBOX", 4, PATIENCE)
+        .await
+        .expect("all four delivered");
+    daemon.start();
+    wait_drained(bench, &mut daemon, &["INBOX"], 4).await;
+
+    let tickets = daemon.tickets();
+    assert_eq!(tickets.len(), 4, "{tickets:?}");
+    let flagged: Vec<u64> = tickets
+        .iter()
+        .filter(|t| {
+            t["flags"]
+                .as_array()
+                .is_some_and(|flags| flags.iter().any(|f| f == "too_large"))
+        })
+        .map(|t| t["number"].as_u64().expect("number"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{tickets:?}");
+    let detail = daemon.ticket(flagged[0]);
+    assert_eq!(detail["subject"], "Scans of my papers", "{detail}");
+    let message = &detail["messages"][0];
+    let text = message["text"].as_str().expect("text");
+    assert!(
+        text.contains("only its header fields were fetched") && text.contains("\"Processed\""),
+        "{text}"
+    );
+    assert!(!text.contains("AAAA"), "the body was never fetched: {text}");
+    assert!(
+        message["anomalies"]
+            .as_array()
+            .expect("anomalies")
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.contains("max_message_size"))),
+        "{message}"
+    );
+    // The whole message is on the server, in the processed folder, byte for byte.
+    let processed = bench.list(&help, "Processed").await.expect("list");
+    let kept = processed
+        .iter()
+        .find(|m| m.contains("Message-ID: <scans@phone.example>"))
+        .expect("the large message is in the processed folder");
+    assert!(kept.contains("END-OF-THE-SCANS"));
+    assert!(kept.raw.len() > 280_000, "{}", kept.raw.len());
+
+    // Three whole messages of 40 KB under a 96 KiB fetch bound take two UID FETCH commands;
+    // the large one was asked for by its header only.
+    let log = std::fs::read_to_string(&daemon.log_path).expect("daemon log");
+    let body_fetches = log
+        .lines()
+        .filter(|line| line.contains("UID FETCH.") && !line.contains("RFC822.SIZE"))
+        .count();
+    assert!(body_fetches >= 2, "{body_fetches} fetches:\n{log}");
+    assert!(log.contains("fetching its header fields only"), "{log}");
+
+    // The caseworker is told, in words, where the message is.
+    let notification = mail_containing(bench, &mut daemon, &amina, "Scans of my papers").await;
+    let read = parse(&notification.raw, &ParseLimits::default());
+    assert!(
+        read.text.contains("only its header fields were fetched"),
+        "{}",
+        read.text
+    );
+    assert!(read.attachments.is_empty(), "{:?}", read.attachments);
+
+    // The daemon goes on; after a restart the large message is not fetched again.
+    daemon.terminate().await.expect("stop");
+    daemon.start();
+    let later_sender = bench.new_account("later");
+    let later = mail(
+        &later_sender.address,
+        &help.address,
+        "One more",
+        Some("later@phone.example"),
+        "",
+        "Hello again.",
+    );
+    bench
+        .send_mail(&later_sender.address, &[&help.address], &later)
+        .await
+        .expect("send");
+    wait_drained(bench, &mut daemon, &["INBOX"], 5).await;
+    assert_eq!(daemon.tickets().len(), 5);
+    let flagged_after: usize = daemon
+        .tickets()
+        .iter()
+        .filter(|t| {
+            t["flags"]
+                .as_array()
+                .is_some_and(|flags| flags.iter().any(|f| f == "too_large"))
+        })
+        .count();
+    assert_eq!(flagged_after, 1);
     daemon.terminate().await.expect("stop");
 }
