@@ -212,3 +212,18 @@ fn an_out_of_office_answer_from_the_agent_is_recognised_with_its_date() {
     );
     assert_eq!(stated_return_date("I will be back soon"), None);
 }
+
+#[test]
+fn token_candidates_are_capped_per_message_recipients_first() {
+    let token = secret().sign(TicketId(7), &AgentId("amina".to_owned()));
+    let junk: Vec<String> = (0..500).map(|i| format!("cm.{i}.x@evil.example")).collect();
+    let mail = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example, {}", junk.join(", ")),
+        "Re: Housing",
+        "",
+    );
+    let candidates = token_candidates(&mail);
+    assert_eq!(candidates.len(), MAX_TOKEN_CANDIDATES);
+    assert_eq!(candidates.first(), Some(&token));
+}
