@@ -142,7 +142,8 @@ impl Budget {
     }
 
     /// KiB held by mail fetched and not yet filed.
-    pub fn in_use_kib(&self) -> u32 {
+    #[cfg(test)]
+    fn in_use_kib(&self) -> u32 {
         let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
         self.total_kib.saturating_sub(free)
     }
@@ -151,6 +152,24 @@ impl Budget {
 /// Bytes in KiB, rounded up; at least 1, so every message holds a share.
 fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The size the server reports (`RFC822.SIZE`) of each message of `set` in the selected
+/// folder, by UID.
+async fn message_sizes(session: &mut Session, set: &str) -> Result<Vec<(Uid, u64)>, Error> {
+    let mut sized: Vec<(Uid, u64)> = timed(async {
+        let stream = session.uid_fetch(set, "(UID RFC822.SIZE)").await?;
+        let all: Vec<_> = stream.try_collect().await?;
+        Ok::<_, async_imap::error::Error>(
+            all.into_iter()
+                .filter_map(|f| Some((Uid(f.uid?), u64::from(f.size.unwrap_or(0)))))
+                .collect(),
+        )
+    })
+    .await?;
+    sized.sort_unstable();
+    sized.dedup_by_key(|(uid, _)| *uid);
+    Ok(sized)
 }
 
 /// One UID FETCH of a batch: messages fetched whole, together up to `[ingest] fetch_bytes`, or
@@ -723,19 +742,7 @@ impl FolderWatch {
     ) -> Result<(), Error> {
         let set = uid_set(uids);
         debug!(folder = %self.folder, uids = %set, "UID FETCH RFC822.SIZE.");
-        let session = selected.session()?;
-        let mut sized: Vec<(Uid, u64)> = timed(async {
-            let stream = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
-            let all: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(
-                all.into_iter()
-                    .filter_map(|f| Some((Uid(f.uid?), u64::from(f.size.unwrap_or(0)))))
-                    .collect(),
-            )
-        })
-        .await?;
-        sized.sort_unstable();
-        sized.dedup_by_key(|(uid, _)| *uid);
+        let mut sized = message_sizes(selected.session()?, &set).await?;
         sized.retain(|(uid, _)| uid.0 > selected.last.0);
         let ingest = &self.config.ingest;
         for plan in plan_fetches(&sized, ingest.max_message_size, ingest.fetch_bytes) {

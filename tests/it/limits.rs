@@ -258,3 +258,85 @@ async fn a_message_over_the_size_cap_is_a_flagged_headers_only_ticket_and_stays_
     assert_eq!(flagged_after, 1);
     daemon.terminate().await.expect("stop");
 }
+
+#[tokio::test]
+async fn erasure_never_fetches_a_copy_over_the_size_cap_whole() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(
+        bench,
+        &[(
+            "ingest",
+            "max_message_size",
+            toml::Value::String("64KiB".to_owned()),
+        )],
+    );
+    let farah = bench.new_account("farah");
+    let help = daemon.help.clone();
+    daemon.start();
+    // Two messages without a Message-ID, so erasure looks for them in the processed folder by
+    // sender and content: one ordinary, one over the cap.
+    let scans = format!("{}\r\n", "C".repeat(68)).repeat(4000);
+    let messages = [
+        mail(
+            &farah.address,
+            &help.address,
+            "Interview",
+            None,
+            "",
+            "Farah-small-text",
+        ),
+        mail(
+            &farah.address,
+            &help.address,
+            "Scans",
+            None,
+            "",
+            &format!("{scans}Farah-big-text"),
+        ),
+    ];
+    for (count, raw) in messages.iter().enumerate() {
+        bench
+            .append(&help, "INBOX", raw, &[])
+            .await
+            .expect("append");
+        wait_drained(bench, &mut daemon, &["INBOX"], count + 1).await;
+    }
+    let processed = bench.list(&help, "Processed").await.expect("list");
+    let small_uid = processed
+        .iter()
+        .find(|m| m.contains("Farah-small-text"))
+        .expect("the small message is processed")
+        .uid;
+
+    let done = cli_ok(&daemon, &["erase", "--requester", &farah.address]);
+    assert!(done.contains("removed"), "{done}");
+    let gone = harness::wait_until(PATIENCE, || {
+        let help = help.clone();
+        async move {
+            bench.list(&help, "Processed").await.is_ok_and(|list| {
+                !list.iter().any(|m| m.contains("Farah-small-text"))
+                    && list.iter().any(|m| m.contains("Farah-big-text"))
+            })
+        }
+    })
+    .await;
+    if let Err(err) = gone {
+        panic!("{err:#}\n{}", daemon.log_tail());
+    }
+    // Only the ordinary copy was fetched whole to compare its content.
+    let log = std::fs::read_to_string(&daemon.log_path).expect("daemon log");
+    let checked: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("UID FETCH for a content check."))
+        .collect();
+    assert!(!checked.is_empty(), "{log}");
+    for line in checked {
+        assert!(
+            line.contains(&format!("uids={small_uid}"))
+                && !line.contains(&format!("uids={small_uid}:"))
+                && !line.contains(&format!("uids={small_uid},")),
+            "{line}"
+        );
+    }
+    daemon.terminate().await.expect("stop");
+}
