@@ -1278,16 +1278,30 @@ fn report_dead_letters(
 /// Message-ID of the original that the report quotes.
 pub fn bounced_ticket(store: &Store, raw: &[u8]) -> Result<Option<TicketId>, store::Error> {
     let text = String::from_utf8_lossy(raw);
-    for candidate in text.match_indices("casemail.").map(|(i, _)| i) {
-        let tail = text.get(candidate..).unwrap_or("");
-        let end = tail
-            .find(|c: char| c == '>' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        if let Some(id) = tail.get(..end).and_then(crate::ids::MessageId::parse)
-            && let Some(ticket) = store.find_message_id(&id)?
-        {
+    for id in bounce_candidates(&text) {
+        if let Some(ticket) = store.find_message_id(&id)? {
             return Ok(Some(ticket));
         }
     }
     Ok(None)
+}
+
+/// At most this many `casemail.…` ids of a delivery report are looked up: the report quotes one
+/// original, and the domain of a help address may itself start with `casemail.`.
+const MAX_BOUNCE_CANDIDATES: usize = 256;
+
+/// The Message-IDs casemail could have made that `text` holds, in order: linear in the text,
+/// since each is looked for only as far as a Message-ID may reach, and bounded in number.
+fn bounce_candidates(text: &str) -> impl Iterator<Item = crate::ids::MessageId> + '_ {
+    let max_len = crate::ids::MessageId::MAX_LEN;
+    text.match_indices("casemail.")
+        .take(MAX_BOUNCE_CANDIDATES)
+        .filter_map(move |(start, _)| {
+            let tail = text.get(start..).unwrap_or("");
+            let (end, _) = tail
+                .char_indices()
+                .take(max_len.saturating_add(1))
+                .find(|&(_, c)| c == '>' || c.is_whitespace())?;
+            tail.get(..end).and_then(crate::ids::MessageId::parse)
+        })
 }
