@@ -319,7 +319,10 @@ pub fn apply(
             } else {
                 why
             };
-            let Some(message) = message.cloned().or_else(|| last_message(tx, ticket)) else {
+            let Some(message) = message
+                .cloned()
+                .or_else(|| latest_from_requester(tx, ticket))
+            else {
                 return Ok(Applied::Assigned(agent.clone(), *reason));
             };
             let token = context.secret.sign(ticket.id, agent);
@@ -379,9 +382,27 @@ pub fn apply(
     }
 }
 
-fn last_message(tx: &WriteTx<'_>, ticket: &Ticket) -> Option<StoredMessage> {
-    let last = ticket.message_count.checked_sub(1)?;
-    tx.message(ticket.id, last).ok().flatten()
+/// The message a notification quotes when nothing new arrived (a handover, a waiting ticket
+/// assigned at the start of a shift, a reassignment): the latest one the requester wrote. Notes,
+/// refused replies (kept as notes), delivery reports and answers sent are never quoted, so text
+/// a stranger planted on the ticket is never shown as the requester's. Without a message from
+/// the requester's address (a merged ticket's other requester), the latest inbound message is
+/// quoted, and the notification names its real sender.
+fn latest_from_requester(tx: &WriteTx<'_>, ticket: &Ticket) -> Option<StoredMessage> {
+    let mut latest_inbound = None;
+    for seq in (0..ticket.message_count).rev() {
+        let Some(message) = tx.message(ticket.id, seq).ok().flatten() else {
+            continue;
+        };
+        if message.direction != crate::model::Direction::In {
+            continue;
+        }
+        if message.from.as_deref() == Some(ticket.requester.as_str()) {
+            return Some(message);
+        }
+        latest_inbound.get_or_insert(message);
+    }
+    latest_inbound
 }
 
 pub fn tell_coordinators(

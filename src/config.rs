@@ -254,8 +254,16 @@ pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Confi
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|err| {
+        // The unit runs casemail as its own user, so a config installed root-only is the
+        // first thing a new operator meets: say how to fix it.
+        let hint = if err.kind() == std::io::ErrorKind::PermissionDenied {
+            " (the service runs as the casemail user: make the directory and the file readable \
+             by its group, e.g. `chgrp casemail` with modes 0750 and 0640)"
+        } else {
+            ""
+        };
         file_error(format!(
-            "cannot read the config file: {}",
+            "cannot read the config file: {}{hint}",
             describe_io(&err)
         ))
     })?;

@@ -1155,8 +1155,6 @@ fn acknowledge_request(
     let body = crate::loops::render_template(
         &config.acknowledge.template,
         ticket.id.0,
-        &ticket.subject,
-        ticket.requester_name.as_deref().unwrap_or(""),
         &config.helpdesk.name,
     );
     // No caseworker address may reach a requester, even one the requester typed themselves.

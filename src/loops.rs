@@ -377,15 +377,13 @@ pub fn take_acknowledgement(tx: &WriteTx<'_>, address: &str, now: Timestamp) -> 
 }
 
 /// Fills in an acknowledgement template in one pass, so a value that itself contains a
-/// placeholder is not expanded again. Values come from mail, so line breaks and control
-/// characters are replaced before they go in.
-pub fn render_template(
-    template: &str,
-    ticket: u64,
-    subject: &str,
-    name: &str,
-    helpdesk: &str,
-) -> String {
+/// placeholder is not expanded again.
+///
+/// Nothing from the inbound mail goes in: anyone can send mail under a victim's address, and
+/// an acknowledgement must not carry a stranger's subject or display name to her. `{subject}`
+/// and `{name}`, which older templates may still use, are filled with the ticket reference
+/// `[#N]` and with nothing.
+pub fn render_template(template: &str, ticket: u64, helpdesk: &str) -> String {
     let clean = |text: &str| -> String {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -395,8 +393,8 @@ pub fn render_template(
     };
     let values = [
         ("{ticket}", ticket.to_string()),
-        ("{subject}", clean(subject)),
-        ("{name}", clean(name)),
+        ("{subject}", format!("[#{ticket}]")),
+        ("{name}", String::new()),
         ("{helpdesk}", clean(helpdesk)),
     ];
     let mut out = String::with_capacity(template.len() + 64);

@@ -22,7 +22,9 @@ fn main() -> ExitCode {
     match cli::dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("casemail: {err:#}");
+            // An error can quote what was typed or stored (an agent id, a file's content).
+            let text = casemail::sanitize::text_for_terminal(&format!("{err:#}"));
+            eprintln!("casemail: {text}");
             if err.chain().any(|cause| cause.is::<config::Error>()) {
                 ExitCode::from(EXIT_CONFIG)
             } else {

@@ -12,6 +12,8 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use crate::ids::MessageId;
 use crate::model::{Agent, StoredMessage, Ticket};
 
+mod safe_files;
+
 /// Marks mail casemail sent, so it never processes its own mail as a request.
 pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 
@@ -19,10 +21,14 @@ pub const LOOP_HEADER: &str = "X-Casemail-Loop";
 /// is below is history (`strip` owns the marker).
 pub use crate::strip::REPLY_ABOVE;
 
+/// Why a message could not be composed. Errors are logged at WARN and ERROR, so their text
+/// names no person: the address stays in the value, for DEBUG logs and tests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("address {0:?} cannot be used in a message header")]
+    #[error("an address cannot be used in a message header")]
     Address(String),
+    #[error("agent {0} has no address")]
+    AgentWithoutAddress(crate::ids::AgentId),
     #[error("cannot build the message: {0}")]
     Build(String),
 }
@@ -149,7 +155,10 @@ pub fn ticket_notification(
     let to = agent
         .emails
         .first()
-        .ok_or_else(|| Error::Address(format!("agent {} has no address", agent.id)))?;
+        .ok_or_else(|| Error::AgentWithoutAddress(agent.id.clone()))?;
+    // Files a client would render (HTML, SVG, forwarded mail, …) go as text, never as sent.
+    let safe = safe_files::for_caseworker(attachments);
+    let attachments = safe.files.as_slice();
     // The token rides in the Message-ID too, so a reply threads back to it even where the
     // sub-address of Reply-To is lost.
     let message_id = MessageId::parse(&format!(
@@ -164,9 +173,17 @@ pub fn ticket_notification(
             .parse()
             .map_err(|_| Error::Address(reply_to_address.clone()))?,
     );
-    let requester = match &ticket.requester_name {
-        Some(name) => format!("{} <{}>", clean_line(name), ticket.requester),
-        None => ticket.requester.clone(),
+    // The `From:` line names the quoted message's own sender, never the ticket's requester by
+    // default: what someone else wrote on the ticket must not be shown as the requester's.
+    let from = message.from.as_deref().unwrap_or("(unknown sender)");
+    let by_requester = from == ticket.requester;
+    let from_name = message
+        .from_name
+        .as_ref()
+        .or(ticket.requester_name.as_ref().filter(|_| by_requester));
+    let requester = match from_name {
+        Some(name) => format!("{} <{}>", clean_line(name), clean_line(from)),
+        None => clean_line(from),
     };
     let heading = match why {
         Why::Assigned => "New ticket for you",
@@ -191,6 +208,20 @@ pub fn ticket_notification(
             } else {
                 String::new()
             }
+        ));
+    }
+    if !safe.changed.is_empty() {
+        body.push_str(
+            "          changed so that nothing in them loads or runs (originals kept with the ticket):\n",
+        );
+        for line in &safe.changed {
+            body.push_str(&format!("          - {line}\n"));
+        }
+    }
+    if !by_requester {
+        body.push_str(&format!(
+            "Requester: {} (the message below is NOT from the requester)\n",
+            clean_line(&ticket.requester)
         ));
     }
     body.push_str("----------------------------------------------------------------------\n\n");
@@ -219,7 +250,7 @@ pub fn coordinator_notice(
     let to = coordinator
         .emails
         .first()
-        .ok_or_else(|| Error::Address(format!("agent {} has no address", coordinator.id)))?;
+        .ok_or_else(|| Error::AgentWithoutAddress(coordinator.id.clone()))?;
     let message_id = sender.message_id("c", ticket.id.0, nonce);
     let subject = format!("{} ({})", ticket_subject(ticket), what);
     let body = format!(
@@ -269,10 +300,24 @@ pub fn plain_to(
     })
 }
 
+/// The subject of an acknowledgement, `[#N] Your message to HELPDESK`: the ticket number and
+/// the helpdesk's own name, never the subject of the mail it answers.
+fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
+    format!(
+        "[#{}] Your message to {}",
+        ticket.id.0,
+        clean_line(&sender.name)
+    )
+}
+
 /// The acknowledgement of a new ticket: from the helpdesk to the requester, threaded under
 /// their message, marked `Auto-Submitted: auto-replied` (RFC 3834 §5: an answer to their
 /// message) with the loop header. `body` is the filled-in template; `hide` (every caseworker
 /// address) is scrubbed from it and from the subject.
+///
+/// Anyone can send mail under someone else's address, so the acknowledgement may reach a
+/// person who never wrote: it quotes nothing of the inbound mail. The subject is
+/// `[#N] Your message to HELPDESK` and the recipient has no display name.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
 pub fn acknowledgement(
     sender: &Sender,
@@ -288,11 +333,11 @@ pub fn acknowledgement(
         .requester
         .parse()
         .map_err(|_| Error::Address(ticket.requester.clone()))?;
-    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    let to = Mailbox::new(None, to_address);
     let mut builder = lettre::Message::builder()
         .from(sender.mailbox()?)
         .to(to)
-        .subject(scrub(&ticket_subject(ticket), hide))
+        .subject(scrub(&acknowledgement_subject(sender, ticket), hide))
         .message_id(Some(format!("<{}>", message_id.as_str())))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str("Auto-Submitted"),

@@ -1,14 +1,16 @@
 //! What the CLI prints about tickets and the quarantine, as JSON values and as text.
 //!
 //! The JSON is a documented interface scripts rely on (README, "JSON output"): fields may be
-//! added, never renamed or removed. Header text is escaped before it reaches a terminal.
+//! added, never renamed or removed. Everything the text form prints from the store is escaped
+//! before it reaches a terminal: header fields on one line (`for_terminal`), message bodies
+//! with their line breaks (`text_for_terminal`). JSON is escaped by serde.
 
 use serde_json::{Value, json};
 
 use crate::admin;
 use crate::ids::TicketId;
 use crate::model::{Direction, QuarantineEntry, Status, StoredMessage, Ticket};
-use crate::sanitize::for_terminal;
+use crate::sanitize::{for_terminal, text_for_terminal};
 use crate::store::{self, Store};
 
 fn direction(d: Direction) -> &'static str {
@@ -109,12 +111,17 @@ pub fn ticket_list_text(tickets: &[Ticket]) -> String {
 
 pub fn ticket_detail_text(detail: &Value) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
+    // `Name <address>`, or the address alone.
+    let mailbox = |name: &Value, address: &Value| match name.as_str() {
+        Some(name) => format!("{} <{}>", for_terminal(name), s(address)),
+        None => s(address),
+    };
     let mut out = format!(
         "Ticket #{}  [{}]  {}\nRequester: {}\nOwner: {}\n",
         detail["number"],
         s(&detail["status"]),
         s(&detail["subject"]),
-        s(&detail["requester"]),
+        mailbox(&detail["requester_name"], &detail["requester"]),
         s(&detail["owner"]),
     );
     if let Some(messages) = detail["messages"].as_array() {
@@ -122,10 +129,10 @@ pub fn ticket_detail_text(detail: &Value) -> String {
             out.push_str(&format!(
                 "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
                 s(&m["direction"]),
-                s(&m["from"]),
+                mailbox(&m["from_name"], &m["from"]),
                 s(&m["date"]),
                 s(&m["subject"]),
-                m["text"].as_str().unwrap_or(""),
+                text_for_terminal(m["text"].as_str().unwrap_or("")),
             ));
             if let Some(attachments) = m["attachments"].as_array() {
                 for a in attachments {
@@ -142,6 +149,28 @@ pub fn ticket_detail_text(detail: &Value) -> String {
                     ));
                 }
             }
+            for anomaly in m["anomalies"].as_array().into_iter().flatten() {
+                out.push_str(&format!("[anomaly] {}\n", s(anomaly)));
+            }
+        }
+    }
+    let events = detail["events"].as_array().map_or(&[][..], Vec::as_slice);
+    if !events.is_empty() {
+        out.push_str("\nEvents:\n");
+        for e in events {
+            let actor = &e["actor"];
+            let who = if actor["id"].is_string() {
+                s(&actor["id"])
+            } else {
+                s(&actor["kind"])
+            };
+            out.push_str(&format!(
+                "  {}  {:<16} {}: {}\n",
+                s(&e["at"]),
+                s(&e["kind"]),
+                who,
+                s(&e["detail"]),
+            ));
         }
     }
     out

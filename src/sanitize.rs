@@ -33,6 +33,68 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// Returns a message body (or any multi-line text) safe to print on a terminal: line breaks
+/// (`\n`, CRLF, a lone CR) become `\n` and tabs stay, so the text keeps its layout; every other
+/// control character (ESC and the rest of C0, DEL, C1), bidi control and line separator is shown
+/// as a visible `\u{..}` escape, as [`for_terminal`] does. No escape sequence survives: no
+/// clipboard write (OSC 52), title change, cursor movement or clear screen, and a lone CR cannot
+/// move back over a line to hide it.
+pub fn text_for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() || is_bidi_control(c) || is_line_separator(c) => {
+                // Writing into a String cannot fail.
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Returns `text` with every word that holds an `@` replaced by `<address>`, for error text
+/// that can reach a log line above DEBUG (a store key such as `l/s/ADDRESS`, a record named by
+/// its requester). Words end at white space and at the punctuation that surrounds addresses in
+/// keys and mail (`/ < > " ' , ; ( ) [ ]`), which is kept.
+pub fn without_addresses(text: &str) -> String {
+    let is_separator = |c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '/' | '<' | '>' | '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']'
+            )
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str("<address>");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_separator(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 /// The Unicode bidirectional formatting characters (UAX #9): embeddings, overrides, isolates,
 /// the implicit marks and the Arabic letter mark.
 fn is_bidi_control(c: char) -> bool {
@@ -50,7 +112,60 @@ fn is_line_separator(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::for_terminal;
+    use super::{for_terminal, text_for_terminal, without_addresses};
+
+    #[test]
+    fn bodies_keep_their_lines_and_tabs_and_lose_every_escape_sequence() {
+        let body = "Dear team,\r\n\tline two\nthree\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}gpj.exe\rhidden\u{7f}\u{2028}";
+        let shown = text_for_terminal(body);
+        assert_eq!(
+            shown,
+            "Dear team,\n\tline two\nthree\\u{1b}]52;c;ZXZpbA==\\u{7}\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{9b}31m\\u{202e}gpj.exe\nhidden\\u{7f}\\u{2028}"
+        );
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        let arabic = "مرحبا\nأحتاج مساعدة";
+        assert_eq!(text_for_terminal(arabic), arabic);
+    }
+
+    /// Nothing a terminal acts on: no control but a line break or tab, no bidi control or line
+    /// separator.
+    fn inert(shown: &str) -> bool {
+        !shown.chars().any(|c| {
+            (c.is_control() && c != '\n' && c != '\t')
+                || super::is_bidi_control(c)
+                || super::is_line_separator(c)
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_reaches_the_terminal_with_anything_it_acts_on(text in "(\\PC|\\p{Cc}|\\p{Cf}|[\u{2028}\u{2029}\u{9b}\r\n\t])*") {
+            let body = text_for_terminal(&text);
+            proptest::prop_assert!(inert(&body), "{body:?}");
+            let field = for_terminal(&text);
+            proptest::prop_assert!(inert(&field) && !field.contains('\n') && !field.contains('\t'), "{field:?}");
+            // Line breaks survive in a body: one per LF, CRLF or lone CR.
+            let breaks = text.replace("\r\n", "\n").replace('\r', "\n").matches('\n').count();
+            proptest::prop_assert_eq!(body.matches('\n').count(), breaks);
+        }
+    }
+
+    #[test]
+    fn addresses_are_blanked_out_of_log_text() {
+        assert_eq!(
+            without_addresses("corrupt record under key l/s/Victim@Phone.example"),
+            "corrupt record under key l/s/<address>"
+        );
+        assert_eq!(
+            without_addresses("bad key r/fatima@x.example/00000000000000000042: \"a@b\", <c@d>"),
+            "bad key r/<address>/00000000000000000042: \"<address>\", <<address>>"
+        );
+        assert_eq!(without_addresses("no address here"), "no address here");
+    }
 
     #[test]
     fn plain_text_is_unchanged() {

@@ -72,19 +72,23 @@ pub enum Error {
     },
     #[error("store i/o failed")]
     Io(#[from] sled::Error),
-    #[error("corrupt record under key {key}")]
+    // Keys can hold an address (`r/`, `l/s/`…): logged at ERROR, they name no person.
+    #[error("corrupt record under key {}", crate::sanitize::without_addresses(key))]
     Corrupt {
         key: String,
         #[source]
         source: serde_json::Error,
     },
-    #[error("cannot encode record for key {key}")]
+    #[error(
+        "cannot encode record for key {}",
+        crate::sanitize::without_addresses(key)
+    )]
     Encode {
         key: String,
         #[source]
         source: serde_json::Error,
     },
-    #[error("inconsistent store: {0}")]
+    #[error("inconsistent store: {}", crate::sanitize::without_addresses(.0))]
     Inconsistent(String),
 }
 

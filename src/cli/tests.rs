@@ -214,3 +214,185 @@ fn execute_prints_what_each_command_did() {
         Ok("agent amina away; 0 open ticket(s) back to routing\n")
     );
 }
+
+/// Text an attacker can put in a mail: a clipboard write (OSC 52), a title change, a clear
+/// screen, a C1 control sequence introducer and a bidi override.
+const HOSTILE: &str =
+    "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}gpj.exe";
+
+/// Whether `printed` holds a control character other than a line break or tab, or a bidi
+/// override: anything a terminal would act on instead of showing.
+fn acts_on_a_terminal(printed: &str) -> bool {
+    printed
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}')
+}
+
+#[test]
+fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
+    use crate::ids::{MailKey, Uid, UidValidity};
+    use crate::model::{
+        Actor, AttachmentMeta, Direction, Event, QuarantineEntry, Source, StoredMessage, Ticket,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(dir.path());
+    let store = Store::open(&config.helpdesk.state_dir).expect("open");
+    let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+    let hostile_address = format!("victim{HOSTILE}@phone.example");
+    let source = Source {
+        mailbox: format!("INBOX{HOSTILE}"),
+        uidvalidity: UidValidity(1),
+        uid: Uid(1),
+    };
+    store
+        .write(|tx| {
+            let mut ticket = Ticket {
+                id: TicketId(1),
+                status: Status::Spam,
+                subject: format!("Help{HOSTILE}"),
+                requester: hostile_address.clone(),
+                requester_name: Some(format!("Name{HOSTILE}")),
+                owner: None,
+                assigned_at: None,
+                last_agent_reply: None,
+                merged_into: None,
+                participants: Default::default(),
+                flags: Default::default(),
+                created: now,
+                updated: now,
+                message_count: 1,
+                event_count: 0,
+            };
+            let message = StoredMessage {
+                ticket: TicketId(1),
+                seq: 0,
+                direction: Direction::In,
+                key: MailKey::ContentHash("x".to_owned()),
+                message_id: None,
+                from: Some(hostile_address.clone()),
+                from_name: Some(format!("Name{HOSTILE}")),
+                to: vec![],
+                cc: vec![],
+                subject: Some(format!("Help{HOSTILE}")),
+                date: None,
+                received: now,
+                in_reply_to: vec![],
+                references: vec![],
+                text: format!("First line\r\n\tindented{HOSTILE}\nlast line\r"),
+                attachments: vec![AttachmentMeta {
+                    name: Some(format!("scan{HOSTILE}.pdf")),
+                    content_type: "application/pdf".to_owned(),
+                    size: 3,
+                    kept: true,
+                }],
+                anomalies: vec![format!("broken{HOSTILE}")],
+                sources: vec![source.clone()],
+            };
+            tx.put_message(&message, None)?;
+            let event = Event {
+                at: now,
+                actor: Actor::Requester(hostile_address.clone()),
+                kind: "created".to_owned(),
+                detail: format!("from {HOSTILE}"),
+            };
+            tx.add_event(&mut ticket, &event)?;
+            tx.put_ticket(&ticket)?;
+            let verdict = crate::spam::Verdict {
+                spam: true,
+                score: 9.0,
+                reasons: vec![crate::spam::Reason {
+                    signal: "rule:x".to_owned(),
+                    weight: 9.0,
+                    detail: format!("subject {HOSTILE}"),
+                }],
+            };
+            tx.put_spam_record(
+                TicketId(1),
+                &crate::spam::held::SpamRecord { at: now, verdict },
+            )?;
+            tx.put_quarantine(
+                &QuarantineEntry {
+                    source: source.clone(),
+                    at: now,
+                    attempts: 3,
+                    reason: format!("parser gave up{HOSTILE}"),
+                    size: 10,
+                },
+                b"raw",
+            )?;
+            crate::loops::suppress(
+                tx,
+                &config.loops,
+                &hostile_address,
+                &format!("bounced{HOSTILE}"),
+                Some(TicketId(1)),
+                now,
+            )?;
+            let mut agent = crate::model::Agent {
+                id: AgentId("amina".to_owned()),
+                name: format!("Amina{HOSTILE}"),
+                emails: vec![format!("amina{HOSTILE}@volunteers.example")],
+                role: Role::Agent,
+                max_open: None,
+                away: None,
+                created: now,
+                last_assigned: None,
+            };
+            agent.away = Some(crate::model::Away { until: None });
+            tx.put_agent(&agent)
+        })
+        .expect("seed");
+
+    let show = run(
+        &store,
+        &config,
+        StoreCommand::TicketShow {
+            number: 1,
+            json: false,
+        },
+    )
+    .expect("shown");
+    assert!(!acts_on_a_terminal(&show), "{show:?}");
+    // The body keeps its lines and its tab, and shows what was escaped.
+    assert!(
+        show.contains("\n\nFirst line\n\tindented\\u{1b}]52;c;ZXZpbA==\\u{7}"),
+        "{show:?}"
+    );
+    assert!(show.contains("\nlast line\n"), "{show:?}");
+    assert!(show.contains("[anomaly] broken\\u{1b}"), "{show:?}");
+    assert!(show.contains("Events:\n"), "{show:?}");
+    assert!(show.contains("Requester: Name\\u{1b}]52;"), "{show:?}");
+    assert!(show.contains("--- in from Name\\u{1b}]52;"), "{show:?}");
+    for command in [
+        StoreCommand::TicketList {
+            status: None,
+            json: false,
+        },
+        StoreCommand::SpamList { json: false },
+        StoreCommand::QuarantineList { json: false },
+        StoreCommand::SuppressionList { json: false },
+        StoreCommand::AgentList { json: false },
+        StoreCommand::AgentShow {
+            id: "amina".to_owned(),
+            json: false,
+        },
+    ] {
+        let name = command.name();
+        let printed = run(&store, &config, command).expect("printed");
+        assert!(printed.contains("\\u{1b}"), "{name}: {printed:?}");
+        assert!(!acts_on_a_terminal(&printed), "{name}: {printed:?}");
+    }
+    // JSON is escaped by serde and keeps the text exactly.
+    let json = run(
+        &store,
+        &config,
+        StoreCommand::TicketShow {
+            number: 1,
+            json: true,
+        },
+    )
+    .expect("shown");
+    assert!(!json.contains('\u{1b}'), "{json:?}");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(value["subject"], json!(format!("Help{HOSTILE}")));
+}

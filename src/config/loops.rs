@@ -23,7 +23,8 @@ pub struct Loops {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledge {
     pub enabled: bool,
-    /// The body, with `{ticket}`, `{subject}`, `{name}` and `{helpdesk}` filled in.
+    /// The body, with `{ticket}` and `{helpdesk}` filled in (`{subject}` and `{name}` of older
+    /// templates become `[#N]` and nothing: see `loops::render_template`).
     pub template: String,
 }
 
@@ -37,7 +38,7 @@ pub(super) const ACKNOWLEDGE_SCHEMA: &[(&str, &str)] = &[
     ("enabled", "true or false"),
     (
         "template",
-        "text with the placeholders {ticket}, {subject}, {name} and {helpdesk}",
+        "text with the placeholders {ticket} and {helpdesk}",
     ),
 ];
 
@@ -49,10 +50,13 @@ pub const DEFAULT_SUPPRESS_AFTER_BOUNCE: Duration = Duration::from_secs(7 * 24 *
 
 /// Short sentences in plain words, which read well through a translation tool; the ticket
 /// number is on a line of its own so it is easy to find and quote.
-pub const DEFAULT_TEMPLATE: &str = "Hello,\n\nThank you for writing to {helpdesk}. We have received your message.\n\nYour ticket number is: #{ticket}\nSubject: {subject}\n\nWhat happens next: a caseworker will read your message and answer you by email. You do not need to write again. If you want to add something, reply to this email and keep [#{ticket}] in the subject.\n\nThis message was sent automatically.\n";
+pub const DEFAULT_TEMPLATE: &str = "Hello,\n\nThank you for writing to {helpdesk}. We have received your message.\n\nYour ticket number is: #{ticket}\n\nWhat happens next: a caseworker will read your message and answer you by email. You do not need to write again. If you want to add something, reply to this email and keep [#{ticket}] in the subject.\n\nThis message was sent automatically.\n";
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["ticket", "subject", "name", "helpdesk"];
+pub const PLACEHOLDERS: &[&str] = &["ticket", "helpdesk"];
+
+/// Placeholders older templates used, still accepted but no longer filled from the mail.
+const RETIRED_PLACEHOLDERS: &[&str] = &["subject", "name"];
 
 #[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -137,6 +141,7 @@ fn unknown_placeholder(template: &str) -> Option<String> {
         if !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !PLACEHOLDERS.contains(&name)
+            && !RETIRED_PLACEHOLDERS.contains(&name)
         {
             return Some(name.to_owned());
         }

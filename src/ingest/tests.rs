@@ -122,6 +122,155 @@ impl Desk {
     }
 }
 
+impl Desk {
+    fn add_agent(&self, id: &str) {
+        let new = crate::admin::NewAgent {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            emails: vec![format!("{id}@volunteers.example")],
+            role: crate::model::Role::Agent,
+            max_open: None,
+        };
+        crate::admin::add_agent(&self.store, "help@charity.example", new, self.now())
+            .expect("add agent");
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_second(1_800_000_000).expect("time")
+    }
+
+    /// The decoded text of every notification in the outbox, in order.
+    fn notifications(&self) -> Vec<String> {
+        self.store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.kind == crate::model::OutboxKind::Notification)
+            .map(|e| {
+                let raw = self.store.outbox_raw(e.id).expect("raw").expect("bytes");
+                parse::parse(&raw, &ParseLimits::default()).text
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_refused_reply_planted_on_a_ticket_is_never_quoted_as_the_requesters_message() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    // Nobody is on duty (no rota): the ticket waits, unassigned.
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nMy landlord wants me out by Friday.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    // A forged answer from the caseworker's address, without a reply token: refused and kept as
+    // a note on the ticket.
+    let forged = "From: Amina <amina@volunteers.example>\r\nTo: help@charity.example\r\nSubject: Re: [#1] Housing\r\nMessage-ID: <2@attacker.example>\r\n\r\nPLANTED: send your passport to the address below.\r\n";
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, forged),
+        Outcome::ReplyRefused(..)
+    ));
+    assert_eq!(desk.store.messages(id).expect("messages").len(), 2);
+
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+
+    let notifications = desk.notifications();
+    assert_eq!(notifications.len(), 1, "{notifications:?}");
+    let text = &notifications[0];
+    assert!(
+        text.contains("My landlord wants me out by Friday."),
+        "{text}"
+    );
+    assert!(!text.contains("PLANTED"), "{text}");
+    assert!(
+        text.contains("From:     Fatima <fatima@phone.example>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_notification_names_the_real_sender_of_a_message_not_from_the_requester() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nMy landlord wants me out by Friday.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    // Someone else who knows a Message-ID of the ticket writes into it, under her name.
+    let stranger = "From: Fatima <stranger@elsewhere.example>\r\nTo: help@charity.example\r\nSubject: Re: Housing\r\nMessage-ID: <3@elsewhere.example>\r\nIn-Reply-To: <1@phone.example>\r\n\r\nIgnore my last message.\r\n";
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, stranger),
+        Outcome::Added(..)
+    ));
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    let notifications = desk.notifications();
+    let text = notifications.last().expect("a notification");
+    // The requester's own latest message is quoted, under her address.
+    assert!(
+        text.contains("My landlord wants me out by Friday."),
+        "{text}"
+    );
+    assert!(!text.contains("Ignore my last message."), "{text}");
+    assert!(text.contains("<fatima@phone.example>"), "{text}");
+}
+
+#[test]
+fn an_acknowledgement_quotes_neither_the_subject_nor_the_name_a_sender_chose() {
+    let desk = Desk::new();
+    // Anyone can write under a victim's address: whatever they put in the subject and the
+    // display name must not come back to her from the helpdesk.
+    let forged = "From: =?utf-8?q?We_know_where_you_live?= <victim@phone.example>\r\nTo: help@charity.example\r\nSubject: Your husband has your new address\r\nMessage-ID: <1@attacker.example>\r\n\r\nx\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, forged) else {
+        panic!("a new ticket");
+    };
+    let entry = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| e.kind == crate::model::OutboxKind::Acknowledgement)
+        .expect("an acknowledgement");
+    let raw = desk
+        .store
+        .outbox_raw(entry.id)
+        .expect("raw")
+        .expect("bytes");
+    let read = parse::parse(&raw, &ParseLimits::default());
+    let subject = read.subject.clone().unwrap_or_default();
+    assert_eq!(subject, format!("[#{}] Your message to Helpdesk", id.0));
+    assert_eq!(
+        read.in_reply_to.first().map(|m| m.as_str()),
+        Some("1@attacker.example"),
+        "still threaded under the message it answers"
+    );
+    let to = read.to.first().expect("a recipient");
+    assert_eq!(to.address, "victim@phone.example");
+    assert_eq!(to.name, None);
+    let shown = format!(
+        "{subject}\n{}\n{}",
+        read.text,
+        String::from_utf8_lossy(&raw)
+    );
+    for chosen in ["husband", "new address", "We know", "We_know", "live"] {
+        assert!(!shown.contains(chosen), "{chosen:?} in {shown}");
+    }
+    assert!(read.text.contains(&format!("#{}", id.0)), "{}", read.text);
+}
+
 #[test]
 fn casemails_own_mail_coming_back_is_kept_as_a_closed_note_and_never_answered() {
     let desk = Desk::new();

@@ -358,13 +358,11 @@ fn one_acknowledgement_per_sender_per_day() {
 }
 
 #[test]
-fn templates_fill_placeholders_once_and_keep_header_text_on_one_line() {
+fn templates_fill_placeholders_once_and_never_quote_the_mail() {
     let text = render_template(
         "#{ticket} {subject} {name} {helpdesk} {other}",
         42,
-        "Rent\r\nBcc: x@y {name}",
-        "Amina",
-        "Helpdesk",
+        "Help {name}\r\ndesk",
     );
-    assert_eq!(text, "#42 Rent  Bcc: x@y {name} Amina Helpdesk {other}");
+    assert_eq!(text, "#42 [#42]  Help {name}  desk {other}");
 }

@@ -84,6 +84,124 @@ fn message() -> StoredMessage {
 }
 
 #[test]
+fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_name() {
+    let mut other = message();
+    other.from = Some("stranger@elsewhere.example".to_owned());
+    other.from_name = None;
+    other.text = "Ignore my last message.".to_owned();
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &other,
+        &[],
+        Why::FollowUp,
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let text = parse(&out.raw, &ParseLimits::default()).text;
+    assert!(
+        text.contains("From:     stranger@elsewhere.example\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Requester: fatima@phone.example (the message below is NOT from the requester)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("فاطمة"),
+        "the requester's name is not lent to a stranger: {text}"
+    );
+}
+
+#[test]
+fn a_composing_error_names_no_address() {
+    let mut unusable = ticket();
+    unusable.requester = "taro..yamada@docomo.ne.jp".to_owned();
+    let err = acknowledgement(&sender(), &unusable, "Hello", None, &[], &[], 1)
+        .expect_err("the address is refused by the mail builder");
+    assert!(matches!(&err, Error::Address(a) if a == "taro..yamada@docomo.ne.jp"));
+    assert!(!err.to_string().contains("taro"), "{err}");
+    let mut nobody = agent();
+    nobody.emails.clear();
+    let err = coordinator_notice(&sender(), &nobody, &ticket(), "x", 1).expect_err("no address");
+    assert_eq!(err.to_string(), "agent amina has no address");
+}
+
+#[test]
+fn renderable_files_reach_the_caseworker_as_text_and_the_notification_says_so() {
+    let page = AttachmentBytes {
+        name: Some("letter.html".to_owned()),
+        content_type: "text/html".to_owned(),
+        content:
+            b"<p>Eviction notice</p><img src=\"https://tracker.example/p.gif\"><script>x()</script>"
+                .to_vec(),
+    };
+    let drawing = AttachmentBytes {
+        name: Some("map.svg".to_owned()),
+        content_type: "image/svg+xml".to_owned(),
+        content: b"<svg><image href=\"https://tracker.example/i.png\"/></svg>".to_vec(),
+    };
+    let photo = AttachmentBytes {
+        name: Some("letter.jpg".to_owned()),
+        content_type: "image/jpeg".to_owned(),
+        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[page, drawing, photo],
+        Why::Assigned,
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let read = parse(&out.raw, &ParseLimits::default());
+    let files: Vec<(Option<&str>, &str)> = read
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_deref(), a.content_type.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (Some("letter.html.txt"), "text/plain"),
+            (Some("map.svg.txt"), "application/octet-stream"),
+            (Some("letter.jpg"), "image/jpeg"),
+        ]
+    );
+    let page_text = String::from_utf8_lossy(read.attachments[0].content().expect("kept"));
+    assert!(page_text.contains("Eviction notice"), "{page_text}");
+    assert!(!page_text.contains("tracker"), "{page_text}");
+    assert!(read.text.contains("Files:    3 attached"), "{}", read.text);
+    assert!(
+        read.text
+            .contains("- letter.html (a web page): sent as its text, letter.html.txt"),
+        "{}",
+        read.text
+    );
+    assert!(
+        read.text.contains("- map.svg (an SVG image)"),
+        "{}",
+        read.text
+    );
+    let raw = String::from_utf8_lossy(&out.raw).to_lowercase();
+    assert!(
+        !raw.contains("text/html"),
+        "no part a client renders: {raw}"
+    );
+    assert!(
+        !raw.contains("image/svg"),
+        "no part a client renders: {raw}"
+    );
+}
+
+#[test]
 fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
     let photo = AttachmentBytes {
         name: Some("letter.jpg".to_owned()),

@@ -94,7 +94,7 @@ pub fn print_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Res
                         out,
                         "    {:+6.2}  {}: {}",
                         reason.weight,
-                        reason.signal,
+                        for_terminal(&reason.signal),
                         for_terminal(&reason.detail)
                     )?;
                 }

@@ -89,6 +89,26 @@ fn a_transaction_writes_ticket_message_indexes_and_cursor_together() {
 }
 
 #[test]
+fn store_errors_name_no_address() {
+    let json_error = || serde_json::from_str::<u8>("x").expect_err("not a number");
+    let corrupt = Error::Corrupt {
+        key: "l/s/fatima@phone.example".to_owned(),
+        source: json_error(),
+    };
+    let encode = Error::Encode {
+        key: "r/fatima@phone.example/00000000000000000001".to_owned(),
+        source: json_error(),
+    };
+    let inconsistent =
+        Error::Inconsistent("bad requester index key r/fatima@phone.example".to_owned());
+    for error in [corrupt, encode, inconsistent] {
+        let text = format!("{error:#}");
+        assert!(!text.contains("fatima"), "{text}");
+        assert!(text.contains("<address>"), "{text}");
+    }
+}
+
+#[test]
 fn an_aborted_transaction_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");

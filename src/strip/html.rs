@@ -637,3 +637,11 @@ fn decode_entities(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The text a reader sees in a whole HTML document, nothing removed: no quote or signature
+/// rules, hidden elements (scripts, styles, the head) left out, and no URL of a link, image or
+/// stylesheet. For HTML files passed on as text, where nothing in the markup may load or run.
+pub(super) fn document_text(html: &str) -> String {
+    let tags = tags(html);
+    visible_text(html, &tags, &[])
+}

@@ -224,3 +224,61 @@ fn a_bad_flag_is_a_usage_error() {
         text(&output.stderr)
     );
 }
+
+/// The layout README's install section gives (directory 0750 and file 0640, owned by root with
+/// the service's group) lets the unprivileged service user read its config; a root-only config
+/// is refused with exit code 78 and a hint at the fix. Run as root: it changes owners and drops
+/// to an unprivileged user and group (65534) with `setpriv`, as systemd's `User=` does.
+#[test]
+fn service_user_reads_the_config_installed_as_documented() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    const SERVICE_ID: u32 = 65534;
+    let root = tempfile::tempdir().expect("a temporary directory can be created");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("the temporary directory's mode can be set");
+    // A copy of the binary where the unprivileged user can reach it, wherever the checkout is.
+    let binary = root.path().join("casemail");
+    std::fs::copy(env!("CARGO_BIN_EXE_casemail"), &binary).expect("the binary can be copied");
+    let etc = root.path().join("etc");
+    std::fs::create_dir(&etc).expect("the config directory can be created");
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o750))
+        .expect("the config directory's mode can be set");
+    let config = etc.join("casemail.toml");
+    std::fs::write(&config, VALID).expect("the config can be written");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640))
+        .expect("the config's mode can be set");
+    let run_as_service = || {
+        Command::new("setpriv")
+            .arg(format!("--reuid={SERVICE_ID}"))
+            .arg(format!("--regid={SERVICE_ID}"))
+            .arg("--clear-groups")
+            .arg(&binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .env_clear()
+            .output()
+            .expect("setpriv runs")
+    };
+
+    // Owned by root:root, as `install` leaves it without -g: the service cannot read it.
+    for path in [&etc, &config] {
+        chown(path, Some(0), Some(0)).expect("this test runs as root and can change owners");
+    }
+    let refused = run_as_service();
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(EXIT_CONFIG), "stderr: {stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(stderr.contains("chgrp casemail"), "{stderr}");
+
+    // Owned by root with the service's group, as README's install section says.
+    for path in [&etc, &config] {
+        chown(path, Some(0), Some(SERVICE_ID)).expect("the group can be changed");
+    }
+    let accepted = run_as_service();
+    assert!(
+        accepted.status.success(),
+        "stderr: {}",
+        text(&accepted.stderr)
+    );
+}

@@ -19,6 +19,7 @@ mod ingest;
 mod lifecycle;
 mod limits;
 mod loops;
+mod notices;
 mod reconcile;
 mod relay;
 mod routing;
