@@ -401,11 +401,13 @@ impl Listeners {
         // One tracker per listener: each counts its own connections against its own limit.
         let requests = TaskTracker::new();
         let scrapes = TaskTracker::new();
+        let (mut refused_commands, mut refused_scrapes) =
+            (Refusals::default(), Refusals::default());
         loop {
             tokio::select! {
                 accepted = self.unix.accept() => match accepted {
                     Ok(_) if requests.len() >= MAX_COMMAND_CONNECTIONS => {
-                        too_busy("control socket", MAX_COMMAND_CONNECTIONS);
+                        too_busy("control socket", MAX_COMMAND_CONNECTIONS, &mut refused_commands);
                     }
                     Ok((stream, _)) => {
                         requests.spawn(serve_command(stream, shared.clone(), self.owner, cancel.clone()));
@@ -414,7 +416,7 @@ impl Listeners {
                 },
                 accepted = self.http.accept() => match accepted {
                     Ok(_) if scrapes.len() >= MAX_HTTP_CONNECTIONS => {
-                        too_busy("health and metrics", MAX_HTTP_CONNECTIONS);
+                        too_busy("health and metrics", MAX_HTTP_CONNECTIONS, &mut refused_scrapes);
                     }
                     Ok((stream, _)) => {
                         scrapes.spawn(serve_http(stream, shared.clone(), cancel.clone()));
@@ -463,11 +465,41 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&staging, path)
 }
 
-fn too_busy(listener: &str, limit: usize) {
-    warn!(
-        listener,
-        limit, "Too many connections at once; closed a new one."
-    );
+/// How often, at most, refused connections are logged per listener: a client that opens
+/// connections in a loop must not flood the journal (journald's rate limit would then drop the
+/// daemon's other lines too).
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// Connections a listener closed for being over its limit, logged at most once per
+/// [`REFUSALS_LOGGED_EVERY`] with the count since the last line.
+#[derive(Debug, Default)]
+struct Refusals {
+    unlogged: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    /// Counts one refusal at `now`; returns how many to log when a line is due.
+    fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.unlogged = self.unlogged.saturating_add(1);
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= REFUSALS_LOGGED_EVERY);
+        if !due {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+fn too_busy(listener: &str, limit: usize, refusals: &mut Refusals) {
+    if let Some(closed) = refusals.refused(std::time::Instant::now()) {
+        warn!(
+            listener,
+            limit, closed, "Too many connections at once; closed new ones."
+        );
+    }
 }
 
 /// Out of file descriptors and the like: the listener stays, and a short pause keeps a

@@ -317,6 +317,22 @@ async fn idle_http_clients_neither_lock_out_the_socket_nor_keep_their_slots() {
 }
 
 #[test]
+fn refused_connections_are_logged_at_most_every_ten_seconds_with_a_count() {
+    let start = std::time::Instant::now();
+    let mut refusals = Refusals::default();
+    assert_eq!(refusals.refused(start), Some(1));
+    for i in 1..1000 {
+        assert_eq!(refusals.refused(start + Duration::from_millis(i)), None);
+    }
+    assert_eq!(
+        refusals.refused(start + REFUSALS_LOGGED_EVERY),
+        Some(1000),
+        "the next line counts every connection closed since the last"
+    );
+    assert_eq!(refusals.refused(start + REFUSALS_LOGGED_EVERY), None);
+}
+
+#[test]
 fn request_lines_give_method_and_path() {
     assert_eq!(
         parse_request_line("GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
