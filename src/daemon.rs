@@ -122,6 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // One memory budget for every folder: fetched mail not yet filed stays under
     // `[ingest] fetch_bytes` however many folders are watched.
     let budget = crate::fetch::Budget::new(&config.ingest);
+    metrics.watch_fetch_budget(budget.clone());
     for (folder, kind) in folders {
         let watch = FolderWatch::new(
             folder,

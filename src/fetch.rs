@@ -116,7 +116,7 @@ impl fmt::Debug for Fetched {
 /// reports: every fetcher reserves its next UID FETCH here first, and each message gives its
 /// share back once the process stage has filed it. So memory stays bounded in bytes whatever
 /// the mailbox holds, and backpressure in bytes reaches IMAP.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Budget {
     permits: Arc<Semaphore>,
     total_kib: u32,
@@ -133,7 +133,7 @@ impl Budget {
     }
 
     /// Waits until `kib` KiB are free (never more than the whole budget) and holds them.
-    async fn reserve(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn reserve(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
         self.permits
             .clone()
             .acquire_many_owned(kib.clamp(1, self.total_kib))
@@ -142,10 +142,14 @@ impl Budget {
     }
 
     /// KiB held by mail fetched and not yet filed.
-    #[cfg(test)]
-    fn in_use_kib(&self) -> u32 {
+    pub fn in_use_kib(&self) -> u32 {
         let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
         self.total_kib.saturating_sub(free)
+    }
+
+    /// The whole budget, in KiB.
+    pub fn total_kib(&self) -> u32 {
+        self.total_kib
     }
 }
 

@@ -218,6 +218,18 @@ async fn a_message_over_the_size_cap_is_a_flagged_headers_only_ticket_and_stays_
     assert!(body_fetches >= 2, "{body_fetches} fetches:\n{log}");
     assert!(log.contains("fetching its header fields only"), "{log}");
 
+    // Everything is filed, so no fetched mail is held; the bound is the larger of the two.
+    let (status, figures) = daemon.http_get("/metrics").await.expect("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        figures.contains("\ncasemail_fetch_held_bytes 0\n"),
+        "{figures}"
+    );
+    assert!(
+        figures.contains("\ncasemail_fetch_budget_bytes 98304\n"),
+        "{figures}"
+    );
+
     // The caseworker is told, in words, where the message is.
     let notification = mail_containing(bench, &mut daemon, &amina, "Scans of my papers").await;
     let read = parse(&notification.raw, &ParseLimits::default());
