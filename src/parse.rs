@@ -379,7 +379,7 @@ fn read_message(
     let subject = fields
         .first("Subject")
         .and_then(|h| h.value.as_text())
-        .map(str::to_owned);
+        .map(|subject| bounded_subject(subject, anomalies));
     let thread_subject = subject
         .as_deref()
         .map(|subject| mail_parser::parsers::fields::thread::thread_name(subject).to_owned());
@@ -508,6 +508,24 @@ fn unfold(value: &str) -> String {
         }
     }
     out.trim().to_owned()
+}
+
+/// The most characters of a Subject kept: it travels into the ticket, every notification and
+/// every listing, so a subject of megabytes would be copied into each of them.
+const MAX_SUBJECT_CHARS: usize = 998;
+
+/// The subject, cut to [`MAX_SUBJECT_CHARS`] with an anomaly when it is longer.
+fn bounded_subject(subject: &str, anomalies: &mut Vec<Anomaly>) -> String {
+    match subject.char_indices().nth(MAX_SUBJECT_CHARS) {
+        None => subject.to_owned(),
+        Some((cut, _)) => {
+            anomalies.push(Anomaly::LongSubject {
+                length: subject.chars().count(),
+                kept: MAX_SUBJECT_CHARS,
+            });
+            subject.get(..cut).unwrap_or_default().to_owned()
+        }
+    }
 }
 
 /// The most Message-IDs kept from In-Reply-To (RFC 5322 §3.6.4 expects one; some clients list

@@ -72,6 +72,11 @@ pub enum Anomaly {
         size: u64,
         limit: u64,
     },
+    /// A Subject longer than casemail keeps; it was cut, in characters.
+    LongSubject {
+        length: usize,
+        kept: usize,
+    },
     /// More Message-IDs than casemail keeps from one field; the first and the latest are kept.
     TooManyMessageIds {
         field: String,
@@ -133,6 +138,7 @@ impl Anomaly {
             Anomaly::LongMessageId { .. } => "long-message-id",
             Anomaly::TooManyMessageIds { .. } => "too-many-message-ids",
             Anomaly::TooLarge { .. } => "too-large",
+            Anomaly::LongSubject { .. } => "long-subject",
         }
     }
 }
@@ -233,6 +239,10 @@ impl fmt::Display for Anomaly {
             Anomaly::TooLarge { size, limit } => write!(
                 f,
                 "the message is {size} bytes, over the {limit} byte limit (ingest.max_message_size); only its header fields were fetched, the whole message stays on the mail server"
+            ),
+            Anomaly::LongSubject { length, kept } => write!(
+                f,
+                "the subject is {length} characters long; the first {kept} are kept"
             ),
             Anomaly::TooManyMessageIds { field, count, kept } => write!(
                 f,

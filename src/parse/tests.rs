@@ -750,3 +750,21 @@ fn references_and_in_reply_to_are_capped_keeping_the_root_and_the_latest() {
         kept: 8,
     }));
 }
+
+#[test]
+fn a_subject_of_a_megabyte_is_cut_to_a_header_line() {
+    let long = "Ü".repeat(500_000);
+    let raw =
+        format!("From: a@example.org\r\nSubject: {long}\r\nMessage-ID: <s@x.org>\r\n\r\nhello\r\n");
+    let mail = parse_default(raw.as_bytes());
+    let subject = mail.subject.as_deref().expect("a subject");
+    assert_eq!(subject.chars().count(), 998);
+    assert!(subject.chars().all(|c| c == 'Ü'));
+    assert!(mail.anomalies.contains(&Anomaly::LongSubject {
+        length: 500_000,
+        kept: 998,
+    }));
+    let short = parse_default(b"From: a@example.org\r\nSubject: Housing\r\n\r\nhello\r\n");
+    assert_eq!(short.subject.as_deref(), Some("Housing"));
+    assert!(!short.anomalies.iter().any(|a| a.kind() == "long-subject"));
+}
