@@ -15,7 +15,7 @@ use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("agent id {0:?} is not valid: use 1 to 32 lower-case letters, digits, '-', '_' or '.'")]
+    #[error("agent id {0:?} is not valid: {rule}", rule = AgentId::RULE)]
     InvalidId(String),
     #[error("address {address:?} is not valid: {reason}")]
     InvalidAddress { address: String, reason: String },
@@ -52,14 +52,13 @@ pub fn normalise_address(address: &str) -> Result<String, Error> {
         address: trimmed.to_owned(),
         reason: err.to_string(),
     })?;
+    if !crate::parse::is_sendable(trimmed) {
+        return Err(Error::InvalidAddress {
+            address: trimmed.to_owned(),
+            reason: "casemail cannot build a message to it".to_owned(),
+        });
+    }
     Ok(trimmed.to_lowercase())
-}
-
-fn valid_id(id: &str) -> bool {
-    (1..=32).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 pub fn add_agent(
@@ -68,7 +67,7 @@ pub fn add_agent(
     new: NewAgent,
     now: Timestamp,
 ) -> Result<Agent, Error> {
-    if !valid_id(&new.id) {
+    if !AgentId::is_valid(&new.id) {
         return Err(Error::InvalidId(new.id));
     }
     let name = new.name.trim().to_owned();

@@ -326,7 +326,7 @@ pub fn apply(
                 return Ok(Applied::Assigned(agent.clone(), *reason));
             };
             let token = context.secret.sign(ticket.id, agent);
-            let outgoing = notify::ticket_notification(
+            let outgoing = match notify::ticket_notification(
                 context.sender,
                 record,
                 ticket,
@@ -335,10 +335,14 @@ pub fn apply(
                 why,
                 &token,
                 context.nonce,
-            )
-            .map_err(|e| {
-                store::Error::Inconsistent(format!("cannot compose a notification: {e}"))
-            })?;
+            ) {
+                Ok(outgoing) => outgoing,
+                Err(err) => {
+                    let what = format!("the notification to {agent}");
+                    not_composed(tx, context, ticket, &what, &err)?;
+                    return Ok(Applied::Assigned(agent.clone(), *reason));
+                }
+            };
             enqueue(
                 tx,
                 &context.limits,
@@ -433,7 +437,8 @@ pub fn tell_coordinators(
                 )?;
             }
             Err(err) => {
-                warn!(agent = %coordinator.id, error = %err, "Cannot compose a notice to a coordinator.")
+                let what = format!("the notice to coordinator {}", coordinator.id);
+                record_not_composed(tx, context.now, ticket.id, &what, &err);
             }
         }
     }
@@ -805,7 +810,7 @@ pub fn relay_reply(
         .flat_map(|a| a.emails.iter().cloned())
         .collect();
     hide.push(context.secret.sign(ticket.id, agent));
-    let outgoing = notify::relay_to_requester(
+    let outgoing = match notify::relay_to_requester(
         context.sender,
         ticket,
         &message.text,
@@ -814,8 +819,10 @@ pub fn relay_reply(
         &references,
         &hide,
         context.nonce,
-    )
-    .map_err(|e| store::Error::Inconsistent(format!("cannot compose the answer: {e}")))?;
+    ) {
+        Ok(outgoing) => outgoing,
+        Err(err) => return answer_not_composed(tx, context, ticket, agent, message, raw, &err),
+    };
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.updated = now;
@@ -839,6 +846,127 @@ pub fn relay_reply(
         ),
     };
     tx.add_event(ticket, &event)
+}
+
+/// Records that casemail could not compose mail about a ticket (an address the mail builder
+/// refuses): an event on the ticket and a notice to the coordinators. Composing never stops
+/// the process stage; the message that caused it is filed as usual. The log line carries no
+/// address.
+pub fn not_composed(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    what: &str,
+    err: &notify::Error,
+) -> TxResult<()> {
+    warn!(
+        ticket = ticket.id.0,
+        what, "Cannot compose mail; the ticket's events say why."
+    );
+    let detail = format!("casemail could not compose {what}: {err}");
+    tx.add_event(
+        ticket,
+        &Event {
+            at: context.now,
+            actor: Actor::System,
+            kind: "not_composed".to_owned(),
+            detail: detail.clone(),
+        },
+    )?;
+    tell_coordinators(tx, context, ticket, &detail)
+}
+
+/// Mail to a caseworker or coordinator that cannot be composed, where telling someone else
+/// could fail the same way: an event on the ticket (added after the caller's own writes, see
+/// [`WriteTx::add_event_later`]) and a log line without the address.
+fn record_not_composed(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    ticket: TicketId,
+    what: &str,
+    err: &notify::Error,
+) {
+    warn!(
+        ticket = ticket.0,
+        what, "Cannot compose mail; the ticket's events say why."
+    );
+    tx.add_event_later(
+        ticket,
+        Event {
+            at: now,
+            actor: Actor::System,
+            kind: "not_composed".to_owned(),
+            detail: format!("casemail could not compose {what}: {err}"),
+        },
+    );
+}
+
+/// A caseworker's answer that cannot be composed for the requester (their address is one
+/// casemail cannot write to): kept with the ticket as an internal note, never sent, and the
+/// caseworker and the coordinators are told how to go on.
+fn answer_not_composed(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    agent: &AgentId,
+    message: &StoredMessage,
+    raw: &[u8],
+    err: &notify::Error,
+) -> TxResult<()> {
+    let mut note = message.clone();
+    note.direction = crate::model::Direction::Note;
+    tx.put_message(&note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = context.now;
+    tx.add_event(
+        ticket,
+        &Event {
+            at: context.now,
+            actor: Actor::Agent(agent.clone()),
+            kind: "reply_not_sent".to_owned(),
+            detail: format!("the answer could not be composed for the requester: {err}"),
+        },
+    )?;
+    let address = context
+        .team
+        .agent(agent)
+        .and_then(|a| a.emails.first().cloned())
+        .or_else(|| message.from.clone());
+    if let Some(address) = address {
+        let body = format!(
+            "Your answer on ticket #{} was NOT sent to the requester: casemail cannot send mail to their address ({err}).\n\nIt is kept with the ticket as an internal note. Ask a coordinator how to reach the requester another way; do not write to them from your own address.\n",
+            ticket.id.0
+        );
+        let subject = format!("Not sent: {}", notify::ticket_subject(ticket));
+        match notify::plain_to(
+            context.sender,
+            &address,
+            &subject,
+            body,
+            "b",
+            context.nonce.wrapping_add(98),
+        ) {
+            Ok(outgoing) => {
+                enqueue(
+                    tx,
+                    &context.limits,
+                    OutboxKind::Bounce,
+                    Some(ticket.id),
+                    &outgoing,
+                    context.now,
+                )?;
+            }
+            Err(err) => not_composed(tx, context, ticket, "the notice to the caseworker", &err)?,
+        }
+    }
+    tell_coordinators(
+        tx,
+        context,
+        ticket,
+        &format!(
+            "an answer by {agent} could not be sent: casemail cannot write to the requester's address"
+        ),
+    )
 }
 
 /// Files a refused reply: kept as an internal note (never relayed), recorded in the event
@@ -888,7 +1016,7 @@ pub fn refuse_reply(
                     now,
                 )?;
             }
-            Err(err) => warn!(error = %err, "Cannot compose the refusal notice."),
+            Err(err) => record_not_composed(tx, now, ticket.id, "the refusal notice", &err),
         }
     }
     tell_coordinators(
@@ -957,7 +1085,8 @@ pub fn internal_note(
                 )?;
             }
             Err(err) => {
-                warn!(agent = %reader.id, error = %err, "Cannot compose a note notification.")
+                let what = format!("the note notification to {}", reader.id);
+                record_not_composed(tx, now, ticket.id, &what, &err);
             }
         }
     }
@@ -1114,7 +1243,9 @@ pub fn confirm(
                 context.now,
             )?;
         }
-        Err(err) => warn!(error = %err, "Cannot compose the command confirmation."),
+        Err(err) => {
+            record_not_composed(tx, context.now, ticket.id, "the command confirmation", &err)
+        }
     }
     Ok(())
 }
@@ -1282,7 +1413,8 @@ fn report_dead_letters(
                             )?;
                         }
                         Err(err) => {
-                            warn!(error = %err, "Cannot compose a delivery failure notice.")
+                            let what = format!("the delivery failure notice to {}", owner.id);
+                            record_not_composed(tx, now, id, &what, &err);
                         }
                     }
                 }

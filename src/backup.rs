@@ -274,7 +274,8 @@ pub fn scan(
     }
     let header: Header =
         serde_json::from_value(value).map_err(|err| Error::Header(err.to_string()))?;
-    if header.schema != SCHEMA_VERSION {
+    // An older store's records are restored as they are and migrated when the store is opened.
+    if !(1..=SCHEMA_VERSION).contains(&header.schema) {
         return Err(Error::Schema {
             found: header.schema,
             casemail: header.casemail.clone(),

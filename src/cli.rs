@@ -603,6 +603,23 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
                 .write_all(reply.stdout.as_bytes())
                 .and_then(|()| stdout.flush())
                 .context("cannot write to stdout")?;
+            if reply.error.is_none()
+                && let StoreCommand::Erase {
+                    dry_run: false,
+                    json,
+                    ..
+                } = command
+            {
+                let note = "the erased records are gone from the store; its files are compacted \
+                            when the daemon next starts: restart casemail to remove them from \
+                            disk now";
+                if *json {
+                    eprintln!("{note}");
+                } else {
+                    writeln!(stdout, "{note}")?;
+                    stdout.flush().context("cannot write to stdout")?;
+                }
+            }
             match reply.error {
                 None => Ok(()),
                 Some(error) => Err(anyhow::Error::msg(error)),
@@ -615,9 +632,17 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
                 && let StoreCommand::Erase { dry_run, json, .. } = command
             {
                 let when = if *dry_run { "would be" } else { "are" };
-                let note = format!(
+                let mut note = format!(
                     "the daemon is not running: the IMAP copies {when} deleted when it next starts"
                 );
+                if !*dry_run {
+                    // Opening the store again compacts it (see `store::compact`).
+                    drop(store);
+                    drop(open_store(config)?);
+                    note.push_str(
+                        "\nthe store was compacted: the erased records are gone from its files",
+                    );
+                }
                 // JSON on stdout stays one document; the note goes with the logs.
                 if *json {
                     eprintln!("{note}");
@@ -853,7 +878,11 @@ fn erase(
     now: jiff::Timestamp,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let address = admin::normalise_address(requester)?;
+    // Not `admin::normalise_address`: a requester's address may be one lettre refuses.
+    let address = requester.trim().to_lowercase();
+    if address.is_empty() || !address.contains('@') {
+        anyhow::bail!("{:?} is not an address", sanitize::for_terminal(requester));
+    }
     let plan = crate::purge::plan_erasure(store, &address)?;
     let messages: usize = plan.messages.values().map(Vec::len).sum();
     let removed = if dry_run {

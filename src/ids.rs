@@ -23,6 +23,32 @@ pub struct TicketId(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AgentId(pub String);
 
+impl AgentId {
+    /// The rule every new agent id follows (`agent add`, the rota): 1 to 12 characters of
+    /// lower-case ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit, not
+    /// ending with `.` and without `..`. The id travels in the local part of the reply address
+    /// (`help+cm.{ticket}.{agent}.{mac}@…`), which must be an RFC 5322 dot-atom of at most 64
+    /// octets (RFC 5321 §4.5.3.1.1): with the token's 30 fixed octets, ticket numbers below
+    /// 10⁷ and a 12-character id, 15 octets are left for the helpdesk's own local part. Reply tokens are compared
+    /// lower-cased.
+    pub fn is_valid(id: &str) -> bool {
+        let starts_well = id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        starts_well
+            && id.len() <= 12
+            && !id.ends_with('.')
+            && !id.contains("..")
+            && id.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+            })
+    }
+
+    /// What [`AgentId::is_valid`] asks for, for error messages.
+    pub const RULE: &str = "use 1 to 12 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, without '..' and not ending with '.'";
+}
+
 /// A Message-ID normalised for comparison: no angle brackets, no surrounding white space,
 /// the domain part lower-cased (RFC 5322 §3.6.4 makes the local part case-sensitive).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

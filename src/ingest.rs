@@ -882,17 +882,23 @@ impl Filing<'_> {
             let what = "mail sent for this ticket bounced; see the delivery report in the ticket";
             match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
                 Some(owner) => {
-                    if let Ok(outgoing) = crate::notify::coordinator_notice(
+                    match crate::notify::coordinator_notice(
                         &helpdesk, owner, &ticket, what, self.nonce,
                     ) {
-                        assign::enqueue(
-                            tx,
-                            &context.limits,
-                            crate::model::OutboxKind::Notification,
-                            Some(ticket_id),
-                            &outgoing,
-                            now,
-                        )?;
+                        Ok(outgoing) => {
+                            assign::enqueue(
+                                tx,
+                                &context.limits,
+                                crate::model::OutboxKind::Notification,
+                                Some(ticket_id),
+                                &outgoing,
+                                now,
+                            )?;
+                        }
+                        Err(err) => {
+                            let what = format!("the bounce notice to {}", owner.id);
+                            assign::not_composed(tx, &context, &mut ticket, &what, &err)?;
+                        }
                     }
                 }
                 None => assign::tell_coordinators(tx, &context, &ticket, what)?,
@@ -1182,7 +1188,22 @@ fn acknowledge_request(
                 context.now,
             )?;
         }
-        Err(err) => warn!(error = %err, "Cannot compose the acknowledgement."),
+        Err(err) => {
+            // The address is in the event, not in the log.
+            warn!(
+                ticket = ticket.id.0,
+                "Cannot compose the acknowledgement; the ticket's events say why."
+            );
+            tx.add_event_later(
+                ticket.id,
+                Event {
+                    at: context.now,
+                    actor: Actor::System,
+                    kind: "not_composed".to_owned(),
+                    detail: format!("casemail could not compose the acknowledgement: {err}"),
+                },
+            );
+        }
     }
     Ok(())
 }
@@ -1309,6 +1330,9 @@ fn add_message(
     }
     if is_too_large(mail) {
         ticket.flags.insert(TicketFlag::TooLarge);
+    }
+    if mail.has_unusable_address() && ticket.requester == sender {
+        ticket.flags.insert(TicketFlag::Unanswerable);
     }
     let message = stored_message(ticket, Direction::In, source, mail, sender, now);
     tx.put_message(&message, Some(raw))?;

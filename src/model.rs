@@ -62,6 +62,9 @@ pub enum TicketFlag {
     /// A message in it was over `[ingest] max_message_size`: only its header fields were
     /// fetched, the whole message stays on the mail server.
     TooLarge,
+    /// The requester's address is one casemail cannot write to (see
+    /// `parse::Anomaly::UnusableAddress`): answers must reach them another way.
+    Unanswerable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,6 +33,9 @@ pub enum Error {
     Build(String),
 }
 
+/// The line a notification carries when the requester's address cannot be written to.
+pub const UNANSWERABLE: &str = "Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply\n          to this notification will not reach them. Ask a coordinator how to reach them\n          another way; do not write to them from your own address.\n";
+
 /// The helpdesk identity outgoing mail is sent as.
 #[derive(Debug, Clone)]
 pub struct Sender {
@@ -223,6 +226,12 @@ pub fn ticket_notification(
             "Requester: {} (the message below is NOT from the requester)\n",
             clean_line(&ticket.requester)
         ));
+    }
+    if ticket
+        .flags
+        .contains(&crate::model::TicketFlag::Unanswerable)
+    {
+        body.push_str(UNANSWERABLE);
     }
     body.push_str("----------------------------------------------------------------------\n\n");
     body.push_str(&message.text);

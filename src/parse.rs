@@ -173,7 +173,30 @@ impl fmt::Debug for Attachment {
     }
 }
 
+/// Whether casemail can send mail to `address`: the mail builder (lettre) parses it and can
+/// build a message with it in the header fields and the envelope. (lettre parses a quoted
+/// local part such as `"taro..yamada"@…` as an address but then finds no recipient in the
+/// header it writes, so parsing alone is not enough.)
+pub fn is_sendable(address: &str) -> bool {
+    let Ok(address) = address.parse::<lettre::Address>() else {
+        return false;
+    };
+    let mailbox = lettre::message::Mailbox::new(None, address);
+    lettre::Message::builder()
+        .from(mailbox.clone())
+        .to(mailbox)
+        .body(String::new())
+        .is_ok()
+}
+
 impl InboundMail {
+    /// The sender's address cannot be written to (see [`Anomaly::UnusableAddress`]).
+    pub fn has_unusable_address(&self) -> bool {
+        self.anomalies
+            .iter()
+            .any(|anomaly| matches!(anomaly, Anomaly::UnusableAddress { .. }))
+    }
+
     /// Nothing a person could read: no text, and the bytes did not even parse as a message.
     pub fn is_unreadable(&self) -> bool {
         self.text.is_empty()
@@ -366,6 +389,17 @@ fn read_message(
     let sender = fields
         .first("Sender")
         .and_then(|h| mailboxes(&h.value).into_iter().next());
+    // Checked once, here, with the rules the mail builder applies when casemail writes back:
+    // an address it refuses makes a flagged ticket, never a failure when an answer is composed.
+    if let Some(unusable) = from
+        .as_ref()
+        .or(sender.as_ref())
+        .filter(|m| !is_sendable(&m.address))
+    {
+        anomalies.push(Anomaly::UnusableAddress {
+            address: unusable.address.clone(),
+        });
+    }
     let reply_to = fields
         .all("Reply-To")
         .flat_map(|h| mailboxes(&h.value))

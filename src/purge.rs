@@ -3,9 +3,12 @@
 //!
 //! - **Retention** (`[retention] closed_after`): closed tickets nobody has touched for that long
 //!   are purged whole by the process stage's sweep.
-//! - **Erasure** (`casemail erase --requester ADDR`): one person's tickets go whole, their
-//!   messages in other people's tickets go one by one, and so do outbox entries, dead letters
-//!   and quarantined messages from or to them.
+//! - **Erasure** (`casemail erase --requester ADDR`): one person's tickets go whole, the
+//!   messages about them in other people's tickets go one by one (from or to them, answers and
+//!   notes on their tickets after a merge, notes naming them), and so do outbox entries, dead
+//!   letters and quarantined messages from or to them, their loop-safety records and what the
+//!   classifier learned from their messages. The last transaction marks the store for
+//!   compaction, which rewrites its files at the next open (`store::compact`).
 //!
 //! Both run in the process stage, the single writer of filed mail (the CLI's erasure travels
 //! there through the control socket), so nothing is filed into a ticket while it is removed.
@@ -38,6 +41,8 @@ pub struct Removed {
     pub quarantine: usize,
     /// IMAP deletions queued for the fetch side.
     pub imap_deletions: usize,
+    /// Messages the spam classifier had learned and unlearned (erasure only).
+    pub classifier: usize,
 }
 
 impl Removed {
@@ -49,6 +54,7 @@ impl Removed {
         self.dead_letters += other.dead_letters;
         self.quarantine += other.quarantine;
         self.imap_deletions += other.imap_deletions;
+        self.classifier += other.classifier;
     }
 }
 
@@ -133,6 +139,26 @@ pub fn remove_tickets(
     now: Timestamp,
     why: &'static str,
 ) -> Result<Removed, store::Error> {
+    remove_tickets_and(store, ids, now, why, Classifier::Keep)
+}
+
+/// What a removal does to what the spam classifier learned from the removed messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Classifier {
+    /// Retention and the spam purge: the classifier keeps its counts (token counts hold no
+    /// message, and unlearning expired spam would undo its training).
+    Keep,
+    /// Erasure: the person's messages are unlearned (`spam::bayes::forget`).
+    Forget,
+}
+
+fn remove_tickets_and(
+    store: &Store,
+    ids: &BTreeSet<TicketId>,
+    now: Timestamp,
+    why: &'static str,
+    classifier: Classifier,
+) -> Result<Removed, store::Error> {
     let index = group_by_ticket(store.index_keys_for(ids)?);
     let mut outbox: BTreeMap<TicketId, Vec<u64>> = BTreeMap::new();
     for entry in store.outbox()? {
@@ -160,7 +186,7 @@ pub fn remove_tickets(
             };
             for seq in 0..ticket.message_count {
                 if let Some(message) = tx.message(id, seq)? {
-                    remove_message(tx, &message, now, &mut removed)?;
+                    remove_message(tx, &message, now, classifier, &mut removed)?;
                 }
             }
             for seq in 0..ticket.event_count {
@@ -211,8 +237,12 @@ fn remove_message(
     tx: &WriteTx<'_>,
     message: &StoredMessage,
     now: Timestamp,
+    classifier: Classifier,
     removed: &mut Removed,
 ) -> TxResult<()> {
+    if classifier == Classifier::Forget && crate::spam::bayes::forget(tx, message)? {
+        removed.classifier += 1;
+    }
     tx.unindex_key(&message.key, message.ticket, message.seq)?;
     if let Some(id) = &message.message_id {
         tx.unindex_message_id(id, message.ticket)?;
@@ -285,7 +315,7 @@ pub fn plan_erasure(store: &Store, requester: &str) -> Result<ErasurePlan, store
         let theirs: Vec<u32> = store
             .messages(ticket.id)?
             .iter()
-            .filter(|m| is_from(m, &address))
+            .filter(|m| concerns(m, &address, &whole))
             .map(|m| m.seq)
             .collect();
         if !theirs.is_empty() {
@@ -340,6 +370,36 @@ fn is_from(message: &StoredMessage, address: &str) -> bool {
         .is_some_and(|from| from.eq_ignore_ascii_case(address))
 }
 
+/// Whether a message in someone else's ticket is about the person being erased: written by
+/// them, sent to them (To or Cc), a caseworker's answer or note on one of their own tickets
+/// (`theirs`; after a merge these live in the other ticket: the reply token, `cm.{ticket}.…`,
+/// in the sub-address it was sent to or in the notification Message-ID it answers, names the
+/// ticket), or a note that names their address.
+fn concerns(message: &StoredMessage, address: &str, theirs: &BTreeSet<TicketId>) -> bool {
+    let to_them = message
+        .to
+        .iter()
+        .chain(&message.cc)
+        .any(|a| a.eq_ignore_ascii_case(address));
+    let on_their_ticket = theirs.iter().any(|ticket| {
+        let sub_address = format!("+cm.{}.", ticket.0);
+        let in_message_id = format!(".cm.{}.", ticket.0);
+        message
+            .to
+            .iter()
+            .chain(&message.cc)
+            .any(|a| a.to_ascii_lowercase().contains(&sub_address))
+            || message
+                .in_reply_to
+                .iter()
+                .chain(&message.references)
+                .any(|id| id.as_str().to_ascii_lowercase().contains(&in_message_id))
+    });
+    let note_naming_them = message.direction == crate::model::Direction::Note
+        && message.text.to_lowercase().contains(address);
+    is_from(message, address) || to_them || on_their_ticket || note_naming_them
+}
+
 /// Whether raw mail bytes mention `address`, ignoring ASCII case.
 fn contains_address(raw: &[u8], address: &str) -> bool {
     let needle = address.as_bytes();
@@ -353,9 +413,10 @@ fn contains_address(raw: &[u8], address: &str) -> bool {
 /// the erasure again after an interruption finishes it.
 pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Removed, store::Error> {
     let address = plan.requester.as_str();
-    let mut total = remove_tickets(store, &plan.tickets, now, "erasure")?;
+    let mut total = remove_tickets_and(store, &plan.tickets, now, "erasure", Classifier::Forget)?;
     for (&ticket, seqs) in &plan.messages {
-        let removed = store.write(|tx| remove_from_ticket(tx, ticket, seqs, address, now))?;
+        let removed =
+            store.write(|tx| remove_from_ticket(tx, ticket, seqs, address, &plan.tickets, now))?;
         if removed.messages > 0 {
             info!(
                 ticket = ticket.0,
@@ -382,6 +443,7 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
     }
     let rest = store.write(|tx| {
         let mut removed = Removed::default();
+        tx.request_compaction()?;
         for key in &leftover_index {
             tx.remove_index_key(key)?;
         }
@@ -433,6 +495,7 @@ fn remove_from_ticket(
     id: TicketId,
     seqs: &[u32],
     address: &str,
+    theirs: &BTreeSet<TicketId>,
     now: Timestamp,
 ) -> TxResult<Removed> {
     let mut removed = Removed::default();
@@ -444,8 +507,8 @@ fn remove_from_ticket(
         let Some(message) = tx.message(id, seq)? else {
             continue;
         };
-        if seqs.contains(&seq) && is_from(&message, address) {
-            remove_message(tx, &message, now, &mut removed)?;
+        if seqs.contains(&seq) && concerns(&message, address, theirs) {
+            remove_message(tx, &message, now, Classifier::Forget, &mut removed)?;
         } else {
             let raw = tx.raw(id, seq)?;
             tx.remove_message(id, seq)?;

@@ -364,6 +364,12 @@ fn parse_agent(agent: String) -> Result<AgentId, Problem> {
     if agent.trim().is_empty() {
         return Err((Some("agent"), "is empty".to_owned()));
     }
+    if !AgentId::is_valid(&agent) {
+        return Err((
+            Some("agent"),
+            format!("{agent:?} is not a valid agent id: {}", AgentId::RULE),
+        ));
+    }
     Ok(AgentId(agent))
 }
 

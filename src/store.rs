@@ -23,13 +23,19 @@ use crate::model::{
     StoredMessage, Ticket,
 };
 
+mod compact;
 mod index;
+mod migrate;
 
 pub use index::TicketFigures;
 
 /// The on-disk schema this build reads and writes. Bump it, with a migration, whenever the
 /// meaning of a stored record changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: requester and loop-safety keys held the address as it was (`r/{address}/{ticket}`),
+///   so one address could be a prefix of another's key.
+/// - 2: every free-text key segment followed by more key is length-prefixed ([`exact`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// sled keeps recently used pages in memory; its default (1 GiB) is far more than a helpdesk
 /// needs, and operators watch the daemon's memory.
@@ -90,6 +96,12 @@ pub enum Error {
     },
     #[error("inconsistent store: {}", crate::sanitize::without_addresses(.0))]
     Inconsistent(String),
+    #[error("cannot compact the store at {path}")]
+    Compact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An error inside a write transaction; returned by [`WriteTx`] methods and propagated with `?`.
@@ -142,13 +154,25 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store in `state_dir/store`. The state directory is
-    /// created, or restricted, to mode 0700 first, whichever command opens it.
+    /// created, or restricted, to mode 0700 first, whichever command opens it. Finishes a
+    /// compaction a crash interrupted, and compacts the store when an erasure asked for it
+    /// (`compact`).
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
         prepare_state_dir(state_dir).map_err(|source| Error::StateDir {
             path: state_dir.to_owned(),
             source,
         })?;
-        Store::open_path(state_dir.join(STORE_DIR))
+        compact::recover(state_dir)?;
+        let store = Store::open_path(state_dir.join(STORE_DIR))?;
+        if store.tree.contains_key(compact::KEY_COMPACT)? {
+            return compact::run(store, state_dir);
+        }
+        Ok(store)
+    }
+
+    /// Whether the store waits to be compacted at its next open (after an erasure).
+    pub fn compaction_pending(&self) -> Result<bool, Error> {
+        Ok(self.tree.contains_key(compact::KEY_COMPACT)?)
     }
 
     /// Opens (creating if needed) a store in exactly `path`; `restore` builds a store beside
@@ -205,12 +229,23 @@ impl Store {
                 self.db.flush()?;
                 Ok(())
             }
-            Some(found) if found.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
-            Some(found) => Err(Error::Schema {
-                path: self.path.clone(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-                supported: SCHEMA_VERSION,
-            }),
+            Some(found) => {
+                let text = String::from_utf8_lossy(&found).into_owned();
+                match text.parse::<u32>() {
+                    Ok(version) if version == SCHEMA_VERSION => Ok(()),
+                    // An older store is brought forward in place, atomically (see `migrate`).
+                    Ok(version) if (1..SCHEMA_VERSION).contains(&version) => {
+                        migrate::forward(&self.tree, version)?;
+                        self.db.flush()?;
+                        Ok(())
+                    }
+                    _ => Err(Error::Schema {
+                        path: self.path.clone(),
+                        found: text,
+                        supported: SCHEMA_VERSION,
+                    }),
+                }
+            }
         }
     }
 
@@ -330,7 +365,7 @@ impl Store {
 
     /// The requester's tickets, in ticket-number order.
     pub fn tickets_of_requester(&self, address: &str) -> Result<Vec<TicketId>, Error> {
-        let prefix = format!("r/{address}/");
+        let prefix = requester_prefix(address);
         let mut ids = Vec::new();
         for item in self.tree.scan_prefix(prefix.as_bytes()) {
             let (key, _) = item?;
@@ -751,10 +786,10 @@ impl Store {
         Ok(keys)
     }
 
-    /// Every requester-index key of `address` (`r/{address}/…`).
+    /// Every requester-index key of `address` (`r/{len}:{address}/…`).
     pub fn requester_index_keys(&self, address: &str) -> Result<Vec<IndexKey>, Error> {
         let mut keys = Vec::new();
-        for item in self.tree.scan_prefix(format!("r/{address}/").as_bytes()) {
+        for item in self.tree.scan_prefix(requester_prefix(address).as_bytes()) {
             let (key, _) = item?;
             let key = String::from_utf8_lossy(&key).into_owned();
             let ticket = key
@@ -896,7 +931,18 @@ fn event_key(id: TicketId, seq: u32) -> String {
 }
 
 fn requester_key(address: &str, id: TicketId) -> String {
-    format!("r/{address}/{:020}", id.0)
+    format!("{}{:020}", requester_prefix(address), id.0)
+}
+
+fn requester_prefix(address: &str) -> String {
+    format!("r/{}/", exact(address))
+}
+
+/// A free-text key segment (an address) that is followed by more key, written so that no
+/// value's segment is a prefix of another's: its length in bytes, `:`, then the text. A scan
+/// for `r/{exact(a)}/` finds `a`'s keys only, whatever `a` or any other address holds.
+pub(crate) fn exact(text: &str) -> String {
+    format!("{}:{text}", text.len())
 }
 
 fn mail_key_key(key: &MailKey) -> String {
@@ -1058,6 +1104,20 @@ impl WriteTx<'_> {
         label: crate::spam::bayes::Label,
     ) -> TxResult<()> {
         self.put(&classifier_learned_key(mail_key), &label)
+    }
+
+    /// Asks for the store to be rewritten into a fresh directory at its next open, so that
+    /// what this transaction removed is gone from disk too (erasure).
+    pub fn request_compaction(&self) -> TxResult<()> {
+        self.tree.insert(compact::KEY_COMPACT, b"1".to_vec())?;
+        Ok(())
+    }
+
+    /// Forgets that a message was learned (erasure; its tokens are subtracted by the caller).
+    pub fn remove_trained_label(&self, mail_key: &str) -> TxResult<()> {
+        self.tree
+            .remove(classifier_learned_key(mail_key).as_bytes())?;
+        Ok(())
     }
 
     pub fn put_spam_record(

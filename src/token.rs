@@ -122,8 +122,8 @@ impl Secret {
     }
 }
 
-/// The longest agent id a token is made for; coordinators choose ids of at most 32 characters,
-/// this leaves room.
+/// The longest agent id a token is made for: new ids have at most 12 characters
+/// (`AgentId::RULE`), this leaves room for agents registered under older, looser rules.
 const MAX_AGENT_ID: usize = 64;
 /// The longest token [`Secret::sign`] makes: `cm.` + a ticket number (at most 20 digits) + `.` +
 /// the agent id + `.` + the MAC.

@@ -55,6 +55,17 @@ fn agents_are_validated_and_addresses_are_unique() {
         matches!(bad_address, Err(Error::InvalidAddress { .. })),
         "{bad_address:?}"
     );
+    // lettre parses a quoted local part but cannot build a message to it.
+    let quoted = add_agent(
+        &store,
+        help,
+        new("jonas", &["\"jo..nas\"@volunteers.example"]),
+        now,
+    );
+    assert!(
+        matches!(quoted, Err(Error::InvalidAddress { .. })),
+        "{quoted:?}"
+    );
     let helpdesk = add_agent(&store, help, new("jonas", &["HELP@charity.example"]), now);
     assert!(
         matches!(helpdesk, Err(Error::HelpdeskAddress(_))),
@@ -231,4 +242,53 @@ fn merging_moves_messages_events_and_indexes_and_future_mail_follows() {
         merge(&store, TicketId(2), TicketId(2), now),
         Err(MergeError::Same)
     ));
+}
+
+#[test]
+fn agent_ids_that_would_break_the_reply_address_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let now = Timestamp::UNIX_EPOCH;
+    let help = "helpdesk-team@charity.example";
+    for bad in [
+        "ana.",
+        ".ana",
+        "a..b",
+        "-ana",
+        "ana b",
+        "Ana",
+        "",
+        &"a".repeat(13),
+    ] {
+        let added = add_agent(&store, help, new(bad, &["x@volunteers.example"]), now);
+        assert!(
+            matches!(added, Err(Error::InvalidId(_))),
+            "{bad:?}: {added:?}"
+        );
+    }
+    // Every id the rule accepts gives a reply address the mail builder takes.
+    let secret = crate::token::Secret::from_bytes([7; 32]);
+    let sender = crate::notify::Sender {
+        address: help.to_owned(),
+        name: "Help".to_owned(),
+    };
+    for (n, good) in ["ana", "ana.k", "a-b_c.d", "0", "x9.y-z_", &"b".repeat(12)]
+        .into_iter()
+        .enumerate()
+    {
+        assert!(AgentId::is_valid(good), "{good:?}");
+        let token = secret.sign(TicketId(9_999_999), &AgentId(good.to_owned()));
+        let reply = sender.sub_address(&token);
+        assert!(
+            lettre::Address::from_str(&reply).is_ok(),
+            "{good:?} gives {reply:?}"
+        );
+        add_agent(
+            &store,
+            help,
+            new(good, &[&format!("a{n}@volunteers.example")]),
+            now,
+        )
+        .expect("a valid id is accepted");
+    }
 }

@@ -144,3 +144,50 @@ fn restore_rebuilds_the_store_and_refuses_to_overwrite_data_without_force() {
     assert!(format!("{err:#}").contains("in use"), "{err:#}");
     drop(held);
 }
+
+#[test]
+fn a_backup_of_a_schema_1_store_restores_and_is_migrated_when_opened() {
+    // A store as schema 1 wrote it: the requester's address in the key as it was.
+    let old = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(old.path()).expect("open");
+    let ticket = serde_json::json!({
+        "id": 1, "status": "open", "subject": "Housing", "requester": "a@example.org",
+        "requester_name": null, "owner": null, "merged_into": null,
+        "participants": ["a@example.org"], "flags": [], "created": "2026-01-01T00:00:00Z",
+        "updated": "2026-01-01T00:00:00Z", "message_count": 0, "event_count": 0
+    });
+    store
+        .restore_record(b"t/00000000000000000001", ticket.to_string().as_bytes())
+        .expect("ticket");
+    store
+        .restore_record(b"r/a@example.org/00000000000000000001", b"")
+        .expect("index");
+    store.restore_record(b"meta/schema", b"1").expect("schema");
+    let mut bytes = backup_bytes(&store, old.path());
+    drop(store);
+    // Its header says schema 1, as that casemail wrote it, with the checksum to match.
+    let header = format!("\"schema\":{SCHEMA_VERSION}");
+    let at = bytes
+        .windows(header.len())
+        .position(|w| w == header.as_bytes())
+        .expect("header");
+    bytes.splice(at..at + header.len(), b"\"schema\":1".iter().copied());
+    let body = bytes.len() - 32;
+    let digest = Sha256::digest(&bytes[..body]);
+    bytes.truncate(body);
+    bytes.extend_from_slice(&digest);
+    assert_eq!(scan_bytes(&bytes).expect("valid").header.schema, 1);
+
+    let file = old.path().join("old.backup");
+    std::fs::write(&file, &bytes).expect("write");
+    let new = tempfile::tempdir().expect("temp dir");
+    restore(&file, new.path(), Overwrite::Refuse).expect("restore");
+    let restored = Store::open(new.path()).expect("open migrates");
+    assert_eq!(
+        restored
+            .tickets_of_requester("a@example.org")
+            .expect("index"),
+        vec![TicketId(1)]
+    );
+    assert!(restored.ticket(TicketId(1)).expect("read").is_some());
+}

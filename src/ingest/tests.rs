@@ -315,6 +315,139 @@ fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
     assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
 }
 
+#[test]
+fn a_requester_casemail_cannot_write_to_gets_a_flagged_ticket_and_answers_are_kept_not_fatal() {
+    let desk = Desk::new();
+    crate::admin::add_agent(
+        &desk.store,
+        "help@charity.example",
+        crate::admin::NewAgent {
+            id: "amina".to_owned(),
+            name: "Amina".to_owned(),
+            emails: vec!["amina@volunteers.example".to_owned()],
+            role: crate::model::Role::Agent,
+            max_open: None,
+        },
+        Timestamp::UNIX_EPOCH,
+    )
+    .expect("agent");
+    let request = "From: Taro <taro..yamada@docomo.ne.jp>\r\nTo: help@charity.example\r\nSubject: Visa\r\nMessage-ID: <1@docomo.ne.jp>\r\n\r\nPlease call 090-1234-5678.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a ticket of its own");
+    };
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert!(
+        ticket.flags.contains(&TicketFlag::Unanswerable),
+        "{:?}",
+        ticket.flags
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "not_composed"),
+        "the acknowledgement that could not be written is recorded: {events:?}"
+    );
+    assert!(
+        !desk
+            .kinds()
+            .contains(&crate::model::OutboxKind::Acknowledgement)
+    );
+
+    let amina = crate::ids::AgentId("amina".to_owned());
+    desk.store
+        .write(|tx| {
+            let mut ticket = tx.ticket(id)?.expect("ticket");
+            ticket.owner = Some(amina.clone());
+            ticket.status = Status::Open;
+            tx.put_ticket(&ticket)
+        })
+        .expect("assign");
+    let token = desk.secret.sign(id, &amina);
+    let reply = format!(
+        "From: Amina <amina@volunteers.example>\r\nTo: Help <help+{token}@charity.example>\r\nSubject: Re: [#{n}] Visa\r\nMessage-ID: <r1@volunteers.example>\r\n\r\nWe can meet on Monday.\r\n",
+        n = id.0
+    );
+    // Filing returns normally: composing the answer failed, the process stage does not.
+    desk.file(2, FolderKind::Requests, &reply);
+    let messages = desk.store.messages(id).expect("messages");
+    let last = messages.last().expect("the answer is filed");
+    assert_eq!(last.direction, Direction::Note);
+    assert!(last.text.contains("Monday"));
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "reply_not_sent"),
+        "{events:?}"
+    );
+    let outbox = desk.store.outbox().expect("outbox");
+    assert!(
+        !outbox
+            .iter()
+            .any(|e| e.kind == crate::model::OutboxKind::Relay),
+        "nothing goes to the requester"
+    );
+    let told = outbox
+        .iter()
+        .find(|e| e.kind == crate::model::OutboxKind::Bounce)
+        .expect("the caseworker is told");
+    assert_eq!(told.recipients, vec!["amina@volunteers.example".to_owned()]);
+    let body = String::from_utf8_lossy(&desk.store.outbox_raw(told.id).expect("raw").expect("raw"))
+        .into_owned();
+    assert!(body.contains("NOT sent"), "{body}");
+}
+
+#[test]
+fn an_address_that_starts_with_a_victims_does_not_capture_her_next_message() {
+    let desk = Desk::new();
+    let attacker = "From: <victim@example.org/00000000000000000001@attacker.example>\r\nTo: help@charity.example\r\nSubject: Hello\r\nMessage-ID: <a1@attacker.example>\r\n\r\nhello\r\n";
+    let Outcome::NewTicket(his) = desk.file(1, FolderKind::Requests, attacker) else {
+        panic!("a ticket of its own");
+    };
+    let requester = desk
+        .store
+        .ticket(his)
+        .expect("read")
+        .expect("ticket")
+        .requester;
+    assert!(requester.starts_with("victim@example.org/"), "{requester}");
+    let victim = "From: Victim <victim@example.org>\r\nTo: help@charity.example\r\nSubject: I need help\r\nMessage-ID: <v1@example.org>\r\n\r\nMy address is Kastanienallee 12.\r\n";
+    let Outcome::NewTicket(hers) = desk.file(2, FolderKind::Requests, victim) else {
+        panic!("her message opens a ticket of her own");
+    };
+    assert_ne!(his, hers);
+    let ticket = desk.store.ticket(his).expect("read").expect("ticket");
+    assert_eq!(ticket.message_count, 1, "nothing of hers in his ticket");
+}
+
+#[test]
+fn a_notice_to_a_coordinator_casemail_cannot_write_to_is_recorded_on_the_ticket() {
+    let desk = Desk::new();
+    // Registered before addresses were checked for it: lettre parses it but builds no message.
+    desk.store
+        .write(|tx| {
+            tx.put_agent(&crate::model::Agent {
+                id: crate::ids::AgentId("carol".to_owned()),
+                name: "Carol".to_owned(),
+                emails: vec!["\"ca..rol\"@volunteers.example".to_owned()],
+                role: crate::model::Role::Coordinator,
+                max_open: None,
+                away: None,
+                created: Timestamp::UNIX_EPOCH,
+                last_assigned: None,
+            })
+        })
+        .expect("agent");
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a ticket of its own");
+    };
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "not_composed" && e.detail.contains("coordinator carol")),
+        "{events:#?}"
+    );
+}
+
 impl Desk {
     /// Files `raw` as fetch hands on a message over `max_message_size`: its header fields only.
     fn file_too_large(&self, uid: u32, raw: &str, size: u64) -> Outcome {

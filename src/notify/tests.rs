@@ -254,3 +254,27 @@ fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
     assert_ne!(a, c);
     assert!(a.as_str().ends_with("@charity.example"));
 }
+
+#[test]
+fn a_notification_about_a_requester_casemail_cannot_write_to_says_so() {
+    let compose = |ticket: &Ticket| {
+        let out = ticket_notification(
+            &sender(),
+            &agent(),
+            ticket,
+            &message(),
+            &[],
+            Why::Assigned,
+            "cm.42.amina.0123456789abcdef01234567",
+            7,
+        )
+        .expect("compose");
+        parse(&out.raw, &ParseLimits::default()).text
+    };
+    assert!(!compose(&ticket()).contains("NOT BY MAIL"));
+    let mut flagged = ticket();
+    flagged.flags.insert(crate::model::TicketFlag::Unanswerable);
+    let text = compose(&flagged);
+    assert!(text.contains("NOT BY MAIL"), "{text}");
+    assert!(text.contains("Ask a coordinator"), "{text}");
+}

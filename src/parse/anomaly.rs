@@ -83,6 +83,12 @@ pub enum Anomaly {
         count: usize,
         kept: usize,
     },
+    /// The sender's address (From, else Sender) is one the mail builder will not write to (a
+    /// quoted local part, `..`, a domain literal, a trailing dot, more than one `@`): casemail
+    /// cannot send the requester anything, so caseworkers must answer another way.
+    UnusableAddress {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,6 +145,7 @@ impl Anomaly {
             Anomaly::TooManyMessageIds { .. } => "too-many-message-ids",
             Anomaly::TooLarge { .. } => "too-large",
             Anomaly::LongSubject { .. } => "long-subject",
+            Anomaly::UnusableAddress { .. } => "unusable-address",
         }
     }
 }
@@ -247,6 +254,10 @@ impl fmt::Display for Anomaly {
             Anomaly::TooManyMessageIds { field, count, kept } => write!(
                 f,
                 "the {field} field lists {count} Message-IDs; the first and the latest, {kept} in all, are kept"
+            ),
+            Anomaly::UnusableAddress { address } => write!(
+                f,
+                "the sender address {address:?} cannot be written to by casemail; answers to it cannot be sent"
             ),
         }
     }

@@ -684,6 +684,50 @@ proptest! {
 }
 
 #[test]
+fn a_sender_address_the_mail_builder_refuses_is_flagged_once_at_parse() {
+    let unusable = [
+        "taro..yamada@docomo.ne.jp",
+        "\"taro..yamada\"@docomo.ne.jp",
+        "\"taro yamada\"@docomo.ne.jp",
+        "victim@example.org/x@attacker.example",
+        "ana.@example.org",
+    ];
+    for from in unusable {
+        let raw = format!(
+            "From: Taro <{from}>\r\nTo: help@charity.example\r\nSubject: help\r\nMessage-ID: <u@x>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n"
+        );
+        let mail = parse_default(raw.as_bytes());
+        assert!(
+            mail.has_unusable_address(),
+            "{from:?} read as {:?}, anomalies {:?}",
+            mail.from,
+            mail.anomalies
+        );
+        assert!(mail.from.is_some(), "{from:?}: the sender is still known");
+        assert_eq!(
+            mail.anomalies
+                .iter()
+                .filter(|a| a.kind() == "unusable-address")
+                .count(),
+            1
+        );
+    }
+    for from in [
+        "taro.yamada@docomo.ne.jp",
+        "amina+x@example.org",
+        "o'brien@example.ie",
+    ] {
+        let raw = format!("From: <{from}>\r\nSubject: help\r\n\r\nhello\r\n");
+        let mail = parse_default(raw.as_bytes());
+        assert!(
+            !mail.has_unusable_address(),
+            "{from:?}: {:?}",
+            mail.anomalies
+        );
+    }
+}
+
+#[test]
 fn a_message_id_longer_than_a_header_line_is_dropped_and_the_key_is_a_hash() {
     let long_id = format!("<{}@evil.example>", "cm.".repeat(350_000));
     let raw = format!(

@@ -345,3 +345,240 @@ async fn queuing_many_deletions_never_blocks_the_writer_and_wakes_the_watcher() 
     }
     assert!(store.imap_deletions().expect("queue").is_empty());
 }
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).expect("read file")));
+            }
+        }
+    }
+    out
+}
+
+/// The files under `dir` that hold `needle`, ignoring ASCII case.
+fn holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|(_, bytes)| contains_address(bytes, needle))
+        .map(|(path, _)| path)
+        .collect()
+}
+
+#[test]
+fn after_erasure_and_compaction_no_file_of_the_state_directory_holds_the_person() {
+    let victim = "taro.yamada@docomo.example";
+    let phone = "+81 90 7731 5529";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let theirs = file(&store, victim, &[victim, victim], Status::Open, at(0));
+    let other = file(
+        &store,
+        "amina@phone.example",
+        &["amina@phone.example", victim],
+        Status::Open,
+        at(0),
+    );
+    // Their own ticket was merged into `other` later: its answers to them now live there.
+    let merged = file(&store, victim, &[victim], Status::Open, at(0));
+    store
+        .write(|tx| {
+            for (ticket, seq) in [(theirs, 0), (theirs, 1), (other, 1), (merged, 0)] {
+                let mut message = tx.message(ticket, seq)?.expect("message");
+                message.from_name = Some("Taro Yamada".to_owned());
+                message.text = format!("Please call me on {phone}. Kōenji street 4.");
+                tx.put_message(
+                    &message,
+                    Some(format!("From: Taro Yamada <{victim}>\r\n\r\n{phone}\r\n").as_bytes()),
+                )?;
+            }
+            // A caseworker's answer on their own ticket, later merged into `other`; a note
+            // that names them and a message sent to them, in `other`.
+            for (ticket_id, direction, to, in_reply_to, text) in [
+                (
+                    merged,
+                    Direction::Out,
+                    format!(
+                        "help+cm.{}.amina.0123456789abcdef01234567@charity.example",
+                        merged.0
+                    ),
+                    format!(
+                        "casemail.n.cm.{}.amina.0123456789abcdef01234567.01@charity.example",
+                        merged.0
+                    ),
+                    "I will call you at ten.".to_owned(),
+                ),
+                (
+                    other,
+                    Direction::Note,
+                    "help@charity.example".to_owned(),
+                    "x@y".to_owned(),
+                    format!("#note {victim} is Amina's neighbour"),
+                ),
+                (
+                    other,
+                    Direction::Out,
+                    victim.to_owned(),
+                    "x@y".to_owned(),
+                    "Copy for you.".to_owned(),
+                ),
+            ] {
+                let mut ticket = tx.ticket(ticket_id)?.expect("ticket");
+                let seq = ticket.message_count;
+                let mid = format!("answer.{}.{seq}@volunteers.example", ticket_id.0);
+                let message = StoredMessage {
+                    ticket: ticket_id,
+                    seq,
+                    direction,
+                    key: MailKey::MessageId(MessageId::parse(&mid).expect("id")),
+                    message_id: MessageId::parse(&mid),
+                    from: Some("amina@volunteers.example".to_owned()),
+                    from_name: None,
+                    to: vec![to],
+                    cc: vec![],
+                    subject: None,
+                    date: None,
+                    received: at(0),
+                    in_reply_to: MessageId::parse(&in_reply_to).into_iter().collect(),
+                    references: vec![],
+                    text,
+                    attachments: vec![],
+                    anomalies: vec![],
+                    sources: vec![],
+                };
+                tx.put_message(&message, Some(b"raw"))?;
+                ticket.message_count += 1;
+                tx.put_ticket(&ticket)?;
+            }
+            crate::admin::merge_tickets(tx, merged, other, Actor::System, at(0))?;
+            // The classifier learned their ticket (as ham) and a spam ticket of someone else.
+            let ticket = tx.ticket(theirs)?.expect("ticket");
+            crate::spam::bayes::learn_ticket(tx, &ticket, crate::spam::bayes::Label::Ham)?;
+            tx.bump_counter(&crate::store::Counter::Recipient {
+                address: victim,
+                hour: 1,
+            })?;
+            Ok(())
+        })
+        .expect("seed");
+    let spam = file(
+        &store,
+        "offers@bulk.example",
+        &["offers@bulk.example"],
+        Status::Spam,
+        at(0),
+    );
+    store
+        .write(|tx| {
+            let ticket = tx.ticket(spam)?.expect("ticket");
+            crate::spam::bayes::learn_ticket(tx, &ticket, crate::spam::bayes::Label::Spam)
+        })
+        .expect("learn spam");
+    assert!(store.classifier_counts("7731").expect("counts").is_some());
+
+    let plan = plan_erasure(&store, victim).expect("plan");
+    assert_eq!(plan.tickets, BTreeSet::from([theirs, merged]));
+    assert_eq!(plan.messages.get(&other), Some(&vec![1, 2, 3, 4, 5]));
+    let removed = erase(&store, &plan, at(1)).expect("erase");
+    assert_eq!(removed.classifier, 2, "both learned messages are unlearned");
+    for token in ["7731", "5529", "name:yamada", "kōenji"] {
+        assert_eq!(
+            store.classifier_counts(token).expect("counts"),
+            None,
+            "{token}"
+        );
+    }
+    assert_eq!(
+        store.classifier_docs().expect("docs"),
+        crate::spam::bayes::Docs { spam: 1, ham: 0 }
+    );
+    let left = store.messages(other).expect("messages");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].from.as_deref(), Some("amina@phone.example"));
+    work_off_queue(&store);
+    assert!(store.compaction_pending().expect("pending"));
+    // The records are gone, but sled's files still hold old pages with them.
+    let dumped = dump_all(&store);
+    let lines: Vec<&str> = dumped
+        .lines()
+        .filter(|l| l.to_lowercase().contains("yamada"))
+        .collect();
+    assert!(lines.is_empty(), "{lines:#?}");
+    drop(store);
+    assert!(
+        !holding(dir.path(), "yamada").is_empty(),
+        "before compaction the files still hold the address"
+    );
+
+    // The next open compacts.
+    let store = Store::open(dir.path()).expect("open compacts");
+    assert!(!store.compaction_pending().expect("pending"));
+    assert_eq!(store.messages(other).expect("messages").len(), 1);
+    drop(store);
+    for needle in [victim, "yamada", "7731", "5529", "kōenji"] {
+        assert_eq!(
+            holding(dir.path(), needle),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle}"
+        );
+    }
+    assert!(
+        !holding(dir.path(), "amina@phone.example").is_empty(),
+        "the search finds what is left"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("store.")),
+        "no staging directory is left: {names:?}"
+    );
+}
+
+#[test]
+fn a_compaction_interrupted_at_any_step_is_finished_or_undone_at_the_next_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path();
+    let store = Store::open(state).expect("open");
+    let id = file(
+        &store,
+        "a@example.org",
+        &["a@example.org"],
+        Status::Open,
+        at(0),
+    );
+    drop(store);
+    let live = state.join(crate::store::STORE_DIR);
+    let copy = |to: &str| {
+        let target = state.join(to);
+        std::fs::create_dir_all(&target).expect("mkdir");
+        for (path, bytes) in files_under(&live) {
+            let relative = path.strip_prefix(&live).expect("under");
+            let dest = target.join(relative);
+            std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+            std::fs::write(dest, bytes).expect("write");
+        }
+    };
+    // Crash while the copy was written: the partial copy is dropped.
+    copy("store.compacting");
+    // Crash after the complete copy was renamed, before the swap.
+    let opened = Store::open(state).expect("open");
+    assert!(opened.ticket(id).expect("read").is_some());
+    drop(opened);
+    copy("store.compacted");
+    std::fs::rename(&live, state.join("store.replaced")).expect("swap out");
+    let opened = Store::open(state).expect("open finishes the swap");
+    assert!(opened.ticket(id).expect("read").is_some());
+    drop(opened);
+    for leftover in ["store.compacting", "store.compacted", "store.replaced"] {
+        assert!(!state.join(leftover).exists(), "{leftover}");
+    }
+}

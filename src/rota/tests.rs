@@ -621,6 +621,15 @@ fn errors_for_bad_shift_values() {
         ),
         "shift 1: agent is empty"
     );
+    assert_eq!(
+        error(
+            "timezone = \"UTC\"\n[[shift]]\nagent = \"ana.\"\ndays = [\"mon\"]\nstart = \"09:00\"\nend = \"17:00\"\n"
+        ),
+        format!(
+            "shift 1: agent \"ana.\" is not a valid agent id: {}",
+            AgentId::RULE
+        )
+    );
 }
 
 #[test]

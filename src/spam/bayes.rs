@@ -2,12 +2,15 @@
 //! Graham's "A Plan for Spam" with Gary Robinson's smoothing of rare words.
 //!
 //! For each token, the store keeps in how many spam and how many ham messages it appeared
-//! (`b/t/…`), and how many messages of each kind were learned (`b/docs`). A token's spam
+//! (`bayes/t/…`), and how many messages of each kind were learned (`bayes/docs`). A token's spam
 //! probability is Robinson's f(w) = (s·x + n·p(w)) / (s + n) with x = 0.5 and s = 1, where
 //! p(w) compares the token's frequency in spam with its frequency in ham and n is how often it
 //! was seen; the most telling tokens are combined as independent evidence (the "naive" part).
-//! Each learned message is remembered by its dedupe key (`b/m/…`), so learning it again is a
+//! Each learned message is remembered by its dedupe key (`bayes/m/…`), so learning it again is a
 //! no-op and learning it with the other label moves its counts rather than doubling them.
+//! Erasing a person unlearns their stored messages ([`forget`]): the tokens are recomputed
+//! from the stored message, the same function that learned them, so no per-message token list
+//! is kept.
 //!
 //! Tokenising and scoring are pure; the store functions are the only I/O.
 
@@ -256,6 +259,36 @@ pub fn learn(tx: &WriteTx<'_>, sample: &Sample, label: Label) -> TxResult<Learne
     } else {
         Learned::New
     })
+}
+
+/// Unlearns a stored message that is being erased: its tokens, recomputed from its stored
+/// form exactly as [`learn_ticket`] computed them, are subtracted from the counts it was
+/// learned with, a token no learned message holds any more disappears, and the record of the
+/// message (`bayes/m/{dedupe key}`, which holds its Message-ID) goes. Returns whether the
+/// message had been learned. A message taught only from a file (`spam train`) was never stored
+/// and is not reached.
+pub fn forget(tx: &WriteTx<'_>, message: &StoredMessage) -> TxResult<bool> {
+    let key = message.key.to_index_string();
+    let Some(label) = tx.trained_label(&key)? else {
+        return Ok(false);
+    };
+    for token in tokens_of_stored(message) {
+        if let Some(mut counts) = tx.classifier_counts(&token)? {
+            match label {
+                Label::Spam => counts.spam = counts.spam.saturating_sub(1),
+                Label::Ham => counts.ham = counts.ham.saturating_sub(1),
+            }
+            tx.set_classifier_counts(&token, counts)?;
+        }
+    }
+    let mut docs = tx.classifier_docs()?;
+    match label {
+        Label::Spam => docs.spam = docs.spam.saturating_sub(1),
+        Label::Ham => docs.ham = docs.ham.saturating_sub(1),
+    }
+    tx.set_classifier_docs(docs)?;
+    tx.remove_trained_label(&key)?;
+    Ok(true)
 }
 
 /// Learns every message that came into a ticket from outside (requester mail), with `label`.

@@ -3,9 +3,12 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `l/r/{address}/{hour:010}` | messages sent to `address` in that UTC hour (hours since 1970) |
+//! | `l/r/{len}:{address}/{hour:010}` | messages sent to `address` in that UTC hour (hours since 1970) |
 //! | `l/t/{ticket:020}/{day:010}` | messages sent about the ticket that UTC day (days since 1970) |
-//! | `l/a/{address}/{day:010}` | acknowledgements sent to `address` that UTC day |
+//! | `l/a/{len}:{address}/{day:010}` | acknowledgements sent to `address` that UTC day |
+//!
+//! The address segment of the counters is length-prefixed ([`super::exact`]), so the keys of
+//! one address are never found by a scan for another's.
 //! | `l/s/{address}` | `Suppression` |
 
 use crate::ids::TicketId;
@@ -27,9 +30,13 @@ pub enum Counter<'a> {
 impl Counter<'_> {
     fn key(&self) -> String {
         match self {
-            Counter::Recipient { address, hour } => format!("l/r/{address}/{hour:010}"),
+            Counter::Recipient { address, hour } => {
+                format!("l/r/{}/{hour:010}", super::exact(address))
+            }
             Counter::Ticket { ticket, day } => format!("l/t/{:020}/{day:010}", ticket.0),
-            Counter::Acknowledged { address, day } => format!("l/a/{address}/{day:010}"),
+            Counter::Acknowledged { address, day } => {
+                format!("l/a/{}/{day:010}", super::exact(address))
+            }
         }
     }
 }
@@ -106,7 +113,8 @@ impl Store {
     /// acknowledgement counters and its suppression (for erasure).
     pub fn loop_keys_of(&self, address: &str) -> Result<Vec<String>, Error> {
         let mut keys = Vec::new();
-        for prefix in [format!("l/r/{address}/"), format!("l/a/{address}/")] {
+        let segment = super::exact(address);
+        for prefix in [format!("l/r/{segment}/"), format!("l/a/{segment}/")] {
             for item in self.tree.scan_prefix(prefix.as_bytes()) {
                 let (key, _) = item?;
                 keys.push(String::from_utf8_lossy(&key).into_owned());

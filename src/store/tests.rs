@@ -334,3 +334,165 @@ fn a_store_without_the_index_gets_it_when_opened() {
     assert_eq!(active, vec![TicketId(1), TicketId(3)]);
     assert_eq!((active, figures), counted_by_reading_every_ticket(&store));
 }
+
+/// Rewrites a store as schema version 1 wrote it: the address in requester and loop-safety
+/// keys as it was, and `meta/schema` 1.
+fn downgrade_to_schema_1(store: &Store) {
+    let mut batch = sled::Batch::default();
+    for prefix in ["r/", "l/r/", "l/a/"] {
+        for item in store.tree.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = item.expect("scan");
+            let text = String::from_utf8(key.to_vec()).expect("utf-8 key");
+            let rest = text.strip_prefix(prefix).expect("prefix");
+            let (len, tail) = rest.split_once(':').expect("length prefix");
+            let len: usize = len.parse().expect("length");
+            let (address, number) = tail.split_at(len);
+            batch.remove(key);
+            batch.insert(format!("{prefix}{address}{number}").into_bytes(), value);
+        }
+    }
+    batch.insert(KEY_SCHEMA, b"1".to_vec());
+    store.tree.apply_batch(batch).expect("batch");
+    store.flush().expect("flush");
+}
+
+const VICTIM: &str = "victim@example.org";
+/// An address the parser of schema 1's day accepted, whose key started with the victim's.
+const PREFIXED: &str = "victim@example.org/00000000000000000001@attacker.example";
+
+#[test]
+fn an_address_is_never_a_prefix_of_another_addresses_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    store
+        .write(|tx| {
+            let attacker = tx.allocate_ticket_id()?;
+            tx.put_ticket(&ticket(attacker, PREFIXED))?;
+            for address in [PREFIXED, "victim@example.org/x"] {
+                tx.bump_counter(&Counter::Recipient { address, hour: 7 })?;
+                tx.bump_counter(&Counter::Acknowledged { address, day: 3 })?;
+            }
+            Ok(())
+        })
+        .expect("write");
+    assert_eq!(store.tickets_of_requester(VICTIM).expect("idx"), vec![]);
+    assert_eq!(store.requester_index_keys(VICTIM).expect("idx"), vec![]);
+    assert_eq!(
+        store.loop_keys_of(VICTIM).expect("keys"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.tickets_of_requester(PREFIXED).expect("idx"),
+        vec![TicketId(1)]
+    );
+    assert_eq!(store.loop_keys_of(PREFIXED).expect("keys").len(), 2);
+}
+
+#[test]
+fn a_schema_1_store_is_migrated_on_open_and_finds_the_same_tickets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .write(|tx| {
+                for requester in [VICTIM, PREFIXED, "other@example.org"] {
+                    let id = tx.allocate_ticket_id()?;
+                    tx.put_ticket(&ticket(id, requester))?;
+                }
+                // A merge lists the other requester on the victim's ticket too.
+                tx.index_requester("other@example.org", TicketId(1))?;
+                tx.bump_counter(&Counter::Recipient {
+                    address: VICTIM,
+                    hour: 490_000,
+                })?;
+                tx.bump_counter(&Counter::Acknowledged {
+                    address: PREFIXED,
+                    day: 20_000,
+                })?;
+                Ok(())
+            })
+            .expect("write");
+        downgrade_to_schema_1(&store);
+        // As schema 1 read it, the victim's scan found the attacker's ticket as well.
+        let old = store
+            .tree
+            .scan_prefix(format!("r/{VICTIM}/").as_bytes())
+            .count();
+        assert_eq!(old, 2, "the old layout shows the prefix attack");
+    }
+    let store = Store::open(dir.path()).expect("open migrates");
+    assert_eq!(
+        store.tree.get(KEY_SCHEMA).expect("get").as_deref(),
+        Some(SCHEMA_VERSION.to_string().as_bytes())
+    );
+    assert_eq!(
+        store.tickets_of_requester(VICTIM).expect("idx"),
+        vec![TicketId(1)]
+    );
+    assert_eq!(
+        store.tickets_of_requester(PREFIXED).expect("idx"),
+        vec![TicketId(2)]
+    );
+    assert_eq!(
+        store
+            .tickets_of_requester("other@example.org")
+            .expect("idx"),
+        vec![TicketId(1), TicketId(3)]
+    );
+    let counted = store
+        .write(|tx| {
+            Ok((
+                tx.counter(&Counter::Recipient {
+                    address: VICTIM,
+                    hour: 490_000,
+                })?,
+                tx.counter(&Counter::Acknowledged {
+                    address: PREFIXED,
+                    day: 20_000,
+                })?,
+            ))
+        })
+        .expect("read counters");
+    assert_eq!(counted, (1, 1));
+    assert_eq!(store.loop_keys_of(VICTIM).expect("keys").len(), 1);
+    // No key of the old layout is left behind.
+    for item in store.tree.scan_prefix(b"r/") {
+        let (key, _) = item.expect("scan");
+        assert!(
+            !key.starts_with(format!("r/{VICTIM}/").as_bytes()),
+            "{key:?}"
+        );
+    }
+    drop(store);
+    // Opening again changes nothing.
+    let store = Store::open(dir.path()).expect("open again");
+    assert_eq!(
+        store.tickets_of_requester(VICTIM).expect("idx"),
+        vec![TicketId(1)]
+    );
+}
+
+mod exact_keys {
+    use proptest::prelude::*;
+
+    use super::super::{exact, requester_key, requester_prefix};
+    use crate::ids::TicketId;
+
+    proptest! {
+        /// No address's scan prefix matches another address's key, whatever the addresses
+        /// hold (slashes, digits, `:`, anything).
+        #[test]
+        fn a_scan_for_one_address_never_finds_anothers_key(
+            a in "[a-z0-9@./:]{0,12}",
+            b in "[a-z0-9@./:]{0,12}",
+            ticket in any::<u64>(),
+        ) {
+            prop_assume!(a != b);
+            let key = requester_key(&b, TicketId(ticket));
+            prop_assert!(!key.starts_with(&requester_prefix(&a)), "{a:?} finds {key:?}");
+            prop_assert!(requester_key(&a, TicketId(ticket)).starts_with(&requester_prefix(&a)));
+            let (segment_a, segment_b) = (format!("{}/", exact(&a)), format!("{}/", exact(&b)));
+            prop_assert!(!segment_b.starts_with(&segment_a), "{} {}", segment_a, segment_b);
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod bench_smoke;
 mod bridge;
 mod check_config;
 mod control;
+mod identity;
 mod ingest;
 mod lifecycle;
 mod limits;
