@@ -226,7 +226,18 @@ pub fn enqueue(
         next_attempt: now,
         last_error: None,
     };
-    match loops::admit(tx, limits, kind, ticket, &outgoing.recipients, now)? {
+    let admission = loops::admit(tx, limits, kind, ticket, &outgoing.recipients, now)?;
+    if let Some(ticket) = ticket
+        && matches!(admission, Admission::Send | Admission::Suppressed(_))
+    {
+        // Who it went to, so a delivery report can be checked against it.
+        let sent = store::Sent {
+            recipients: outgoing.recipients.clone(),
+            at: now,
+        };
+        tx.put_sent(ticket, &outgoing.message_id, &sent)?;
+    }
+    match admission {
         Admission::Send => tx.enqueue(&entry, &outgoing.raw).map(Some),
         Admission::Suppressed(reason) if !loops::is_automatic(kind) => {
             let id = tx.enqueue(&entry, &outgoing.raw)?;
@@ -326,6 +337,7 @@ pub fn apply(
                 return Ok(Applied::Assigned(agent.clone(), *reason));
             };
             let token = context.secret.sign(ticket.id, agent);
+            let warnings = crate::auth::warnings(&message.anomalies);
             let outgoing = match notify::ticket_notification(
                 context.sender,
                 record,
@@ -333,6 +345,7 @@ pub fn apply(
                 &message,
                 attachments,
                 why,
+                &warnings,
                 &token,
                 context.nonce,
             ) {
@@ -1428,15 +1441,24 @@ fn report_dead_letters(
 }
 
 /// A delivery report (RFC 3464) for mail casemail sent: the ticket it belongs to, found by the
-/// Message-ID of the original that the report quotes.
-pub fn bounced_ticket(store: &Store, raw: &[u8]) -> Result<Option<TicketId>, store::Error> {
+/// Message-ID of the original that the report quotes, and every Message-ID of casemail's own
+/// mail about that ticket the report quotes (the ticket as the index names it, before merges).
+pub fn bounced_ticket(
+    store: &Store,
+    raw: &[u8],
+) -> Result<Option<(TicketId, Vec<crate::ids::MessageId>)>, store::Error> {
     let text = String::from_utf8_lossy(raw);
+    let mut found: Option<(TicketId, Vec<crate::ids::MessageId>)> = None;
     for id in bounce_candidates(&text) {
         if let Some(ticket) = store.find_message_id(&id)? {
-            return Ok(Some(ticket));
+            match &mut found {
+                None => found = Some((ticket, vec![id])),
+                Some((first, ids)) if *first == ticket && !ids.contains(&id) => ids.push(id),
+                Some(_) => {}
+            }
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// At most this many `casemail.…` ids of a delivery report are looked up: the report quotes one

@@ -37,7 +37,8 @@ pub const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8] = b"casemail-backup\n";
 
 /// Files of the state directory a backup carries besides the store.
-const FILES: &[&str] = &["reply-secret"];
+/// The retired key is there only after `casemail secret rotate`, for its grace period.
+const FILES: &[&str] = &["reply-secret", "reply-secret.previous"];
 
 /// The largest header line accepted.
 const MAX_HEADER: u64 = 64 * 1024;

@@ -2,13 +2,20 @@
 //! may be relayed to the requester. Pure over its inputs: no I/O, no clock.
 //!
 //! A reply is relayed only when it carries a valid reply token (in a recipient sub-address or
-//! in In-Reply-To/References) AND comes from one of the registered addresses of the agent the
-//! token was made for AND that agent may still act on the ticket AND the receiving server did
-//! not record a DMARC failure for the sender's domain. Anything else that looks like an agent's
-//! reply is refused, recorded, and never relayed.
+//! in In-Reply-To/References; made with the current key, or with the retired one during the
+//! grace period after a rotation) AND comes from one of the registered addresses of the agent
+//! the token was made for AND the message does not fail authentication (`auth::verdict`) AND
+//! the ticket was not closed longer ago than `[auth] token_expiry` AND that agent may still act
+//! on the ticket. Anything else that looks like an agent's reply is refused, recorded, and
+//! never relayed. The same holds for an out-of-office answer: only one with a valid token from
+//! the agent's own address, not failing authentication, marks the agent away; any other is
+//! only noted for the coordinators.
 
+use jiff::Timestamp;
+
+use crate::auth;
 use crate::ids::{AgentId, TicketId};
-use crate::model::{Agent, Role, Ticket};
+use crate::model::{Agent, Role, Status, Ticket};
 use crate::parse::InboundMail;
 use crate::thread::subject_tags;
 use crate::token::{self, Secret};
@@ -26,6 +33,14 @@ pub enum Verdict {
         ticket: TicketId,
         agent: AgentId,
         until: Option<jiff::civil::Date>,
+    },
+    /// An automatic answer that claims to come from `agent` but carries no valid token or
+    /// fails authentication: anybody could have sent it. Kept as a note and shown to the
+    /// coordinators; nobody is marked away.
+    AutoReplyNoted {
+        ticket: TicketId,
+        agent: AgentId,
+        reason: String,
     },
     /// Looks like a reply but must not be relayed.
     Refused {
@@ -60,36 +75,51 @@ fn token_candidates(mail: &InboundMail) -> Vec<String> {
         .collect()
 }
 
-/// Whether an `Authentication-Results` header records `dmarc=fail` for the sender's domain.
-pub fn dmarc_failed(mail: &InboundMail, sender: &str) -> bool {
-    let Some(domain) = sender.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()) else {
-        return false;
-    };
-    mail.headers
-        .get("authentication-results")
-        .into_iter()
-        .flatten()
-        .any(|value| {
-            let value = value.to_ascii_lowercase();
-            value.split(';').any(|clause| {
-                let clause = clause.trim();
-                clause.starts_with("dmarc=fail")
-                    && (clause.contains(&format!("header.from={domain}"))
-                        || !clause.contains("header.from="))
-            })
-        })
+/// What the bridge needs besides the message.
+pub struct Context<'a> {
+    pub secret: &'a Secret,
+    pub agents: &'a [&'a Agent],
+    /// The message's authentication verdict (`auth::verdict`).
+    pub auth: &'a auth::Verdict,
+    /// `[auth]`: token expiry and the grace period of a rotated key.
+    pub settings: &'a crate::config::Auth,
+    pub now: Timestamp,
+}
+
+/// A ticket as the bridge sees it: the record, and when it was last closed.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub ticket: Ticket,
+    /// When the ticket was closed, while it is closed.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// When a closed ticket was closed: the last `closed` event, or its last change when no event
+/// says so.
+pub fn closed_at(ticket: &Ticket, events: &[crate::model::Event]) -> Option<Timestamp> {
+    if ticket.status != Status::Closed {
+        return None;
+    }
+    let closed = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "closed" || e.kind == "merged_into")
+        .map(|e| e.at);
+    Some(closed.unwrap_or(ticket.updated))
 }
 
 /// Classifies a message against the registered agents. `ticket_of` looks a ticket up.
 pub fn classify(
     mail: &InboundMail,
     sender: &str,
-    secret: &Secret,
-    agents: &[&Agent],
-    ticket_of: impl Fn(TicketId) -> Option<Ticket>,
+    context: &Context<'_>,
+    ticket_of: impl Fn(TicketId) -> Option<Known>,
 ) -> Verdict {
+    let (secret, agents) = (context.secret, context.agents);
     let candidates = token_candidates(mail);
-    let valid = candidates.iter().find_map(|c| secret.verify(c));
+    let valid = candidates
+        .iter()
+        .find_map(|c| secret.verify_at(c, context.now, context.settings.rotation_grace));
     let sending_agent = agents
         .iter()
         .find(|a| a.emails.iter().any(|e| e == sender))
@@ -109,12 +139,12 @@ pub fn classify(
             if let (Some(ticket), Some(agent)) = (tagged, sending_agent)
                 && is_auto_reply(mail)
             {
-                // Out-of-office tools often answer the plain address and drop the token; the
-                // registered sender and the tag are enough to know who is away.
-                return Verdict::AutoReply {
+                // Out-of-office tools often answer the plain address and drop the token, but
+                // without it anybody could claim to be away for a caseworker: noted only.
+                return Verdict::AutoReplyNoted {
                     ticket,
                     agent: agent.id.clone(),
-                    until: stated_return_date(&mail.text),
+                    reason: "the out-of-office answer carries no valid reply token".to_owned(),
                 };
             }
             if let Some(ticket) = tagged {
@@ -127,7 +157,7 @@ pub fn classify(
         }
         return Verdict::NotAReply;
     };
-    let Some(ticket) = ticket_of(ticket_id) else {
+    let Some(Known { ticket, closed_at }) = ticket_of(ticket_id) else {
         return Verdict::NotAReply;
     };
     let refuse = |reason: &str| Verdict::Refused {
@@ -141,8 +171,16 @@ pub fn classify(
     if !agent.emails.iter().any(|e| e == sender) {
         return refuse("the sender is not the caseworker this reply token was made for");
     }
-    if dmarc_failed(mail, sender) {
-        return refuse("the receiving server recorded a DMARC failure for the sender's domain");
+    if let Some(failure) = context.auth.failure() {
+        let reason = format!("the message failed sender authentication: {failure}");
+        if is_auto_reply(mail) {
+            return Verdict::AutoReplyNoted {
+                ticket: ticket_id,
+                agent: agent_id,
+                reason,
+            };
+        }
+        return refuse(&reason);
     }
     let tags = mail
         .subject
@@ -151,6 +189,18 @@ pub fn classify(
         .unwrap_or_default();
     if !tags.is_empty() && !tags.contains(&ticket_id) {
         return refuse("the reply token is for another ticket than the one in the subject");
+    }
+    let expiry = jiff::SignedDuration::try_from(context.settings.token_expiry)
+        .unwrap_or(jiff::SignedDuration::MAX);
+    if let Some(closed) = closed_at
+        && ticket.status == Status::Closed
+        && context.now >= closed.saturating_add(expiry).unwrap_or(Timestamp::MAX)
+    {
+        return refuse(&format!(
+            "the reply token has expired: ticket #{} was closed on {}, longer ago than reply tokens live after closing; a coordinator can reopen it",
+            ticket.id.0,
+            closed.strftime("%Y-%m-%d"),
+        ));
     }
     if is_auto_reply(mail) {
         return Verdict::AutoReply {

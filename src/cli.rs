@@ -92,6 +92,16 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Remove one requester's tickets and messages everywhere, IMAP copies included.
     Erase(EraseArgs),
+    /// The key reply tokens are signed with.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Replace the reply-token key (after a notification or a mailbox leaked, say). Tokens made
+    /// with the old key keep working for [auth] rotation_grace, then only new ones do.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -365,6 +375,8 @@ pub enum StoreCommand {
         dry_run: bool,
         json: bool,
     },
+    /// Runs in the daemon's process stage, which then signs and checks with the new key.
+    SecretRotate,
 }
 
 impl StoreCommand {
@@ -389,7 +401,10 @@ impl StoreCommand {
     /// Whether the daemon runs the command inside its process stage, the single writer of
     /// filed mail, rather than beside it: an erasure removes tickets mail may be filed into.
     pub fn needs_single_writer(&self) -> bool {
-        matches!(self, StoreCommand::Erase { dry_run: false, .. })
+        matches!(
+            self,
+            StoreCommand::Erase { dry_run: false, .. } | StoreCommand::SecretRotate
+        )
     }
 
     /// A short name for logs (`agent add`), without the arguments, which may hold addresses.
@@ -418,6 +433,7 @@ impl StoreCommand {
             StoreCommand::SpamTrain { .. } => "spam train",
             StoreCommand::Backup => "backup",
             StoreCommand::Erase { .. } => "erase",
+            StoreCommand::SecretRotate => "secret rotate",
         }
     }
 }
@@ -519,15 +535,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::inspect::OutputFormat::Text
             };
-            // The spam rules come from the config when there is one; without a config file the
-            // verdict uses the defaults (no rules, no allow-list), so inspect still works on a
-            // machine with nothing but the binary.
-            let spam = if cli.config.exists() {
-                config::load(&cli.config)?.spam
+            // The spam rules and `[auth]` come from the config when there is one; without a
+            // config file the verdicts use the defaults (no rules, no allow-list, no trusted
+            // server), so inspect still works on a machine with nothing but the binary.
+            let (spam, auth) = if cli.config.exists() {
+                let config = config::load(&cli.config)?;
+                (config.spam, config.auth)
             } else {
-                config::Spam::default()
+                (config::Spam::default(), config::Auth::default())
             };
-            return crate::inspect::inspect_files(&args.files, format, &spam);
+            return crate::inspect::inspect_files(&args.files, format, &spam, &auth);
         }
         Command::Ticket(command) => StoreCommand::from(command),
         Command::Quarantine(command) => StoreCommand::from(command),
@@ -552,6 +569,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             dry_run: args.dry_run,
             json: args.json,
         },
+        Command::Secret(SecretCommand::Rotate) => StoreCommand::SecretRotate,
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
@@ -867,6 +885,17 @@ pub fn execute(
             dry_run,
             json,
         } => erase(store, requester, *dry_run, *json, now, out),
+        StoreCommand::SecretRotate => {
+            crate::token::Secret::rotate(&config.helpdesk.state_dir, now)?;
+            let grace = jiff::SignedDuration::try_from(config.auth.rotation_grace)
+                .unwrap_or(jiff::SignedDuration::MAX);
+            let until = now.saturating_add(grace).unwrap_or(jiff::Timestamp::MAX);
+            writeln!(
+                out,
+                "reply secret rotated; tokens made with the old key are accepted until {until}"
+            )?;
+            Ok(())
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
+mod auth;
 mod loops;
 mod redact;
 mod spam;
@@ -26,6 +27,7 @@ mod spam;
 mod tests;
 mod values;
 
+pub use auth::{Auth, WithoutResults};
 pub use loops::{Acknowledge, Loops};
 
 pub use spam::{Rule as SpamRule, Spam, Target as SpamTarget};
@@ -67,6 +69,7 @@ pub struct Config {
     pub smtp: Smtp,
     pub control: Control,
     pub threading: Threading,
+    pub auth: Auth,
     pub ingest: Ingest,
     pub rota: RotaSettings,
     pub loops: Loops,
@@ -355,6 +358,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
         "threading",
         &[("one_open_ticket_per_requester", "true or false")],
     ),
+    ("auth", auth::SCHEMA),
     (
         "rota",
         &[
@@ -618,6 +622,7 @@ struct RawConfig {
     smtp: RawSmtp,
     control: RawControl,
     threading: RawThreading,
+    auth: auth::RawAuth,
     ingest: RawIngest,
     rota: RawRota,
     loops: loops::RawLoops,
@@ -785,6 +790,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
                 .one_open_ticket_per_requester
                 .unwrap_or(true),
         },
+        auth: auth::validate(raw.auth, sources)?,
         ingest: validate_ingest(raw.ingest, sources)?,
         rota: validate_rota(raw.rota, sources)?,
         loops: loops::validate_loops(raw.loops, sources)?,

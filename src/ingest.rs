@@ -22,7 +22,7 @@ use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
 use crate::ids::{TicketId, Uid, UidValidity};
 use crate::metrics::{Metrics, Stage};
 use crate::model::{
-    Actor, AttachmentMeta, Cursor, Direction, Event, QuarantineEntry, Source, Status,
+    Actor, AttachmentMeta, Cursor, Direction, Event, QuarantineEntry, Role, Source, Status,
     StoredMessage, Ticket, TicketFlag,
 };
 use crate::notify::{AttachmentBytes, Why};
@@ -76,7 +76,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let mut config = config;
     let mut team = Team::load(&store)?;
-    let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
+    let mut secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
     let batch_size = usize::try_from(config.ingest.batch_size)
         .unwrap_or(200)
         .max(1);
@@ -124,6 +124,8 @@ pub async fn run(
             Some(job) = jobs.recv() => {
                 tokio::task::block_in_place(|| job(&store));
                 team = tokio::task::block_in_place(|| Team::load(&store))?;
+                // A job may have rotated the reply secret (`casemail secret rotate`).
+                secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
                 next_sweep = tokio::time::Instant::now();
                 continue;
             }
@@ -527,6 +529,26 @@ fn advance_cursor(tx: &WriteTx<'_>, source: &Source) -> store::TxResult<()> {
     Ok(())
 }
 
+/// The warning a message carries into its notification: it failed authentication, or it
+/// joined its ticket by a header match (`stranger`) from an address not on the ticket.
+fn warning(
+    authentication: &crate::auth::Verdict,
+    stranger: Option<thread::Reason>,
+) -> Option<String> {
+    if let Some(failure) = authentication.failure() {
+        return Some(crate::auth::failed_warning(failure));
+    }
+    stranger.map(|reason| crate::auth::stranger_warning(reason.as_str()))
+}
+
+/// A delivery report about mail casemail sent: the ticket the quoted Message-IDs belong to (as
+/// the index names it, before merges), those Message-IDs, and the report's authentication.
+struct Report<'a> {
+    ticket: TicketId,
+    quoted: &'a [crate::ids::MessageId],
+    authentication: &'a crate::auth::Verdict,
+}
+
 /// What filing one message needs besides the message.
 pub struct Filing<'a> {
     pub store: &'a Store,
@@ -553,6 +575,8 @@ impl Filing<'_> {
     ) -> Result<(Outcome, TeamChange), store::Error> {
         let (store, config, now) = (self.store, self.config, self.now);
         let sender = sender_address(mail);
+        // One verdict for the whole message; everything below that changes state asks it.
+        let authentication = crate::auth::verdict(mail, &config.auth);
         let rule = if config.threading.one_open_ticket_per_requester {
             OpenTicketRule::OnePerRequester
         } else {
@@ -580,9 +604,21 @@ impl Filing<'_> {
             }
             _ => {
                 let agents: Vec<&crate::model::Agent> = team.agents().collect();
-                bridge::classify(mail, &sender, self.secret, &agents, |id| {
+                let context = bridge::Context {
+                    secret: self.secret,
+                    agents: &agents,
+                    auth: &authentication,
+                    settings: &config.auth,
+                    now,
+                };
+                bridge::classify(mail, &sender, &context, |id| {
                     let id = crate::admin::resolve_merged(store, id).ok()?;
-                    store.ticket(id).ok().flatten()
+                    let ticket = store.ticket(id).ok().flatten()?;
+                    let closed_at = match ticket.status {
+                        Status::Closed => bridge::closed_at(&ticket, &store.events(id).ok()?),
+                        _ => None,
+                    };
+                    Some(bridge::Known { ticket, closed_at })
                 })
             }
         };
@@ -593,9 +629,14 @@ impl Filing<'_> {
         // new ticket from MAILER-DAEMON.
         if mail.is_delivery_report
             && !matches!(placement, Placement::Duplicate { .. })
-            && let Some(ticket) = assign::bounced_ticket(store, raw)?
+            && let Some((ticket, quoted)) = assign::bounced_ticket(store, raw)?
         {
-            return self.file_bounce(team, source, mail, raw, &sender, ticket);
+            let report = Report {
+                ticket,
+                quoted: &quoted,
+                authentication: &authentication,
+            };
+            return self.file_bounce(team, source, mail, raw, &sender, &report);
         }
         let spam = match placement {
             Placement::Duplicate { .. } => None,
@@ -614,8 +655,12 @@ impl Filing<'_> {
         // nothing changes in between. Mail judged spam is never routed; mail from a junk
         // folder that is not judged spam (an allow-listed sender) is routed like any other.
         let routable = arrival == Arrival::Live && !is_spam && !own_mail;
-        let acknowledge =
-            routable && config.acknowledge.enabled && self.may_acknowledge(team, mail, &sender);
+        // Mail that fails authentication is not from who it claims: no acknowledgement goes to
+        // the address it names.
+        let acknowledge = routable
+            && config.acknowledge.enabled
+            && !authentication.is_fail()
+            && self.may_acknowledge(team, mail, &sender);
         let decision = match placement {
             Placement::Duplicate { .. } => None,
             _ if !routable => None,
@@ -658,8 +703,16 @@ impl Filing<'_> {
                             "threading chose missing ticket {ticket}"
                         ))
                     })?;
-                    let message =
+                    // A header match (or tag) from an address that has not written in the ticket
+                    // is how a stranger who knows a Message-ID reaches the caseworker.
+                    let stranger = matches!(reason, thread::Reason::Headers | thread::Reason::SubjectTag)
+                        && !record.participants.contains(&sender);
+                    let mut message =
                         add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                    if let Some(warning) = warning(&authentication, stranger.then_some(reason)) {
+                        message.anomalies.push(warning);
+                        tx.put_message(&message, None)?;
+                    }
                     if own_mail {
                         file_own_mail(tx, now, &mut record, message.clone())?;
                     } else if matches!(record.status, Status::Waiting | Status::Closed) && !is_spam
@@ -727,8 +780,12 @@ impl Filing<'_> {
                         .or_else(|| mail.subject.clone())
                         .unwrap_or_else(|| "(no subject)".to_owned());
                     record.requester_name = mail.from.as_ref().and_then(|f| f.name.clone());
-                    let message =
+                    let mut message =
                         add_message(tx, now, &mut record, source, kind, mail, raw, &sender)?;
+                    if let Some(warning) = warning(&authentication, None) {
+                        message.anomalies.push(warning);
+                        tx.put_message(&message, None)?;
+                    }
                     if arrival == Arrival::Backfill {
                         record.flags.insert(TicketFlag::Backfilled);
                     }
@@ -836,9 +893,23 @@ impl Filing<'_> {
         mail: &InboundMail,
         raw: &[u8],
         sender: &str,
-        ticket_id: TicketId,
+        report: &Report<'_>,
     ) -> Result<(Outcome, TeamChange), store::Error> {
         let now = self.now;
+        // Who the quoted messages went to, as recorded when they were queued.
+        let mut recipients: Option<Vec<String>> = None;
+        for id in report.quoted {
+            if let Some(sent) = self.store.sent(report.ticket, id)? {
+                recipients
+                    .get_or_insert_with(Vec::new)
+                    .extend(sent.recipients);
+            }
+        }
+        let agent_addresses: Vec<&str> = team
+            .agents()
+            .flat_map(|a| a.emails.iter().map(String::as_str))
+            .collect();
+        let ticket_id = report.ticket;
         let helpdesk = assign::sender(self.config);
         let context = assign::Context {
             team,
@@ -869,17 +940,48 @@ impl Filing<'_> {
                 detail: "a delivery report came back for mail sent on this ticket".to_owned(),
             };
             tx.add_event(&mut ticket, &event)?;
-            for (address, status) in crate::loops::hard_bounces(raw) {
+            let mut not_counted = 0usize;
+            let bounces = crate::loops::hard_bounces(raw);
+            for (address, status) in &bounces {
+                let (address, status) = (address.as_str(), status.as_str());
+                if let Some(why) = crate::loops::bounce_not_counted(
+                    mail,
+                    sender,
+                    report.authentication,
+                    address,
+                    recipients.as_deref(),
+                    &agent_addresses,
+                ) {
+                    not_counted += 1;
+                    // The address is left out: a forged report may name anybody, and an
+                    // erasure would not look for them in this ticket.
+                    tx.add_event(
+                        &mut ticket,
+                        &Event {
+                            at: now,
+                            actor: Actor::System,
+                            kind: "bounce_not_counted".to_owned(),
+                            detail: format!(
+                                "a delivery report named a failed recipient (status {status}); nothing suppressed: {why}"
+                            ),
+                        },
+                    )?;
+                    continue;
+                }
                 crate::loops::suppress(
                     tx,
                     &context.limits,
-                    &address,
+                    address,
                     &format!("delivery status {status}"),
                     Some(ticket_id),
                     now,
                 )?;
             }
-            let what = "mail sent for this ticket bounced; see the delivery report in the ticket";
+            let what = if not_counted > 0 && not_counted == bounces.len() {
+                "a delivery report about this ticket's mail arrived but was not counted (see the ticket's events); nothing was suppressed"
+            } else {
+                "mail sent for this ticket bounced; see the delivery report in the ticket"
+            };
             match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
                 Some(owner) => {
                     match crate::notify::coordinator_notice(
@@ -942,6 +1044,13 @@ impl Filing<'_> {
                 *ticket,
                 Outcome::ReplyRefused(*ticket, "automatic reply from the caseworker".to_owned()),
             ),
+            Verdict::AutoReplyNoted { ticket, reason, .. } => (
+                *ticket,
+                Outcome::ReplyRefused(
+                    *ticket,
+                    format!("out-of-office answer noted, nobody marked away: {reason}"),
+                ),
+            ),
             Verdict::NotAReply => {
                 return Err(store::Error::Inconsistent(
                     "file_reply called for ordinary mail".to_owned(),
@@ -964,8 +1073,34 @@ impl Filing<'_> {
             Some(target) => Some(crate::admin::resolve_merged(self.store, target)?),
             None => None,
         };
-        let change = self.store.write(|tx| {
+        // Only the caseworker who owns both tickets, or a coordinator, may merge: a merge mixes
+        // two requesters' conversations.
+        let merge_refused = match (verdict, merge_into) {
+            (Verdict::Accepted { agent, .. }, Some(target)) if target != ticket_id => {
+                let coordinator = team
+                    .agent(agent)
+                    .is_some_and(|a| a.role == Role::Coordinator);
+                let owns = |id| -> Result<bool, store::Error> {
+                    Ok(self
+                        .store
+                        .ticket(id)?
+                        .is_some_and(|t| t.owner.as_ref() == Some(agent)))
+                };
+                let target_exists = self.store.ticket(target)?.is_some();
+                if coordinator || !target_exists || (owns(ticket_id)? && owns(target)?) {
+                    None
+                } else {
+                    Some(target)
+                }
+            }
+            _ => None,
+        };
+        let merge_into = merge_into.filter(|_| merge_refused.is_none());
+        let replay_window = jiff::SignedDuration::try_from(self.config.auth.replay_window)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let (change, replayed) = self.store.write(|tx| {
             let mut change = TeamChange::default();
+            let mut replayed = false;
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
                 store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
             })?;
@@ -980,8 +1115,19 @@ impl Filing<'_> {
                     };
                     let mut message = stored_message(&ticket, direction, source, mail, sender, now);
                     message.text = parsed.body.clone();
+                    let fingerprint = answer_fingerprint(&parsed.body, &attachments);
+                    let relayed_before = tx
+                        .relayed_at(ticket.id, &fingerprint)?
+                        .filter(|at| now < at.saturating_add(replay_window).unwrap_or(Timestamp::MAX));
+                    let mut replay_line = None;
                     if is_note {
                         assign::internal_note(tx, &context, &mut ticket, agent, &message, raw)?;
+                    } else if let Some(at) = relayed_before
+                        && (!parsed.body.is_empty() || !attachments.is_empty())
+                    {
+                        replayed = true;
+                        replay_line =
+                            Some(keep_replayed_answer(tx, &mut ticket, agent, &message, raw, at, now)?);
                     } else if !parsed.body.is_empty() || !attachments.is_empty() {
                         assign::relay_reply(
                             tx,
@@ -992,6 +1138,7 @@ impl Filing<'_> {
                             raw,
                             &attachments,
                         )?;
+                        tx.put_relayed(ticket.id, &fingerprint, now)?;
                     } else {
                         // Only commands: nothing is stored, but the message was filed, and
                         // reconciliation must not report it as missing.
@@ -1006,6 +1153,25 @@ impl Filing<'_> {
                         &mut change,
                     )?;
                     results.extend(parsed.errors.iter().map(|e| format!("error: {e}")));
+                    results.extend(replay_line);
+                    if let Some(target) = merge_refused {
+                        results.push(format!(
+                            "error: #merge: not merged into #{}: only a coordinator or the caseworker who owns both tickets may merge them",
+                            target.0
+                        ));
+                        tx.add_event(
+                            &mut ticket,
+                            &Event {
+                                at: now,
+                                actor: Actor::Agent(agent.clone()),
+                                kind: "merge_refused".to_owned(),
+                                detail: format!(
+                                    "#merge {} refused: {agent} does not own both tickets and is not a coordinator",
+                                    target.0
+                                ),
+                            },
+                        )?;
+                    }
                     for command in &parsed.commands {
                         match command {
                             bridge::Command::Away(until) => {
@@ -1075,6 +1241,34 @@ impl Filing<'_> {
                         },
                     )?;
                 }
+                Verdict::AutoReplyNoted { agent, reason, .. } => {
+                    let mut note =
+                        stored_message(&ticket, Direction::Note, source, mail, sender, now);
+                    note.anomalies.push(format!(
+                        "out-of-office answer in {agent}'s name, not acted on: {reason}"
+                    ));
+                    tx.put_message(&note, Some(raw))?;
+                    ticket.message_count = ticket.message_count.saturating_add(1);
+                    tx.add_event(
+                        &mut ticket,
+                        &Event {
+                            at: now,
+                            actor: Actor::System,
+                            kind: "auto_reply_noted".to_owned(),
+                            detail: format!(
+                                "an out-of-office answer in {agent}'s name was noted; nobody was marked away: {reason}"
+                            ),
+                        },
+                    )?;
+                    assign::tell_coordinators(
+                        tx,
+                        &context,
+                        &ticket,
+                        &format!(
+                            "an out-of-office answer in {agent}'s name arrived but was not acted on ({reason}); if {agent} is really away, mark them with `casemail agent away {agent}`"
+                        ),
+                    )?;
+                }
                 Verdict::NotAReply => {}
             }
             tx.put_ticket(&ticket)?;
@@ -1092,8 +1286,16 @@ impl Filing<'_> {
             }
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
-            Ok(change)
+            Ok((change, replayed))
         })?;
+        let outcome = if replayed {
+            Outcome::ReplyRefused(
+                ticket_id,
+                "the same answer was already relayed; not relayed again".to_owned(),
+            )
+        } else {
+            outcome
+        };
         // `#away` and `#back` change the agent and hand their tickets back to routing: done
         // after the reply is safely filed, as the CLI would.
         let mut change = change;
@@ -1230,6 +1432,62 @@ fn file_own_mail(
             detail: "mail casemail sent came back to the help address; kept as a note, not routed or answered".to_owned(),
         },
     )
+}
+
+/// Files an answer that repeats one already relayed (a client that sends twice, or a captured
+/// reply sent again under a new Message-ID) as a note, never relayed; returns the line that
+/// tells the caseworker.
+fn keep_replayed_answer(
+    tx: &WriteTx<'_>,
+    ticket: &mut Ticket,
+    agent: &crate::ids::AgentId,
+    message: &StoredMessage,
+    raw: &[u8],
+    relayed_at: Timestamp,
+    now: Timestamp,
+) -> store::TxResult<String> {
+    let mut note = message.clone();
+    note.direction = Direction::Note;
+    note.anomalies.push(format!(
+        "the same answer was relayed at {relayed_at}; not relayed again"
+    ));
+    tx.put_message(&note, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    tx.add_event(
+        ticket,
+        &Event {
+            at: now,
+            actor: Actor::Agent(agent.clone()),
+            kind: "replay_refused".to_owned(),
+            detail: format!(
+                "the same answer (text and files) was relayed at {relayed_at}; kept as a note"
+            ),
+        },
+    )?;
+    Ok(format!(
+        "not sent again: the same answer was already relayed to the requester at {relayed_at}"
+    ))
+}
+
+/// What identifies an answer for replay protection: SHA-256 over its text and each file's
+/// name, type and bytes, as hex.
+fn answer_fingerprint(text: &str, attachments: &[AttachmentBytes]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(b"casemail-answer\0");
+    hash.update((text.len() as u64).to_be_bytes());
+    hash.update(text.as_bytes());
+    for file in attachments {
+        for part in [
+            file.name.as_deref().unwrap_or("").as_bytes(),
+            file.content_type.as_bytes(),
+            file.content.as_slice(),
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The files of a message that were kept (under the size limit), with their bytes.
@@ -1383,11 +1641,11 @@ fn stored_message(
     }
 }
 
-/// The address a message is from: From, else Sender, else Return-Path.
+/// The address a message is from: From, else Return-Path. The Sender field never stands in
+/// for From: it is as easy to write, and a message without From fails authentication anyway.
 pub fn sender_address(mail: &InboundMail) -> String {
     mail.from
         .as_ref()
-        .or(mail.sender.as_ref())
         .map(|m| m.address.clone())
         .or_else(|| mail.return_path.clone())
         .filter(|a| a.contains('@'))

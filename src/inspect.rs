@@ -53,6 +53,9 @@ pub struct Report {
     /// allow-lists. The folder it would arrive in, spamd, the learned classifier and the
     /// sender's history are not known here.
     pub spam: crate::spam::Verdict,
+    /// The authentication verdict with the configured `[auth]` settings: `pass (…)`,
+    /// `unverified` or `fail: …`.
+    pub authentication: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +74,13 @@ pub struct AnomalyReport {
 
 impl Report {
     /// The report on `mail`, read from the bytes `raw`.
-    pub fn new(file: &Path, raw: &[u8], mail: &InboundMail, spam: &crate::config::Spam) -> Report {
+    pub fn new(
+        file: &Path,
+        raw: &[u8],
+        mail: &InboundMail,
+        spam: &crate::config::Spam,
+        auth: &crate::config::Auth,
+    ) -> Report {
         let ids = |ids: &[crate::ids::MessageId]| ids.iter().map(|id| id.to_string()).collect();
         Report {
             file: file.display().to_string(),
@@ -101,6 +110,11 @@ impl Report {
             dedupe_key: mail.key.to_index_string(),
             anomalies: mail.anomalies.iter().map(AnomalyReport::new).collect(),
             spam: crate::spam::assess(spam, mail, raw, &crate::spam::Context::inspect()),
+            authentication: match crate::auth::verdict(mail, auth) {
+                crate::auth::Verdict::Pass(what) => format!("pass ({what})"),
+                crate::auth::Verdict::Unverified => "unverified".to_owned(),
+                crate::auth::Verdict::Fail(reason) => format!("fail: {reason}"),
+            },
         }
     }
 
@@ -125,6 +139,7 @@ impl Report {
                 self.spam.summary()
             )),
         );
+        field("Authentication:", Some(self.authentication.clone()));
         field("Message-ID:", self.message_id.clone());
         field("From:", self.from.as_ref().map(mailbox));
         field("Sender:", self.sender.as_ref().map(mailbox));
@@ -240,8 +255,9 @@ pub fn inspect_files(
     files: &[PathBuf],
     format: OutputFormat,
     spam: &crate::config::Spam,
+    auth: &crate::config::Auth,
 ) -> anyhow::Result<()> {
-    let reports = reports(files, &ParseLimits::default(), spam)?;
+    let reports = reports(files, &ParseLimits::default(), spam, auth)?;
     match format {
         OutputFormat::Json => {
             let json =
@@ -268,13 +284,20 @@ pub fn reports(
     files: &[PathBuf],
     limits: &ParseLimits,
     spam: &crate::config::Spam,
+    auth: &crate::config::Auth,
 ) -> anyhow::Result<Vec<Report>> {
     files
         .iter()
         .map(|file| {
             let raw = std::fs::read(file)
                 .with_context(|| format!("cannot read message file {}", file.display()))?;
-            Ok(Report::new(file, &raw, &parse::parse(&raw, limits), spam))
+            Ok(Report::new(
+                file,
+                &raw,
+                &parse::parse(&raw, limits),
+                spam,
+                auth,
+            ))
         })
         .collect()
 }
@@ -291,6 +314,7 @@ mod tests {
             raw,
             &parse::parse(raw, &ParseLimits::default()),
             &crate::config::Spam::default(),
+            &crate::config::Auth::default(),
         )
     }
 
@@ -360,12 +384,40 @@ mod tests {
     }
 
     #[test]
+    fn the_authentication_verdict_follows_the_trusted_servers() {
+        let raw = b"Authentication-Results: mx.charity.example; dmarc=fail header.from=example.org\nFrom: A <a@example.org>\nSubject: hi\n\nbody\n";
+        let mail = parse::parse(raw, &ParseLimits::default());
+        let spam = crate::config::Spam::default();
+        let untrusted = Report::new(
+            Path::new("m.eml"),
+            raw,
+            &mail,
+            &spam,
+            &crate::config::Auth::default(),
+        );
+        assert_eq!(untrusted.authentication, "unverified");
+        let auth = crate::config::Auth {
+            trusted_authserv_ids: vec!["mx.charity.example".to_owned()],
+            ..crate::config::Auth::default()
+        };
+        let trusted = Report::new(Path::new("m.eml"), raw, &mail, &spam, &auth);
+        assert!(
+            trusted.to_text().contains(
+                "Authentication:   fail: the receiving server recorded dmarc=fail for example.org"
+            ),
+            "{}",
+            trusted.to_text()
+        );
+    }
+
+    #[test]
     fn unreadable_file_is_named_in_the_error() {
         let missing = PathBuf::from("/nonexistent/casemail-inspect.eml");
         let err = reports(
             &[missing],
             &ParseLimits::default(),
             &crate::config::Spam::default(),
+            &crate::config::Auth::default(),
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/casemail-inspect.eml"));

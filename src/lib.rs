@@ -12,6 +12,7 @@ pub mod rota;
 pub mod sanitize;
 pub mod telemetry;
 
+pub mod auth;
 pub mod fetch;
 pub mod ingest;
 pub mod parse;

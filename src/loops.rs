@@ -173,6 +173,54 @@ pub fn hard_bounces(raw: &[u8]) -> Vec<(String, String)> {
     found
 }
 
+/// Why a hard bounce a delivery report names must not suppress `address`, or `None` when it
+/// counts. A report counts only when it comes from a mail system (the null reverse-path, or
+/// MAILER-DAEMON / postmaster) and does not fail authentication, for an address that was a
+/// recipient of the message it quotes (`recipients`: what casemail recorded sending, `None`
+/// when it recorded nothing), and never for a registered caseworker's address: otherwise
+/// anybody could silence a requester or a caseworker with a forged report.
+pub fn bounce_not_counted(
+    mail: &InboundMail,
+    sender: &str,
+    authentication: &crate::auth::Verdict,
+    address: &str,
+    recipients: Option<&[String]>,
+    agent_addresses: &[&str],
+) -> Option<String> {
+    let null_return_path = mail
+        .return_path
+        .as_deref()
+        .is_some_and(|path| path.trim().trim_matches(['<', '>']).trim().is_empty());
+    let local = sender
+        .rsplit_once('@')
+        .map_or(sender, |(local, _)| local)
+        .to_ascii_lowercase();
+    let system = matches!(
+        local.as_str(),
+        "mailer-daemon" | "postmaster" | "mail-daemon" | "maildaemon" | "mailerdaemon"
+    );
+    if !null_return_path && !system {
+        return Some("the report does not come from a mail system (null sender, MAILER-DAEMON or postmaster)".to_owned());
+    }
+    if let Some(failure) = authentication.failure() {
+        return Some(format!(
+            "the report failed sender authentication: {failure}"
+        ));
+    }
+    if agent_addresses
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(address))
+    {
+        return Some("the address is a registered caseworker's".to_owned());
+    }
+    let was_recipient =
+        recipients.is_some_and(|list| list.iter().any(|r| r.eq_ignore_ascii_case(address)));
+    if !was_recipient {
+        return Some("the address was not a recipient of the message the report quotes".to_owned());
+    }
+    None
+}
+
 /// `rfc822; someone@example.org` → `someone@example.org`.
 fn address_of(value: &str) -> Option<String> {
     let address = value

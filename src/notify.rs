@@ -152,6 +152,7 @@ pub fn ticket_notification(
     message: &StoredMessage,
     attachments: &[AttachmentBytes],
     why: Why,
+    warnings: &[&str],
     reply_token: &str,
     nonce: u64,
 ) -> Result<Outgoing, Error> {
@@ -193,8 +194,13 @@ pub fn ticket_notification(
         Why::FollowUp => "The requester wrote again",
         Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
     };
+    // A forged or stray message must not pass for the requester's: the warning comes first.
+    let warning: String = warnings
+        .iter()
+        .map(|w| format!("WARNING: {}\n\n", clean_line(w)))
+        .collect();
     let mut body = format!(
-        "{REPLY_ABOVE}\n\n{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
+        "{REPLY_ABOVE}\n\n{warning}{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
         number = ticket.id.0,
         status = ticket.status,
         count = ticket.message_count,

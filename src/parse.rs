@@ -72,6 +72,10 @@ pub struct InboundMail {
 
     /// The first address of the first From field.
     pub from: Option<Mailbox>,
+    /// How many addresses all From fields hold together. One person writes a message; a
+    /// second From field or address is how a forger shows one name and is checked as another,
+    /// so the authentication verdict (`auth.rs`) fails anything but 1.
+    pub from_count: usize,
     /// The Sender field, set when someone sends on behalf of the From address.
     pub sender: Option<Mailbox>,
     pub reply_to: Vec<Mailbox>,
@@ -277,6 +281,7 @@ fn unparseable_mail(raw: &[u8]) -> InboundMail {
         in_reply_to: Vec::new(),
         references: Vec::new(),
         from: None,
+        from_count: 0,
         sender: None,
         reply_to: Vec::new(),
         to: Vec::new(),
@@ -386,6 +391,7 @@ fn read_message(
     if from.is_none() {
         anomalies.push(Anomaly::MissingFrom);
     }
+    let from_count = fields.all("From").map(|h| mailboxes(&h.value).len()).sum();
     let sender = fields
         .first("Sender")
         .and_then(|h| mailboxes(&h.value).into_iter().next());
@@ -469,6 +475,7 @@ fn read_message(
         in_reply_to,
         references,
         from,
+        from_count,
         sender,
         reply_to,
         to,

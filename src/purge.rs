@@ -179,6 +179,7 @@ fn remove_tickets_and(
         let no_ids = Vec::new();
         let outbox = outbox.get(&id).unwrap_or(&no_ids);
         let dead = dead.get(&id).unwrap_or(&no_ids);
+        let reply_records = store.reply_record_keys(id)?;
         let removed = store.write(|tx| {
             let mut removed = Removed::default();
             let Some(ticket) = tx.ticket(id)? else {
@@ -195,6 +196,9 @@ fn remove_tickets_and(
             removed.events = ticket.event_count as usize;
             for key in keys {
                 tx.remove_index_key(key)?;
+            }
+            for key in &reply_records {
+                tx.remove_reply_record(key)?;
             }
             for entry in outbox {
                 tx.remove_outbox(*entry)?;
@@ -429,6 +433,7 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
     }
     let leftover_index = store.requester_index_keys(address)?;
     let loop_keys = store.loop_keys_of(address)?;
+    let sent_keys = store.sent_keys_to(address)?;
     let quarantined: Vec<QuarantineEntry> = store
         .quarantine()?
         .into_iter()
@@ -449,6 +454,9 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
         }
         for key in &loop_keys {
             tx.remove_loop_record(key)?;
+        }
+        for key in &sent_keys {
+            tx.remove_reply_record(key)?;
         }
         for &id in &plan.outbox {
             if tx.outbox_entry(id)?.is_some() {

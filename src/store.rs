@@ -1028,6 +1028,8 @@ fn scan_json<T: DeserializeOwned>(tree: &sled::Tree, prefix: &[u8]) -> Result<Ve
 
 mod loops;
 pub use loops::Counter;
+mod auth;
+pub use auth::Sent;
 /// The spam classifier's records (`bayes/…`) and the verdicts that held tickets as spam
 /// (`spam/{ticket}`); see `spam::bayes` and `spam::held`.
 const KEY_CLASSIFIER_DOCS: &str = "bayes/docs";

@@ -3,7 +3,10 @@
 //! a reply carries it back in a recipient address or in In-Reply-To/References.
 //!
 //! The secret is generated on first run and kept in the state directory with mode 0600. This
-//! module reads and writes only that file; verifying is pure.
+//! module reads and writes only that file and, after `casemail secret rotate`, the retired key
+//! beside it (`reply-secret.previous`: the key, then the moment it was retired as seconds since
+//! 1970, big-endian). Tokens made with the retired key verify for `[auth] rotation_grace` after
+//! that moment. Verifying is pure.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -15,6 +18,7 @@ use sha2::Sha256;
 use crate::ids::{AgentId, TicketId};
 
 const SECRET_FILE: &str = "reply-secret";
+const PREVIOUS_FILE: &str = "reply-secret.previous";
 const SECRET_LEN: usize = 32;
 /// Hex characters of the MAC kept in a token: 96 bits, short enough for an address.
 const MAC_HEX: usize = 24;
@@ -28,13 +32,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("reply secret {path} is damaged (expected {SECRET_LEN} bytes)")]
+    #[error(
+        "reply secret {path} is damaged (expected {SECRET_LEN} bytes, and a time after a rotation)"
+    )]
     Damaged { path: String },
 }
 
-/// The key tokens are signed with.
+/// The key tokens are signed with, and the key it replaced, if any.
 #[derive(Clone)]
-pub struct Secret([u8; SECRET_LEN]);
+pub struct Secret {
+    key: [u8; SECRET_LEN],
+    previous: Option<Retired>,
+}
+
+/// A key `casemail secret rotate` replaced, and when.
+#[derive(Clone)]
+struct Retired {
+    key: [u8; SECRET_LEN],
+    at: jiff::Timestamp,
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +74,10 @@ impl Secret {
                 // Tighten a file someone loosened; the secret forges agents' replies.
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                     .map_err(io)?;
-                Ok(Secret(array))
+                Ok(Secret {
+                    key: array,
+                    previous: read_previous(state_dir)?,
+                })
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let secret: [u8; SECRET_LEN] = rand::random();
@@ -70,23 +89,63 @@ impl Secret {
                     .map_err(io)?;
                 file.write_all(&secret).map_err(io)?;
                 file.sync_all().map_err(io)?;
-                Ok(Secret(secret))
+                Ok(Secret {
+                    key: secret,
+                    previous: None,
+                })
             }
             Err(err) => Err(io(err)),
         }
     }
 
+    /// Replaces the key with a new random one and keeps the old one as the retired key, so
+    /// tokens already sent keep working for the grace period. Both files are written whole
+    /// (mode 0600, synced, renamed into place), the retired key first: a crash in between
+    /// leaves the current key as it was.
+    pub fn rotate(state_dir: &Path, now: jiff::Timestamp) -> Result<Secret, Error> {
+        let old = Secret::load_or_create(state_dir)?;
+        let mut retired = old.key.to_vec();
+        retired.extend_from_slice(&now.as_second().to_be_bytes());
+        write_private(&state_dir.join(PREVIOUS_FILE), &retired)?;
+        let key: [u8; SECRET_LEN] = rand::random();
+        write_private(&state_dir.join(SECRET_FILE), &key)?;
+        Ok(Secret {
+            key,
+            previous: Some(Retired {
+                key: old.key,
+                at: now,
+            }),
+        })
+    }
+
+    /// When the key in use replaced the previous one, if it did.
+    pub fn rotated_at(&self) -> Option<jiff::Timestamp> {
+        self.previous.as_ref().map(|p| p.at)
+    }
+
     #[cfg(test)]
     pub fn from_bytes(bytes: [u8; SECRET_LEN]) -> Secret {
-        Secret(bytes)
+        Secret {
+            key: bytes,
+            previous: None,
+        }
+    }
+
+    /// A secret whose current key is `bytes` and that retired `previous` at `at`.
+    #[cfg(test)]
+    pub fn rotated_from(
+        bytes: [u8; SECRET_LEN],
+        previous: [u8; SECRET_LEN],
+        at: jiff::Timestamp,
+    ) -> Secret {
+        Secret {
+            key: bytes,
+            previous: Some(Retired { key: previous, at }),
+        }
     }
 
     fn mac(&self, ticket: TicketId, agent: &AgentId) -> Hmac<Sha256> {
-        // new_from_slice accepts keys of any length for HMAC.
-        let mut mac = <Hmac<Sha256>>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(format!("casemail-reply-token\0{}\0{}", ticket.0, agent.0).as_bytes());
-        mac
+        mac_with(&self.key, ticket, agent)
     }
 
     /// The token for `agent` answering `ticket`: `cm.TICKET.AGENT.MAC`.
@@ -101,7 +160,35 @@ impl Secret {
         )
     }
 
-    /// The ticket and agent a token names, if it is genuine.
+    /// The ticket and agent a token names, if the current key made it, or the retired key
+    /// and `now` is less than `grace` after its retirement.
+    pub fn verify_at(
+        &self,
+        token: &str,
+        now: jiff::Timestamp,
+        grace: std::time::Duration,
+    ) -> Option<(TicketId, AgentId)> {
+        if let Some(found) = self.verify(token) {
+            return Some(found);
+        }
+        let retired = self.previous.as_ref()?;
+        let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+        if now
+            >= retired
+                .at
+                .saturating_add(grace)
+                .unwrap_or(jiff::Timestamp::MAX)
+        {
+            return None;
+        }
+        let previous = Secret {
+            key: retired.key,
+            previous: None,
+        };
+        previous.verify(token)
+    }
+
+    /// The ticket and agent a token names, if the current key made it.
     pub fn verify(&self, token: &str) -> Option<(TicketId, AgentId)> {
         let token = token.to_ascii_lowercase();
         let rest = token.strip_prefix(PREFIX)?.strip_prefix('.')?;
@@ -134,6 +221,62 @@ const MAX_CANDIDATE_RUN: usize = MAX_TOKEN_LEN + 1 + 16;
 /// At most this many candidates come from one piece of text, so a header made of `cm.cm.cm.…`
 /// costs a bounded number of MAC checks.
 pub const MAX_CANDIDATES: usize = 16;
+
+fn mac_with(key: &[u8], ticket: TicketId, agent: &AgentId) -> Hmac<Sha256> {
+    // new_from_slice accepts keys of any length for HMAC.
+    let mut mac = <Hmac<Sha256>>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("casemail-reply-token\0{}\0{}", ticket.0, agent.0).as_bytes());
+    mac
+}
+
+/// The retired key and when it was retired, when `casemail secret rotate` left one.
+fn read_previous(state_dir: &Path) -> Result<Option<Retired>, Error> {
+    let path = state_dir.join(PREVIOUS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let damaged = || Error::Damaged {
+        path: path.display().to_string(),
+    };
+    let (key, at) = bytes.split_at_checked(SECRET_LEN).ok_or_else(damaged)?;
+    let key: [u8; SECRET_LEN] = key.try_into().map_err(|_| damaged())?;
+    let at: [u8; 8] = at.try_into().map_err(|_| damaged())?;
+    let at = jiff::Timestamp::from_second(i64::from_be_bytes(at)).map_err(|_| damaged())?;
+    Ok(Some(Retired { key, at }))
+}
+
+/// Writes a file only the owner can read, through a temporary file renamed into place.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let temporary = path.with_extension("new");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
 
 /// Finds tokens in text where casemail put them: a `+TOKEN@` sub-address or a
 /// `casemail.n.TOKEN.NONCE@` Message-ID.
@@ -237,6 +380,48 @@ mod tests {
         assert_eq!(token.len(), MAX_TOKEN_LEN);
         let message_id = format!("<casemail.n.{token}.ffffffffffffffff@charity.example>");
         assert!(candidates(&message_id).contains(&token));
+    }
+
+    #[test]
+    fn a_rotated_secret_accepts_old_tokens_only_during_the_grace_period() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = Secret::load_or_create(dir.path()).expect("create");
+        let ticket = TicketId(9);
+        let agent = AgentId("amina".to_owned());
+        let old_token = old.sign(ticket, &agent);
+        let rotated_at = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+        let rotated = Secret::rotate(dir.path(), rotated_at).expect("rotate");
+        let day = std::time::Duration::from_secs(24 * 60 * 60);
+        let grace = 30 * day;
+        let later = |d: u32| {
+            rotated_at
+                .checked_add(jiff::SignedDuration::from_secs(i64::from(d) * 86_400))
+                .expect("time")
+        };
+        // Read back from the files, as the daemon does after a rotation.
+        let reloaded = Secret::load_or_create(dir.path()).expect("reload");
+        for secret in [&rotated, &reloaded] {
+            assert_eq!(secret.verify(&old_token), None);
+            assert_eq!(
+                secret.verify_at(&old_token, later(29), grace),
+                Some((ticket, agent.clone()))
+            );
+            assert_eq!(secret.verify_at(&old_token, later(30), grace), None);
+            let new_token = secret.sign(ticket, &agent);
+            assert_ne!(new_token, old_token);
+            assert!(secret.verify_at(&new_token, later(400), grace).is_some());
+        }
+        assert_eq!(reloaded.rotated_at(), Some(rotated_at));
+        for file in [SECRET_FILE, PREVIOUS_FILE] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        // A second rotation retires the second key: the first one is gone for good.
+        let twice = Secret::rotate(dir.path(), later(1)).expect("rotate again");
+        assert_eq!(twice.verify_at(&old_token, later(2), grace), None);
     }
 
     #[test]

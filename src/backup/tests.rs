@@ -146,6 +146,33 @@ fn restore_rebuilds_the_store_and_refuses_to_overwrite_data_without_force() {
 }
 
 #[test]
+fn after_a_rotation_a_backup_carries_the_retired_key_too() {
+    let (dir, store) = populated();
+    let at = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+    crate::token::Secret::rotate(dir.path(), at).expect("rotate");
+    let current = std::fs::read(dir.path().join("reply-secret")).expect("secret");
+    let retired = std::fs::read(dir.path().join("reply-secret.previous")).expect("retired");
+    let file = dir.path().join("casemail.backup");
+    write_file(&file, |out| {
+        write_snapshot(&store, dir.path(), out)?;
+        Ok(())
+    })
+    .expect("backup file");
+    let target = tempfile::tempdir().expect("target");
+    let state = target.path().join("state");
+    restore(&file, &state, Overwrite::Refuse).expect("restore");
+    assert_eq!(
+        std::fs::read(state.join("reply-secret")).expect("secret"),
+        current
+    );
+    assert_eq!(
+        std::fs::read(state.join("reply-secret.previous")).expect("retired"),
+        retired
+    );
+    assert_eq!(retired.get(..32), Some(&[7_u8; 32][..]));
+}
+
+#[test]
 fn a_backup_of_a_schema_1_store_restores_and_is_migrated_when_opened() {
     // A store as schema 1 wrote it: the requester's address in the key as it was.
     let old = tempfile::tempdir().expect("temp dir");

@@ -50,15 +50,51 @@ fn reply(from: &str, to: &str, subject: &str, extra: &str) -> InboundMail {
     parse(raw.as_bytes(), &ParseLimits::default())
 }
 
-fn run(mail: &InboundMail, sender: &str) -> Verdict {
+fn settings() -> crate::config::Auth {
+    crate::config::Auth {
+        trusted_authserv_ids: vec!["mx.charity.example".to_owned()],
+        ..crate::config::Auth::default()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).expect("a valid time")
+}
+
+fn days(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_secs(n * 86_400)
+}
+
+fn run_with(
+    mail: &InboundMail,
+    sender: &str,
+    secret: &Secret,
+    ticket_of: impl Fn(TicketId) -> Option<Known>,
+) -> Verdict {
     let (amina, jonas, carol) = (
         agent("amina", Role::Agent),
         agent("jonas", Role::Agent),
         agent("carol", Role::Coordinator),
     );
     let agents = [&amina, &jonas, &carol];
-    classify(mail, sender, &secret(), &agents, |id| {
-        (id.0 <= 2).then(|| ticket(id.0, "amina"))
+    let settings = settings();
+    let verdict = crate::auth::verdict(mail, &settings);
+    let context = Context {
+        secret,
+        agents: &agents,
+        auth: &verdict,
+        settings: &settings,
+        now: now(),
+    };
+    classify(mail, sender, &context, ticket_of)
+}
+
+fn run(mail: &InboundMail, sender: &str) -> Verdict {
+    run_with(mail, sender, &secret(), |id| {
+        (id.0 <= 2).then(|| Known {
+            ticket: ticket(id.0, "amina"),
+            closed_at: None,
+        })
     })
 }
 
@@ -211,6 +247,124 @@ fn an_out_of_office_answer_from_the_agent_is_recognised_with_its_date() {
         jiff::civil::Date::new(2026, 12, 28).ok()
     );
     assert_eq!(stated_return_date("I will be back soon"), None);
+}
+
+#[test]
+fn an_out_of_office_answer_without_a_token_or_failing_authentication_is_only_noted() {
+    let no_token = reply(
+        "amina@volunteers.example",
+        "help@charity.example",
+        "Automatic reply: [#1] Housing",
+        "Auto-Submitted: auto-replied\r\n",
+    );
+    assert!(matches!(
+        run(&no_token, "amina@volunteers.example"),
+        Verdict::AutoReplyNoted {
+            ticket: TicketId(1),
+            ..
+        }
+    ));
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let failing = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example"),
+        "Automatic reply: [#1] Housing",
+        "Auto-Submitted: auto-replied\r\nAuthentication-Results: mx.charity.example; dmarc=fail header.from=volunteers.example\r\n",
+    );
+    assert!(matches!(
+        run(&failing, "amina@volunteers.example"),
+        Verdict::AutoReplyNoted {
+            ticket: TicketId(1),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn sender_never_stands_in_for_from_and_two_froms_are_refused() {
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let to = format!("help+{token}@charity.example");
+    let raw = format!(
+        "Sender: amina@volunteers.example\r\nTo: {to}\r\nSubject: Re: [#1] Housing\r\n\r\nHello.\r\n"
+    );
+    let sender_only = parse(raw.as_bytes(), &ParseLimits::default());
+    let sender = crate::ingest::sender_address(&sender_only);
+    assert_ne!(sender, "amina@volunteers.example");
+    assert!(!matches!(
+        run(&sender_only, &sender),
+        Verdict::Accepted { .. }
+    ));
+    let two = reply(
+        "amina@volunteers.example",
+        &to,
+        "Re: [#1] Housing",
+        "From: mallory@evil.example\r\n",
+    );
+    assert!(matches!(
+        run(&two, "amina@volunteers.example"),
+        Verdict::Refused { .. }
+    ));
+}
+
+#[test]
+fn a_token_for_a_ticket_closed_too_long_ago_is_refused_and_the_caseworker_told() {
+    let token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let mail = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example"),
+        "Re: [#1] Housing",
+        "",
+    );
+    let closed = |ago: i64| {
+        move |id: TicketId| {
+            let mut ticket = ticket(id.0, "amina");
+            ticket.status = Status::Closed;
+            Some(Known {
+                ticket,
+                closed_at: now().checked_sub(days(ago)).ok(),
+            })
+        }
+    };
+    assert!(matches!(
+        run_with(&mail, "amina@volunteers.example", &secret(), closed(89)),
+        Verdict::Accepted { .. }
+    ));
+    let expired = run_with(&mail, "amina@volunteers.example", &secret(), closed(91));
+    assert!(
+        matches!(
+            &expired,
+            Verdict::Refused { reason, notify: Some(_), .. } if reason.contains("expired")
+        ),
+        "{expired:?}"
+    );
+}
+
+#[test]
+fn after_a_rotation_old_tokens_work_during_the_grace_period_only() {
+    let old_token = secret().sign(TicketId(1), &AgentId("amina".to_owned()));
+    let mail = reply(
+        "amina@volunteers.example",
+        &format!("help+{old_token}@charity.example"),
+        "Re: [#1] Housing",
+        "",
+    );
+    let lookup = |id: TicketId| {
+        (id.0 <= 2).then(|| Known {
+            ticket: ticket(id.0, "amina"),
+            closed_at: None,
+        })
+    };
+    let recent = Secret::rotated_from([4; 32], [3; 32], now().checked_sub(days(29)).expect("time"));
+    assert!(matches!(
+        run_with(&mail, "amina@volunteers.example", &recent, lookup),
+        Verdict::Accepted { .. }
+    ));
+    let long_ago =
+        Secret::rotated_from([4; 32], [3; 32], now().checked_sub(days(31)).expect("time"));
+    assert!(matches!(
+        run_with(&mail, "amina@volunteers.example", &long_ago, lookup),
+        Verdict::Refused { .. }
+    ));
 }
 
 #[test]

@@ -36,6 +36,7 @@ impl Config {
             smtp,
             control,
             threading,
+            auth,
             ingest,
             rota,
             loops,
@@ -82,6 +83,7 @@ impl Config {
             threading: ThreadingView {
                 one_open_ticket_per_requester: threading.one_open_ticket_per_requester,
             },
+            auth: super::auth::AuthView::of(auth),
             ingest: IngestView {
                 max_attachment_size: format_size(ingest.max_attachment_size),
                 first_run: ingest.first_run.as_str(),
@@ -136,6 +138,7 @@ struct View {
     smtp: SmtpView,
     control: ControlView,
     threading: ThreadingView,
+    auth: super::auth::AuthView,
     ingest: IngestView,
     rota: RotaView,
     loops: super::loops::LoopsView,

@@ -1251,3 +1251,40 @@ fn retention_is_off_by_default_and_takes_a_duration() {
         "expected a duration",
     );
 }
+
+#[test]
+fn auth_trusts_no_server_by_default_and_checks_its_values() {
+    let defaults = accepted_with("auth", "").auth;
+    assert!(defaults.trusted_authserv_ids.is_empty());
+    assert_eq!(
+        defaults.without_results,
+        crate::config::WithoutResults::Unverified
+    );
+    assert_eq!(defaults.token_expiry, Duration::from_secs(90 * 86_400));
+    assert_eq!(defaults.rotation_grace, Duration::from_secs(30 * 86_400));
+    let strict = accepted_with(
+        "auth",
+        "trusted_authserv_ids = [\"MX.Charity.example\", \"mx.charity.example\"]\nwithout_results = \"fail\"",
+    )
+    .auth;
+    assert_eq!(strict.trusted_authserv_ids, ["mx.charity.example"]);
+    assert_eq!(strict.without_results, crate::config::WithoutResults::Fail);
+    assert_refused_with(
+        "auth",
+        "without_results = \"fail\"",
+        "auth.without_results",
+        "needs auth.trusted_authserv_ids",
+    );
+    assert_refused_with(
+        "auth",
+        "trusted_authserv_ids = [\"mx.charity.example; dmarc=pass\"]",
+        "auth.trusted_authserv_ids[0]",
+        "expected an authserv-id",
+    );
+    assert_refused_with(
+        "auth",
+        "token_expiry = \"soon\"",
+        "auth.token_expiry",
+        "expected a duration",
+    );
+}

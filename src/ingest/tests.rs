@@ -38,7 +38,7 @@ fn a_crash_counts_an_attempt_only_against_uncommitted_messages_in_flight() {
 }
 
 #[test]
-fn the_sender_falls_back_from_from_to_sender_to_return_path() {
+fn the_sender_falls_back_from_from_to_return_path_never_to_sender() {
     let limits = ParseLimits {
         max_attachment_size: 1024,
     };
@@ -52,6 +52,11 @@ fn the_sender_falls_back_from_from_to_sender_to_return_path() {
         &limits,
     );
     assert_eq!(sender_address(&with_return_path), "b@example.org");
+    let with_sender = parse::parse(
+        b"Sender: agent@example.org\r\nReturn-Path: <c@example.org>\r\nSubject: x\r\n\r\nhi\r\n",
+        &limits,
+    );
+    assert_eq!(sender_address(&with_sender), "c@example.org");
     let nothing = parse::parse(b"Subject: x\r\n\r\nhi\r\n", &limits);
     assert_eq!(sender_address(&nothing), UNKNOWN_SENDER);
 }
@@ -66,12 +71,17 @@ struct Desk {
 
 impl Desk {
     fn new() -> Desk {
+        Desk::with("")
+    }
+
+    /// A desk whose config file ends with `extra` (whole sections).
+    fn with(extra: &str) -> Desk {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("casemail.toml");
         std::fs::write(
             &path,
             format!(
-                "[helpdesk]\naddress = \"help@charity.example\"\nstate_dir = {:?}\n[imap]\nhost = \"imap.charity.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.charity.example\"\n",
+                "[helpdesk]\naddress = \"help@charity.example\"\nstate_dir = {:?}\n[imap]\nhost = \"imap.charity.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.charity.example\"\n{extra}",
                 dir.path().to_string_lossy()
             ),
         )
@@ -313,6 +323,384 @@ fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
         Status::Spam
     );
     assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
+}
+
+const NOW: i64 = 1_800_000_000;
+
+impl Desk {
+    fn add_agent_as(&self, id: &str, role: crate::model::Role) {
+        crate::admin::add_agent(
+            &self.store,
+            "help@charity.example",
+            crate::admin::NewAgent {
+                id: id.to_owned(),
+                name: id.to_owned(),
+                emails: vec![format!("{id}@volunteers.example")],
+                role,
+                max_open: None,
+            },
+            Timestamp::from_second(NOW - 100).expect("time"),
+        )
+        .expect("agent");
+    }
+
+    /// Files a request from `requester` and gives its ticket to `owner`.
+    fn ticket_for(&self, uid: u32, requester: &str, owner: &str) -> TicketId {
+        let raw = format!(
+            "From: {requester}\r\nTo: help@charity.example\r\nSubject: Housing {uid}\r\nMessage-ID: <{uid}@phone.example>\r\n\r\nPlease help.\r\n"
+        );
+        let Outcome::NewTicket(id) = self.file(uid, FolderKind::Requests, &raw) else {
+            panic!("a new ticket");
+        };
+        self.store
+            .write(|tx| {
+                let mut ticket = tx.ticket(id)?.expect("ticket");
+                ticket.owner = Some(crate::ids::AgentId(owner.to_owned()));
+                tx.put_ticket(&ticket)
+            })
+            .expect("assign");
+        id
+    }
+
+    fn token(&self, ticket: TicketId, agent: &str) -> String {
+        self.secret
+            .sign(ticket, &crate::ids::AgentId(agent.to_owned()))
+    }
+
+    fn agent(&self, id: &str) -> crate::model::Agent {
+        self.store
+            .agent(&crate::ids::AgentId(id.to_owned()))
+            .expect("read")
+            .expect("agent")
+    }
+
+    fn outbox_text(&self) -> Vec<(crate::model::OutboxKind, Vec<String>, String)> {
+        self.store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .map(|e| {
+                let raw = self
+                    .store
+                    .outbox_raw(e.id)
+                    .expect("raw")
+                    .unwrap_or_default();
+                let mail = parse::parse(&raw, &ParseLimits::default());
+                (e.kind, e.recipients, mail.text)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn an_out_of_office_answer_without_a_token_marks_nobody_away_and_one_with_it_does() {
+    use crate::model::Role;
+    let desk = Desk::new();
+    desk.add_agent_as("amina", Role::Agent);
+    desk.add_agent_as("carol", Role::Coordinator);
+    let id = desk.ticket_for(1, "r@phone.example", "amina");
+    let forged = format!(
+        "From: amina@volunteers.example\r\nTo: help@charity.example\r\nSubject: Automatic reply: [#{}] Housing\r\nMessage-ID: <ooo1@evil.example>\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until 2099-12-31.\r\n",
+        id.0
+    );
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, &forged),
+        Outcome::ReplyRefused(..)
+    ));
+    assert_eq!(desk.agent("amina").away, None, "nobody is marked away");
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "auto_reply_noted"),
+        "{events:?}"
+    );
+    assert!(
+        desk.outbox_text().iter().any(|(_, to, text)| to
+            == &["carol@volunteers.example".to_owned()]
+            && text.contains("was not acted on")),
+        "the coordinators are told"
+    );
+    let genuine = format!(
+        "From: amina@volunteers.example\r\nTo: help+{}@charity.example\r\nSubject: Automatic reply: [#{}] Housing\r\nMessage-ID: <ooo2@volunteers.example>\r\nAuto-Submitted: auto-replied\r\n\r\nI am away until 2099-12-31.\r\n",
+        desk.token(id, "amina"),
+        id.0
+    );
+    desk.file(3, FolderKind::Requests, &genuine);
+    assert!(
+        desk.agent("amina").away.is_some(),
+        "the real one marks away"
+    );
+}
+
+/// A delivery report from `from` (with `return_path`) quoting `message_id`, naming `address`.
+fn report(uid: u32, from: &str, return_path: &str, message_id: &str, address: &str) -> String {
+    format!(
+        "Return-Path: <{return_path}>\r\nFrom: {from}\r\nTo: help@charity.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn{uid}@relay.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n\r\nFinal-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\nSubject: x\r\n--b--\r\n"
+    )
+}
+
+#[test]
+fn a_delivery_report_suppresses_only_a_recipient_and_only_from_a_mail_system() {
+    use crate::model::{OutboxKind, Role};
+    let desk = Desk::new();
+    desk.add_agent_as("amina", Role::Agent);
+    let id = desk.ticket_for(1, "r@phone.example", "amina");
+    // The acknowledgement went to the requester: a report about it may name her.
+    let acknowledgement = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| e.kind == OutboxKind::Acknowledgement)
+        .expect("acknowledged");
+    let quoted = acknowledgement.message_id.as_str().to_owned();
+    let suppressed = |address: &str| desk.store.suppression(address).expect("read").is_some();
+    let daemon = "MAILER-DAEMON@relay.example";
+    // A stranger's forged report.
+    desk.file(
+        2,
+        FolderKind::Requests,
+        &report(
+            2,
+            "mallory@evil.example",
+            "mallory@evil.example",
+            &quoted,
+            "r@phone.example",
+        ),
+    );
+    assert!(!suppressed("r@phone.example"));
+    // A report naming someone the quoted message did not go to.
+    desk.file(
+        3,
+        FolderKind::Requests,
+        &report(3, daemon, "", &quoted, "victim@phone.example"),
+    );
+    assert!(!suppressed("victim@phone.example"));
+    // A report naming a caseworker.
+    desk.file(
+        4,
+        FolderKind::Requests,
+        &report(4, daemon, "", &quoted, "amina@volunteers.example"),
+    );
+    assert!(!suppressed("amina@volunteers.example"));
+    let events = desk.store.events(id).expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "bounce_not_counted")
+            .count(),
+        3,
+        "{events:?}"
+    );
+    assert!(
+        desk.outbox_text().iter().any(|(_, to, text)| to
+            == &["amina@volunteers.example".to_owned()]
+            && text.contains("was not counted")),
+        "the caseworker is told the report did not count"
+    );
+    // The real bounce of the requester's dead address still counts.
+    assert!(matches!(
+        desk.file(
+            5,
+            FolderKind::Requests,
+            &report(5, daemon, "", &quoted, "r@phone.example")
+        ),
+        Outcome::Bounced(_)
+    ));
+    assert!(suppressed("r@phone.example"));
+}
+
+#[test]
+fn the_same_answer_under_a_new_message_id_is_relayed_once() {
+    use crate::model::{OutboxKind, Role};
+    let desk = Desk::new();
+    desk.add_agent_as("amina", Role::Agent);
+    let id = desk.ticket_for(1, "r@phone.example", "amina");
+    let answer = |uid: u32| {
+        format!(
+            "From: amina@volunteers.example\r\nTo: help+{}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <answer{uid}@volunteers.example>\r\n\r\nThe appointment is on Monday.\r\n",
+            desk.token(id, "amina"),
+            id.0
+        )
+    };
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, &answer(2)),
+        Outcome::Relayed(_)
+    ));
+    assert!(matches!(
+        desk.file(3, FolderKind::Requests, &answer(3)),
+        Outcome::ReplyRefused(..)
+    ));
+    let relays = desk
+        .outbox_text()
+        .into_iter()
+        .filter(|(kind, _, _)| *kind == OutboxKind::Relay)
+        .count();
+    assert_eq!(relays, 1);
+    assert!(
+        desk.outbox_text().iter().any(|(_, to, text)| to
+            == &["amina@volunteers.example".to_owned()]
+            && text.contains("not sent again")),
+        "the caseworker is told"
+    );
+    let notes = desk
+        .store
+        .messages(id)
+        .expect("messages")
+        .into_iter()
+        .filter(|m| m.direction == Direction::Note)
+        .count();
+    assert_eq!(notes, 1, "the copy is kept as a note");
+}
+
+#[test]
+fn merge_needs_the_owner_of_both_tickets_or_a_coordinator() {
+    use crate::model::Role;
+    let desk = Desk::new();
+    desk.add_agent_as("amina", Role::Agent);
+    desk.add_agent_as("jonas", Role::Agent);
+    desk.add_agent_as("carol", Role::Coordinator);
+    let mine = desk.ticket_for(1, "r@phone.example", "amina");
+    let other = desk.ticket_for(2, "s@phone.example", "jonas");
+    let merge = |uid: u32, agent: &str, from: TicketId, into: TicketId| {
+        format!(
+            "From: {agent}@volunteers.example\r\nTo: help+{}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <merge{uid}@volunteers.example>\r\n\r\n#merge {}\r\n",
+            desk.token(from, agent),
+            from.0,
+            into.0
+        )
+    };
+    desk.file(3, FolderKind::Requests, &merge(3, "amina", mine, other));
+    assert_eq!(
+        desk.store
+            .ticket(mine)
+            .expect("read")
+            .expect("ticket")
+            .merged_into,
+        None,
+        "not merged into a ticket amina does not own"
+    );
+    assert!(
+        desk.outbox_text().iter().any(|(_, to, text)| to
+            == &["amina@volunteers.example".to_owned()]
+            && text.contains("error: #merge: not merged into")),
+        "amina is told why"
+    );
+    desk.store
+        .write(|tx| {
+            let mut ticket = tx.ticket(mine)?.expect("ticket");
+            ticket.owner = Some(crate::ids::AgentId("carol".to_owned()));
+            tx.put_ticket(&ticket)
+        })
+        .expect("give to carol");
+    desk.file(4, FolderKind::Requests, &merge(4, "carol", mine, other));
+    assert_eq!(
+        desk.store
+            .ticket(mine)
+            .expect("read")
+            .expect("ticket")
+            .merged_into,
+        Some(other),
+        "a coordinator may"
+    );
+    // The merged ticket still knows which message came from which requester.
+    let froms: Vec<Option<String>> = desk
+        .store
+        .messages(other)
+        .expect("messages")
+        .into_iter()
+        .filter(|m| m.direction == Direction::In)
+        .map(|m| m.from)
+        .collect();
+    assert!(
+        froms.contains(&Some("r@phone.example".to_owned())),
+        "{froms:?}"
+    );
+    assert!(
+        froms.contains(&Some("s@phone.example".to_owned())),
+        "{froms:?}"
+    );
+}
+
+#[test]
+fn notifications_warn_of_failed_authentication_and_strangers_joining_by_header() {
+    use crate::model::{OutboxKind, Role};
+    let desk = Desk::with("[auth]\ntrusted_authserv_ids = [\"mx.charity.example\"]\n");
+    desk.add_agent_as("amina", Role::Agent);
+    desk.store
+        .write(|tx| {
+            tx.set_rota("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n")
+        })
+        .expect("rota");
+    let id = desk.ticket_for(1, "r@phone.example", "amina");
+    let notifications = || {
+        desk.outbox_text()
+            .into_iter()
+            .filter(|(kind, _, _)| *kind == OutboxKind::Notification)
+            .map(|(_, _, text)| text)
+            .collect::<Vec<_>>()
+    };
+    let before = notifications().len();
+    // The requester's own follow-up, authenticated: no warning.
+    desk.file(2, FolderKind::Requests, "From: r@phone.example\r\nTo: help@charity.example\r\nSubject: Re: Housing 1\r\nMessage-ID: <2@phone.example>\r\nIn-Reply-To: <1@phone.example>\r\nAuthentication-Results: mx.charity.example; dmarc=pass header.from=phone.example\r\n\r\nMore.\r\n");
+    let after_own = notifications();
+    assert_eq!(after_own.len(), before + 1);
+    assert!(!after_own.last().expect("one").contains("WARNING"));
+    // Forged in the requester's name: dmarc=fail.
+    desk.file(3, FolderKind::Requests, "From: r@phone.example\r\nTo: help@charity.example\r\nSubject: Re: Housing 1\r\nMessage-ID: <3@evil.example>\r\nIn-Reply-To: <1@phone.example>\r\nAuthentication-Results: mx.charity.example; dmarc=fail header.from=phone.example\r\n\r\nSend it to my new address.\r\n");
+    let forged = notifications();
+    assert!(
+        forged
+            .last()
+            .expect("one")
+            .contains("WARNING: this message failed sender authentication"),
+        "{forged:?}"
+    );
+    // A stranger who knows a Message-ID of the ticket.
+    desk.file(4, FolderKind::Requests, "From: mallory@evil.example\r\nTo: help@charity.example\r\nSubject: Re: Housing\r\nMessage-ID: <4@evil.example>\r\nReferences: <1@phone.example>\r\n\r\nI am her brother.\r\n");
+    assert_eq!(
+        desk.store
+            .find_message_id(&crate::ids::MessageId::parse("4@evil.example").expect("id"))
+            .expect("index"),
+        Some(id)
+    );
+    let stranger = notifications();
+    assert!(
+        stranger
+            .last()
+            .expect("one")
+            .contains("WARNING: this message joined the ticket by In-Reply-To/References"),
+        "{stranger:?}"
+    );
+    // No acknowledgement went to the address the failing message named.
+    let acknowledgements = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .filter(|e| e.kind == OutboxKind::Acknowledgement)
+        .count();
+    assert_eq!(acknowledgements, 1);
+}
+
+#[test]
+fn mail_failing_authentication_is_not_acknowledged() {
+    let desk = Desk::with("[auth]\ntrusted_authserv_ids = [\"mx.charity.example\"]\n");
+    let forged = "From: victim@phone.example\r\nTo: help@charity.example\r\nSubject: Help\r\nMessage-ID: <1@evil.example>\r\nAuthentication-Results: mx.charity.example; dmarc=fail header.from=phone.example\r\n\r\nHello.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, forged) else {
+        panic!("a ticket of its own");
+    };
+    assert!(
+        desk.kinds().is_empty(),
+        "nothing goes to the forged address"
+    );
+    let messages = desk.store.messages(id).expect("messages");
+    assert!(
+        crate::auth::warnings(&messages[0].anomalies)
+            .iter()
+            .any(|w| w.contains("failed sender authentication")),
+        "{:?}",
+        messages[0].anomalies
+    );
 }
 
 #[test]

@@ -96,6 +96,7 @@ fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_
         &other,
         &[],
         Why::FollowUp,
+        &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
     )
@@ -157,6 +158,7 @@ fn renderable_files_reach_the_caseworker_as_text_and_the_notification_says_so() 
         &message(),
         &[page, drawing, photo],
         Why::Assigned,
+        &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
     )
@@ -215,6 +217,7 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
         &message(),
         &[photo],
         Why::Assigned,
+        &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
     )
@@ -246,6 +249,32 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
 }
 
 #[test]
+fn a_warning_comes_first_in_the_notification() {
+    let out = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[],
+        Why::FollowUp,
+        &["this message failed sender authentication (dmarc=fail)"],
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let read = parse(&out.raw, &ParseLimits::default());
+    let warning = read
+        .text
+        .find("WARNING: this message failed sender authentication (dmarc=fail)")
+        .expect("the warning line is there");
+    let heading = read
+        .text
+        .find("The requester wrote again")
+        .expect("heading");
+    assert!(warning < heading, "{}", read.text);
+}
+
+#[test]
 fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
     let a = sender().message_id("n", 42, 1);
     let b = sender().message_id("n", 42, 1);
@@ -265,6 +294,7 @@ fn a_notification_about_a_requester_casemail_cannot_write_to_says_so() {
             &message(),
             &[],
             Why::Assigned,
+            &[],
             "cm.42.amina.0123456789abcdef01234567",
             7,
         )

@@ -253,6 +253,22 @@ fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everythi
             })
         })
         .expect("loop records");
+    // What casemail recorded sending to the address, in their ticket and in the shared one.
+    store
+        .write(|tx| {
+            let sent = crate::store::Sent {
+                recipients: vec!["a@example.org".to_owned()],
+                at: at(0),
+            };
+            for (ticket, id) in [
+                (theirs, "casemail.r.1@help.example"),
+                (shared, "casemail.a.2@help.example"),
+            ] {
+                tx.put_sent(ticket, &MessageId::parse(id).expect("id"), &sent)?;
+            }
+            tx.put_relayed(theirs, "00ff", at(0))
+        })
+        .expect("reply records");
     let plan = plan_erasure(&store, " A@Example.org ").expect("plan");
     assert_eq!(plan.tickets, BTreeSet::from([theirs]));
     assert_eq!(plan.messages.get(&shared), Some(&vec![1]));
@@ -263,6 +279,7 @@ fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everythi
     let text = dump(&store);
     assert!(!text.contains("a@example.org"), "{text}");
     assert!(!text.contains("a.example.org"), "{text}");
+    assert!(!text.contains("replay/"), "{text}");
     assert_ne!(before, text);
     let left = store.messages(shared).expect("messages");
     assert_eq!(left.len(), 2);

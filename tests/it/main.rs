@@ -11,6 +11,7 @@
 mod daemon;
 mod harness;
 
+mod auth;
 mod bench_smoke;
 mod bridge;
 mod check_config;
