@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::config::Loops;
+use crate::gate;
 use crate::ids::{AgentId, TicketId};
 use crate::loops::{self, Admission};
 use crate::model::{
@@ -794,9 +795,44 @@ pub fn digest_text(
 #[cfg(test)]
 mod tests;
 
-/// Files a genuine caseworker reply: stores what they wrote as an outgoing message, queues
-/// the answer to the requester (threaded under the requester's latest message), and marks the
-/// ticket as waiting on the requester. `message` is the stored form of the reply.
+/// What the relay gate must keep from the requester on `ticket`: every registered caseworker
+/// address, the reply token of the agent answering, and the names the operator listed
+/// (`[helpdesk] hide_names`).
+pub fn secrets(
+    context: &Context<'_>,
+    names: &[String],
+    ticket: TicketId,
+    agent: &AgentId,
+) -> gate::Secrets {
+    let token = context.secret.sign(ticket, agent);
+    gate::Secrets::with_names(
+        context
+            .team
+            .agents()
+            .flat_map(|a| a.emails.iter().map(String::as_str)),
+        [token.as_str()],
+        names.iter().map(String::as_str),
+    )
+}
+
+/// What became of an answer the gate cleared.
+#[derive(Debug)]
+pub enum Relayed {
+    /// Queued for the requester; the lines for the caseworker's confirmation (what the gate
+    /// left out or cleaned), empty when there is nothing to say.
+    Sent(Vec<String>),
+    /// The composed answer failed the gate's last check and was held; the line tells the
+    /// caseworker.
+    Held(gate::Hold, String),
+    /// The requester's address is one casemail cannot write to: the answer is kept as a note,
+    /// and the caseworker and the coordinators are told.
+    NotComposed,
+}
+
+/// Files a genuine caseworker reply the relay gate cleared: stores what they wrote as an
+/// outgoing message, queues the answer to the requester (threaded under the requester's own
+/// latest message), and marks the ticket as waiting on the requester. `message` is the stored
+/// form of the reply.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one reply.
 pub fn relay_reply(
     tx: &WriteTx<'_>,
@@ -805,37 +841,42 @@ pub fn relay_reply(
     agent: &AgentId,
     message: &StoredMessage,
     raw: &[u8],
-    attachments: &[AttachmentBytes],
-) -> TxResult<()> {
+    cleared: &gate::Cleared,
+    secrets: &gate::Secrets,
+) -> TxResult<Relayed> {
     let now = context.now;
-    let requester_ids: Vec<crate::ids::MessageId> = (0..ticket.message_count)
+    let messages: Vec<StoredMessage> = (0..ticket.message_count)
         .filter_map(|seq| tx.message(ticket.id, seq).ok().flatten())
-        .filter(|m| m.direction == crate::model::Direction::In)
-        .filter_map(|m| m.message_id)
         .collect();
-    let references: Vec<crate::ids::MessageId> =
-        requester_ids.iter().rev().take(10).rev().cloned().collect();
-    // No caseworker's address may reach the requester, not even inside something the
-    // caseworker forwarded: every registered address is hidden, and the reply token.
-    let mut hide: Vec<String> = context
-        .team
-        .agents()
-        .flat_map(|a| a.emails.iter().cloned())
-        .collect();
-    hide.push(context.secret.sign(ticket.id, agent));
+    let (in_reply_to, references) = gate::threading(ticket, &messages);
     let outgoing = match notify::relay_to_requester(
         context.sender,
         ticket,
-        &message.text,
-        attachments,
-        requester_ids.last(),
+        cleared,
+        in_reply_to.as_ref(),
         &references,
-        &hide,
+        secrets,
         context.nonce,
     ) {
         Ok(outgoing) => outgoing,
-        Err(err) => return answer_not_composed(tx, context, ticket, agent, message, raw, &err),
+        Err(err) => {
+            answer_not_composed(tx, context, ticket, agent, message, raw, &err)?;
+            return Ok(Relayed::NotComposed);
+        }
     };
+    if !gate::check_composed(&outgoing.raw, secrets, &ticket.requester) {
+        let mut message = message.clone();
+        let line = hold_reply(
+            tx,
+            context,
+            ticket,
+            agent,
+            &mut message,
+            raw,
+            &gate::Hold::Leak,
+        )?;
+        return Ok(Relayed::Held(gate::Hold::Leak, line));
+    }
     tx.put_message(message, Some(raw))?;
     ticket.message_count = ticket.message_count.saturating_add(1);
     ticket.updated = now;
@@ -854,11 +895,47 @@ pub fn relay_reply(
         actor: Actor::Agent(agent.clone()),
         kind: "replied".to_owned(),
         detail: format!(
-            "answer relayed to the requester ({} attachment(s))",
-            attachments.len()
+            "answer relayed to the requester ({} attachment(s), {} file(s) left out or cleaned)",
+            cleared.attachments.len(),
+            cleared.removed.len()
         ),
     };
-    tx.add_event(ticket, &event)
+    tx.add_event(ticket, &event)?;
+    if cleared.removed.is_empty() {
+        return Ok(Relayed::Sent(Vec::new()));
+    }
+    let mut lines = vec!["Your answer was sent to the requester. About its files:".to_owned()];
+    lines.extend(cleared.removed.iter().map(|line| format!("  {line}")));
+    Ok(Relayed::Sent(lines))
+}
+
+/// Files a caseworker reply the relay gate held: kept on the ticket as an internal note, never
+/// sent, recorded in the event log. Returns the line that tells the caseworker why and how to
+/// answer.
+pub fn hold_reply(
+    tx: &WriteTx<'_>,
+    context: &Context<'_>,
+    ticket: &mut Ticket,
+    agent: &AgentId,
+    message: &mut StoredMessage,
+    raw: &[u8],
+    hold: &gate::Hold,
+) -> TxResult<String> {
+    message.direction = crate::model::Direction::Note;
+    message
+        .anomalies
+        .push(format!("answer held, never relayed: {}", hold.summary()));
+    tx.put_message(message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = context.now;
+    let event = Event {
+        at: context.now,
+        actor: Actor::Agent(agent.clone()),
+        kind: "reply_held".to_owned(),
+        detail: format!("answer held, not relayed: {}", hold.summary()),
+    };
+    tx.add_event(ticket, &event)?;
+    Ok(hold.explain(ticket.id.0))
 }
 
 /// Records that casemail could not compose mail about a ticket (an address the mail builder

@@ -292,24 +292,55 @@ pub struct Commands {
 
 /// Reads command lines at the top of a reply: each line that starts with `#` and a known
 /// command word, up to the first other line. A `#` line that is not a command (`#1 priority`)
-/// ends the commands and stays in the text.
+/// ends the commands and stays in the text; the relay gate holds a reply whose text starts with
+/// something that looks like a command.
+///
+/// Lines are read as a reader sees them: format characters (Unicode category Cf: zero-width
+/// spaces, the BOM, bidi marks, which HTML clients insert) are ignored, as are blank lines above
+/// the first command, a full-width `＃`, and space between `#` and the word. `#note:`,
+/// `#notes` and `#note -` all mean `#note`, whose text may follow on the same line.
 pub fn commands(reply: &str) -> Commands {
     let mut parsed = Commands::default();
     let mut lines = reply.lines().peekable();
     while let Some(line) = lines.peek() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() && !parsed.commands.is_empty() {
+        let visible = crate::gate::without_format(line);
+        let trimmed = visible.trim();
+        if trimmed.is_empty() {
             lines.next();
             continue;
         }
-        let Some(rest) = trimmed.strip_prefix('#') else {
+        let Some(rest) = trimmed.strip_prefix(['#', '\u{FF03}']) else {
             break;
         };
-        let mut words = rest.split_whitespace();
-        let word = words.next().unwrap_or("").to_ascii_lowercase();
-        let argument: Vec<&str> = words.collect();
+        let rest = rest.trim_start();
+        let word_end = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
+        let (word, after) = rest.split_at(word_end);
+        let word = word.to_lowercase();
+        let after = after.strip_prefix(':').unwrap_or(after);
+        if matches!(word.as_str(), "note" | "notes") {
+            // The note's text may start on the command line itself: `#note: called the GP`.
+            let first = after
+                .trim_start()
+                .trim_start_matches([':', '-', '\u{2013}', '\u{2014}', '.'])
+                .trim();
+            parsed.commands.push(Command::Note);
+            lines.next();
+            if first.is_empty() {
+                continue;
+            }
+            let rest: Vec<&str> = lines.collect();
+            parsed.body = std::iter::once(first)
+                .chain(rest)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_owned();
+            return parsed;
+        }
+        let argument: Vec<&str> = after.split_whitespace().collect();
         let command = match (word.as_str(), argument.as_slice()) {
-            ("note", _) => Command::Note,
             ("close", []) => Command::Close,
             ("reopen", []) => Command::Reopen,
             ("spam", []) => Command::Spam,

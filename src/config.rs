@@ -102,6 +102,8 @@ pub struct Helpdesk {
     pub name: String,
     /// Store, secrets and quarantine live here.
     pub state_dir: PathBuf,
+    /// Caseworkers' names the relay gate removes from every answer to a requester.
+    pub hide_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +311,10 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ),
             ("name", "a display name"),
             ("state_dir", ABSOLUTE_PATH),
+            (
+                "hide_names",
+                "a list of names such as [\"Amina Yusuf\", \"Jonas Berg\"]",
+            ),
         ],
     ),
     (
@@ -658,6 +664,7 @@ struct RawHelpdesk {
     address: Option<String>,
     name: Option<String>,
     state_dir: Option<String>,
+    hide_names: Option<StringList>,
 }
 
 #[derive(Default, Deserialize)]
@@ -880,10 +887,15 @@ fn validate_helpdesk(raw: RawHelpdesk, sources: &Sources<'_>) -> Result<Helpdesk
         "helpdesk.state_dir",
         raw.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR),
     )?;
+    let hide_names = raw.hide_names.map(|list| list.0).unwrap_or_default();
+    for hidden in &hide_names {
+        check_text(hidden).map_err(|reason| sources.error("helpdesk.hide_names", reason))?;
+    }
     Ok(Helpdesk {
         address,
         name,
         state_dir,
+        hide_names,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::assign::{self, Team, TeamChange};
 use crate::bridge::{self, Verdict};
 use crate::config::Config;
 use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
+use crate::gate;
 use crate::ids::{TicketId, Uid, UidValidity};
 use crate::metrics::{Metrics, Stage};
 use crate::model::{
@@ -45,6 +46,8 @@ pub enum Outcome {
     Relayed(TicketId),
     /// Something that looked like a caseworker's reply and was refused.
     ReplyRefused(TicketId, String),
+    /// A caseworker's genuine reply the relay gate held (kept as a note, never sent), and why.
+    ReplyHeld(TicketId, String),
     /// A delivery report for mail sent on a ticket, filed with that ticket.
     Bounced(TicketId),
 }
@@ -280,6 +283,10 @@ async fn process_batch(
             Outcome::ReplyRefused(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
                 warn!(%reason, "Reply refused; not relayed.");
+            }
+            Outcome::ReplyHeld(id, reason) => {
+                tracing::Span::current().record("ticket", id.0);
+                info!(%reason, "Reply held by the relay gate; not relayed.");
             }
             Outcome::Bounced(id) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -1034,7 +1041,6 @@ impl Filing<'_> {
             now,
             nonce: self.nonce,
         };
-        let attachments = attachment_bytes(mail);
         let (ticket_id, outcome) = match verdict {
             Verdict::Accepted { ticket, .. } => (*ticket, Outcome::Relayed(*ticket)),
             Verdict::Refused { ticket, reason, .. } => {
@@ -1098,62 +1104,122 @@ impl Filing<'_> {
         let merge_into = merge_into.filter(|_| merge_refused.is_none());
         let replay_window = jiff::SignedDuration::try_from(self.config.auth.replay_window)
             .unwrap_or(jiff::SignedDuration::MAX);
-        let (change, replayed) = self.store.write(|tx| {
+        let (change, replayed, held) = self.store.write(|tx| {
             let mut change = TeamChange::default();
             let mut replayed = false;
+            let mut held = None;
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
                 store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
             })?;
             match verdict {
                 Verdict::Accepted { agent, .. } => {
-                    let parsed = bridge::commands(&crate::strip::strip(mail, raw).text);
-                    let is_note = parsed.commands.contains(&bridge::Command::Note);
-                    let direction = if is_note {
-                        Direction::Note
+                    let stripped = crate::strip::strip(mail, raw);
+                    // When stripping found nothing new, the text is the quote: no command in
+                    // it counts.
+                    let parsed = if stripped.only_history {
+                        bridge::Commands {
+                            body: stripped.text.clone(),
+                            ..bridge::Commands::default()
+                        }
                     } else {
-                        Direction::Out
+                        bridge::commands(&stripped.text)
                     };
-                    let mut message = stored_message(&ticket, direction, source, mail, sender, now);
+                    let is_note = parsed.commands.contains(&bridge::Command::Note);
+                    let mut message =
+                        stored_message(&ticket, Direction::Note, source, mail, sender, now);
                     message.text = parsed.body.clone();
-                    let fingerprint = answer_fingerprint(&parsed.body, &attachments);
-                    let relayed_before = tx
-                        .relayed_at(ticket.id, &fingerprint)?
-                        .filter(|at| now < at.saturating_add(replay_window).unwrap_or(Timestamp::MAX));
-                    let mut replay_line = None;
+                    let mut results = Vec::new();
                     if is_note {
                         assign::internal_note(tx, &context, &mut ticket, agent, &message, raw)?;
-                    } else if let Some(at) = relayed_before
-                        && (!parsed.body.is_empty() || !attachments.is_empty())
-                    {
-                        replayed = true;
-                        replay_line =
-                            Some(keep_replayed_answer(tx, &mut ticket, agent, &message, raw, at, now)?);
-                    } else if !parsed.body.is_empty() || !attachments.is_empty() {
-                        assign::relay_reply(
-                            tx,
-                            &context,
-                            &mut ticket,
-                            agent,
-                            &message,
-                            raw,
-                            &attachments,
-                        )?;
-                        tx.put_relayed(ticket.id, &fingerprint, now)?;
                     } else {
-                        // Only commands: nothing is stored, but the message was filed, and
-                        // reconciliation must not report it as missing.
-                        tx.note_filed_source(source, ticket.id, mail.message_id.as_ref())?;
+                        // Everything that reaches the requester passes the relay gate.
+                        let files = gate::files::read(mail, raw);
+                        let secrets = assign::secrets(
+                            &context,
+                            &self.config.helpdesk.hide_names,
+                            ticket.id,
+                            agent,
+                        );
+                        match gate::decide(&stripped, &parsed, &files, &secrets) {
+                            gate::Decision::Relay(cleared) => {
+                                // The same answer under a new Message-ID is relayed once only:
+                                // what is compared is what the requester would receive.
+                                let fingerprint =
+                                    answer_fingerprint(&cleared.text, &cleared.attachments);
+                                let relayed_before =
+                                    tx.relayed_at(ticket.id, &fingerprint)?.filter(|at| {
+                                        now < at
+                                            .saturating_add(replay_window)
+                                            .unwrap_or(Timestamp::MAX)
+                                    });
+                                if let Some(at) = relayed_before {
+                                    replayed = true;
+                                    results.push(keep_replayed_answer(
+                                        tx,
+                                        &mut ticket,
+                                        agent,
+                                        &message,
+                                        raw,
+                                        at,
+                                        now,
+                                    )?);
+                                } else {
+                                message.direction = Direction::Out;
+                                match assign::relay_reply(
+                                    tx,
+                                    &context,
+                                    &mut ticket,
+                                    agent,
+                                    &message,
+                                    raw,
+                                    &cleared,
+                                    &secrets,
+                                )? {
+                                    assign::Relayed::Sent(lines) => {
+                                        tx.put_relayed(ticket.id, &fingerprint, now)?;
+                                        results.extend(lines);
+                                    }
+                                    assign::Relayed::Held(hold, line) => {
+                                        held = Some(hold.summary());
+                                        results.push(line);
+                                    }
+                                    assign::Relayed::NotComposed => {
+                                        held = Some(
+                                            "casemail cannot write to the requester's address"
+                                                .to_owned(),
+                                        );
+                                    }
+                                }
+                                }
+                            }
+                            gate::Decision::Hold(hold) => {
+                                held = Some(hold.summary());
+                                results.push(assign::hold_reply(
+                                    tx,
+                                    &context,
+                                    &mut ticket,
+                                    agent,
+                                    &mut message,
+                                    raw,
+                                    &hold,
+                                )?);
+                            }
+                            gate::Decision::CommandsOnly => {
+                                // Only commands: nothing is stored, but the message was filed,
+                                // and reconciliation must not report it as missing.
+                                tx.note_filed_source(source, ticket.id, mail.message_id.as_ref())?;
+                            }
+                        }
                     }
-                    let mut results = assign::apply_commands(
+                    results.extend(assign::apply_commands(
                         tx,
                         &context,
                         &mut ticket,
                         agent,
                         &parsed.commands,
                         &mut change,
-                    )?;
+                    )?);
                     results.extend(parsed.errors.iter().map(|e| format!("error: {e}")));
-                    results.extend(replay_line);
                     if let Some(target) = merge_refused {
                         results.push(format!(
                             "error: #merge: not merged into #{}: only a coordinator or the caseworker who owns both tickets may merge them",
@@ -1286,15 +1352,15 @@ impl Filing<'_> {
             }
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
-            Ok((change, replayed))
+            Ok((change, replayed, held))
         })?;
-        let outcome = if replayed {
-            Outcome::ReplyRefused(
+        let outcome = match held {
+            Some(why) => Outcome::ReplyHeld(ticket_id, why),
+            None if replayed => Outcome::ReplyRefused(
                 ticket_id,
                 "the same answer was already relayed; not relayed again".to_owned(),
-            )
-        } else {
-            outcome
+            ),
+            None => outcome,
         };
         // `#away` and `#back` change the agent and hand their tickets back to routing: done
         // after the reply is safely filed, as the CLI would.

@@ -28,6 +28,7 @@ pub mod token;
 pub mod admin;
 pub mod assign;
 pub mod bridge;
+pub mod gate;
 pub mod loops;
 pub mod notify;
 pub mod report;

@@ -127,6 +127,7 @@ pub struct Metrics {
     quarantined: AtomicU64,
     replies_relayed: AtomicU64,
     replies_refused: AtomicU64,
+    replies_held: AtomicU64,
     bounces: AtomicU64,
     parse: Histogram,
     file: Histogram,
@@ -164,6 +165,7 @@ impl Metrics {
             quarantined: AtomicU64::new(0),
             replies_relayed: AtomicU64::new(0),
             replies_refused: AtomicU64::new(0),
+            replies_held: AtomicU64::new(0),
             bounces: AtomicU64::new(0),
             parse: Histogram::default(),
             file: Histogram::default(),
@@ -199,6 +201,9 @@ impl Metrics {
             }
             Outcome::ReplyRefused(..) => {
                 self.replies_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::ReplyHeld(..) => {
+                self.replies_held.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Bounced(_) => {
                 self.bounces.fetch_add(1, Ordering::Relaxed);
@@ -383,6 +388,11 @@ impl Metrics {
             "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office).",
         );
         out.count("casemail_replies_refused_total", &[], &self.replies_refused);
+        out.counter(
+            "casemail_replies_held_total",
+            "Caseworkers' genuine replies the relay gate held as notes (empty, only files, an unknown command, a file it cannot clean).",
+        );
+        out.count("casemail_replies_held_total", &[], &self.replies_held);
         out.counter(
             "casemail_bounces_total",
             "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",

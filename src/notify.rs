@@ -88,7 +88,7 @@ pub struct Outgoing {
 }
 
 /// An attachment to pass through, with its bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentBytes {
     pub name: Option<String>,
     pub content_type: String,
@@ -386,41 +386,23 @@ pub fn acknowledgement(
 #[cfg(test)]
 mod tests;
 
-/// Replaces every occurrence of `secrets` (an agent's addresses, the reply token) in `text`.
+/// Replaces every occurrence of `secrets` (caseworker addresses, reply tokens) in `text`, with
+/// the relay gate's matching (case-insensitive over the original text, Unicode-correct).
 fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        // Case-insensitive: addresses come back in any case.
-        let lower = out.to_lowercase();
-        let needle = secret.to_lowercase();
-        let mut result = String::with_capacity(out.len());
-        let mut last = 0;
-        for (index, _) in lower.match_indices(&needle) {
-            if let (Some(before), true) = (out.get(last..index), out.is_char_boundary(index)) {
-                result.push_str(before);
-                result.push_str("[caseworker]");
-                last = index + needle.len();
-            }
-        }
-        result.push_str(out.get(last..).unwrap_or(""));
-        out = result;
-    }
-    out
+    crate::gate::Secrets::new(secrets.iter().map(String::as_str), []).scrub(text)
 }
 
 /// The caseworker's answer as the requester receives it: a new message from the shared
-/// address, threaded under the requester's own latest message, carrying only the stripped
-/// reply and the caseworker's files. `hide` lists what must not reach the requester (the
-/// caseworker's addresses, the reply token); any occurrence is replaced.
-#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the answer.
+/// address, threaded under the requester's own messages, carrying only what the relay gate
+/// cleared (`cleared`: text and files already scrubbed). The subject, built from the ticket,
+/// passes `secrets` too. Only `gate` decides what goes; this only composes it.
 pub fn relay_to_requester(
     sender: &Sender,
     ticket: &Ticket,
-    text: &str,
-    attachments: &[AttachmentBytes],
+    cleared: &crate::gate::Cleared,
     in_reply_to: Option<&MessageId>,
     references: &[MessageId],
-    hide: &[String],
+    secrets: &crate::gate::Secrets,
     nonce: u64,
 ) -> Result<Outgoing, Error> {
     let message_id = sender.message_id("r", ticket.id.0, nonce);
@@ -433,7 +415,7 @@ pub fn relay_to_requester(
     let mut builder = lettre::Message::builder()
         .from(sender.mailbox()?)
         .to(to)
-        .subject(scrub(&subject, hide))
+        .subject(secrets.scrub(&subject))
         .message_id(Some(format!("<{}>", message_id.as_str())))
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(LOOP_HEADER),
@@ -449,8 +431,8 @@ pub fn relay_to_requester(
             .collect();
         builder = builder.references(chain.join(" "));
     }
-    let body = format!("{}\n", scrub(text, hide));
-    let email = text_with_files(builder, body, attachments, hide)?;
+    let body = format!("{}\n", cleared.text);
+    let email = text_with_files(builder, body, &cleared.attachments, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),

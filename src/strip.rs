@@ -57,6 +57,7 @@ pub struct Stripped {
     pub removed_signature: bool,
     /// Nothing was left once history and signature were removed, so `text` is the whole
     /// original text instead: the caseworker probably sent the quote without writing anything.
+    /// The relay gate holds such a reply: the quote is never relayed in its place.
     pub only_history: bool,
 }
 

@@ -50,6 +50,7 @@ impl Config {
                 address: helpdesk.address.clone(),
                 name: helpdesk.name.clone(),
                 state_dir: path_text(&helpdesk.state_dir),
+                hide_names: helpdesk.hide_names.clone(),
             },
             imap: ImapView {
                 host: imap.host.clone(),
@@ -163,6 +164,8 @@ struct HelpdeskView {
     address: String,
     name: String,
     state_dir: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hide_names: Vec<String>,
 }
 
 #[derive(Serialize)]

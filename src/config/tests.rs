@@ -1288,3 +1288,23 @@ fn auth_trusts_no_server_by_default_and_checks_its_values() {
         "expected a duration",
     );
 }
+
+#[test]
+fn names_to_hide_from_requesters_are_a_list_of_visible_text() {
+    let config = load_text(&minimal_with(
+        "helpdesk",
+        "hide_names = [\"Amina Yusuf\", \"Jonas\"]",
+    ))
+    .expect("config");
+    assert_eq!(config.helpdesk.hide_names, ["Amina Yusuf", "Jonas"]);
+    assert!(
+        load_text(MINIMAL)
+            .expect("config")
+            .helpdesk
+            .hide_names
+            .is_empty()
+    );
+    let error = load_text(&minimal_with("helpdesk", "hide_names = [\"Amina\\u0007\"]"))
+        .expect_err("a control character is refused");
+    assert_eq!(error.key, "helpdesk.hide_names");
+}

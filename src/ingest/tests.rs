@@ -836,6 +836,94 @@ fn a_notice_to_a_coordinator_casemail_cannot_write_to_is_recorded_on_the_ticket(
     );
 }
 
+#[test]
+fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
+    let desk = Desk::new();
+    crate::admin::add_agent(
+        &desk.store,
+        "help@charity.example",
+        crate::admin::NewAgent {
+            id: "carol".to_owned(),
+            name: "Carol".to_owned(),
+            emails: vec!["carol@volunteers.example".to_owned()],
+            role: crate::model::Role::Coordinator,
+            max_open: None,
+        },
+        Timestamp::UNIX_EPOCH,
+    )
+    .expect("agent");
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    let token = desk
+        .secret
+        .sign(id, &crate::ids::AgentId("carol".to_owned()));
+    let reply = |n: u32, answer: &str| {
+        format!(
+            "From: Carol <carol@volunteers.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r{n}@volunteers.example>\r\n\r\n{answer}\r\n\r\nOn Monday, Helpdesk <help+{token}@charity.example> wrote:\r\n> {}\r\n> Ticket:   #{}\r\n> Status:   open\r\n",
+            id.0,
+            crate::strip::REPLY_ABOVE,
+            id.0
+        )
+    };
+    let relays = |desk: &Desk| {
+        desk.store
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.kind == crate::model::OutboxKind::Relay)
+            .collect::<Vec<_>>()
+    };
+
+    // Nothing typed above the quote: held as a note, never relayed, the caseworker told.
+    let outcome = desk.file(2, FolderKind::Requests, &reply(2, "Sent from my iPhone"));
+    assert!(matches!(outcome, Outcome::ReplyHeld(..)), "{outcome:?}");
+    assert!(relays(&desk).is_empty(), "nothing for the requester");
+    let messages = desk.store.messages(id).expect("messages");
+    assert_eq!(messages.last().map(|m| m.direction), Some(Direction::Note));
+    let told = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .filter(|e| e.recipients == ["carol@volunteers.example"])
+        .filter_map(|e| desk.store.outbox_raw(e.id).ok().flatten())
+        .any(|raw| String::from_utf8_lossy(&raw).contains("NOT sent to the requester"));
+    assert!(told, "the caseworker is told");
+    let events = desk.store.events(id).expect("events");
+    assert!(events.iter().any(|e| e.kind == "reply_held"), "{events:?}");
+
+    // A typed answer goes, scrubbed of the caseworker's address in any case.
+    let outcome = desk.file(
+        3,
+        FolderKind::Requests,
+        &reply(3, "Write to CAROL@Volunteers.example any time."),
+    );
+    assert!(matches!(outcome, Outcome::Relayed(_)), "{outcome:?}");
+    let [relay] = &relays(&desk)[..] else {
+        panic!("one answer for the requester");
+    };
+    assert_eq!(relay.recipients, ["amina@phone.example"]);
+    let raw = desk
+        .store
+        .outbox_raw(relay.id)
+        .expect("raw")
+        .expect("bytes");
+    let read = parse::parse(&raw, &ParseLimits::default());
+    assert!(
+        read.text.contains("Write to [caseworker] any time."),
+        "{}",
+        read.text
+    );
+    assert!(!read.text.contains("Ticket:"), "no quote");
+    assert!(
+        !String::from_utf8_lossy(&raw)
+            .to_lowercase()
+            .contains("carol@")
+    );
+}
+
 impl Desk {
     /// Files `raw` as fetch hands on a message over `max_message_size`: its header fields only.
     fn file_too_large(&self, uid: u32, raw: &str, size: u64) -> Outcome {
