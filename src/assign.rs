@@ -1525,14 +1525,8 @@ pub fn bounced_ticket(
 ) -> Result<Option<(TicketId, Vec<crate::ids::MessageId>)>, store::Error> {
     let text = String::from_utf8_lossy(raw);
     let mut found: Option<(TicketId, Vec<crate::ids::MessageId>)> = None;
-    for candidate in text.match_indices("casemail.").map(|(i, _)| i) {
-        let tail = text.get(candidate..).unwrap_or("");
-        let end = tail
-            .find(|c: char| c == '>' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        if let Some(id) = tail.get(..end).and_then(crate::ids::MessageId::parse)
-            && let Some(ticket) = store.find_message_id(&id)?
-        {
+    for id in bounce_candidates(&text) {
+        if let Some(ticket) = store.find_message_id(&id)? {
             match &mut found {
                 None => found = Some((ticket, vec![id])),
                 Some((first, ids)) if *first == ticket && !ids.contains(&id) => ids.push(id),
@@ -1541,4 +1535,24 @@ pub fn bounced_ticket(
         }
     }
     Ok(found)
+}
+
+/// At most this many `casemail.…` ids of a delivery report are looked up: the report quotes one
+/// original, and the domain of a help address may itself start with `casemail.`.
+const MAX_BOUNCE_CANDIDATES: usize = 256;
+
+/// The Message-IDs casemail could have made that `text` holds, in order: linear in the text,
+/// since each is looked for only as far as a Message-ID may reach, and bounded in number.
+fn bounce_candidates(text: &str) -> impl Iterator<Item = crate::ids::MessageId> + '_ {
+    let max_len = crate::ids::MessageId::MAX_LEN;
+    text.match_indices("casemail.")
+        .take(MAX_BOUNCE_CANDIDATES)
+        .filter_map(move |(start, _)| {
+            let tail = text.get(start..).unwrap_or("");
+            let (end, _) = tail
+                .char_indices()
+                .take(max_len.saturating_add(1))
+                .find(|&(_, c)| c == '>' || c.is_whitespace())?;
+            tail.get(..end).and_then(crate::ids::MessageId::parse)
+        })
 }

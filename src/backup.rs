@@ -22,7 +22,7 @@
 //! control command) runs while they are read; writers wait and continue afterwards.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -434,10 +434,7 @@ pub enum Overwrite {
 /// store that holds data unless `overwrite` says so, and a store a running daemon holds.
 pub fn restore(file: &Path, state_dir: &Path, overwrite: Overwrite) -> anyhow::Result<Summary> {
     let summary = verify(file)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
+    store::prepare_state_dir(state_dir)
         .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let live = state_dir.join(STORE_DIR);
     if live.exists() {

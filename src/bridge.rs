@@ -51,6 +51,10 @@ pub enum Verdict {
     },
 }
 
+/// At most this many token candidates are checked per message, recipients first: a MAC check
+/// each, whatever the number of addresses and references.
+const MAX_TOKEN_CANDIDATES: usize = 64;
+
 /// Where the bridge looks for tokens: recipients and threading headers.
 fn token_candidates(mail: &InboundMail) -> Vec<String> {
     let mut places: Vec<String> = mail
@@ -64,7 +68,11 @@ fn token_candidates(mail: &InboundMail) -> Vec<String> {
     }
     places.extend(mail.in_reply_to.iter().map(|m| m.as_str().to_owned()));
     places.extend(mail.references.iter().map(|m| m.as_str().to_owned()));
-    places.iter().flat_map(|p| token::candidates(p)).collect()
+    places
+        .iter()
+        .flat_map(|p| token::candidates(p))
+        .take(MAX_TOKEN_CANDIDATES)
+        .collect()
 }
 
 /// What the bridge needs besides the message.

@@ -216,6 +216,12 @@ pub struct Ingest {
     pub max_attempts: u32,
     /// How many messages one UID FETCH asks for, and at most how many share one commit.
     pub batch_size: u32,
+    /// A message larger than this (its `RFC822.SIZE`) is not fetched whole: it is filed from its
+    /// header fields, flagged, and stays on the server.
+    pub max_message_size: u64,
+    /// At most this many bytes of mail are fetched by one UID FETCH, and held in memory between
+    /// fetch and filing (one message at a time may be up to `max_message_size`).
+    pub fetch_bytes: u64,
 }
 
 /// Reads the config file at `path`, applies `CASEMAIL__SECTION__KEY` variables from the
@@ -385,6 +391,8 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("message_time_budget", DURATION),
             ("max_attempts", "a whole number of at least 1"),
             ("batch_size", BATCH_SIZE),
+            ("max_message_size", SIZE),
+            ("fetch_bytes", SIZE),
         ],
     ),
     ("loops", loops::SCHEMA),
@@ -710,6 +718,8 @@ struct RawIngest {
     message_time_budget: Option<String>,
     max_attempts: Option<i64>,
     batch_size: Option<i64>,
+    max_message_size: Option<String>,
+    fetch_bytes: Option<String>,
 }
 
 /// A list of strings: a TOML array, or a comma-separated string as an environment variable
@@ -769,6 +779,9 @@ const DEFAULT_MAX_ATTACHMENT_SIZE: u64 = 25 * 1024 * 1024;
 const DEFAULT_MESSAGE_TIME_BUDGET: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_BATCH_SIZE: u32 = 200;
+/// 25 MiB: as much as common providers accept in one message, with room for encoding.
+const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+const DEFAULT_FETCH_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_BATCH_SIZE: u32 = 5000;
 
 fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
@@ -1167,12 +1180,28 @@ fn validate_ingest(raw: RawIngest, sources: &Sources<'_>) -> Result<Ingest, Erro
                 )
             })?,
     };
+    let nonzero_size = |key: &str, text: Option<String>, default: u64| match text {
+        None => Ok(default),
+        Some(text) => match parse_size(&text) {
+            Ok(0) => Err(sources.error(key, "must not be zero")),
+            Ok(size) => Ok(size),
+            Err(reason) => Err(sources.error(key, reason)),
+        },
+    };
+    let max_message_size = nonzero_size(
+        "ingest.max_message_size",
+        raw.max_message_size,
+        DEFAULT_MAX_MESSAGE_SIZE,
+    )?;
+    let fetch_bytes = nonzero_size("ingest.fetch_bytes", raw.fetch_bytes, DEFAULT_FETCH_BYTES)?;
     Ok(Ingest {
         max_attachment_size,
         first_run,
         message_time_budget,
         max_attempts,
         batch_size,
+        max_message_size,
+        fetch_bytes,
     })
 }
 

@@ -64,9 +64,18 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest HTTP request head read; the two endpoints need only the request line.
 const MAX_HTTP_HEAD: usize = 8 * 1024;
 
-/// Connections served at once, both listeners together; more are closed at once, so a client
-/// that opens many and sends nothing cannot exhaust the daemon's file descriptors.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once on the control socket; more are closed at once. The socket has
+/// slots of its own, so clients of the HTTP port can never take the CLI's.
+const MAX_COMMAND_CONNECTIONS: usize = 16;
+
+/// Connections served at once on the health and metrics port, which any local user can reach;
+/// more are closed at once, so a client that opens many and sends nothing cannot exhaust the
+/// daemon's file descriptors.
+const MAX_HTTP_CONNECTIONS: usize = 32;
+
+/// How long an HTTP client may take to send its request head, and to take the response: a
+/// scrape is a few hundred bytes each way, so an idle or slow client gives its slot back soon.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The file, in the state directory, holding the address the HTTP listener is bound to (useful
 /// when `[control] http` asks for port 0).
@@ -389,20 +398,28 @@ impl Listeners {
     /// Serves both listeners until `cancel`, then lets the requests under way finish, removes
     /// the socket and the address file, and releases the lock.
     pub async fn serve(self, shared: Arc<Shared>, cancel: CancellationToken) {
+        // One tracker per listener: each counts its own connections against its own limit.
         let requests = TaskTracker::new();
+        let scrapes = TaskTracker::new();
+        let (mut refused_commands, mut refused_scrapes) =
+            (Refusals::default(), Refusals::default());
         loop {
             tokio::select! {
                 accepted = self.unix.accept() => match accepted {
-                    Ok(_) if requests.len() >= MAX_CONNECTIONS => too_busy("control socket"),
+                    Ok(_) if requests.len() >= MAX_COMMAND_CONNECTIONS => {
+                        too_busy("control socket", MAX_COMMAND_CONNECTIONS, &mut refused_commands);
+                    }
                     Ok((stream, _)) => {
                         requests.spawn(serve_command(stream, shared.clone(), self.owner, cancel.clone()));
                     }
                     Err(err) => accept_failed("control socket", &err).await,
                 },
                 accepted = self.http.accept() => match accepted {
-                    Ok(_) if requests.len() >= MAX_CONNECTIONS => too_busy("health and metrics"),
+                    Ok(_) if scrapes.len() >= MAX_HTTP_CONNECTIONS => {
+                        too_busy("health and metrics", MAX_HTTP_CONNECTIONS, &mut refused_scrapes);
+                    }
                     Ok((stream, _)) => {
-                        requests.spawn(serve_http(stream, shared.clone(), cancel.clone()));
+                        scrapes.spawn(serve_http(stream, shared.clone(), cancel.clone()));
                     }
                     Err(err) => accept_failed("health and metrics", &err).await,
                 },
@@ -425,7 +442,9 @@ impl Listeners {
         }
         let _ = std::fs::remove_file(&http_addr_file);
         requests.close();
+        scrapes.close();
         requests.wait().await;
+        scrapes.wait().await;
         // Released last, so no other daemon binds the socket while ours still exists.
         drop(lock);
         info!("Control socket closed.");
@@ -446,12 +465,41 @@ fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&staging, path)
 }
 
-fn too_busy(listener: &str) {
-    warn!(
-        listener,
-        limit = MAX_CONNECTIONS,
-        "Too many connections at once; closed a new one."
-    );
+/// How often, at most, refused connections are logged per listener: a client that opens
+/// connections in a loop must not flood the journal (journald's rate limit would then drop the
+/// daemon's other lines too).
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// Connections a listener closed for being over its limit, logged at most once per
+/// [`REFUSALS_LOGGED_EVERY`] with the count since the last line.
+#[derive(Debug, Default)]
+struct Refusals {
+    unlogged: u64,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    /// Counts one refusal at `now`; returns how many to log when a line is due.
+    fn refused(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.unlogged = self.unlogged.saturating_add(1);
+        let due = self
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= REFUSALS_LOGGED_EVERY);
+        if !due {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+fn too_busy(listener: &str, limit: usize, refusals: &mut Refusals) {
+    if let Some(closed) = refusals.refused(std::time::Instant::now()) {
+        warn!(
+            listener,
+            limit, closed, "Too many connections at once; closed new ones."
+        );
+    }
 }
 
 /// Out of file descriptors and the like: the listener stays, and a short pause keeps a
@@ -676,7 +724,7 @@ impl Response {
 
 async fn serve_http(mut stream: TcpStream, shared: Arc<Shared>, cancel: CancellationToken) {
     let head = tokio::select! {
-        head = tokio::time::timeout(PEER_TIMEOUT, read_http_head(&mut stream)) => head,
+        head = tokio::time::timeout(HTTP_TIMEOUT, read_http_head(&mut stream)) => head,
         () = cancel.cancelled() => return,
     };
     let (response, head_only) = match head {
@@ -708,7 +756,7 @@ async fn serve_http(mut stream: TcpStream, shared: Arc<Shared>, cancel: Cancella
     if !head_only {
         bytes.extend_from_slice(response.body.as_bytes());
     }
-    let _ = tokio::time::timeout(PEER_TIMEOUT, async {
+    let _ = tokio::time::timeout(HTTP_TIMEOUT, async {
         stream.write_all(&bytes).await?;
         stream.shutdown().await
     })

@@ -7,7 +7,6 @@
 //! Everything waits through a `TaskTracker` under a deadline shorter than systemd's stop
 //! timeout; stragglers are logged at ERROR.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,22 +46,15 @@ async fn shutdown_signal(
     }
 }
 
-fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-    // The store holds requesters' mail: nobody but the service user may read it.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict state directory {}", dir.display()))?;
-    Ok(())
-}
-
 /// Runs the daemon until `shutdown` completes (a signal in production, a oneshot in tests).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    prepare_state_dir(&config.helpdesk.state_dir)?;
+    // Before the control socket, which may live inside it.
+    crate::store::prepare_state_dir(&config.helpdesk.state_dir).with_context(|| {
+        format!(
+            "cannot create or restrict state directory {}",
+            config.helpdesk.state_dir.display()
+        )
+    })?;
     // Before the store: a second daemon is told plainly that another one runs.
     let listeners = control::Listeners::bind(&config).await?;
     let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
@@ -127,6 +119,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 .iter()
                 .map(|f| (f.clone(), FolderKind::Junk)),
         );
+    // One memory budget for every folder: fetched mail not yet filed stays under
+    // `[ingest] fetch_bytes` however many folders are watched.
+    let budget = crate::fetch::Budget::new(&config.ingest);
+    metrics.watch_fetch_budget(budget.clone());
     for (folder, kind) in folders {
         let watch = FolderWatch::new(
             folder,
@@ -137,7 +133,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             on_alive.clone(),
         )
         .on_down(on_down.clone())
-        .on_lag(on_lag.clone());
+        .on_lag(on_lag.clone())
+        .with_budget(budget.clone());
         fetchers.spawn(watch.run(cancel.child_token()));
     }
     // Deletes the IMAP copies of purged and erased mail, queued in the store.

@@ -16,7 +16,7 @@ use async_imap::extensions::idle::IdleResponse;
 use futures::TryStreamExt as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,9 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// See `Selected::idle_wakeups_without_mail`.
 const MAX_IDLE_WAKEUPS_WITHOUT_MAIL: u32 = 100;
+/// How much of an oversized message's header block is fetched (a partial FETCH, RFC 3501
+/// §6.4.5): enough for any real header, bounded whatever the message holds.
+const MAX_HEADER_FETCH: u32 = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,8 +92,14 @@ pub struct Fetched {
     pub kind: FolderKind,
     pub arrival: Arrival,
     pub raw: Vec<u8>,
+    /// `Some(size)` when the message was over `[ingest] max_message_size` by the size the
+    /// server reported: `raw` then holds only its header fields, and the whole message stays
+    /// on the server.
+    pub oversized: Option<u64>,
     /// Where the process stage reports the commit of this message.
     pub ack: mpsc::UnboundedSender<Committed>,
+    /// This message's share of the fetch [`Budget`], given back when it is dropped (filed).
+    _held: Option<OwnedSemaphorePermit>,
 }
 
 impl fmt::Debug for Fetched {
@@ -98,8 +107,125 @@ impl fmt::Debug for Fetched {
         f.debug_struct("Fetched")
             .field("source", &self.source)
             .field("size", &self.raw.len())
+            .field("oversized", &self.oversized)
             .finish_non_exhaustive()
     }
+}
+
+/// The memory fetched mail may take until it is filed, counted in KiB by the sizes the server
+/// reports: every fetcher reserves its next UID FETCH here first, and each message gives its
+/// share back once the process stage has filed it. So memory stays bounded in bytes whatever
+/// the mailbox holds, and backpressure in bytes reaches IMAP.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl Budget {
+    /// `[ingest] fetch_bytes`, or the largest message fetched whole if that is more.
+    pub fn new(ingest: &config::Ingest) -> Budget {
+        let total_kib = kib(ingest.fetch_bytes.max(ingest.max_message_size)).max(1);
+        Budget {
+            permits: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until `kib` KiB are free (never more than the whole budget) and holds them.
+    pub(crate) async fn reserve(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .acquire_many_owned(kib.clamp(1, self.total_kib))
+            .await
+            .ok()
+    }
+
+    /// KiB held by mail fetched and not yet filed.
+    pub fn in_use_kib(&self) -> u32 {
+        let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
+        self.total_kib.saturating_sub(free)
+    }
+
+    /// The whole budget, in KiB.
+    pub fn total_kib(&self) -> u32 {
+        self.total_kib
+    }
+}
+
+/// Bytes in KiB, rounded up; at least 1, so every message holds a share.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The size the server reports (`RFC822.SIZE`) of each message of `set` in the selected
+/// folder, by UID.
+async fn message_sizes(session: &mut Session, set: &str) -> Result<Vec<(Uid, u64)>, Error> {
+    let mut sized: Vec<(Uid, u64)> = timed(async {
+        let stream = session.uid_fetch(set, "(UID RFC822.SIZE)").await?;
+        let all: Vec<_> = stream.try_collect().await?;
+        Ok::<_, async_imap::error::Error>(
+            all.into_iter()
+                .filter_map(|f| Some((Uid(f.uid?), u64::from(f.size.unwrap_or(0)))))
+                .collect(),
+        )
+    })
+    .await?;
+    sized.sort_unstable();
+    sized.dedup_by_key(|(uid, _)| *uid);
+    Ok(sized)
+}
+
+/// One UID FETCH of a batch: messages fetched whole, together up to `[ingest] fetch_bytes`, or
+/// one message over `[ingest] max_message_size` of which only the header fields are fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchPlan {
+    Whole { uids: Vec<Uid>, kib: Vec<u32> },
+    HeaderOnly { uid: Uid, size: u64 },
+}
+
+/// Cuts `sized` (UID and RFC822.SIZE, in UID order) into fetches: whole messages in runs of at
+/// most `fetch_bytes` (a run holds at least one message), and each message over
+/// `max_message_size` alone, headers only.
+pub fn plan_fetches(
+    sized: &[(Uid, u64)],
+    max_message_size: u64,
+    fetch_bytes: u64,
+) -> Vec<FetchPlan> {
+    let mut plans = Vec::new();
+    let mut run: Vec<Uid> = Vec::new();
+    let mut run_kib: Vec<u32> = Vec::new();
+    let mut run_bytes: u64 = 0;
+    for &(uid, size) in sized {
+        if size > max_message_size {
+            if !run.is_empty() {
+                plans.push(FetchPlan::Whole {
+                    uids: std::mem::take(&mut run),
+                    kib: std::mem::take(&mut run_kib),
+                });
+                run_bytes = 0;
+            }
+            plans.push(FetchPlan::HeaderOnly { uid, size });
+            continue;
+        }
+        if !run.is_empty() && run_bytes.saturating_add(size) > fetch_bytes {
+            plans.push(FetchPlan::Whole {
+                uids: std::mem::take(&mut run),
+                kib: std::mem::take(&mut run_kib),
+            });
+            run_bytes = 0;
+        }
+        run.push(uid);
+        run_kib.push(kib(size));
+        run_bytes = run_bytes.saturating_add(size);
+    }
+    if !run.is_empty() {
+        plans.push(FetchPlan::Whole {
+            uids: run,
+            kib: run_kib,
+        });
+    }
+    plans
 }
 
 /// UIDs the process stage has durably committed (as tickets, duplicates or quarantine).
@@ -318,6 +444,8 @@ pub struct FolderWatch {
     config: Arc<config::Config>,
     store: Store,
     to_process: mpsc::Sender<Fetched>,
+    /// Memory for fetched mail not yet filed; shared by every folder of the daemon.
+    budget: Budget,
     ack_tx: mpsc::UnboundedSender<Committed>,
     ack_rx: mpsc::UnboundedReceiver<Committed>,
     /// Called after each successful login and each completed pass (health, systemd watchdog).
@@ -338,18 +466,26 @@ impl FolderWatch {
         on_alive: Arc<dyn Fn(&str) + Send + Sync>,
     ) -> FolderWatch {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let budget = Budget::new(&config.ingest);
         FolderWatch {
             folder,
             kind,
             config,
             store,
             to_process,
+            budget,
             ack_tx,
             ack_rx,
             on_alive,
             on_down: Arc::new(|_folder: &str, _err: &Error| {}),
             on_lag: Arc::new(|_folder: &str, _lag: Lag| {}),
         }
+    }
+
+    /// Shares `budget` with the other folders, so the bound holds for the daemon as a whole.
+    pub fn with_budget(mut self, budget: Budget) -> FolderWatch {
+        self.budget = budget;
+        self
     }
 
     /// Reports the folder's lag to `on_lag` after each look at it.
@@ -599,12 +735,57 @@ impl FolderWatch {
         self.wait_for_news(selected, cancel).await
     }
 
+    /// Fetches `uids` (one batch) in pieces bounded in bytes: the sizes first, then the whole
+    /// messages up to `[ingest] fetch_bytes` per command, and only the header fields of each
+    /// message over `[ingest] max_message_size`.
     async fn fetch_range(
         &mut self,
         selected: &mut Selected,
         uids: &[Uid],
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
+        let set = uid_set(uids);
+        debug!(folder = %self.folder, uids = %set, "UID FETCH RFC822.SIZE.");
+        let mut sized = message_sizes(selected.session()?, &set).await?;
+        sized.retain(|(uid, _)| uid.0 > selected.last.0);
+        let ingest = &self.config.ingest;
+        for plan in plan_fetches(&sized, ingest.max_message_size, ingest.fetch_bytes) {
+            let reserved = match &plan {
+                FetchPlan::Whole { kib, .. } => kib.iter().fold(0_u32, |a, b| a.saturating_add(*b)),
+                FetchPlan::HeaderOnly { .. } => kib(u64::from(MAX_HEADER_FETCH)),
+            };
+            // Waiting here is backpressure in bytes: mail fetched earlier is still being filed.
+            let held = tokio::select! {
+                held = self.budget.reserve(reserved) => held,
+                () = cancel.cancelled() => return Ok(()),
+            };
+            let stop = match plan {
+                FetchPlan::Whole { uids, kib } => {
+                    self.fetch_whole(selected, &uids, &kib, held, cancel)
+                        .await?
+                }
+                FetchPlan::HeaderOnly { uid, size } => {
+                    self.fetch_header_only(selected, uid, size, held, cancel)
+                        .await?
+                }
+            };
+            if stop {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches whole messages and hands them on, each with its share of `held`. Returns `true`
+    /// when cancelled.
+    async fn fetch_whole(
+        &mut self,
+        selected: &mut Selected,
+        uids: &[Uid],
+        kib: &[u32],
+        mut held: Option<OwnedSemaphorePermit>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, Error> {
         let set = uid_set(uids);
         debug!(folder = %self.folder, uids = %set, "UID FETCH.");
         let session = selected.session()?;
@@ -621,8 +802,77 @@ impl FolderWatch {
         let mut fetched = fetched;
         fetched.sort_by_key(|(uid, _)| *uid);
         for (uid, raw) in fetched {
+            // The message's own share, by the size reserved for it; the last one takes what
+            // is left.
+            let share = uids
+                .iter()
+                .position(|u| u.0 == uid)
+                .and_then(|index| kib.get(index))
+                .copied()
+                .unwrap_or(1);
+            let mine = match held.as_mut() {
+                Some(permit) if permit.num_permits() > share as usize => {
+                    permit.split(share as usize)
+                }
+                _ => held.take(),
+            };
+            if self
+                .hand_on(selected, Uid(uid), raw, None, mine, cancel)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Fetches the header fields of a message over `[ingest] max_message_size` and hands them
+    /// on; the message itself is never fetched and stays on the server. Returns `true` when
+    /// cancelled.
+    async fn fetch_header_only(
+        &mut self,
+        selected: &mut Selected,
+        uid: Uid,
+        size: u64,
+        held: Option<OwnedSemaphorePermit>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, Error> {
+        let set = uid.0.to_string();
+        let query = format!("(UID BODY.PEEK[HEADER]<0.{MAX_HEADER_FETCH}>)");
+        info!(folder = %self.folder, uid = %uid, size, limit = self.config.ingest.max_message_size, "Message over max_message_size; fetching its header fields only.");
+        let session = selected.session()?;
+        let header: Option<Vec<u8>> = timed(async {
+            let stream = session.uid_fetch(&set, &query).await?;
+            let all: Vec<_> = stream.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(
+                all.iter()
+                    .find(|f| f.uid == Some(uid.0))
+                    .map(|f| f.header().unwrap_or_default().to_vec()),
+            )
+        })
+        .await?;
+        let Some(header) = header else {
+            // Expunged meanwhile: nothing to file.
+            return Ok(false);
+        };
+        self.hand_on(selected, uid, header, Some(size), held, cancel)
+            .await
+    }
+
+    /// Sends one message to the process stage. Returns `true` when cancelled.
+    async fn hand_on(
+        &mut self,
+        selected: &mut Selected,
+        uid: Uid,
+        raw: Vec<u8>,
+        oversized: Option<u64>,
+        held: Option<OwnedSemaphorePermit>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, Error> {
+        let uid = uid.0;
+        {
             if uid <= selected.last.0 {
-                continue;
+                return Ok(false);
             }
             let arrival = match selected.backfill_below {
                 Some(below) if uid < below.0 => Arrival::Backfill,
@@ -637,17 +887,19 @@ impl FolderWatch {
                 kind: self.kind,
                 arrival,
                 raw,
+                oversized,
                 ack: self.ack_tx.clone(),
+                _held: held,
             };
             // A full channel is backpressure: the process stage is behind, so IMAP waits.
             tokio::select! {
                 sent = self.to_process.send(item) => sent.map_err(|_| Error::ProcessGone)?,
-                () = cancel.cancelled() => return Ok(()),
+                () = cancel.cancelled() => return Ok(true),
             }
             selected.outstanding += 1;
             selected.last = Uid(uid);
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn apply_ack(
@@ -911,6 +1163,81 @@ mod tests {
         let uids: Vec<Uid> = [9, 1, 2, 3, 7, 10, 12, 3].into_iter().map(Uid).collect();
         assert_eq!(uid_set(&uids), "1:3,7,9:10,12");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn fetches_are_bounded_in_bytes_and_oversized_mail_is_fetched_headers_only() {
+        const MIB: u64 = 1024 * 1024;
+        let sized: Vec<(Uid, u64)> = [
+            (1, 10 * MIB),
+            (2, 10 * MIB),
+            (3, 30 * MIB),
+            (4, 5 * MIB),
+            (5, 25 * MIB),
+            (6, 1),
+        ]
+        .into_iter()
+        .map(|(uid, size)| (Uid(uid), size))
+        .collect();
+        let plans = plan_fetches(&sized, 25 * MIB, 16 * MIB);
+        let whole = |uids: &[u32], kib: &[u32]| FetchPlan::Whole {
+            uids: uids.iter().copied().map(Uid).collect(),
+            kib: kib.to_vec(),
+        };
+        assert_eq!(
+            plans,
+            vec![
+                whole(&[1], &[10 * 1024]),
+                whole(&[2], &[10 * 1024]),
+                FetchPlan::HeaderOnly {
+                    uid: Uid(3),
+                    size: 30 * MIB
+                },
+                // A message up to the size cap is fetched whole, alone if it must be.
+                whole(&[4], &[5 * 1024]),
+                whole(&[5], &[25 * 1024]),
+                whole(&[6], &[1]),
+            ]
+        );
+        // Whatever the mailbox holds, no fetch is over the bound unless it is one message.
+        let many: Vec<(Uid, u64)> = (1..=10_000).map(|uid| (Uid(uid), 300 * 1024)).collect();
+        let plans = plan_fetches(&many, 25 * MIB, 16 * MIB);
+        let mut seen = 0;
+        for plan in &plans {
+            let FetchPlan::Whole { uids, kib } = plan else {
+                panic!("nothing is oversized: {plan:?}");
+            };
+            assert!(kib.iter().map(|k| u64::from(*k) * 1024).sum::<u64>() <= 16 * MIB);
+            seen += uids.len();
+        }
+        assert_eq!(seen, 10_000);
+    }
+
+    #[tokio::test]
+    async fn the_budget_holds_fetched_mail_until_it_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("casemail.toml");
+        std::fs::write(
+            &path,
+            "[helpdesk]\naddress = \"help@charity.example\"\n[imap]\nhost = \"imap.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.example\"\n[ingest]\nmax_message_size = \"1MiB\"\nfetch_bytes = \"2MiB\"\n",
+        )
+        .expect("write config");
+        let config =
+            config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
+        let budget = Budget::new(&config.ingest);
+        let first = budget.reserve(1536).await.expect("free");
+        assert_eq!(budget.in_use_kib(), 1536);
+        // More than is left waits until the first is given back.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.reserve(1024)).await;
+        assert!(waiting.is_err(), "the budget is bounded");
+        drop(first);
+        let second = budget.reserve(1024).await.expect("free again");
+        // A reservation over the whole budget is cut to it rather than waiting for ever.
+        drop(second);
+        let all = budget.reserve(u32::MAX).await.expect("the whole budget");
+        assert_eq!(budget.in_use_kib(), 2048);
+        drop(all);
+        assert_eq!(budget.in_use_kib(), 0);
     }
 
     #[test]

@@ -55,14 +55,22 @@ impl AgentId {
 pub struct MessageId(String);
 
 impl MessageId {
-    /// Normalises a raw header value; `None` when nothing usable is left.
+    /// The longest Message-ID kept, in bytes without the angle brackets: a header line may hold
+    /// at most 998 characters (RFC 5322 §2.1.1), so a longer id is not one a mail system made.
+    pub const MAX_LEN: usize = 998;
+
+    /// Normalises a raw header value; `None` when nothing usable is left or the id is longer
+    /// than [`MessageId::MAX_LEN`].
     pub fn parse(raw: &str) -> Option<MessageId> {
         let trimmed = raw
             .trim()
             .trim_start_matches('<')
             .trim_end_matches('>')
             .trim();
-        if trimmed.is_empty() || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if trimmed.is_empty()
+            || trimmed.len() > MessageId::MAX_LEN
+            || trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return None;
         }
         let normalised = match trimmed.rsplit_once('@') {
@@ -139,5 +147,13 @@ mod tests {
     fn message_id_rejects_empty_and_spaced_values() {
         assert!(MessageId::parse("<>").is_none());
         assert!(MessageId::parse("a b@c").is_none());
+    }
+
+    #[test]
+    fn message_id_longer_than_a_header_line_is_rejected() {
+        let longest = format!("{}@x.org", "a".repeat(MessageId::MAX_LEN - 6));
+        assert!(MessageId::parse(&format!("<{longest}>")).is_some());
+        let too_long = format!("{}@x.org", "a".repeat(MessageId::MAX_LEN - 5));
+        assert!(MessageId::parse(&format!("<{too_long}>")).is_none());
     }
 }

@@ -331,7 +331,17 @@ async fn process_fetched(
             Err(failure) => Err(failure),
         };
         match parsed {
-            Ok(mail) => {
+            Ok(mut mail) => {
+                if let Some(size) = fetched.oversized {
+                    // Acknowledging moves it to the processed folder, or leaves it flagged
+                    // where it is when there is none.
+                    let folder = config
+                        .imap
+                        .processed_folder
+                        .as_deref()
+                        .unwrap_or(&fetched.source.mailbox);
+                    mark_too_large(&mut mail, size, config.ingest.max_message_size, folder);
+                }
                 let spamd = ask_spamd(config, team, fetched, &mail).await;
                 // Filing is a few store operations; doing it in place keeps the team's
                 // caseloads a plain `&mut` owned by this single writer.
@@ -386,6 +396,36 @@ async fn process_fetched(
         );
     }
     quarantine(store, clock(), fetched, &last_failure, max_attempts)
+}
+
+/// A message filed from its header fields only, because it is over `[ingest]
+/// max_message_size`: the anomaly says so, and the text, which the caseworker's notification
+/// shows, says where the whole message is.
+fn mark_too_large(mail: &mut InboundMail, size: u64, limit: u64, folder: &str) {
+    mail.anomalies.retain(|anomaly| {
+        !matches!(
+            anomaly,
+            parse::Anomaly::NoText
+                | parse::Anomaly::Unparseable {
+                    reason: parse::Unparseable::NoBody
+                }
+        )
+    });
+    mail.anomalies
+        .push(parse::Anomaly::TooLarge { size, limit });
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    mail.text = format!(
+        "[casemail: this message is {:.1} MiB, over the {:.1} MiB limit, so only its header fields were fetched. The whole message, with its text and attachments, stays on the mail server, in the folder {folder:?}; ask whoever runs casemail for it.]",
+        mib(size),
+        mib(limit),
+    );
+    mail.attachments.clear();
+}
+
+fn is_too_large(mail: &InboundMail) -> bool {
+    mail.anomalies
+        .iter()
+        .any(|anomaly| matches!(anomaly, parse::Anomaly::TooLarge { .. }))
 }
 
 /// spamd's opinion of live mail, when `[spam] spamd` is set. Mail from the first-run backfill
@@ -564,7 +604,11 @@ impl Filing<'_> {
         // whether it is relayed. A second copy of it is an ordinary duplicate.
         let verdict = match placement {
             Placement::Duplicate { .. } => Verdict::NotAReply,
-            _ if arrival == Arrival::Backfill || own_mail => Verdict::NotAReply,
+            // Without its text a message can carry no answer or command: one too large to
+            // fetch is filed as mail to the ticket, never relayed.
+            _ if arrival == Arrival::Backfill || own_mail || is_too_large(mail) => {
+                Verdict::NotAReply
+            }
             _ => {
                 let agents: Vec<&crate::model::Agent> = team.agents().collect();
                 let context = bridge::Context {
@@ -1607,6 +1651,9 @@ fn add_message(
     }
     if kind == FolderKind::Junk {
         ticket.flags.insert(TicketFlag::SuspectedSpam);
+    }
+    if is_too_large(mail) {
+        ticket.flags.insert(TicketFlag::TooLarge);
     }
     if mail.has_unusable_address() && ticket.requester == sender {
         ticket.flags.insert(TicketFlag::Unanswerable);

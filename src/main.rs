@@ -14,6 +14,9 @@ const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    // Everything casemail writes (the store, the reply secret, backups, the socket) is for its
+    // own user only, whichever command runs and whatever umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args = Cli::parse();
     telemetry::init(args.log_format);
     match cli::dispatch(args) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::fetch::Lag;
+use crate::fetch::{Budget, Lag};
 use crate::ingest::Outcome;
 use crate::model::{Cursor, OutboxKind, Status};
 use crate::relay::{self, Settled};
@@ -135,6 +135,8 @@ pub struct Metrics {
     /// Outbox messages settled by the relay, by (outbox kind, result).
     relay: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     marks: Mutex<Marks>,
+    /// The fetchers' memory budget, read at each scrape once the daemon has made it.
+    fetch_budget: std::sync::OnceLock<Budget>,
 }
 
 /// A lock that a panicking holder left behind still guards plain numbers, which stay usable.
@@ -175,7 +177,13 @@ impl Metrics {
                 lag: BTreeMap::new(),
                 reconciled: Reconciled::default(),
             }),
+            fetch_budget: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shows the fetchers' memory budget in the figures (`casemail_fetch_held_bytes`).
+    pub fn watch_fetch_budget(&self, budget: Budget) {
+        let _ = self.fetch_budget.set(budget);
     }
 
     /// Counts a message the process stage has filed.
@@ -467,6 +475,27 @@ impl Metrics {
             for ((kind, _), count) in relay.iter().filter(|((_, r), _)| *r == result) {
                 out.sample(&name, &[("kind", kind)], *count as f64);
             }
+        }
+
+        if let Some(budget) = self.fetch_budget.get() {
+            out.gauge(
+                "casemail_fetch_held_bytes",
+                "Mail fetched and not yet filed, by the sizes the server reported, in bytes (KiB granularity).",
+            );
+            out.sample(
+                "casemail_fetch_held_bytes",
+                &[],
+                f64::from(budget.in_use_kib()) * 1024.0,
+            );
+            out.gauge(
+                "casemail_fetch_budget_bytes",
+                "The most fetched mail held at once: ingest.fetch_bytes, or ingest.max_message_size if larger.",
+            );
+            out.sample(
+                "casemail_fetch_budget_bytes",
+                &[],
+                f64::from(budget.total_kib()) * 1024.0,
+            );
         }
 
         let marks = lock(&self.marks);

@@ -59,6 +59,9 @@ pub enum TicketFlag {
     Backfilled,
     /// Nobody on duty could take it yet; it is assigned when a shift starts.
     Unassigned,
+    /// A message in it was over `[ingest] max_message_size`: only its header fields were
+    /// fetched, the whole message stays on the mail server.
+    TooLarge,
     /// The requester's address is one casemail cannot write to (see
     /// `parse::Anomaly::UnusableAddress`): answers must reach them another way.
     Unanswerable,

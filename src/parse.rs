@@ -368,19 +368,21 @@ fn read_message(
         }
     }
 
-    let message_id = fields
-        .first_raw("Message-ID")
-        .and_then(|value| message_ids(&value).into_iter().next());
+    let message_id = fields.first_raw("Message-ID").and_then(|value| {
+        bounded_message_ids("Message-ID", &value, usize::MAX, anomalies)
+            .into_iter()
+            .next()
+    });
     if message_id.is_none() {
         anomalies.push(Anomaly::MissingMessageId);
     }
     let in_reply_to = fields
         .first_raw("In-Reply-To")
-        .map(|v| message_ids(&v))
+        .map(|v| bounded_message_ids("In-Reply-To", &v, MAX_IN_REPLY_TO, anomalies))
         .unwrap_or_default();
     let references = fields
         .first_raw("References")
-        .map(|v| message_ids(&v))
+        .map(|v| bounded_message_ids("References", &v, MAX_REFERENCES, anomalies))
         .unwrap_or_default();
 
     let from = fields
@@ -417,7 +419,7 @@ fn read_message(
     let subject = fields
         .first("Subject")
         .and_then(|h| h.value.as_text())
-        .map(str::to_owned);
+        .map(|subject| bounded_subject(subject, anomalies));
     let thread_subject = subject
         .as_deref()
         .map(|subject| mail_parser::parsers::fields::thread::thread_name(subject).to_owned());
@@ -547,6 +549,81 @@ fn unfold(value: &str) -> String {
         }
     }
     out.trim().to_owned()
+}
+
+/// The most characters of a Subject kept: it travels into the ticket, every notification and
+/// every listing, so a subject of megabytes would be copied into each of them.
+const MAX_SUBJECT_CHARS: usize = 998;
+
+/// The subject, cut to [`MAX_SUBJECT_CHARS`] with an anomaly when it is longer.
+fn bounded_subject(subject: &str, anomalies: &mut Vec<Anomaly>) -> String {
+    match subject.char_indices().nth(MAX_SUBJECT_CHARS) {
+        None => subject.to_owned(),
+        Some((cut, _)) => {
+            anomalies.push(Anomaly::LongSubject {
+                length: subject.chars().count(),
+                kept: MAX_SUBJECT_CHARS,
+            });
+            subject.get(..cut).unwrap_or_default().to_owned()
+        }
+    }
+}
+
+/// The most Message-IDs kept from In-Reply-To (RFC 5322 §3.6.4 expects one; some clients list
+/// a few).
+const MAX_IN_REPLY_TO: usize = 8;
+/// The most Message-IDs kept from References: the first (the thread's root) and the latest
+/// ones, as RFC 5322 §3.6.4 suggests when a list grows long.
+const MAX_REFERENCES: usize = 64;
+
+/// [`message_ids`] of one field, within bounds: ids longer than [`MessageId::MAX_LEN`] are
+/// dropped and at most `max` are kept (the first and the last ones), each with an anomaly.
+fn bounded_message_ids(
+    field: &str,
+    value: &str,
+    max: usize,
+    anomalies: &mut Vec<Anomaly>,
+) -> Vec<MessageId> {
+    let longest = message_id_items(value)
+        .map(str::len)
+        .filter(|&length| length > MessageId::MAX_LEN)
+        .max();
+    if let Some(length) = longest {
+        anomalies.push(Anomaly::LongMessageId {
+            field: field.to_owned(),
+            length,
+            limit: MessageId::MAX_LEN,
+        });
+    }
+    let mut ids = message_ids(value);
+    if ids.len() > max {
+        anomalies.push(Anomaly::TooManyMessageIds {
+            field: field.to_owned(),
+            count: ids.len(),
+            kept: max,
+        });
+        let latest = ids.split_off(ids.len().saturating_sub(max.saturating_sub(1)));
+        ids.truncate(1.min(max));
+        ids.extend(latest);
+    }
+    ids
+}
+
+/// The raw items of a Message-ID list, as [`message_ids`] cuts them, trimmed of brackets and
+/// white space.
+fn message_id_items(value: &str) -> impl Iterator<Item = &str> {
+    let bracketed = value.contains('<');
+    let inside: Box<dyn Iterator<Item = &str>> = if bracketed {
+        Box::new(
+            value
+                .split('<')
+                .skip(1)
+                .filter_map(|part| part.split_once('>').map(|(id, _)| id)),
+        )
+    } else {
+        Box::new(value.split_whitespace())
+    };
+    inside.map(str::trim)
 }
 
 /// Reads a list of Message-IDs leniently: every `<...>` that holds a usable id, in order and

@@ -58,6 +58,12 @@ const PREFIX_DELETION: &[u8] = b"p/";
 pub enum Error {
     #[error("store at {path} is in use by another process (is the daemon running?)")]
     Locked { path: PathBuf },
+    #[error("cannot create or restrict the state directory {path}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot open store at {path}")]
     Open {
         path: PathBuf,
@@ -115,6 +121,17 @@ impl From<Error> for TxError {
 
 pub type TxResult<T> = Result<T, TxError>;
 
+/// Creates the state directory with mode 0700, or restricts an existing one to it: it holds
+/// requesters' mail and the reply secret, so nobody but the service user may enter it.
+pub fn prepare_state_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// A handle on the store. Cloning is cheap and shares the same database.
 #[derive(Clone)]
 pub struct Store {
@@ -136,9 +153,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `state_dir/store`. Finishes a compaction a
-    /// crash interrupted, and compacts the store when an erasure asked for it (`compact`).
+    /// Opens (creating if needed) the store in `state_dir/store`. The state directory is
+    /// created, or restricted, to mode 0700 first, whichever command opens it. Finishes a
+    /// compaction a crash interrupted, and compacts the store when an erasure asked for it
+    /// (`compact`).
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
+        prepare_state_dir(state_dir).map_err(|source| Error::StateDir {
+            path: state_dir.to_owned(),
+            source,
+        })?;
         compact::recover(state_dir)?;
         let store = Store::open_path(state_dir.join(STORE_DIR))?;
         if store.tree.contains_key(compact::KEY_COMPACT)? {

@@ -209,6 +209,19 @@ impl Secret {
     }
 }
 
+/// The longest agent id a token is made for: new ids have at most 12 characters
+/// (`AgentId::RULE`), this leaves room for agents registered under older, looser rules.
+const MAX_AGENT_ID: usize = 64;
+/// The longest token [`Secret::sign`] makes: `cm.` + a ticket number (at most 20 digits) + `.` +
+/// the agent id + `.` + the MAC.
+const MAX_TOKEN_LEN: usize = PREFIX.len() + 1 + 20 + 1 + MAX_AGENT_ID + 1 + MAC_HEX;
+/// The longest run [`candidates`] looks at: a token followed by a Message-ID's `.NONCE` (16 hex
+/// digits). A longer run is not something casemail wrote.
+const MAX_CANDIDATE_RUN: usize = MAX_TOKEN_LEN + 1 + 16;
+/// At most this many candidates come from one piece of text, so a header made of `cm.cm.cm.…`
+/// costs a bounded number of MAC checks.
+pub const MAX_CANDIDATES: usize = 16;
+
 fn mac_with(key: &[u8], ticket: TicketId, agent: &AgentId) -> Hmac<Sha256> {
     // new_from_slice accepts keys of any length for HMAC.
     let mut mac = <Hmac<Sha256>>::new_from_slice(key)
@@ -267,20 +280,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Finds tokens in text where casemail put them: a `+TOKEN@` sub-address or a
 /// `casemail.n.TOKEN.NONCE@` Message-ID.
+///
+/// Linear in the length of `text`: the text is cut once into runs of token characters, a `cm.`
+/// whose run goes on for more than [`MAX_CANDIDATE_RUN`] bytes is skipped, and the search stops
+/// after [`MAX_CANDIDATES`] candidates.
 pub fn candidates(text: &str) -> Vec<String> {
     let lower = text.to_ascii_lowercase();
     let mut found = Vec::new();
-    for (index, _) in lower.match_indices("cm.") {
-        let tail = lower.get(index..).unwrap_or("");
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-            .unwrap_or(tail.len());
-        let candidate = tail.get(..end).unwrap_or("");
-        // A Message-ID carries `.NONCE` after the token; try the whole run and the run
-        // without its last dot-part.
-        found.push(candidate.trim_end_matches('.').to_owned());
-        if let Some((head, _)) = candidate.rsplit_once('.') {
-            found.push(head.to_owned());
+    let runs = lower.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+    for run in runs {
+        for (index, _) in run.match_indices("cm.") {
+            let candidate = run.get(index..).unwrap_or("");
+            if candidate.len() > MAX_CANDIDATE_RUN {
+                continue;
+            }
+            if found.len() >= MAX_CANDIDATES {
+                return found;
+            }
+            // A Message-ID carries `.NONCE` after the token; try the whole run and the run
+            // without its last dot-part.
+            found.push(candidate.trim_end_matches('.').to_owned());
+            if let Some((head, _)) = candidate.rsplit_once('.')
+                && found.len() < MAX_CANDIDATES
+            {
+                found.push(head.to_owned());
+            }
         }
     }
     found
@@ -321,6 +345,40 @@ mod tests {
         let address = format!("Help <help+{token}@charity.example>");
         assert!(candidates(&address).contains(&token));
         let message_id = format!("<casemail.n.{token}.00ff00ff00ff00ff@charity.example>");
+        assert!(candidates(&message_id).contains(&token));
+    }
+
+    #[test]
+    fn a_megabyte_of_header_gives_few_short_candidates() {
+        let token = secret().sign(TicketId(5), &AgentId("jonas".to_owned()));
+        // One run of `cm.` repeated: every occurrence used to start a candidate reaching to
+        // the end of the run, a quadratic amount of text (a 117 KB Message-ID took 4.8 GB).
+        // Many short runs first (the old search kept every one of them): the count is capped.
+        let many_runs = "cm.1 ".repeat(200_000);
+        assert_eq!(candidates(&many_runs).len(), MAX_CANDIDATES);
+        let one_run = format!("<{}@x>", "cm.".repeat(350_000));
+        let started = std::time::Instant::now();
+        let found = candidates(&one_run);
+        let took = started.elapsed();
+        assert!(found.len() <= MAX_CANDIDATES);
+        assert!(found.iter().all(|c| c.len() <= MAX_CANDIDATE_RUN));
+        let bytes: usize = found.iter().map(String::len).sum();
+        assert!(bytes <= MAX_CANDIDATES * MAX_CANDIDATE_RUN);
+        // A token behind a long run in the same text is still found.
+        let after_junk = format!(
+            "{} <casemail.n.{token}.00ff00ff00ff00ff@x>",
+            "x".repeat(1 << 20)
+        );
+        assert!(candidates(&after_junk).contains(&token));
+        eprintln!("candidates over a 1 MB run of cm.: {took:?}");
+    }
+
+    #[test]
+    fn the_longest_token_fits_the_candidate_bound() {
+        let agent = AgentId("a".repeat(MAX_AGENT_ID));
+        let token = secret().sign(TicketId(u64::MAX), &agent);
+        assert_eq!(token.len(), MAX_TOKEN_LEN);
+        let message_id = format!("<casemail.n.{token}.ffffffffffffffff@charity.example>");
         assert!(candidates(&message_id).contains(&token));
     }
 

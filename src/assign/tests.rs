@@ -64,3 +64,25 @@ fn an_agent_who_is_away_gets_nothing_even_with_the_fewest_tickets() {
         }
     );
 }
+
+#[test]
+fn a_delivery_report_is_searched_for_casemails_ids_in_bounded_time() {
+    // One run of `casemail.` without an end: every occurrence used to be followed to the end
+    // of the text, a quadratic amount of work in the single writer.
+    let junk = "casemail.".repeat(120_000);
+    assert_eq!(bounce_candidates(&junk).count(), 0);
+    let many = "casemail.test ".repeat(100_000);
+    assert_eq!(bounce_candidates(&many).count(), MAX_BOUNCE_CANDIDATES);
+    // The original's id after the help address's domain a few times is still found.
+    let report = format!(
+        "{}Message-ID: <casemail.n.cm.5.amina.abc.00ff@charity.example>\r\n{junk}",
+        "From: help@casemail.test\r\n".repeat(20)
+    );
+    let found: Vec<String> = bounce_candidates(&report)
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    assert!(
+        found.contains(&"casemail.n.cm.5.amina.abc.00ff@charity.example".to_owned()),
+        "{found:?}"
+    );
+}

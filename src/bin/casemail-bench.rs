@@ -94,6 +94,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The stores it writes hold mail like the daemon's: private, as `casemail` makes them.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match Cli::parse().command {
         Command::StoreWriter { dir, group, count } => store_writer(&dir, group, count),
         Command::Spam { count, seed, spamd } => {

@@ -366,3 +366,18 @@ fn after_a_rotation_old_tokens_work_during_the_grace_period_only() {
         Verdict::Refused { .. }
     ));
 }
+
+#[test]
+fn token_candidates_are_capped_per_message_recipients_first() {
+    let token = secret().sign(TicketId(7), &AgentId("amina".to_owned()));
+    let junk: Vec<String> = (0..500).map(|i| format!("cm.{i}.x@evil.example")).collect();
+    let mail = reply(
+        "amina@volunteers.example",
+        &format!("help+{token}@charity.example, {}", junk.join(", ")),
+        "Re: Housing",
+        "",
+    );
+    let candidates = token_candidates(&mail);
+    assert_eq!(candidates.len(), MAX_TOKEN_CANDIDATES);
+    assert_eq!(candidates.first(), Some(&token));
+}

@@ -91,6 +91,8 @@ impl Config {
                 message_time_budget: format_duration(ingest.message_time_budget),
                 max_attempts: ingest.max_attempts,
                 batch_size: ingest.batch_size,
+                max_message_size: format_size(ingest.max_message_size),
+                fetch_bytes: format_size(ingest.fetch_bytes),
             },
             rota: RotaView {
                 timezone: rota.timezone.clone(),
@@ -219,6 +221,8 @@ struct IngestView {
     message_time_budget: String,
     max_attempts: u32,
     batch_size: u32,
+    max_message_size: String,
+    fetch_bytes: String,
 }
 
 #[derive(Serialize)]

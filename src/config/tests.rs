@@ -139,6 +139,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.ingest.message_time_budget, Duration::from_secs(30));
     assert_eq!(config.ingest.max_attempts, 3);
     assert_eq!(config.ingest.batch_size, 200);
+    assert_eq!(config.ingest.max_message_size, 25 * 1024 * 1024);
+    assert_eq!(config.ingest.fetch_bytes, 64 * 1024 * 1024);
 }
 
 #[test]
@@ -934,6 +936,24 @@ fn control_values_are_checked() {
 
 #[test]
 fn ingest_values_are_checked() {
+    assert_refused_with(
+        "ingest",
+        "max_message_size = \"0\"",
+        "ingest.max_message_size",
+        "must not be zero",
+    );
+    assert_refused_with(
+        "ingest",
+        "fetch_bytes = \"lots\"",
+        "ingest.fetch_bytes",
+        "expected a size",
+    );
+    let config = accepted_with(
+        "ingest",
+        "max_message_size = \"1MiB\"\nfetch_bytes = \"2MB\"",
+    );
+    assert_eq!(config.ingest.max_message_size, 1024 * 1024);
+    assert_eq!(config.ingest.fetch_bytes, 2_000_000);
     assert_refused_with(
         "ingest",
         "batch_size = 0",

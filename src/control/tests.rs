@@ -267,6 +267,71 @@ async fn health_and_metrics_are_served_over_http() {
     running.task.await.expect("serve ends");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_http_clients_neither_lock_out_the_socket_nor_keep_their_slots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config_in(dir.path());
+    let store = Store::open(&config.helpdesk.state_dir).expect("open");
+    let socket = config.control.socket.clone();
+    let running = start(&config, &store).await;
+
+    // Any local user can open these and send nothing.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(running.http).await.expect("connect"));
+    }
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        ask(
+            &socket,
+            StoreCommand::TicketList {
+                status: None,
+                json: false,
+            },
+        ),
+    )
+    .await
+    .expect("the socket answers at once")
+    .expect("a reply");
+    assert_eq!(reply, Reply::succeeded("no tickets\n".to_owned()));
+
+    // Each idle client is closed by the daemon: over the limit at once, the others once the
+    // head timeout has passed.
+    let started = std::time::Instant::now();
+    for stream in &mut idle {
+        let mut byte = [0_u8; 1];
+        let read = tokio::time::timeout(HTTP_TIMEOUT * 3, stream.read(&mut byte))
+            .await
+            .expect("the daemon closes an idle client");
+        assert_eq!(
+            read.unwrap_or(0),
+            0,
+            "nothing is sent to a client that sent nothing"
+        );
+    }
+    assert!(started.elapsed() < HTTP_TIMEOUT * 3);
+    let (status, _) = http(running.http, &get("/healthz")).await;
+    assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    running.cancel.cancel();
+    running.task.await.expect("serve ends");
+}
+
+#[test]
+fn refused_connections_are_logged_at_most_every_ten_seconds_with_a_count() {
+    let start = std::time::Instant::now();
+    let mut refusals = Refusals::default();
+    assert_eq!(refusals.refused(start), Some(1));
+    for i in 1..1000 {
+        assert_eq!(refusals.refused(start + Duration::from_millis(i)), None);
+    }
+    assert_eq!(
+        refusals.refused(start + REFUSALS_LOGGED_EVERY),
+        Some(1000),
+        "the next line counts every connection closed since the last"
+    );
+    assert_eq!(refusals.refused(start + REFUSALS_LOGGED_EVERY), None);
+}
+
 #[test]
 fn request_lines_give_method_and_path() {
     assert_eq!(

@@ -25,7 +25,10 @@ use futures::TryStreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{BACKOFF_CAP, BACKOFF_START, Error, Session, connect, timed, uid_set};
+use super::{
+    BACKOFF_CAP, BACKOFF_START, Error, FetchPlan, Session, connect, message_sizes, plan_fetches,
+    timed, uid_set,
+};
 use crate::config::Config;
 use crate::ids::{MailKey, MessageId};
 use crate::model::ImapDeletion;
@@ -198,31 +201,46 @@ impl Expunger {
         if candidates.is_empty() {
             return Ok(candidates);
         }
-        let fetched: Vec<(u32, Vec<u8>)> = timed(async {
-            let stream = session
-                .uid_fetch(uid_set_of(&candidates), "(UID BODY.PEEK[])")
-                .await?;
-            let all: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(
-                all.into_iter()
-                    .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
-                    .collect(),
-            )
-        })
-        .await?;
         let limits = ParseLimits {
             max_attachment_size: self.config.ingest.max_attachment_size,
         };
-        Ok(fetched
-            .into_iter()
-            .filter(|(_, raw)| {
-                // The parser never panics on mail by design; a message that made it panic
-                // anyway is simply not this one.
-                std::panic::catch_unwind(|| parse::parse(raw, &limits).key)
-                    .is_ok_and(|found| &found == key)
+        // Bounded in bytes like ingest: a sender may have sent many large messages. A copy over
+        // max_message_size was filed from its header fields, so its whole bytes cannot give
+        // the stored hash: it is not fetched.
+        let sized = message_sizes(session, &uid_set_of(&candidates)).await?;
+        let ingest = &self.config.ingest;
+        let mut matching = Vec::new();
+        for plan in plan_fetches(&sized, ingest.max_message_size, ingest.fetch_bytes) {
+            let FetchPlan::Whole { uids, .. } = plan else {
+                continue;
+            };
+            let set = uid_set(&uids);
+            debug!(uids = %set, "UID FETCH for a content check.");
+            let fetched: Vec<(u32, Vec<u8>)> = timed(async {
+                let stream = session
+                    .uid_fetch(uid_set(&uids), "(UID BODY.PEEK[])")
+                    .await?;
+                let all: Vec<_> = stream.try_collect().await?;
+                Ok::<_, async_imap::error::Error>(
+                    all.into_iter()
+                        .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
+                        .collect(),
+                )
             })
-            .map(|(uid, _)| uid)
-            .collect())
+            .await?;
+            matching.extend(
+                fetched
+                    .into_iter()
+                    .filter(|(_, raw)| {
+                        // The parser never panics on mail by design; a message that made it
+                        // panic anyway is simply not this one.
+                        std::panic::catch_unwind(|| parse::parse(raw, &limits).key)
+                            .is_ok_and(|found| &found == key)
+                    })
+                    .map(|(uid, _)| uid),
+            );
+        }
+        Ok(matching)
     }
 }
 

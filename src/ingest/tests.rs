@@ -923,3 +923,132 @@ fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
             .contains("carol@")
     );
 }
+
+impl Desk {
+    /// Files `raw` as fetch hands on a message over `max_message_size`: its header fields only.
+    fn file_too_large(&self, uid: u32, raw: &str, size: u64) -> Outcome {
+        let team = Team::load(&self.store).expect("team");
+        let mut mail = parse::parse(raw.as_bytes(), &ParseLimits::default());
+        mark_too_large(
+            &mut mail,
+            size,
+            self.config.ingest.max_message_size,
+            "Processed",
+        );
+        let filing = Filing {
+            store: &self.store,
+            secret: &self.secret,
+            config: &self.config,
+            now: Timestamp::from_second(1_800_000_000).expect("time"),
+            nonce: u64::from(uid),
+            spamd: crate::spam::SpamdAnswer::NotAsked,
+        };
+        filing
+            .file(
+                &team,
+                &source(uid),
+                FolderKind::Requests,
+                Arrival::Live,
+                &mail,
+                raw.as_bytes(),
+            )
+            .expect("file")
+            .0
+    }
+}
+
+#[test]
+fn a_message_too_large_to_fetch_is_a_flagged_ticket_that_says_where_the_message_is() {
+    let desk = Desk::new();
+    let header = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Scans of my papers\r\nMessage-ID: <big@phone.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n";
+    let size = 40 * 1024 * 1024;
+    let Outcome::NewTicket(id) = desk.file_too_large(1, header, size) else {
+        panic!("a ticket of its own");
+    };
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert!(ticket.flags.contains(&TicketFlag::TooLarge), "{ticket:?}");
+    assert_eq!(ticket.subject, "Scans of my papers");
+    let messages = desk.store.messages(id).expect("messages");
+    let message = &messages[0];
+    assert!(
+        message.text.contains("40.0 MiB, over the 25.0 MiB limit")
+            && message.text.contains("in the folder \"Processed\""),
+        "{}",
+        message.text
+    );
+    assert!(
+        message
+            .anomalies
+            .iter()
+            .any(|a| a.contains("only its header fields were fetched")),
+        "{:?}",
+        message.anomalies
+    );
+    assert!(
+        !message
+            .anomalies
+            .iter()
+            .any(|a| a.contains("no readable text"))
+    );
+    assert_eq!(
+        desk.store.raw(id, 0).expect("raw").as_deref(),
+        Some(header.as_bytes()),
+        "the header fields are kept as the raw message"
+    );
+}
+
+#[test]
+fn a_caseworker_reply_too_large_to_fetch_is_never_relayed() {
+    let desk = Desk::new();
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(ticket) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a ticket of its own");
+    };
+    crate::admin::add_agent(
+        &desk.store,
+        "help@charity.example",
+        crate::admin::NewAgent {
+            id: "jonas".to_owned(),
+            name: "Jonas".to_owned(),
+            emails: vec!["jonas@charity.example".to_owned()],
+            role: crate::model::Role::Agent,
+            max_open: None,
+        },
+        Timestamp::from_second(1_800_000_000).expect("time"),
+    )
+    .expect("agent");
+    desk.store
+        .write(|tx| {
+            let mut record = tx.ticket(ticket)?.expect("the ticket");
+            record.owner = Some(crate::ids::AgentId("jonas".to_owned()));
+            record.status = Status::Open;
+            tx.put_ticket(&record)
+        })
+        .expect("assign");
+    let token = desk
+        .secret
+        .sign(ticket, &crate::ids::AgentId("jonas".to_owned()));
+    let reply = format!(
+        "From: Jonas <jonas@charity.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r1@charity.example>\r\n\r\n",
+        ticket.0
+    );
+    let outcome = desk.file_too_large(2, &reply, 30 * 1024 * 1024);
+    let whole = format!(
+        "{}Here is the form.\r\n",
+        reply.replace("<r1@charity.example>", "<r2@charity.example>")
+    );
+    assert!(
+        !matches!(outcome, Outcome::Relayed(_)),
+        "{outcome:?}: nothing of a reply casemail could not read goes to the requester"
+    );
+    assert!(
+        !desk.kinds().contains(&crate::model::OutboxKind::Relay),
+        "{:?}",
+        desk.kinds()
+    );
+    // The same answer fetched whole is relayed: the token and sender were fine.
+    assert_eq!(
+        desk.file(3, FolderKind::Requests, &whole),
+        Outcome::Relayed(ticket)
+    );
+}

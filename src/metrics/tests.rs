@@ -342,3 +342,32 @@ fn lag_cursors_and_reconciliation_are_rendered_per_folder() {
             && labels.contains("Junk")
     ));
 }
+
+#[tokio::test]
+async fn fetched_mail_held_in_memory_is_shown_against_its_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("casemail.toml");
+    std::fs::write(
+        &path,
+        "[helpdesk]\naddress = \"help@charity.example\"\n[imap]\nhost = \"imap.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.example\"\n[ingest]\nmax_message_size = \"1MiB\"\nfetch_bytes = \"2MiB\"\n",
+    )
+    .expect("write config");
+    let config =
+        crate::config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
+    let metrics = metrics();
+    let text = metrics.render(&StoreFigures::default(), at(10));
+    assert!(!text.contains("casemail_fetch_"), "no budget, no figures");
+
+    let budget = Budget::new(&config.ingest);
+    metrics.watch_fetch_budget(budget.clone());
+    let held = budget.reserve(100).await.expect("free");
+    let samples = parse(&metrics.render(&StoreFigures::default(), at(10)));
+    assert_eq!(value(&samples, "casemail_fetch_held_bytes", ""), 102_400.0);
+    assert_eq!(
+        value(&samples, "casemail_fetch_budget_bytes", ""),
+        2_097_152.0
+    );
+    drop(held);
+    let samples = parse(&metrics.render(&StoreFigures::default(), at(10)));
+    assert_eq!(value(&samples, "casemail_fetch_held_bytes", ""), 0.0);
+}

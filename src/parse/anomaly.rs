@@ -60,6 +60,29 @@ pub enum Anomaly {
     },
     /// No readable text at all.
     NoText,
+    /// A Message-ID longer than a header line may be (RFC 5322 §2.1.1); it was dropped.
+    LongMessageId {
+        field: String,
+        length: usize,
+        limit: usize,
+    },
+    /// The message is over `[ingest] max_message_size` by the size the server reported: only
+    /// its header fields were fetched, and the whole message stays on the mail server.
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// A Subject longer than casemail keeps; it was cut, in characters.
+    LongSubject {
+        length: usize,
+        kept: usize,
+    },
+    /// More Message-IDs than casemail keeps from one field; the first and the latest are kept.
+    TooManyMessageIds {
+        field: String,
+        count: usize,
+        kept: usize,
+    },
     /// The sender's address (From, else Sender) is one the mail builder will not write to (a
     /// quoted local part, `..`, a domain literal, a trailing dot, more than one `@`): casemail
     /// cannot send the requester anything, so caseworkers must answer another way.
@@ -118,6 +141,10 @@ impl Anomaly {
             Anomaly::AttachmentTooLarge { .. } => "attachment-too-large",
             Anomaly::NulBytes { .. } => "nul-bytes",
             Anomaly::NoText => "no-text",
+            Anomaly::LongMessageId { .. } => "long-message-id",
+            Anomaly::TooManyMessageIds { .. } => "too-many-message-ids",
+            Anomaly::TooLarge { .. } => "too-large",
+            Anomaly::LongSubject { .. } => "long-subject",
             Anomaly::UnusableAddress { .. } => "unusable-address",
         }
     }
@@ -208,6 +235,26 @@ impl fmt::Display for Anomaly {
             }
             Anomaly::NulBytes { count } => write!(f, "the message contains {count} NUL bytes"),
             Anomaly::NoText => write!(f, "the message has no readable text"),
+            Anomaly::LongMessageId {
+                field,
+                length,
+                limit,
+            } => write!(
+                f,
+                "a Message-ID in the {field} field is {length} bytes, over the {limit} byte limit; it was dropped"
+            ),
+            Anomaly::TooLarge { size, limit } => write!(
+                f,
+                "the message is {size} bytes, over the {limit} byte limit (ingest.max_message_size); only its header fields were fetched, the whole message stays on the mail server"
+            ),
+            Anomaly::LongSubject { length, kept } => write!(
+                f,
+                "the subject is {length} characters long; the first {kept} are kept"
+            ),
+            Anomaly::TooManyMessageIds { field, count, kept } => write!(
+                f,
+                "the {field} field lists {count} Message-IDs; the first and the latest, {kept} in all, are kept"
+            ),
             Anomaly::UnusableAddress { address } => write!(
                 f,
                 "the sender address {address:?} cannot be written to by casemail; answers to it cannot be sent"

@@ -726,3 +726,89 @@ fn a_sender_address_the_mail_builder_refuses_is_flagged_once_at_parse() {
         );
     }
 }
+
+#[test]
+fn a_message_id_longer_than_a_header_line_is_dropped_and_the_key_is_a_hash() {
+    let long_id = format!("<{}@evil.example>", "cm.".repeat(350_000));
+    let raw = format!(
+        "From: a@example.org\r\nTo: help@charity.example\r\nSubject: hi\r\nDate: Mon, 6 Jul 2026 09:00:00 +0000\r\nMessage-ID: {long_id}\r\nIn-Reply-To: {long_id}\r\nReferences: <root@x.org> {long_id}\r\n\r\nhello\r\n"
+    );
+    let mail = parse_default(raw.as_bytes());
+    assert_eq!(mail.message_id, None);
+    assert!(matches!(mail.key, MailKey::ContentHash(_)));
+    assert!(mail.in_reply_to.is_empty());
+    assert_eq!(
+        mail.references
+            .iter()
+            .map(|id| id.as_str())
+            .collect::<Vec<_>>(),
+        ["root@x.org"]
+    );
+    let long: Vec<&str> = mail
+        .anomalies
+        .iter()
+        .filter_map(|a| match a {
+            Anomaly::LongMessageId { field, limit, .. } => {
+                assert_eq!(*limit, 998);
+                Some(field.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(long, ["Message-ID", "In-Reply-To", "References"]);
+    assert!(mail.anomalies.contains(&Anomaly::MissingMessageId));
+}
+
+#[test]
+fn references_and_in_reply_to_are_capped_keeping_the_root_and_the_latest() {
+    let references: Vec<String> = (0..10_000).map(|i| format!("<r{i}@x.org>")).collect();
+    let in_reply_to: Vec<String> = (0..20).map(|i| format!("<p{i}@x.org>")).collect();
+    let raw = format!(
+        "From: a@example.org\r\nSubject: hi\r\nMessage-ID: <m@x.org>\r\nIn-Reply-To: {}\r\nReferences: {}\r\n\r\nhello\r\n",
+        in_reply_to.join(" "),
+        references.join("\r\n ")
+    );
+    let mail = parse_default(raw.as_bytes());
+    assert_eq!(mail.references.len(), 64);
+    assert_eq!(
+        mail.references.first().map(|id| id.as_str()),
+        Some("r0@x.org")
+    );
+    assert_eq!(
+        mail.references.get(1).map(|id| id.as_str()),
+        Some("r9937@x.org")
+    );
+    assert_eq!(
+        mail.references.last().map(|id| id.as_str()),
+        Some("r9999@x.org")
+    );
+    assert_eq!(mail.in_reply_to.len(), 8);
+    assert!(mail.anomalies.contains(&Anomaly::TooManyMessageIds {
+        field: "References".to_owned(),
+        count: 10_000,
+        kept: 64,
+    }));
+    assert!(mail.anomalies.contains(&Anomaly::TooManyMessageIds {
+        field: "In-Reply-To".to_owned(),
+        count: 20,
+        kept: 8,
+    }));
+}
+
+#[test]
+fn a_subject_of_a_megabyte_is_cut_to_a_header_line() {
+    let long = "Ü".repeat(500_000);
+    let raw =
+        format!("From: a@example.org\r\nSubject: {long}\r\nMessage-ID: <s@x.org>\r\n\r\nhello\r\n");
+    let mail = parse_default(raw.as_bytes());
+    let subject = mail.subject.as_deref().expect("a subject");
+    assert_eq!(subject.chars().count(), 998);
+    assert!(subject.chars().all(|c| c == 'Ü'));
+    assert!(mail.anomalies.contains(&Anomaly::LongSubject {
+        length: 500_000,
+        kept: 998,
+    }));
+    let short = parse_default(b"From: a@example.org\r\nSubject: Housing\r\n\r\nhello\r\n");
+    assert_eq!(short.subject.as_deref(), Some("Housing"));
+    assert!(!short.anomalies.iter().any(|a| a.kind() == "long-subject"));
+}

@@ -19,6 +19,7 @@ mod control;
 mod identity;
 mod ingest;
 mod lifecycle;
+mod limits;
 mod loops;
 mod notices;
 mod privacy;
