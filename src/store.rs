@@ -152,6 +152,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long opening waits for a lock sled's own threads still hold, and how often it tries.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Store {
     /// Opens (creating if needed) the store in `state_dir/store`. The state directory is
     /// created, or restricted, to mode 0700 first, whichever command opens it. Finishes a
@@ -178,6 +182,23 @@ impl Store {
     /// Opens (creating if needed) a store in exactly `path`; `restore` builds a store beside
     /// the live one before it takes its place.
     pub fn open_path(path: PathBuf) -> Result<Store, Error> {
+        // sled releases its file lock only when its background threads let go of the database,
+        // a moment after the last handle is dropped; a reopen in the same process (compaction,
+        // erase, restore) can come sooner on a busy machine. Another process holding the store
+        // keeps it locked for longer than this and is reported as `Locked`.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match Store::open_path_once(path.clone()) {
+                Err(Error::Locked { .. }) if waited < LOCK_WAIT => {
+                    std::thread::sleep(LOCK_RETRY);
+                    waited += LOCK_RETRY;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_path_once(path: PathBuf) -> Result<Store, Error> {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_CAPACITY)
