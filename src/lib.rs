@@ -8,6 +8,7 @@
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod oauth;
 pub mod rota;
 pub mod sanitize;
 pub mod telemetry;
@@ -40,3 +41,4 @@ pub mod daemon;
 pub mod inspect;
 pub mod metrics;
 pub mod reconcile;
+pub mod sign_in;
