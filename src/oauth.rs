@@ -281,14 +281,7 @@ async fn refresh(
     now: Timestamp,
 ) -> Result<AccessToken, Error> {
     let scope = config.scopes.join(" ");
-    let secret = config
-        .client_secret
-        .as_ref()
-        .map(|secret| secret.expose_secret().to_owned());
-    let mut fields: Vec<(&str, &str)> = vec![("client_id", &config.client_id)];
-    if let Some(secret) = &secret {
-        fields.push(("client_secret", secret));
-    }
+    let mut fields: Vec<(&str, &str)> = Vec::new();
     let refresh_token = stored.refresh_token.clone();
     match (config.flow, &refresh_token) {
         (Flow::ClientCredentials, _) => {
@@ -306,8 +299,7 @@ async fn refresh(
         }
     }
     debug!(endpoint = %config.token_endpoint, flow = config.flow.as_str(), "Asking for a new access token.");
-    let response =
-        http::post_form(&config.token_endpoint, &fields, config.ca_file.as_deref()).await?;
+    let response = token_request(config, &config.token_endpoint, &fields).await?;
     match token_answer(&config.token_endpoint, &response)? {
         TokenAnswer::Granted(granted) => {
             granted.apply(&mut stored, now);
@@ -340,6 +332,23 @@ async fn refresh(
             })
         }
     }
+}
+
+/// POSTs a request to an endpoint of the authorization server as this client: a confidential
+/// client (with a secret) authenticates with HTTP Basic, which RFC 6749 §2.3.1 requires every
+/// server to accept; a public client names itself in the body.
+pub(crate) async fn token_request(
+    config: &OAuth2,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> Result<http::Response, Error> {
+    let mut fields = fields.to_vec();
+    fields.push(("client_id", &config.client_id));
+    let basic = config
+        .client_secret
+        .as_ref()
+        .map(|secret| (config.client_id.as_str(), secret.expose_secret()));
+    Ok(http::post_form(url, &fields, basic, config.ca_file.as_deref()).await?)
 }
 
 /// Marks `rejected` as unusable after a server refused it, so the next [`access_token`]
@@ -453,18 +462,23 @@ pub(crate) fn token_answer(
                 reason: format!("not a token response: {err}"),
             });
     }
-    match serde_json::from_slice::<ErrorBody>(&response.body) {
-        Ok(body)
-            if matches!(
-                body.error.as_str(),
-                "invalid_grant" | "invalid_client" | "unauthorized_client" | "access_denied"
-            ) =>
-        {
-            Ok(TokenAnswer::Refused {
+    let body = serde_json::from_slice::<ErrorBody>(&response.body);
+    // RFC 6749 §5.2: every error about the request itself (invalid_grant, invalid_client,
+    // invalid_scope, …) comes with 400 or 401, and sending the same request again cannot help.
+    // Some servers (Glewlwyd) send a revoked refresh token's 400 without a body.
+    if matches!(response.status, 400 | 401) {
+        return Ok(match body {
+            Ok(body) => TokenAnswer::Refused {
                 code: body.error,
                 description: body.error_description.map(|d| clean_text(&d)),
-            })
-        }
+            },
+            Err(_) => TokenAnswer::Refused {
+                code: format!("refused with HTTP {}", response.status),
+                description: None,
+            },
+        });
+    }
+    match body {
         Ok(body) => Err(Error::Server {
             endpoint: endpoint.to_owned(),
             status: response.status,

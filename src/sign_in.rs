@@ -3,8 +3,9 @@
 //! reason, `casemail_oauth2_refusals_total` counts it, the log says what to run, and the
 //! coordinators are mailed once through the outbox. A new `casemail auth login` clears it.
 //!
-//! Reads the token file and writes only the notice (one store transaction); it never asks
-//! the token endpoint itself, so a refused grant is not retried.
+//! It also keeps the access token fresh between connections: an IMAP session in IDLE may stay
+//! up for hours without signing in again, so without this a revoked sign-in would go unnoticed
+//! until the next reconnect. A grant once refused is not tried again (`oauth` records it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::assign::{self, Team};
 use crate::config::{Config, OAuth2};
@@ -70,7 +71,7 @@ pub async fn run(
     }
 }
 
-/// One look at the token file.
+/// One look: renew the access token when it is due, then report a refusal on record.
 pub async fn step(
     store: &Store,
     config: &Config,
@@ -78,6 +79,12 @@ pub async fn step(
     metrics: &Metrics,
     now: Timestamp,
 ) -> Result<Outcome, Error> {
+    if let Err(err) = oauth::access_token(oauth2).await
+        && !err.needs_operator()
+    {
+        // The connections ask again when they need a token; this is only a head start.
+        debug!(error = %format!("{:#}", anyhow::Error::from(err)), "Cannot renew the access token yet.");
+    }
     let Some(refusal) = oauth::read(&oauth2.token_file)?.and_then(|stored| stored.refused) else {
         metrics.sign_in_restored();
         return Ok(Outcome::Fine);

@@ -151,6 +151,23 @@ fn encode_component(text: &str, out: &mut String) {
     }
 }
 
+/// RFC 6749 §2.3.1 asks for the client id and secret to be form-encoded inside Basic, but
+/// many servers (Glewlwyd among them) do not decode them, so an `@` in a client id would no
+/// longer match. Encoding only the characters that decoding would change (`%`, `+`), that
+/// would split the pair (`:`), and anything outside printable ASCII gives the same result on
+/// both kinds of server for every id and secret the providers issue.
+fn basic_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'%' | b'+' | b':' => out.push_str(&format!("%{byte:02X}")),
+            0x21..=0x7e => out.push(char::from(byte)),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
 /// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
 pub fn form_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -179,18 +196,31 @@ pub fn form_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// POSTs `fields` as a form to `url` and reads the whole answer.
+/// POSTs `fields` as a form to `url` and reads the whole answer. With `basic`, a client id and
+/// secret go in an `Authorization: Basic` header.
 pub async fn post_form(
     url: &str,
     fields: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
     ca_file: Option<&Path>,
 ) -> Result<Response, Error> {
+    use base64::Engine as _;
     let url = Url::parse(url)?;
     let body = form_encode(fields);
+    let authorization = match basic {
+        Some((user, password)) => {
+            let pair = format!("{}:{}", basic_component(user), basic_component(password));
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        }
+        None => String::new(),
+    };
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: casemail\r\nAccept: application/json\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
+         {authorization}Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         url.target,
         url.host_header(),
         body.len()
@@ -445,6 +475,17 @@ mod tests {
         assert_eq!(url.host_header(), "[::1]:8080");
         assert!(Url::parse("ftp://x/").is_err());
         assert!(Url::parse("https://user@host/").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_keep_what_servers_read_literally() {
+        assert_eq!(
+            basic_component("app@charity.example"),
+            "app@charity.example"
+        );
+        assert_eq!(basic_component("a~b.c_d-e"), "a~b.c_d-e");
+        assert_eq!(basic_component("x:y+z%"), "x%3Ay%2Bz%25");
+        assert_eq!(form_decode(&basic_component("x:y+z% é")), "x:y+z% é");
     }
 
     #[test]

@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use tracing::debug;
 
@@ -56,7 +55,7 @@ pub async fn login(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<Sign
         Flow::Device => device(config, prompt).await?,
         Flow::AuthorizationCode => authorization_code(config, prompt).await?,
         Flow::ClientCredentials => {
-            let fields = with_client(config, vec![("grant_type", "client_credentials")]);
+            let fields = owned(vec![("grant_type", "client_credentials")]);
             let scope = config.scopes.join(" ");
             let mut fields = fields;
             fields.push(("scope".to_owned(), scope));
@@ -90,20 +89,12 @@ pub async fn login(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<Sign
     })
 }
 
-/// The form fields that identify the client (RFC 6749 §2.3.1, in the body).
-fn with_client(config: &OAuth2, fields: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = fields
+/// Owned form fields; `token_request` adds the client's own.
+fn owned(fields: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    fields
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-    out.push(("client_id".to_owned(), config.client_id.clone()));
-    if let Some(secret) = &config.client_secret {
-        out.push((
-            "client_secret".to_owned(),
-            secret.expose_secret().to_owned(),
-        ));
-    }
-    out
+        .collect()
 }
 
 async fn post(
@@ -115,7 +106,7 @@ async fn post(
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
-    Ok(http::post_form(url, &borrowed, config.ca_file.as_deref()).await?)
+    super::token_request(config, url, &borrowed).await
 }
 
 async fn exchange(config: &OAuth2, fields: &[(String, String)]) -> Result<super::Granted, Error> {
@@ -159,7 +150,7 @@ async fn device(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<super::
             Error::Login("oauth2.device_authorization_endpoint is not set".to_owned())
         })?;
     let scope = config.scopes.join(" ");
-    let fields = with_client(config, vec![("scope", &scope)]);
+    let fields = owned(vec![("scope", &scope)]);
     let response = post(endpoint, config, &fields).await?;
     if !(200..300).contains(&response.status) {
         let reason = serde_json::from_slice::<PollError>(&response.body)
@@ -198,13 +189,10 @@ async fn device(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<super::
         .interval
         .unwrap_or(DEFAULT_INTERVAL)
         .clamp(1, 60);
-    let poll = with_client(
-        config,
-        vec![
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("device_code", &authorization.device_code),
-        ],
-    );
+    let poll = owned(vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", &authorization.device_code),
+    ]);
     loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
         if Timestamp::now() > expires {
@@ -289,15 +277,12 @@ async fn authorization_code(
     let url = format!("{endpoint}{separator}{query}");
     let landed = prompt.authorization_redirect(&url)?;
     let code = code_from_redirect(&landed, &state)?;
-    let fields = with_client(
-        config,
-        vec![
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ],
-    );
+    let fields = owned(vec![
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", &verifier),
+    ]);
     exchange(config, &fields).await
 }
 

@@ -6,7 +6,7 @@ use super::*;
 use crate::config::Provider;
 
 /// A token endpoint on loopback that answers each request with the next canned response and
-/// records the request bodies.
+/// records the requests.
 async fn canned_endpoint(
     answers: Vec<(u16, &'static str)>,
 ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
@@ -29,7 +29,7 @@ async fn canned_endpoint(
                         .find_map(|l| l.strip_prefix("Content-Length: "))
                         .map_or(0, |l| l.trim().parse().unwrap());
                     if body.len() >= length {
-                        requests.push(body.to_owned());
+                        requests.push(text.clone());
                         break;
                     }
                 }
@@ -106,7 +106,14 @@ async fn an_expiring_token_is_refreshed_and_a_rotated_refresh_token_saved() {
         "{requests:?}"
     );
     assert!(requests[0].contains("refresh_token=refresh-1"));
-    assert!(requests[0].contains("client_secret=s3cret"));
+    // The client authenticates with HTTP Basic, never with its secret in the body.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("casemail-test:s3cret");
+    assert!(
+        requests[0].contains(&format!("Authorization: Basic {basic}\r\n")),
+        "{requests:?}"
+    );
+    assert!(!requests[0].contains("s3cret"));
 
     let stored = read(&config.token_file).unwrap().unwrap();
     assert_eq!(stored.refresh_token.as_deref(), Some("refresh-2"));
@@ -167,6 +174,18 @@ async fn a_refused_refresh_token_is_recorded_and_not_tried_again() {
     assert!(matches!(again, Error::Refused { .. }));
     assert!(mark_refusal_notified(&config, refusal.at).await.unwrap());
     assert!(!mark_refusal_notified(&config, refusal.at).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_bare_400_to_a_refresh_is_a_refusal_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, server) = canned_endpoint(vec![(400, "")]).await;
+    let config = oauth_config(dir.path(), &url, Flow::Device);
+    write(&config.token_file, &signed_in(&config, -10)).unwrap();
+    let err = access_token(&config).await.unwrap_err();
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    assert!(err.to_string().contains("HTTP 400"), "{err}");
+    server.await.unwrap();
 }
 
 #[tokio::test]

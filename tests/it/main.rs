@@ -18,6 +18,7 @@ mod control;
 mod ingest;
 mod lifecycle;
 mod loops;
+mod oauth;
 mod reconcile;
 mod relay;
 mod routing;
