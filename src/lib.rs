@@ -16,6 +16,7 @@ pub mod telemetry;
 pub mod fetch;
 pub mod ingest;
 pub mod parse;
+pub mod reaction;
 pub mod relay;
 pub mod route;
 pub mod sd_notify;

@@ -136,3 +136,39 @@ fn message_ids_are_fixed_by_the_nonce_and_carry_the_helpdesk_domain() {
     assert_ne!(a, c);
     assert!(a.as_str().ends_with("@charity.example"));
 }
+
+#[test]
+fn everything_casemail_sends_disallows_outlook_reactions() {
+    let notification = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[],
+        Why::Assigned,
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let notice = plain_to(
+        &sender(),
+        "carol@charity.example",
+        "Digest",
+        "Hi".to_owned(),
+        "d",
+        1,
+    )
+    .expect("compose");
+    let answer =
+        relay_to_requester(&sender(), &ticket(), "Hello", &[], None, &[], &[], 3).expect("compose");
+    let acknowledgement =
+        acknowledgement(&sender(), &ticket(), "We got it", None, &[], &[], 4).expect("compose");
+    for out in [notification, notice, answer, acknowledgement] {
+        let raw = String::from_utf8_lossy(&out.raw).into_owned();
+        let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            head.contains("\r\nX-MS-Reactions: disallow\r\n"),
+            "no X-MS-Reactions header in:\n{head}"
+        );
+    }
+}
