@@ -190,7 +190,8 @@ pub fn write(path: &Path, stored: &Stored) -> Result<(), Error> {
     drop(file);
     if let Ok(owner) = std::fs::metadata(directory) {
         let me = std::fs::metadata(&temporary).map_err(file_error)?;
-        if me.uid() != owner.uid() {
+        // Only root can give a file away; anyone else writes files the service can read anyway.
+        if me.uid() == 0 && owner.uid() != 0 {
             std::os::unix::fs::chown(&temporary, Some(owner.uid()), Some(owner.gid()))
                 .map_err(file_error)?;
         }
