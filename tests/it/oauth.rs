@@ -374,6 +374,22 @@ async fn a_revoked_refresh_token_turns_health_red_and_coordinators_are_told_once
         .filter(|m| m.contains("signing in to the mailbox was refused"))
         .count();
     assert_eq!(notices, 1, "{}", daemon.log_tail());
+
+    // Signing in again while the daemon runs is all it takes: it reads the new tokens at its
+    // next connection and is healthy again.
+    device_login(bench, &daemon);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = daemon.http_get("/healthz").await.expect("healthz");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unhealthy: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status: Value =
+        serde_json::from_str(&cli_ok(&daemon, &["auth", "status", "--json"])).expect("status JSON");
+    assert_eq!(status["state"], "signed_in");
     daemon.terminate().await.expect("stop");
 }
 
