@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tracing::debug;
 
 use super::{Error, FILE_VERSION, Stored, TokenAnswer, http, refresh_lock, token_answer, write};
-use crate::config::{Flow, OAuth2};
+use crate::config::{Flow, OAuth2, Provider};
 
 /// Where the authorization-code flow sends the browser: nothing listens there, the person
 /// copies the address instead. Google and Microsoft accept loopback redirects for desktop apps.
@@ -261,18 +261,27 @@ async fn authorization_code(
     let challenge = encode(&sha2::Sha256::digest(verifier.as_bytes()));
     let state = encode(&rand::random::<[u8; 16]>());
     let scope = config.scopes.join(" ");
-    let query = http::form_encode(&[
+    let mut parameters = vec![
         ("response_type", "code"),
-        ("client_id", &config.client_id),
+        ("client_id", config.client_id.as_str()),
         ("redirect_uri", REDIRECT_URI),
-        ("scope", &scope),
-        ("state", &state),
-        ("code_challenge", &challenge),
+        ("scope", scope.as_str()),
+        ("state", state.as_str()),
+        ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
+    ];
+    // OpenID Connect servers may insist on a nonce (Glewlwyd does); the ID token it ends up in
+    // only names who signed in, for `auth status`.
+    let nonce = encode(&rand::random::<[u8; 16]>());
+    if config.scopes.iter().any(|scope| scope == "openid") {
+        parameters.push(("nonce", nonce.as_str()));
+    }
+    if config.provider == Provider::Google {
         // Google gives a refresh token only to offline access asked for with consent.
-        ("access_type", "offline"),
-        ("prompt", "consent"),
-    ]);
+        parameters.push(("access_type", "offline"));
+        parameters.push(("prompt", "consent"));
+    }
+    let query = http::form_encode(&parameters);
     let separator = if endpoint.contains('?') { '&' } else { '?' };
     let url = format!("{endpoint}{separator}{query}");
     let landed = prompt.authorization_redirect(&url)?;

@@ -1,8 +1,9 @@
 //! OAuth 2.0 sign-in against real servers: Glewlwyd issues the tokens, Dovecot checks them on
 //! IMAP (XOAUTH2, OAUTHBEARER) and, through its SASL socket, for Postfix's SMTP AUTH. The tests
 //! sign in with the device grant as a person would (the code entered through Glewlwyd's own
-//! endpoints), then let mail flow in and out, let the access token expire under the daemon,
-//! revoke the refresh token, and sign in as an application with client credentials.
+//! endpoints) and in a browser (authorization code with PKCE, the address pasted back), then let
+//! mail flow in and out, let the access token expire under the daemon, revoke the refresh token,
+//! and sign in as an application with client credentials.
 
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
@@ -25,6 +26,8 @@ enum SignIn {
     DeviceBoth,
     /// IMAP only (SMTP without a login, as the bench's Postfix allows from loopback).
     DeviceImapOnly,
+    /// IMAP only, with a person's sign-in in a browser (authorization code with PKCE).
+    Browser,
     /// IMAP and SMTP as an application (client credentials) with this secret.
     App(&'static str),
 }
@@ -52,7 +55,7 @@ fn oauth_daemon(bench: &OAuth2Bench, help: Account, sign_in: SignIn) -> Daemon {
     imap.remove("password");
     imap.insert("auth".into(), "oauth2".into());
     table.insert("imap".into(), toml::Value::Table(imap));
-    if sign_in != SignIn::DeviceImapOnly {
+    if !matches!(sign_in, SignIn::DeviceImapOnly | SignIn::Browser) {
         let mut smtp = section(&mut table, "smtp");
         smtp.insert("auth".into(), "oauth2".into());
         smtp.insert("username".into(), help.address.clone().into());
@@ -62,7 +65,10 @@ fn oauth_daemon(bench: &OAuth2Bench, help: Account, sign_in: SignIn) -> Daemon {
     oauth2.insert("provider".into(), "oidc".into());
     oauth2.insert("issuer".into(), bench.server.issuer().into());
     match sign_in {
-        SignIn::DeviceBoth | SignIn::DeviceImapOnly => {
+        SignIn::DeviceBoth | SignIn::DeviceImapOnly | SignIn::Browser => {
+            if sign_in == SignIn::Browser {
+                oauth2.insert("flow".into(), "authorization_code".into());
+            }
             oauth2.insert("client_id".into(), glewlwyd::CLIENT_ID.into());
             oauth2.insert("client_secret".into(), glewlwyd::CLIENT_SECRET.into());
             oauth2.insert(
@@ -428,4 +434,56 @@ async fn client_credentials_sign_in_as_the_application() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&bench.server.issuer()), "{stderr}");
+}
+
+#[tokio::test]
+async fn browser_sign_in_with_the_address_pasted_back() {
+    use std::io::Write as _;
+    let bench = harness::oauth2().await;
+    let help = bench.new_account("help");
+    let daemon = oauth_daemon(bench, help.clone(), SignIn::Browser);
+    std::fs::create_dir_all(&daemon.state_dir).expect("state dir");
+    let mut child = Command::new(CASEMAIL)
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .args(["auth", "login"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn casemail auth login");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map(|line| line.expect("read auth login's output"))
+        .find(|line| line.starts_with("http"))
+        .expect("an address to open");
+    assert!(
+        url.starts_with(&format!("{}/auth?", bench.server.issuer())),
+        "{url}"
+    );
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    // The person opens it, signs in and allows access; the browser lands on the redirect URI,
+    // whose address they paste back.
+    let landed = bench
+        .server
+        .authorize(&help, &url)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    assert!(landed.starts_with("http://localhost"), "{landed}");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{landed}").expect("paste the address");
+    drop(stdin);
+    let printed: Vec<String> = lines.map(|l| l.expect("read")).collect();
+    let output = child.wait_with_output().expect("wait for auth login");
+    assert!(
+        output.status.success(),
+        "auth login failed: {}\n{printed:?}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status: Value =
+        serde_json::from_str(&cli_ok(&daemon, &["auth", "status", "--json"])).expect("status JSON");
+    assert_eq!(status["state"], "signed_in", "{status}");
+    assert_eq!(status["flow"], "authorization_code");
+    assert_eq!(status["refresh_token"], true);
 }

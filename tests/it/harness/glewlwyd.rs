@@ -243,6 +243,7 @@ impl Glewlwyd {
                     "auth-type-password-enabled": false,
                     "auth-type-refresh-enabled": true,
                     "auth-type-device-enabled": true,
+                    "pkce-allowed": true,
                     "introspection-revocation-allowed": true,
                     "introspection-revocation-allow-target-client": true,
                     "subject-type": "public",
@@ -314,10 +315,60 @@ impl Glewlwyd {
     /// What a person does in the browser for the device grant: sign in as `account`, allow
     /// casemail its scopes, and enter `user_code`.
     pub fn approve_device(&self, account: &Account, user_code: &str) -> anyhow::Result<()> {
+        let jar = self.sign_in_and_grant(account)?;
+        let output = Command::new(CURL)
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                "-b",
+            ])
+            .arg(&jar)
+            .arg(format!(
+                "{}/device?code={user_code}&g_continue",
+                self.issuer()
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .context("run curl")?;
+        let answer = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !answer.contains("prompt=deviceComplete") {
+            bail!("entering the code answered {answer}\n{}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    /// What a person does in the browser for the authorization-code grant: sign in as
+    /// `account`, allow casemail its scopes and open `url` (`g_continue` is what Glewlwyd's
+    /// login page adds when it sends the browser back). Returns the address Glewlwyd sends the
+    /// browser on to (the redirect URI with the code).
+    pub fn authorize(&self, account: &Account, url: &str) -> anyhow::Result<String> {
+        let jar = self.sign_in_and_grant(account)?;
+        let output = Command::new(CURL)
+            .args(["-s", "-o", "/dev/null", "-w", "%{redirect_url}", "-b"])
+            .arg(&jar)
+            .arg(format!("{url}&g_continue"))
+            .stdin(Stdio::null())
+            .output()
+            .context("run curl")?;
+        let location = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !location.contains("code=") {
+            bail!(
+                "the authorization answered {location:?}\n{}",
+                self.log_tail()
+            );
+        }
+        Ok(location)
+    }
+
+    /// Signs in as `account` and allows casemail its scopes; returns the cookie jar's path.
+    fn sign_in_and_grant(&self, account: &Account) -> anyhow::Result<String> {
         let jar = self
             .root
             .join(format!("{}.cookies", account.username.replace('@', "_")));
-        let jar = jar.to_string_lossy();
+        let jar = jar.to_string_lossy().into_owned();
         let (status, answer) = curl(&[
             "-c",
             &jar,
@@ -348,28 +399,7 @@ impl Glewlwyd {
         if status != 200 {
             bail!("granting the scopes answered {status}: {answer}");
         }
-        let output = Command::new(CURL)
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code} %{redirect_url}",
-                "-b",
-            ])
-            .arg(&*jar)
-            .arg(format!(
-                "{}/device?code={user_code}&g_continue",
-                self.issuer()
-            ))
-            .stdin(Stdio::null())
-            .output()
-            .context("run curl")?;
-        let answer = String::from_utf8_lossy(&output.stdout).into_owned();
-        if !answer.contains("prompt=deviceComplete") {
-            bail!("entering the code answered {answer}\n{}", self.log_tail());
-        }
-        Ok(())
+        Ok(jar)
     }
 
     /// Revokes a refresh token, as an administrator or the person would after a password
