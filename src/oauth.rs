@@ -203,6 +203,95 @@ pub fn write(path: &Path, stored: &Stored) -> Result<(), Error> {
     Ok(())
 }
 
+/// The endpoints an issuer's discovery document names, fetched once per process.
+#[derive(Debug, Clone, Deserialize)]
+struct Discovered {
+    token_endpoint: Option<String>,
+    device_authorization_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
+}
+
+/// `config` with the endpoints its issuer publishes (OpenID Connect Discovery 1.0 §4), when it
+/// is to discover them; as it is otherwise. Discovered endpoints must be https, or http on
+/// loopback, like configured ones.
+pub async fn resolve(config: &OAuth2) -> Result<OAuth2, Error> {
+    static CACHE: OnceLock<tokio::sync::Mutex<std::collections::BTreeMap<String, Discovered>>> =
+        OnceLock::new();
+    let (true, Some(issuer)) = (config.discover, config.issuer.as_deref()) else {
+        return Ok(config.clone());
+    };
+    let cache = CACHE.get_or_init(|| tokio::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let mut cache = cache.lock().await;
+    let discovered = match cache.get(issuer) {
+        Some(found) => found.clone(),
+        None => {
+            let url = format!(
+                "{}/.well-known/openid-configuration",
+                issuer.trim_end_matches('/')
+            );
+            let response = http::get(&url, config.ca_file.as_deref()).await?;
+            let bad = |reason: String| Error::Server {
+                endpoint: url.clone(),
+                status: response.status,
+                reason,
+            };
+            if response.status != 200 {
+                return Err(bad("no discovery document".to_owned()));
+            }
+            let found: Discovered = serde_json::from_slice(&response.body)
+                .map_err(|err| bad(format!("not a discovery document: {err}")))?;
+            for endpoint in [
+                &found.token_endpoint,
+                &found.device_authorization_endpoint,
+                &found.authorization_endpoint,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !acceptable_endpoint(endpoint) {
+                    return Err(bad(format!(
+                        "{} is neither https nor http on loopback",
+                        crate::sanitize::for_terminal(endpoint)
+                    )));
+                }
+            }
+            cache.insert(issuer.to_owned(), found.clone());
+            found
+        }
+    };
+    let mut resolved = config.clone();
+    if let Some(url) = discovered.token_endpoint {
+        resolved.token_endpoint = url;
+    }
+    if discovered.device_authorization_endpoint.is_some() {
+        resolved.device_authorization_endpoint = discovered.device_authorization_endpoint;
+    }
+    if discovered.authorization_endpoint.is_some() {
+        resolved.authorization_endpoint = discovered.authorization_endpoint;
+    }
+    Ok(resolved)
+}
+
+/// Tokens and the client secret travel to these: https, or http to a loopback address.
+fn acceptable_endpoint(url: &str) -> bool {
+    match http::Url::parse(url) {
+        Ok(parsed) if parsed.secure => true,
+        Ok(parsed) => {
+            let host = parsed.host.as_str();
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether `stored` was made for this configuration (same flow, client and server).
+pub fn belongs_to(stored: &Stored, config: &OAuth2) -> bool {
+    matches_config(stored, config)
+}
+
 /// Whether `stored` was made for this configuration (same flow, client and server).
 fn matches_config(stored: &Stored, config: &OAuth2) -> bool {
     stored.client_id == config.client_id
@@ -224,6 +313,7 @@ fn refresh_due(stored: &Stored) -> Option<Timestamp> {
 /// A valid access token for IMAP or SMTP: the stored one, or a fresh one from the token
 /// endpoint when the stored one is missing or due for refresh.
 pub async fn access_token(config: &OAuth2) -> Result<AccessToken, Error> {
+    let config = &resolve(config).await?;
     let _guard = refresh_lock().lock().await;
     let now = Timestamp::now();
     let stored = read(&config.token_file)?;

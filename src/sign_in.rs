@@ -89,6 +89,8 @@ pub async fn step(
         metrics.sign_in_restored();
         return Ok(Outcome::Fine);
     };
+    let resolved = oauth::resolve(oauth2).await.ok();
+    let oauth2 = resolved.as_ref().unwrap_or(oauth2);
     let smtp_too = config.smtp.oauth2.is_some();
     let smtp_note = if smtp_too {
         "; SMTP signs in the same way, so outgoing mail waits in the outbox"

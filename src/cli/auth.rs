@@ -31,7 +31,14 @@ pub fn run(config: &Config, command: &AuthCommand) -> anyhow::Result<()> {
     match command {
         AuthCommand::Login => login(config, oauth2),
         AuthCommand::Status(flag) => {
-            let status = Status::read(config, oauth2, Timestamp::now())?;
+            // The endpoints an issuer publishes, when it is to be asked; offline, the configured
+            // ones, which still tell whether anyone signed in.
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let resolved = runtime
+                .block_on(oauth::resolve(oauth2))
+                .unwrap_or_else(|_| oauth2.clone());
+            let status = Status::read(config, &resolved, Timestamp::now())?;
             let mut stdout = std::io::stdout().lock();
             if flag.json {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?)?;
@@ -152,11 +159,9 @@ pub struct Status {
 impl Status {
     pub fn read(config: &Config, oauth2: &OAuth2, now: Timestamp) -> anyhow::Result<Status> {
         let stored = oauth::read(&oauth2.token_file)?;
-        let matching = stored.as_ref().filter(|stored| {
-            stored.client_id == oauth2.client_id
-                && stored.token_endpoint == oauth2.token_endpoint
-                && stored.flow == oauth2.flow.as_str()
-        });
+        let matching = stored
+            .as_ref()
+            .filter(|stored| oauth::belongs_to(stored, oauth2));
         let state = match (&stored, matching) {
             (None, _) => "not_signed_in",
             (Some(_), None) => "other_application",

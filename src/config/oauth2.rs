@@ -88,8 +88,13 @@ pub struct OAuth2 {
     pub client_secret: Option<SecretString>,
     /// Where `client_secret` was read from, shown by `check-config` instead of the secret.
     pub client_secret_file: Option<PathBuf>,
-    /// The issuer (`oidc`), for the record; the endpoints below are what is used.
+    /// The issuer (`oidc`).
     pub issuer: Option<String>,
+    /// Whether the endpoints are to be read from the issuer's discovery document (OpenID
+    /// Connect Discovery §4) before use: `oidc` with an issuer and no endpoint given. The
+    /// endpoints below are then only the usual paths under the issuer, used should the
+    /// document not name one.
+    pub discover: bool,
     pub token_endpoint: String,
     /// Required for the device flow.
     pub device_authorization_endpoint: Option<String>,
@@ -322,11 +327,15 @@ pub(super) fn validate(
         .issuer
         .map(|issuer| endpoint(sources, "oauth2.issuer", issuer))
         .transpose()?;
+    let discover = provider == Provider::Oidc
+        && issuer.is_some()
+        && raw.token_endpoint.is_none()
+        && raw.device_authorization_endpoint.is_none()
+        && raw.authorization_endpoint.is_none();
     let token_endpoint = match (raw.token_endpoint, preset_token, &issuer) {
         (Some(url), _, _) => endpoint(sources, "oauth2.token_endpoint", url)?,
         (None, Some(url), _) => url,
-        // Glewlwyd, Keycloak and most OpenID Connect servers publish these paths under the
-        // issuer; an operator whose server differs names the endpoints.
+        // Replaced by what the discovery document says; the usual path until then.
         (None, None, Some(issuer)) => format!("{}/token", issuer.trim_end_matches('/')),
         (None, None, None) => {
             return Err(sources.error(
@@ -396,6 +405,7 @@ pub(super) fn validate(
         client_secret,
         client_secret_file,
         issuer,
+        discover,
         token_endpoint,
         device_authorization_endpoint,
         authorization_endpoint,

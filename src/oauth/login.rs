@@ -50,6 +50,7 @@ pub struct Signed {
 /// Signs in with the configured flow and stores the tokens, replacing any earlier sign-in (and
 /// clearing a recorded refusal).
 pub async fn login(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<Signed, Error> {
+    let config = &super::resolve(config).await?;
     let now = Timestamp::now();
     let granted = match config.flow {
         Flow::Device => device(config, prompt).await?,

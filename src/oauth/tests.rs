@@ -53,6 +53,7 @@ fn oauth_config(dir: &Path, token_endpoint: &str, flow: Flow) -> OAuth2 {
         client_secret: Some(SecretString::from("s3cret")),
         client_secret_file: None,
         issuer: None,
+        discover: false,
         token_endpoint: token_endpoint.to_owned(),
         device_authorization_endpoint: None,
         authorization_endpoint: None,

@@ -195,7 +195,7 @@ fn rota_for(daemon: &Daemon, agent: &Account, coordinator: Option<&Account>) {
 
 #[tokio::test]
 async fn device_login_then_mail_in_and_out_with_tokens_that_expire_mid_run() {
-    let bench = harness::oauth2().await;
+    let (bench, _one_at_a_time) = harness::oauth2_exclusive().await;
     let help = bench.new_account("help");
     let agent = bench.mail.new_account("amina");
     let requester = bench.mail.new_account("requester");
@@ -311,7 +311,7 @@ async fn device_login_then_mail_in_and_out_with_tokens_that_expire_mid_run() {
 
 #[tokio::test]
 async fn a_revoked_refresh_token_turns_health_red_and_coordinators_are_told_once() {
-    let bench = harness::oauth2().await;
+    let (bench, _one_at_a_time) = harness::oauth2_exclusive().await;
     let help = bench.new_account("help");
     let agent = bench.mail.new_account("amina");
     let coordinator = bench.mail.new_account("carol");
@@ -401,7 +401,7 @@ async fn a_revoked_refresh_token_turns_health_red_and_coordinators_are_told_once
 
 #[tokio::test]
 async fn client_credentials_sign_in_as_the_application() {
-    let bench = harness::oauth2().await;
+    let (bench, _one_at_a_time) = harness::oauth2_exclusive().await;
     let help = bench.mail.new_account("shared");
     let daemon = oauth_daemon(bench, help, SignIn::App(glewlwyd::APP_SECRET));
     std::fs::create_dir_all(&daemon.state_dir).expect("state dir");
@@ -439,7 +439,7 @@ async fn client_credentials_sign_in_as_the_application() {
 #[tokio::test]
 async fn browser_sign_in_with_the_address_pasted_back() {
     use std::io::Write as _;
-    let bench = harness::oauth2().await;
+    let (bench, _one_at_a_time) = harness::oauth2_exclusive().await;
     let help = bench.new_account("help");
     let daemon = oauth_daemon(bench, help.clone(), SignIn::Browser);
     std::fs::create_dir_all(&daemon.state_dir).expect("state dir");

@@ -72,6 +72,15 @@ pub async fn oauth2() -> &'static OAuth2Bench {
         .await
 }
 
+/// The OAuth 2.0 bench for one test at a time: Glewlwyd 2.7 on SQLite fails requests that
+/// overlap (user creation and token issuance answer 500, its log says "FOREIGN KEY constraint
+/// failed"), so the tests that use it take turns. Hold the guard for the whole test.
+pub async fn oauth2_exclusive() -> (&'static OAuth2Bench, tokio::sync::MutexGuard<'static, ()>) {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = TURN.lock().await;
+    (oauth2().await, turn)
+}
+
 /// A Glewlwyd instance on loopback.
 pub struct Glewlwyd {
     root: PathBuf,

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use tokio::sync::OnceCell;
 
-pub use glewlwyd::{OAuth2Bench, oauth2};
+pub use glewlwyd::{OAuth2Bench, oauth2_exclusive};
 #[allow(
     unused_imports,
     reason = "part of the harness's API for the integration modules, used by only some"
