@@ -24,6 +24,8 @@ use crate::model::{Role, Status};
 use crate::store::Store;
 use crate::{report, sanitize};
 
+mod auth;
+
 /// casemail turns a shared help inbox into tickets and back.
 ///
 /// It watches an IMAP mailbox, files every message into exactly one ticket, hands tickets to the
@@ -95,6 +97,9 @@ pub enum Command {
     /// The key reply tokens are signed with.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// The OAuth 2.0 sign-in to the mailbox (`auth = "oauth2"` and [oauth2] in the config).
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +107,17 @@ pub enum SecretCommand {
     /// Replace the reply-token key (after a notification or a mailbox leaked, say). Tokens made
     /// with the old key keep working for [auth] rotation_grace, then only new ones do.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Sign in as oauth2.flow says: show a code to enter on any device (device), an address
+    /// to open in any browser (authorization_code), or fetch a token with the client secret
+    /// (client_credentials). The tokens go to the state directory (mode 0600); a running
+    /// daemon uses them from its next connection on.
+    Login,
+    /// Who is signed in, the scopes granted, and when the tokens expire.
+    Status(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]
@@ -563,6 +579,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => {
             let config = config::load(&cli.config)?;
             return restore_from(&config, &args);
+        }
+        Command::Auth(command) => {
+            let config = config::load(&cli.config)?;
+            return auth::run(&config, &command);
         }
         Command::Erase(args) => StoreCommand::Erase {
             requester: args.requester,

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 mod auth;
 mod loops;
+mod oauth2;
 mod redact;
 mod spam;
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod values;
 
 pub use auth::{Auth, WithoutResults};
 pub use loops::{Acknowledge, Loops};
+pub use oauth2::{AuthMethod, Flow, OAuth2, Provider};
 
 pub use spam::{Rule as SpamRule, Spam, Target as SpamTarget};
 use values::{
@@ -133,10 +135,13 @@ pub struct Imap {
     pub port: u16,
     pub security: Security,
     pub username: String,
-    pub password: SecretString,
+    /// Set when `auth = "password"` (the default); `None` with `auth = "oauth2"`.
+    pub password: Option<SecretString>,
     /// Where `password` was read from, when it came from `password_file` (after expanding
     /// `$CREDENTIALS_DIRECTORY`); shown by `check-config` instead of the secret.
     pub password_file: Option<PathBuf>,
+    /// The sign-in used instead of the password when `auth = "oauth2"`.
+    pub oauth2: Option<OAuth2>,
     pub ca_file: Option<PathBuf>,
     /// Folders whose mail is requester mail.
     pub folders: Vec<String>,
@@ -161,6 +166,9 @@ pub struct Smtp {
     pub password: Option<SecretString>,
     /// Where `password` was read from, when it came from `password_file`.
     pub password_file: Option<PathBuf>,
+    /// The sign-in used instead of the password when `auth = "oauth2"`; `username` is then the
+    /// mailbox signed in to.
+    pub oauth2: Option<OAuth2>,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -323,6 +331,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("host", HOST),
             ("port", PORT),
             ("security", SECURITY),
+            ("auth", AUTH),
             ("username", "a user name"),
             ("password", "a password"),
             ("password_file", ABSOLUTE_PATH),
@@ -344,6 +353,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("host", HOST),
             ("port", PORT),
             ("security", SECURITY),
+            ("auth", AUTH),
             ("username", "a user name"),
             ("password", "a password"),
             ("password_file", ABSOLUTE_PATH),
@@ -395,6 +405,7 @@ const SCHEMA: &[(&str, &[(&str, &str)])] = &[
             ("fetch_bytes", SIZE),
         ],
     ),
+    ("oauth2", oauth2::SCHEMA),
     ("loops", loops::SCHEMA),
     ("acknowledge", loops::ACKNOWLEDGE_SCHEMA),
     (
@@ -426,6 +437,7 @@ const ABSOLUTE_PATH: &str = "an absolute path";
 const HOST: &str = "a host name or IP address";
 const PORT: &str = "a port number from 1 to 65535";
 const SECURITY: &str = "\"tls\", \"starttls\" or \"plain\"";
+const AUTH: &str = "\"password\" or \"oauth2\"";
 const FOLDERS: &str = "a list of folder names";
 const DURATION: &str = "a duration such as \"500ms\", \"30s\", \"5m\", \"24h\" or \"7d\"";
 const SIZE: &str = "a size such as \"500KB\", \"25MiB\" or a number of bytes";
@@ -626,6 +638,7 @@ struct RawConfig {
     helpdesk: RawHelpdesk,
     imap: RawImap,
     smtp: RawSmtp,
+    oauth2: oauth2::RawOAuth2,
     control: RawControl,
     threading: RawThreading,
     auth: auth::RawAuth,
@@ -673,6 +686,7 @@ struct RawImap {
     host: Option<String>,
     port: Option<i64>,
     security: Option<String>,
+    auth: Option<String>,
     username: Option<String>,
     password: Option<SecretString>,
     password_file: Option<String>,
@@ -691,6 +705,7 @@ struct RawSmtp {
     host: Option<String>,
     port: Option<i64>,
     security: Option<String>,
+    auth: Option<String>,
     username: Option<String>,
     password: Option<SecretString>,
     password_file: Option<String>,
@@ -785,11 +800,22 @@ const DEFAULT_FETCH_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_BATCH_SIZE: u32 = 5000;
 
 fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, Error> {
+    let helpdesk = validate_helpdesk(raw.helpdesk, sources)?;
+    let imap_auth = oauth2::auth_method(sources, "imap.auth", raw.imap.auth.clone())?;
+    let smtp_auth = oauth2::auth_method(sources, "smtp.auth", raw.smtp.auth.clone())?;
+    let wanted_by = match (imap_auth, smtp_auth) {
+        (AuthMethod::OAuth2, _) => Some("imap.auth"),
+        (_, AuthMethod::OAuth2) => Some("smtp.auth"),
+        _ => None,
+    };
+    let oauth2 = oauth2::validate(raw.oauth2, sources, wanted_by, &helpdesk.state_dir)?;
+    let for_imap = oauth2.clone().filter(|_| imap_auth == AuthMethod::OAuth2);
+    let for_smtp = oauth2.filter(|_| smtp_auth == AuthMethod::OAuth2);
     Ok(Config {
         source: sources.file.to_owned(),
-        helpdesk: validate_helpdesk(raw.helpdesk, sources)?,
-        imap: validate_imap(raw.imap, sources)?,
-        smtp: validate_smtp(raw.smtp, sources)?,
+        helpdesk,
+        imap: validate_imap(raw.imap, sources, for_imap)?,
+        smtp: validate_smtp(raw.smtp, sources, for_smtp)?,
         control: validate_control(raw.control, sources)?,
         threading: Threading {
             one_open_ticket_per_requester: raw
@@ -899,8 +925,13 @@ fn validate_helpdesk(raw: RawHelpdesk, sources: &Sources<'_>) -> Result<Helpdesk
     })
 }
 
-fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
-    let host = required(sources, "imap.host", raw.host)?;
+fn validate_imap(
+    raw: RawImap,
+    sources: &Sources<'_>,
+    oauth2: Option<OAuth2>,
+) -> Result<Imap, Error> {
+    let preset = oauth2.as_ref().and_then(|o| o.preset().imap_host);
+    let host = required(sources, "imap.host", raw.host.or(preset.map(str::to_owned)))?;
     check_host(&host, "imap.port").map_err(|reason| sources.error("imap.host", reason))?;
     let security = security(sources, "imap.security", raw.security, Security::Tls)?;
     let default_port = match security {
@@ -912,17 +943,28 @@ fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
     let username = required(sources, "imap.username", raw.username)?;
     check_text(&username).map_err(|reason| sources.error("imap.username", reason))?;
     let (password, password_file) = match (raw.password, raw.password_file) {
+        (Some(_), _) | (_, Some(_)) if oauth2.is_some() => {
+            return Err(sources.error(
+                "imap.password",
+                "imap.auth is \"oauth2\": casemail signs in with tokens, so remove \
+                 imap.password and imap.password_file",
+            ));
+        }
         (Some(_), Some(_)) => {
             return Err(sources.error(
                 "imap.password",
                 "set only one of imap.password and imap.password_file",
             ));
         }
-        (Some(password), None) => (inline_password(sources, "imap.password", password)?, None),
+        (Some(password), None) => (
+            Some(inline_password(sources, "imap.password", password)?),
+            None,
+        ),
         (None, Some(path)) => {
             let (path, password) = read_password_file(sources, "imap.password_file", &path)?;
-            (password, Some(path))
+            (Some(password), Some(path))
         }
+        (None, None) if oauth2.is_some() => (None, None),
         (None, None) => {
             return Err(sources.error(
                 "imap.password",
@@ -1017,6 +1059,7 @@ fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
         username,
         password,
         password_file,
+        oauth2,
         ca_file,
         folders,
         junk_folders,
@@ -1027,8 +1070,13 @@ fn validate_imap(raw: RawImap, sources: &Sources<'_>) -> Result<Imap, Error> {
     })
 }
 
-fn validate_smtp(raw: RawSmtp, sources: &Sources<'_>) -> Result<Smtp, Error> {
-    let host = required(sources, "smtp.host", raw.host)?;
+fn validate_smtp(
+    raw: RawSmtp,
+    sources: &Sources<'_>,
+    oauth2: Option<OAuth2>,
+) -> Result<Smtp, Error> {
+    let preset = oauth2.as_ref().and_then(|o| o.preset().smtp_host);
+    let host = required(sources, "smtp.host", raw.host.or(preset.map(str::to_owned)))?;
     check_host(&host, "smtp.port").map_err(|reason| sources.error("smtp.host", reason))?;
     let security = security(sources, "smtp.security", raw.security, Security::StartTls)?;
     let default_port = match security {
@@ -1040,6 +1088,34 @@ fn validate_smtp(raw: RawSmtp, sources: &Sources<'_>) -> Result<Smtp, Error> {
     refuse_plain_off_loopback(sources, "smtp.security", security, &host)?;
     if let Some(username) = &raw.username {
         check_text(username).map_err(|reason| sources.error("smtp.username", reason))?;
+    }
+    if oauth2.is_some() {
+        if raw.password.is_some() || raw.password_file.is_some() {
+            return Err(sources.error(
+                "smtp.password",
+                "smtp.auth is \"oauth2\": casemail signs in with tokens, so remove \
+                 smtp.password and smtp.password_file",
+            ));
+        }
+        let username = required(sources, "smtp.username", raw.username).map_err(|_| {
+            sources.error(
+                "smtp.username",
+                "missing required key: smtp.auth is \"oauth2\", so name the mailbox signed in \
+                 to (the shared address)",
+            )
+        })?;
+        check_text(&username).map_err(|reason| sources.error("smtp.username", reason))?;
+        let ca_file = ca_file(sources, "smtp.ca_file", raw.ca_file)?;
+        return Ok(Smtp {
+            host,
+            port,
+            security,
+            username: Some(username),
+            password: None,
+            password_file: None,
+            oauth2,
+            ca_file,
+        });
     }
     let (password, password_file) = match (raw.password, raw.password_file) {
         (Some(_), Some(_)) => {
@@ -1082,6 +1158,7 @@ fn validate_smtp(raw: RawSmtp, sources: &Sources<'_>) -> Result<Smtp, Error> {
         username: raw.username,
         password,
         password_file,
+        oauth2: None,
         ca_file,
     })
 }

@@ -155,6 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let relay_wakes_process = team_changed.clone();
     let relay_task = tokio::spawn(
         relay::Relay::new(store.clone(), transport, clock.clone())
+            .signing_in(&config.smtp)
             .observed_by(Arc::new(move |kind, settled| {
                 relay_metrics.relay_settled(kind, settled);
                 if settled == relay::Settled::Failed {
@@ -204,6 +205,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         ))
     });
 
+    // A refused OAuth2 sign-in: health, metric, one notice. Stops with the fetchers.
+    let sign_in = tokio::spawn(crate::sign_in::run(
+        store.clone(),
+        config.clone(),
+        metrics.clone(),
+        outbox_ready.clone(),
+        cancel.child_token(),
+    ));
+
     let early = tokio::select! {
         () = shutdown => None,
         finished = &mut process => Some(finished),
@@ -222,6 +232,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         && tokio::time::timeout_at(deadline, reconciler).await.is_err()
     {
         error!("Reconciliation did not stop before the shutdown deadline.");
+    }
+    if tokio::time::timeout_at(deadline, sign_in).await.is_err() {
+        error!("The sign-in watch did not stop before the shutdown deadline.");
     }
     let processed = match early {
         Some(finished) => finished,

@@ -52,6 +52,8 @@ pub enum Error {
     Tls { host: String, reason: String },
     #[error("login as {username} refused: {reason}")]
     Auth { username: String, reason: String },
+    #[error("oauth2 sign-in failed")]
+    SignIn(#[from] crate::oauth::Error),
     #[error("imap command failed")]
     Protocol(#[from] async_imap::error::Error),
     #[error("imap server did not answer within {0:?}")]
@@ -323,22 +325,27 @@ pub async fn connect(config: &config::Imap) -> Result<Session, Error> {
             other => other,
         })?;
     tcp.set_nodelay(true).map_err(network)?;
+    let mut mechanisms = Vec::new();
     let stream: Box<dyn ImapIo> = match config.security {
         Security::Tls => tls_wrap(tcp, config).await?,
         Security::Plain => Box::new(tcp),
         Security::StartTls => {
             let mut client = async_imap::Client::new(tcp);
-            read_greeting(&mut client).await?;
+            mechanisms = read_greeting(&mut client).await?;
             timed(client.run_command_and_check_ok("STARTTLS", None)).await?;
             tls_wrap(client.into_inner(), config).await?
         }
     };
     let mut client = async_imap::Client::new(stream);
     if config.security != Security::StartTls {
-        read_greeting(&mut client).await?;
+        mechanisms = read_greeting(&mut client).await?;
+    }
+    if let Some(oauth2) = &config.oauth2 {
+        return sign_in(client, config, oauth2, &mechanisms).await;
     }
     use secrecy::ExposeSecret as _;
-    let login = client.login(&config.username, config.password.expose_secret());
+    let password = config.password.as_ref().map_or("", |p| p.expose_secret());
+    let login = client.login(&config.username, password);
     match tokio::time::timeout(COMMAND_TIMEOUT, login).await {
         Err(_) => Err(Error::Timeout(COMMAND_TIMEOUT)),
         Ok(Err((err, _client))) => Err(Error::Auth {
@@ -352,13 +359,105 @@ pub async fn connect(config: &config::Imap) -> Result<Session, Error> {
     }
 }
 
-async fn read_greeting<T: ImapIo>(client: &mut async_imap::Client<T>) -> Result<(), Error> {
+/// Reads the greeting; returns the SASL mechanisms it advertises (`AUTH=…` in a CAPABILITY
+/// response code, as Dovecot and Gmail send), empty when it names none.
+async fn read_greeting<T: ImapIo>(
+    client: &mut async_imap::Client<T>,
+) -> Result<Vec<String>, Error> {
+    use async_imap::imap_proto::{Capability, Response, ResponseCode};
     match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
         Err(_) => Err(Error::Timeout(COMMAND_TIMEOUT)),
         Ok(None) => Err(Error::Protocol(async_imap::error::Error::ConnectionLost)),
         Ok(Some(Err(io))) => Err(Error::Protocol(io.into())),
-        Ok(Some(Ok(_greeting))) => Ok(()),
+        Ok(Some(Ok(greeting))) => Ok(match greeting.parsed() {
+            Response::Data {
+                code: Some(ResponseCode::Capabilities(capabilities)),
+                ..
+            } => capabilities
+                .iter()
+                .filter_map(|capability| match capability {
+                    Capability::Auth(mechanism) => Some(mechanism.to_ascii_uppercase()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }),
     }
+}
+
+/// The SASL exchange for OAuth 2.0: the initial response first, then an empty or `\x01`
+/// answer to the server's error challenge so that it can finish with NO.
+struct OAuthAuthenticator {
+    initial: Vec<u8>,
+    acknowledgement: Vec<u8>,
+    sent_initial: bool,
+}
+
+impl async_imap::Authenticator for &mut OAuthAuthenticator {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        if self.sent_initial {
+            self.acknowledgement.clone()
+        } else {
+            self.sent_initial = true;
+            self.initial.clone()
+        }
+    }
+}
+
+/// Signs in with an OAuth 2.0 access token: OAUTHBEARER (RFC 7628) when the greeting offers
+/// it, XOAUTH2 otherwise (Microsoft 365 offers only that). A refused token is invalidated and
+/// the sign-in tried once more with a fresh one on the same connection, so an access token
+/// revoked or expired early costs no reconnect.
+async fn sign_in(
+    mut client: async_imap::Client<Box<dyn ImapIo>>,
+    config: &config::Imap,
+    oauth2: &config::OAuth2,
+    mechanisms: &[String],
+) -> Result<Session, Error> {
+    use crate::oauth::Mechanism;
+    let mechanism = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+        Mechanism::OAuthBearer
+    } else {
+        Mechanism::XOAuth2
+    };
+    let mut last_refusal = String::new();
+    for attempt in 0..2 {
+        let token = crate::oauth::access_token(oauth2).await?;
+        let mut authenticator = OAuthAuthenticator {
+            initial: mechanism.initial_response(
+                &config.username,
+                &config.host,
+                config.port,
+                &token,
+            ),
+            acknowledgement: mechanism.error_acknowledgement(),
+            sent_initial: false,
+        };
+        let login = client.authenticate(mechanism.as_str(), &mut authenticator);
+        match tokio::time::timeout(COMMAND_TIMEOUT, login).await {
+            Err(_) => return Err(Error::Timeout(COMMAND_TIMEOUT)),
+            Ok(Ok(session)) => {
+                debug!(host = %config.host, mechanism = mechanism.as_str(), "IMAP sign-in succeeded.");
+                return Ok(session);
+            }
+            Ok(Err((err, returned))) => {
+                last_refusal = err.to_string();
+                client = returned;
+                if attempt == 0 {
+                    crate::oauth::invalidate(oauth2, &token).await?;
+                }
+            }
+        }
+    }
+    Err(Error::Auth {
+        username: config.username.clone(),
+        reason: format!(
+            "{} refused a fresh access token: {last_refusal}",
+            mechanism.as_str()
+        ),
+    })
 }
 
 /// Formats UIDs (any order) as a compact IMAP sequence set: `1:5,7,9:12`.

@@ -600,13 +600,17 @@ impl Filing<'_> {
         // Mail casemail sent that came back (its own loop header) is kept as a note, never
         // routed, relayed or answered: answering it is how a loop starts.
         let own_mail = crate::loops::is_own_mail(mail, &config.helpdesk.address);
+        // An Outlook reaction ("… reacted to your message") is no answer and no request: kept as
+        // a note the same way, never relayed, never reopening or routing a ticket.
+        let reaction = !own_mail && crate::reaction::is_reaction(mail);
+        let note_only = own_mail || reaction;
         // A caseworker's answer to a notification is not requester mail: the bridge decides
         // whether it is relayed. A second copy of it is an ordinary duplicate.
         let verdict = match placement {
             Placement::Duplicate { .. } => Verdict::NotAReply,
             // Without its text a message can carry no answer or command: one too large to
             // fetch is filed as mail to the ticket, never relayed.
-            _ if arrival == Arrival::Backfill || own_mail || is_too_large(mail) => {
+            _ if arrival == Arrival::Backfill || note_only || is_too_large(mail) => {
                 Verdict::NotAReply
             }
             _ => {
@@ -661,7 +665,7 @@ impl Filing<'_> {
         // Routing reads the store outside the transaction: this is the only writer, so
         // nothing changes in between. Mail judged spam is never routed; mail from a junk
         // folder that is not judged spam (an allow-listed sender) is routed like any other.
-        let routable = arrival == Arrival::Live && !is_spam && !own_mail;
+        let routable = arrival == Arrival::Live && !is_spam && !note_only;
         // Mail that fails authentication is not from who it claims: no acknowledgement goes to
         // the address it names.
         let acknowledge = routable
@@ -722,6 +726,8 @@ impl Filing<'_> {
                     }
                     if own_mail {
                         file_own_mail(tx, now, &mut record, message.clone())?;
+                    } else if reaction {
+                        file_reaction(tx, now, &mut record, message.clone())?;
                     } else if matches!(record.status, Status::Waiting | Status::Closed) && !is_spam
                     {
                         record.status = Status::Open;
@@ -813,6 +819,9 @@ impl Filing<'_> {
                     if own_mail {
                         record.status = Status::Closed;
                         file_own_mail(tx, now, &mut record, message.clone())?;
+                    } else if reaction {
+                        record.status = Status::Closed;
+                        file_reaction(tx, now, &mut record, message.clone())?;
                     }
                     if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
                         let event = Event {
@@ -1554,6 +1563,29 @@ fn answer_fingerprint(text: &str, attachments: &[AttachmentBytes]) -> String {
         }
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Files an Outlook reaction as a note: never relayed, answered or notified.
+fn file_reaction(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    ticket: &mut Ticket,
+    mut message: StoredMessage,
+) -> store::TxResult<()> {
+    message.direction = Direction::Note;
+    message
+        .anomalies
+        .push("an Outlook reaction, not an answer; never relayed or answered".to_owned());
+    tx.put_message(&message, None)?;
+    tx.add_event(
+        ticket,
+        &Event {
+            at: now,
+            actor: Actor::System,
+            kind: "reaction".to_owned(),
+            detail: "an Outlook reaction arrived; kept as a note, nobody notified".to_owned(),
+        },
+    )
 }
 
 /// The files of a message that were kept (under the size limit), with their bytes.

@@ -116,6 +116,8 @@ struct Marks {
     /// The lag of each watched folder at the last look (fetcher or reconciliation).
     lag: BTreeMap<String, Lag>,
     reconciled: Reconciled,
+    /// The OAuth 2.0 sign-in's refusal, while it lasts: the health line.
+    sign_in_refused: Option<String>,
 }
 
 /// Counters and health marks shared by the daemon's tasks through an `Arc`.
@@ -129,6 +131,7 @@ pub struct Metrics {
     replies_refused: AtomicU64,
     replies_held: AtomicU64,
     bounces: AtomicU64,
+    sign_in_refusals: AtomicU64,
     parse: Histogram,
     file: Histogram,
     commit: Histogram,
@@ -167,6 +170,7 @@ impl Metrics {
             replies_refused: AtomicU64::new(0),
             replies_held: AtomicU64::new(0),
             bounces: AtomicU64::new(0),
+            sign_in_refusals: AtomicU64::new(0),
             parse: Histogram::default(),
             file: Histogram::default(),
             commit: Histogram::default(),
@@ -176,6 +180,7 @@ impl Metrics {
                 process_alive: now,
                 lag: BTreeMap::new(),
                 reconciled: Reconciled::default(),
+                sign_in_refused: None,
             }),
             fetch_budget: std::sync::OnceLock::new(),
         }
@@ -297,6 +302,21 @@ impl Metrics {
         marks.reconciled.runs_failed = marks.reconciled.runs_failed.saturating_add(1);
     }
 
+    /// The token endpoint refused the OAuth 2.0 sign-in (`problem` says why and what to run);
+    /// counted once per refusal.
+    pub fn sign_in_refused(&self, problem: String) {
+        let mut marks = lock(&self.marks);
+        if marks.sign_in_refused.is_none() {
+            self.sign_in_refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        marks.sign_in_refused = Some(problem);
+    }
+
+    /// The OAuth 2.0 sign-in works again (someone signed in).
+    pub fn sign_in_restored(&self) {
+        lock(&self.marks).sign_in_refused = None;
+    }
+
     /// Whether any watched folder has logged in at least once (systemd readiness).
     pub fn any_folder_reached(&self) -> bool {
         lock(&self.marks)
@@ -328,6 +348,9 @@ impl Metrics {
                     seconds_between(mark.since, now).round()
                 ));
             }
+        }
+        if let Some(problem) = &marks.sign_in_refused {
+            problems.push(format!("oauth2: {problem}"));
         }
         let quiet = seconds_between(marks.process_alive, now);
         if quiet > PROCESS_STALL.as_secs_f64() {
@@ -398,6 +421,15 @@ impl Metrics {
             "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",
         );
         out.count("casemail_bounces_total", &[], &self.bounces);
+        out.counter(
+            "casemail_oauth2_refusals_total",
+            "Times the OAuth 2.0 token endpoint refused casemail's sign-in (revoked or expired grant, bad client secret).",
+        );
+        out.count(
+            "casemail_oauth2_refusals_total",
+            &[],
+            &self.sign_in_refusals,
+        );
 
         out.gauge("casemail_tickets", "Tickets in the store, by status.");
         for status in [

@@ -125,7 +125,18 @@ fn base(
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(LOOP_HEADER),
             sender.address.clone(),
-        )))
+        ))
+        .raw_header(no_reactions()))
+}
+
+/// `X-MS-Reactions: disallow` on everything casemail sends: Outlook then offers no emoji
+/// reactions, whose "… reacted to your message" mails are noise to a help desk (and would
+/// otherwise have to be told from answers; see `reaction.rs` for those that come anyway).
+fn no_reactions() -> HeaderValue {
+    HeaderValue::new(
+        HeaderName::new_from_ascii_str("X-MS-Reactions"),
+        "disallow".to_owned(),
+    )
 }
 
 /// The subject a ticket goes by in mail: `[#N] subject`.
@@ -361,7 +372,8 @@ pub fn acknowledgement(
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(LOOP_HEADER),
             sender.address.clone(),
-        ));
+        ))
+        .raw_header(no_reactions());
     if let Some(parent) = in_reply_to {
         builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
     }
@@ -420,7 +432,8 @@ pub fn relay_to_requester(
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(LOOP_HEADER),
             sender.address.clone(),
-        ));
+        ))
+        .raw_header(no_reactions());
     if let Some(parent) = in_reply_to {
         builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
     }

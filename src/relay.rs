@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use lettre::address::{Address, Envelope};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
@@ -182,6 +182,17 @@ pub fn classify(code: u16) -> ReplyClass {
 /// is used when a username and password are set. `hello_name` is the name sent with EHLO; with
 /// `None` lettre sends the address literal `[127.0.0.1]`.
 pub fn transport(config: &config::Smtp, hello_name: Option<&str>) -> Result<Transport, Error> {
+    transport_signed_in(config, hello_name, None)
+}
+
+/// [`transport`], signing in with XOAUTH2 and `access_token` when one is given (`auth =
+/// "oauth2"`; lettre offers no OAUTHBEARER). The token changes, so the relay builds a new
+/// transport whenever it gets a new token.
+pub fn transport_signed_in(
+    config: &config::Smtp,
+    hello_name: Option<&str>,
+    access_token: Option<&crate::oauth::AccessToken>,
+) -> Result<Transport, Error> {
     let tls = match config.security {
         Security::Plain => Tls::None,
         Security::Tls => Tls::Wrapper(tls_parameters(&config.host, config.ca_file.as_deref())?),
@@ -196,6 +207,14 @@ pub fn transport(config: &config::Smtp, hello_name: Option<&str>) -> Result<Tran
         .timeout(Some(CONNECT_TIMEOUT));
     if let Some(name) = hello_name {
         builder = builder.hello_name(ClientId::Domain(name.to_owned()));
+    }
+    if let (Some(username), Some(token)) = (&config.username, access_token) {
+        builder = builder
+            .credentials(Credentials::new(
+                username.clone(),
+                token.secret.expose_secret().to_owned(),
+            ))
+            .authentication(vec![Mechanism::Xoauth2]);
     }
     // Config validation insists on both halves; with either missing there is no login.
     if let (Some(username), Some(password)) = (&config.username, &config.password) {
@@ -391,6 +410,9 @@ pub struct Relay {
     /// Checked between messages; a send already under way is allowed to finish.
     cancel: CancellationToken,
     observer: Option<Observer>,
+    /// With `[smtp] auth = "oauth2"`: the settings to rebuild the transport from, and the token
+    /// it signs in with now.
+    sign_in: Option<(config::Smtp, Option<crate::oauth::AccessToken>)>,
 }
 
 impl Relay {
@@ -401,6 +423,49 @@ impl Relay {
             clock,
             cancel: CancellationToken::new(),
             observer: None,
+            sign_in: None,
+        }
+    }
+
+    /// Signs in with OAuth 2.0 when `config` says so (`auth = "oauth2"`): before each step the
+    /// access token is checked, and the transport rebuilt with a new one when it changed.
+    pub fn signing_in(mut self, config: &config::Smtp) -> Relay {
+        if config.oauth2.is_some() {
+            self.sign_in = Some((config.clone(), None));
+        }
+        self
+    }
+
+    /// Makes sure the transport signs in with a current access token; the reason when there
+    /// is none to be had, which defers every due message like a server that is down.
+    async fn renew_sign_in(&mut self) -> Option<String> {
+        let (config, current) = self.sign_in.as_mut()?;
+        let oauth2 = config.oauth2.as_ref()?;
+        let token = match crate::oauth::access_token(oauth2).await {
+            Ok(token) => token,
+            Err(err) => return Some(format!("{:#}", anyhow::Error::from(err))),
+        };
+        let unchanged = current
+            .as_ref()
+            .is_some_and(|now| now.secret.expose_secret() == token.secret.expose_secret());
+        if !unchanged {
+            match transport_signed_in(config, None, Some(&token)) {
+                Ok(transport) => self.transport = transport,
+                Err(err) => return Some(err.to_string()),
+            }
+            *current = Some(token);
+        }
+        None
+    }
+
+    /// After the server refused the session, the token may be the reason: the next step asks
+    /// for a new one.
+    async fn distrust_token(&mut self) {
+        if let Some((config, Some(token))) = &self.sign_in
+            && let Some(oauth2) = &config.oauth2
+            && let Err(err) = crate::oauth::invalidate(oauth2, token).await
+        {
+            warn!(error = %format!("{:#}", anyhow::Error::from(err)), "Cannot mark the access token as refused.");
         }
     }
 
@@ -431,6 +496,12 @@ impl Relay {
         // Set when the server or the link is down: the rest of the due entries are deferred
         // with the same reason instead of each paying for its own failed connection.
         let mut server_trouble: Option<String> = None;
+        if !due.is_empty() {
+            server_trouble = self.renew_sign_in().await;
+            if let Some(reason) = &server_trouble {
+                error!(error = %reason, "Cannot sign in to SMTP; outgoing mail waits in the outbox.");
+            }
+        }
         let mut deferred_any = false;
         for entry in due {
             if self.cancel.is_cancelled() {
@@ -464,6 +535,7 @@ impl Relay {
                     let reason = err.to_string();
                     let attempts = entry.attempts.saturating_add(1);
                     if matches!(err, Error::Session { .. }) {
+                        self.distrust_token().await;
                         error!(outbox_id = entry.id, attempts, error = %reason, "SMTP server refused the session; the message stays in the outbox until the [smtp] settings or the server are fixed.");
                     } else {
                         warn!(outbox_id = entry.id, attempts, error = %reason, "Sending failed; will retry.");

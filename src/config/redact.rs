@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::Config;
 use super::values::{format_duration, format_size};
+use super::{AuthMethod, Config, OAuth2, Provider};
 
 /// What `check-config` prints in place of a secret.
 const REDACTED: &str = "<redacted>";
@@ -56,8 +56,10 @@ impl Config {
                 host: imap.host.clone(),
                 port: imap.port,
                 security: imap.security.as_str(),
+                auth: auth_name(imap.oauth2.as_ref()),
                 username: imap.username.clone(),
-                password: imap.password_file.is_none().then_some(REDACTED),
+                password: (imap.password.is_some() && imap.password_file.is_none())
+                    .then_some(REDACTED),
                 password_file: imap.password_file.as_deref().map(path_text),
                 ca_file: imap.ca_file.as_deref().map(path_text),
                 folders: imap.folders.clone(),
@@ -71,12 +73,18 @@ impl Config {
                 host: smtp.host.clone(),
                 port: smtp.port,
                 security: smtp.security.as_str(),
+                auth: auth_name(smtp.oauth2.as_ref()),
                 username: smtp.username.clone(),
                 password: (smtp.password.is_some() && smtp.password_file.is_none())
                     .then_some(REDACTED),
                 password_file: smtp.password_file.as_deref().map(path_text),
                 ca_file: smtp.ca_file.as_deref().map(path_text),
             },
+            oauth2: imap
+                .oauth2
+                .as_ref()
+                .or(smtp.oauth2.as_ref())
+                .map(OAuth2View::of),
             control: ControlView {
                 socket: path_text(&control.socket),
                 http: control.http.to_string(),
@@ -126,6 +134,59 @@ impl Config {
     }
 }
 
+fn auth_name(oauth2: Option<&OAuth2>) -> &'static str {
+    match oauth2 {
+        Some(_) => AuthMethod::OAuth2.as_str(),
+        None => AuthMethod::Password.as_str(),
+    }
+}
+
+#[derive(Serialize)]
+struct OAuth2View {
+    provider: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    flow: &'static str,
+    client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    token_endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_authorization_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_endpoint: Option<String>,
+    scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_file: Option<String>,
+}
+
+impl OAuth2View {
+    fn of(oauth2: &OAuth2) -> OAuth2View {
+        OAuth2View {
+            provider: oauth2.provider.as_str(),
+            tenant: match &oauth2.provider {
+                Provider::Microsoft { tenant } => Some(tenant.clone()),
+                Provider::Google | Provider::Oidc => None,
+            },
+            flow: oauth2.flow.as_str(),
+            client_id: oauth2.client_id.clone(),
+            client_secret: (oauth2.client_secret.is_some() && oauth2.client_secret_file.is_none())
+                .then_some(REDACTED),
+            client_secret_file: oauth2.client_secret_file.as_deref().map(path_text),
+            issuer: oauth2.issuer.clone(),
+            token_endpoint: oauth2.token_endpoint.clone(),
+            device_authorization_endpoint: oauth2.device_authorization_endpoint.clone(),
+            authorization_endpoint: oauth2.authorization_endpoint.clone(),
+            scopes: oauth2.scopes.clone(),
+            ca_file: oauth2.ca_file.as_deref().map(path_text),
+        }
+    }
+}
+
 /// Paths in a config always started as UTF-8 strings, so the lossy conversion loses nothing.
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -137,6 +198,8 @@ struct View {
     helpdesk: HelpdeskView,
     imap: ImapView,
     smtp: SmtpView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oauth2: Option<OAuth2View>,
     control: ControlView,
     threading: ThreadingView,
     auth: super::auth::AuthView,
@@ -173,6 +236,7 @@ struct ImapView {
     host: String,
     port: u16,
     security: &'static str,
+    auth: &'static str,
     username: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<&'static str>,
@@ -193,6 +257,7 @@ struct SmtpView {
     host: String,
     port: u16,
     security: &'static str,
+    auth: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -109,7 +109,10 @@ fn minimal_config_gets_every_default() {
     assert_eq!(config.imap.port, 993);
     assert_eq!(config.imap.security, Security::Tls);
     assert_eq!(config.imap.username, "help");
-    assert_eq!(config.imap.password.expose_secret(), "imap-secret");
+    assert_eq!(
+        config.imap.password.as_ref().unwrap().expose_secret(),
+        "imap-secret"
+    );
     assert_eq!(config.imap.password_file, None);
     assert_eq!(config.imap.ca_file, None);
     assert_eq!(config.imap.folders, ["INBOX"]);
@@ -451,7 +454,10 @@ fn environment_overrides_the_file() {
     assert_eq!(config.imap.port, 2993);
     assert_eq!(config.imap.security, Security::StartTls);
     // Strings stay strings: no leading zero is lost to number parsing.
-    assert_eq!(config.imap.password.expose_secret(), "007");
+    assert_eq!(
+        config.imap.password.as_ref().unwrap().expose_secret(),
+        "007"
+    );
     assert_eq!(config.imap.folders, ["INBOX", "Support"]);
     assert_eq!(config.imap.junk_folders, ["Junk"]);
     assert_eq!(config.imap.processed_folder, None);
@@ -582,7 +588,10 @@ fn password_file_is_read_and_trimmed() {
             &format!("password_file = \"{}\"", path.display()),
         );
         let config = load_text(&text).expect("the password file is readable");
-        assert_eq!(config.imap.password.expose_secret(), expected);
+        assert_eq!(
+            config.imap.password.as_ref().unwrap().expose_secret(),
+            expected
+        );
         assert_eq!(config.imap.password_file.as_deref(), Some(path.as_path()));
         let printed = config.redacted_toml();
         assert!(
@@ -652,7 +661,10 @@ fn password_file_in_the_credentials_directory() {
         );
         let config = load_text_env(&text, &[("CREDENTIALS_DIRECTORY", &directory)])
             .expect("the credential is readable");
-        assert_eq!(config.imap.password.expose_secret(), "from-systemd");
+        assert_eq!(
+            config.imap.password.as_ref().unwrap().expose_secret(),
+            "from-systemd"
+        );
         assert_eq!(config.imap.password_file, Some(scratch.path("imap")));
 
         let err = load_text(&text).expect_err("CREDENTIALS_DIRECTORY is not set");
@@ -1122,7 +1134,10 @@ fn example_keys() -> Vec<(String, String, String, bool)> {
 #[test]
 fn example_is_valid_and_documents_every_key() {
     let config = load_text(EXAMPLE).expect("the example config is valid");
-    assert_eq!(config.imap.password.expose_secret(), "change-me");
+    assert_eq!(
+        config.imap.password.as_ref().unwrap().expose_secret(),
+        "change-me"
+    );
 
     let documented: Vec<(String, String)> = example_keys()
         .into_iter()
@@ -1154,6 +1169,19 @@ fn example_shows_the_true_defaults() {
         ("smtp", "password_file"),
         ("smtp", "password"),
         ("smtp", "ca_file"),
+        // [oauth2] applies only with auth = "oauth2": each line is an example.
+        ("oauth2", "provider"),
+        ("oauth2", "tenant"),
+        ("oauth2", "flow"),
+        ("oauth2", "client_id"),
+        ("oauth2", "client_secret_file"),
+        ("oauth2", "client_secret"),
+        ("oauth2", "issuer"),
+        ("oauth2", "token_endpoint"),
+        ("oauth2", "device_authorization_endpoint"),
+        ("oauth2", "authorization_endpoint"),
+        ("oauth2", "scopes"),
+        ("oauth2", "ca_file"),
     ];
     let baseline = load_text(EXAMPLE)
         .expect("the example config is valid")
@@ -1174,7 +1202,7 @@ fn example_shows_the_true_defaults() {
         );
         checked += 1;
     }
-    // Every key but the five required ones and the six above shows its default.
+    // Every key but the five required ones and the examples above shows its default.
     let keys: usize = SCHEMA.iter().map(|(_, keys)| keys.len()).sum();
     assert_eq!(checked, keys - 5 - examples_only.len());
 }
@@ -1307,4 +1335,160 @@ fn names_to_hide_from_requesters_are_a_list_of_visible_text() {
     let error = load_text(&minimal_with("helpdesk", "hide_names = [\"Amina\\u0007\"]"))
         .expect_err("a control character is refused");
     assert_eq!(error.key, "helpdesk.hide_names");
+}
+
+/// `MINIMAL` signing in to IMAP with OAuth 2.0, plus `oauth2` lines.
+fn with_oauth2(oauth2: &str) -> String {
+    MINIMAL.replace("password = \"imap-secret\"", "auth = \"oauth2\"") + "\n[oauth2]\n" + oauth2
+}
+
+#[test]
+fn microsoft_preset_fills_in_servers_endpoints_and_scopes() {
+    let text = with_oauth2(
+        "provider = \"microsoft\"\ntenant = \"charity.onmicrosoft.com\"\nclient_id = \"app\"\n",
+    )
+    .replace("host = \"imap.charity.example\"\n", "");
+    let config = load_text(&text).expect("valid");
+    assert_eq!(config.imap.host, "outlook.office365.com");
+    assert!(config.imap.password.is_none());
+    let oauth2 = config
+        .imap
+        .oauth2
+        .as_ref()
+        .expect("imap signs in with oauth2");
+    assert_eq!(oauth2.flow, Flow::Device);
+    assert_eq!(
+        oauth2.token_endpoint,
+        "https://login.microsoftonline.com/charity.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        oauth2.device_authorization_endpoint.as_deref(),
+        Some("https://login.microsoftonline.com/charity.onmicrosoft.com/oauth2/v2.0/devicecode")
+    );
+    assert!(oauth2.scopes.contains(&"offline_access".to_owned()));
+    assert_eq!(
+        oauth2.token_file,
+        Path::new("/var/lib/casemail/oauth2-token.json")
+    );
+    // SMTP still logs in as before.
+    assert!(config.smtp.oauth2.is_none());
+    // check-config shows the sign-in, and its output loads again.
+    let shown = config.redacted_toml();
+    assert!(shown.contains("auth = \"oauth2\""), "{shown}");
+    assert!(shown.contains("[oauth2]"), "{shown}");
+    let again = load_text(&shown).expect("the printed config loads");
+    assert_eq!(again.redacted_toml(), shown);
+}
+
+#[test]
+fn client_credentials_need_a_secret_and_get_the_default_scope() {
+    assert_refused(
+        &with_oauth2(
+            "provider = \"microsoft\"\nclient_id = \"app\"\nflow = \"client_credentials\"\n",
+        ),
+        "oauth2.client_secret_file",
+        "client_credentials",
+    );
+    let config = load_text(&with_oauth2(
+        "provider = \"microsoft\"\nclient_id = \"app\"\nflow = \"client_credentials\"\nclient_secret = \"s\"\n",
+    ))
+    .expect("valid");
+    let oauth2 = config.imap.oauth2.as_ref().expect("oauth2");
+    assert_eq!(oauth2.scopes, ["https://outlook.office365.com/.default"]);
+    assert!(!config.redacted_toml().contains("\"s\""));
+}
+
+#[test]
+fn oauth2_mistakes_are_named() {
+    assert_refused(&with_oauth2(""), "oauth2.provider", "missing required key");
+    assert_refused(
+        &with_oauth2("provider = \"yahoo\"\nclient_id = \"a\"\n"),
+        "oauth2.provider",
+        "\"microsoft\", \"google\" or \"oidc\"",
+    );
+    assert_refused(
+        &with_oauth2("provider = \"google\"\nclient_id = \"a\"\n"),
+        "oauth2.client_secret_file",
+        "Google",
+    );
+    assert_refused(
+        &with_oauth2(
+            "provider = \"google\"\nclient_id = \"a\"\nclient_secret = \"s\"\nflow = \"device\"\n",
+        ),
+        "oauth2.flow",
+        "authorization_code",
+    );
+    assert_refused(
+        &with_oauth2("provider = \"oidc\"\nclient_id = \"a\"\n"),
+        "oauth2.token_endpoint",
+        "missing required key",
+    );
+    assert_refused(
+        &with_oauth2(
+            "provider = \"oidc\"\nclient_id = \"a\"\nissuer = \"http://login.example/oidc\"\n",
+        ),
+        "oauth2.issuer",
+        "use https",
+    );
+    assert_refused(
+        &with_oauth2(
+            "provider = \"oidc\"\nclient_id = \"a\"\nissuer = \"http://127.0.0.1:4593/api/oidc\"\n",
+        ),
+        "oauth2.scopes",
+        "no default scopes",
+    );
+    assert_refused(
+        &with_oauth2("provider = \"google\"\ntenant = \"x\"\nclient_id = \"a\"\n"),
+        "oauth2.tenant",
+        "only the \"microsoft\" provider",
+    );
+    // A password alongside oauth2, or an [oauth2] nothing uses.
+    assert_refused(
+        &with_oauth2("provider = \"microsoft\"\nclient_id = \"a\"\n")
+            .replace("auth = \"oauth2\"", "auth = \"oauth2\"\npassword = \"x\""),
+        "imap.password",
+        "remove imap.password",
+    );
+    assert_refused(
+        &format!("{MINIMAL}\n[oauth2]\nprovider = \"microsoft\"\n"),
+        "oauth2",
+        "neither imap.auth nor smtp.auth",
+    );
+    assert_refused_with(
+        "imap",
+        "auth = \"kerberos\"",
+        "imap.auth",
+        "\"password\" or \"oauth2\"",
+    );
+}
+
+#[test]
+fn oidc_endpoints_derive_from_the_issuer_and_smtp_can_sign_in_too() {
+    let text = with_oauth2(
+        "provider = \"oidc\"\nclient_id = \"a\"\nissuer = \"http://127.0.0.1:4593/api/oidc\"\nscopes = [\"mail\"]\n",
+    )
+    .replace("[smtp]\n", "[smtp]\nauth = \"oauth2\"\nusername = \"help@charity.example\"\n");
+    let config = load_text(&text).expect("valid");
+    let oauth2 = config
+        .smtp
+        .oauth2
+        .as_ref()
+        .expect("smtp signs in with oauth2");
+    assert_eq!(
+        oauth2.token_endpoint,
+        "http://127.0.0.1:4593/api/oidc/token"
+    );
+    assert_eq!(
+        oauth2.device_authorization_endpoint.as_deref(),
+        Some("http://127.0.0.1:4593/api/oidc/device_authorization")
+    );
+    assert_eq!(
+        config.smtp.username.as_deref(),
+        Some("help@charity.example")
+    );
+    assert_refused(
+        &text.replace("username = \"help@charity.example\"\n", ""),
+        "smtp.username",
+        "name the mailbox",
+    );
 }

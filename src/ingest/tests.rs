@@ -1052,3 +1052,37 @@ fn a_caseworker_reply_too_large_to_fetch_is_never_relayed() {
         Outcome::Relayed(ticket)
     );
 }
+
+#[test]
+fn an_outlook_reaction_is_a_note_that_reopens_nothing_and_sends_nothing() {
+    let desk = Desk::new();
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <r-1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a ticket of its own");
+    };
+    let sent_before = desk.kinds().len();
+    let mut ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    ticket.status = Status::Closed;
+    desk.store
+        .write(|tx| tx.put_ticket(&ticket))
+        .expect("close the ticket");
+
+    let reaction = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Re: Housing\r\nMessage-ID: <r-2@phone.example>\r\nIn-Reply-To: <r-1@phone.example>\r\n\r\nAmina reacted to your message:\r\n\r\n\u{1F44D}\r\n";
+    assert!(matches!(
+        desk.file(2, FolderKind::Requests, reaction),
+        Outcome::Added(added, _) if added == id
+    ));
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert_eq!(ticket.status, Status::Closed, "a reaction reopens nothing");
+    let messages = desk.store.messages(id).expect("messages");
+    assert_eq!(messages.last().expect("message").direction, Direction::Note);
+    let events = desk.store.events(id).expect("events");
+    assert!(events.iter().any(|e| e.kind == "reaction"), "{events:?}");
+    assert_eq!(desk.kinds().len(), sent_before, "nothing is sent");
+
+    // A real follow-up does reopen it.
+    let answer = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Re: Housing\r\nMessage-ID: <r-3@phone.example>\r\nIn-Reply-To: <r-1@phone.example>\r\n\r\nI still need a room.\r\n";
+    desk.file(3, FolderKind::Requests, answer);
+    let ticket = desk.store.ticket(id).expect("read").expect("ticket");
+    assert_eq!(ticket.status, Status::Open);
+}

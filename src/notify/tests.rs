@@ -308,3 +308,46 @@ fn a_notification_about_a_requester_casemail_cannot_write_to_says_so() {
     assert!(text.contains("NOT BY MAIL"), "{text}");
     assert!(text.contains("Ask a coordinator"), "{text}");
 }
+
+#[test]
+fn everything_casemail_sends_disallows_outlook_reactions() {
+    let notification = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[],
+        Why::Assigned,
+        &[],
+        "cm.42.amina.0123456789abcdef01234567",
+        7,
+    )
+    .expect("compose");
+    let notice = plain_to(
+        &sender(),
+        "carol@charity.example",
+        "Digest",
+        "Hi".to_owned(),
+        "d",
+        1,
+    )
+    .expect("compose");
+    let cleared = crate::gate::Cleared {
+        text: "Hello".to_owned(),
+        attachments: Vec::new(),
+        removed: Vec::new(),
+    };
+    let secrets = crate::gate::Secrets::new(["amina@volunteers.example"], []);
+    let answer = relay_to_requester(&sender(), &ticket(), &cleared, None, &[], &secrets, 3)
+        .expect("compose");
+    let acknowledgement =
+        acknowledgement(&sender(), &ticket(), "We got it", None, &[], &[], 4).expect("compose");
+    for out in [notification, notice, answer, acknowledgement] {
+        let raw = String::from_utf8_lossy(&out.raw).into_owned();
+        let head = raw.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            head.contains("\r\nX-MS-Reactions: disallow\r\n"),
+            "no X-MS-Reactions header in:\n{head}"
+        );
+    }
+}

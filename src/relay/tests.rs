@@ -457,6 +457,7 @@ fn smtp_config(port: u16) -> config::Smtp {
         security: Security::Plain,
         username: None,
         password: None,
+        oauth2: None,
         password_file: None,
         ca_file: None,
     }

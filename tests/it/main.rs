@@ -22,6 +22,7 @@ mod lifecycle;
 mod limits;
 mod loops;
 mod notices;
+mod oauth;
 mod privacy;
 mod reconcile;
 mod relay;

@@ -59,6 +59,7 @@ fn smtp_config(bench: &Bench, security: Security) -> config::Smtp {
         security,
         username: None,
         password: None,
+        oauth2: None,
         password_file: None,
         ca_file: (security != Security::Plain).then(|| bench.ca_file()),
     }

@@ -64,7 +64,7 @@ pub(super) fn prepare(root: &Path) -> anyhow::Result<()> {
     )
 }
 
-pub(super) fn render(root: &Path, ports: Ports) -> anyhow::Result<()> {
+pub(super) fn render(root: &Path, ports: Ports, extra: &str) -> anyhow::Result<()> {
     let root_text = root.to_str().context("the bench directory is not UTF-8")?;
     // Dovecot keys some shared state by instance name, so each bench gets its own.
     let instance = root
@@ -72,7 +72,7 @@ pub(super) fn render(root: &Path, ports: Ports) -> anyhow::Result<()> {
         .and_then(|name| name.to_str())
         .context("the bench directory has no name")?;
     let config = process::render_template(
-        TEMPLATE,
+        &format!("{TEMPLATE}\n{extra}"),
         &[
             ("ROOT", root_text),
             ("INSTANCE", instance),

@@ -24,6 +24,7 @@
 )]
 
 mod dovecot;
+pub mod glewlwyd;
 mod imap;
 mod postfix;
 mod process;
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use tokio::sync::OnceCell;
 
+pub use glewlwyd::{OAuth2Bench, oauth2_exclusive};
 #[allow(
     unused_imports,
     reason = "part of the harness's API for the integration modules, used by only some"
@@ -200,6 +202,14 @@ impl Ports {
     }
 }
 
+/// Settings appended to the bench's Dovecot config and Postfix main.cf (templates like them:
+/// `{{ROOT}}` is the bench's directory), for a bench that signs in differently.
+#[derive(Debug, Default)]
+struct ServerExtras {
+    dovecot: String,
+    postfix: String,
+}
+
 /// One Dovecot + Postfix pair and the directory they live in.
 pub struct Bench {
     sharing: Sharing,
@@ -217,6 +227,11 @@ impl Bench {
     /// Boots a bench, panicking with the servers' logs if it cannot: a test that cannot reach
     /// its servers must fail, never skip.
     async fn start(sharing: Sharing) -> Bench {
+        Bench::start_with(sharing, &ServerExtras::default()).await
+    }
+
+    /// [`Bench::start`] with `extras` added to the rendered Dovecot and Postfix configs.
+    async fn start_with(sharing: Sharing, extras: &ServerExtras) -> Bench {
         require_installed();
         let root = make_root();
         // The watchdog comes first, so whatever starts after it is stopped even if this function
@@ -230,8 +245,9 @@ impl Bench {
         let mut clashes = Vec::new();
         for _ in 0..PORT_ATTEMPTS {
             let ports = Ports::pick().expect("pick free loopback ports");
-            dovecot::render(&root, ports).expect("render dovecot.conf");
-            postfix::render(&root, ports).expect("render Postfix's main.cf and master.cf");
+            dovecot::render(&root, ports, &extras.dovecot).expect("render dovecot.conf");
+            postfix::render(&root, ports, &extras.postfix)
+                .expect("render Postfix's main.cf and master.cf");
             postfix::write_accounts_map(&root, &[]).expect("write Postfix's empty account map");
 
             let mut dovecot = match dovecot::start(&root, ports).await {

@@ -64,7 +64,7 @@ pub(super) fn prepare(root: &Path) -> anyhow::Result<()> {
     )
 }
 
-pub(super) fn render(root: &Path, ports: Ports) -> anyhow::Result<()> {
+pub(super) fn render(root: &Path, ports: Ports, main_extra: &str) -> anyhow::Result<()> {
     let root_text = root.to_str().context("the bench directory is not UTF-8")?;
     let cert = tls::cert_path(root);
     let key = tls::key_path(root);
@@ -76,7 +76,8 @@ pub(super) fn render(root: &Path, ports: Ports) -> anyhow::Result<()> {
         ("TLS_CERT", &cert.to_string_lossy()),
         ("TLS_KEY", &key.to_string_lossy()),
     ];
-    for (template, name) in [(MAIN_TEMPLATE, "main.cf"), (MASTER_TEMPLATE, "master.cf")] {
+    let main = format!("{MAIN_TEMPLATE}\n{main_extra}");
+    for (template, name) in [(main.as_str(), "main.cf"), (MASTER_TEMPLATE, "master.cf")] {
         let path = config_dir(root).join(name);
         let text = process::render_template(template, &values)
             .with_context(|| format!("render {name}"))?;
