@@ -95,6 +95,19 @@ pub enum Command {
     /// The key reply tokens are signed with.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Mail that was not delivered: refused for good by the SMTP server, or a caseworker's
+    /// answer to an address that is suppressed.
+    #[command(subcommand)]
+    Deadletter(DeadletterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadletterCommand {
+    /// List dead letters, oldest first, with their ticket, recipients and why they failed.
+    List(JsonFlag),
+    /// Put dead letter ID back in the outbox (same bytes and Message-ID), once the cause is
+    /// fixed; refused while a recipient is still suppressed.
+    Retry { id: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,6 +390,13 @@ pub enum StoreCommand {
     },
     /// Runs in the daemon's process stage, which then signs and checks with the new key.
     SecretRotate,
+    DeadletterList {
+        json: bool,
+    },
+    /// Runs in the daemon's process stage, whose sweep then wakes the relay.
+    DeadletterRetry {
+        id: u64,
+    },
 }
 
 impl StoreCommand {
@@ -403,7 +423,9 @@ impl StoreCommand {
     pub fn needs_single_writer(&self) -> bool {
         matches!(
             self,
-            StoreCommand::Erase { dry_run: false, .. } | StoreCommand::SecretRotate
+            StoreCommand::Erase { dry_run: false, .. }
+                | StoreCommand::SecretRotate
+                | StoreCommand::DeadletterRetry { .. }
         )
     }
 
@@ -434,6 +456,8 @@ impl StoreCommand {
             StoreCommand::Backup => "backup",
             StoreCommand::Erase { .. } => "erase",
             StoreCommand::SecretRotate => "secret rotate",
+            StoreCommand::DeadletterList { .. } => "deadletter list",
+            StoreCommand::DeadletterRetry { .. } => "deadletter retry",
         }
     }
 }
@@ -570,6 +594,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json: args.json,
         },
         Command::Secret(SecretCommand::Rotate) => StoreCommand::SecretRotate,
+        Command::Deadletter(DeadletterCommand::List(flag)) => {
+            StoreCommand::DeadletterList { json: flag.json }
+        }
+        Command::Deadletter(DeadletterCommand::Retry { id }) => {
+            StoreCommand::DeadletterRetry { id }
+        }
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
@@ -896,6 +926,8 @@ pub fn execute(
             )?;
             Ok(())
         }
+        StoreCommand::DeadletterList { json } => deadletter::list(store, *json, out),
+        StoreCommand::DeadletterRetry { id } => deadletter::retry(store, *id, now, out),
     }
 }
 
@@ -1208,6 +1240,8 @@ fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> a
     }
     Ok(())
 }
+
+mod deadletter;
 
 #[cfg(test)]
 mod tests;

@@ -52,6 +52,11 @@ pub fn message_json(message: &StoredMessage) -> Value {
         "text": message.text,
         "attachments": message.attachments,
         "anomalies": message.anomalies,
+        // Why an answer was not sent to the requester (a suppressed address), or null.
+        "not_sent": message
+            .anomalies
+            .iter()
+            .find_map(|a| a.strip_prefix(crate::model::ANSWER_NOT_SENT)),
         "sources": message.sources.iter().map(|s| json!({
             "folder": s.mailbox, "uidvalidity": s.uidvalidity.0, "uid": s.uid.0,
         })).collect::<Vec<_>>(),
@@ -126,9 +131,13 @@ pub fn ticket_detail_text(detail: &Value) -> String {
     );
     if let Some(messages) = detail["messages"].as_array() {
         for m in messages {
+            let direction = match m["not_sent"].as_str() {
+                Some(why) => format!("{} NOT SENT ({})", s(&m["direction"]), for_terminal(why)),
+                None => s(&m["direction"]),
+            };
             out.push_str(&format!(
                 "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
-                s(&m["direction"]),
+                direction,
                 mailbox(&m["from_name"], &m["from"]),
                 s(&m["date"]),
                 s(&m["subject"]),

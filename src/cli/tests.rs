@@ -88,6 +88,8 @@ fn commands_travel_as_tagged_json() {
             at: None,
             json: true,
         },
+        StoreCommand::DeadletterList { json: true },
+        StoreCommand::DeadletterRetry { id: 4 },
     ];
     for command in all {
         let text = serde_json::to_string(&command).expect("encode");

@@ -923,3 +923,151 @@ fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
             .contains("carol@")
     );
 }
+
+#[test]
+fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried() {
+    use crate::cli::StoreCommand;
+    let desk = Desk::new();
+    desk.add_agent("carol");
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("carol".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    desk.store
+        .write(|tx| {
+            crate::loops::suppress(
+                tx,
+                &desk.config.loops,
+                "amina@phone.example",
+                "refused with 550",
+                Some(id),
+                desk.now(),
+            )
+            .map(|_| ())
+        })
+        .expect("suppress");
+    let token = desk
+        .secret
+        .sign(id, &crate::ids::AgentId("carol".to_owned()));
+    let answer = format!(
+        "From: carol <carol@volunteers.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r2@volunteers.example>\r\n\r\nYour appointment is on Monday.\r\n",
+        id.0
+    );
+
+    let outcome = desk.file(2, FolderKind::Requests, &answer);
+
+    let Outcome::ReplyNotSent(_, reason) = &outcome else {
+        panic!("not sent: {outcome:?}");
+    };
+    assert!(reason.contains("suppressed"), "{reason}");
+    assert!(
+        !desk.kinds().contains(&crate::model::OutboxKind::Relay),
+        "nothing for the requester in the outbox"
+    );
+    let dead = desk.store.dead_letters().expect("dead letters");
+    let [letter] = &dead[..] else {
+        panic!("one dead letter: {dead:?}");
+    };
+    let show = |json: bool| {
+        let mut out = Vec::new();
+        crate::cli::execute(
+            &desk.store,
+            &desk.config,
+            &StoreCommand::TicketShow { number: id.0, json },
+            &mut out,
+        )
+        .expect("ticket show");
+        String::from_utf8(out).expect("UTF-8")
+    };
+    let detail: serde_json::Value = serde_json::from_str(&show(true)).expect("JSON");
+    let answer = &detail["messages"][1];
+    assert_eq!(answer["direction"], "out");
+    assert!(
+        answer["not_sent"]
+            .as_str()
+            .is_some_and(|why| why.contains("suppressed")),
+        "{answer:#}"
+    );
+    assert_eq!(detail["messages"][0]["not_sent"], serde_json::Value::Null);
+    assert!(
+        show(false).contains("--- out NOT SENT ("),
+        "{}",
+        show(false)
+    );
+
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        (String::from_utf8(out).expect("UTF-8"), result)
+    };
+    let (listed, result) = run(StoreCommand::DeadletterList { json: true });
+    result.expect("list");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed[0]["id"], letter.entry.id);
+    assert_eq!(listed[0]["kind"], "relay");
+    assert_eq!(listed[0]["ticket"], id.0);
+    let (text, result) = run(StoreCommand::DeadletterList { json: false });
+    result.expect("list");
+    assert!(text.contains(&format!("ticket #{}", id.0)), "{text}");
+
+    // While the address is suppressed a retry would only fail again.
+    let (_, refused) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    let refused = format!("{:#}", refused.expect_err("refused"));
+    assert!(refused.contains("suppression remove"), "{refused}");
+    assert_eq!(desk.store.dead_letters().expect("dead").len(), 1);
+
+    assert!(
+        desk.store
+            .remove_suppression("amina@phone.example")
+            .expect("remove")
+    );
+    let (printed, result) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    result.expect("retry");
+    assert!(printed.contains("back in the outbox"), "{printed}");
+    assert!(desk.store.dead_letters().expect("dead").is_empty());
+    let relays: Vec<_> = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .filter(|e| e.kind == crate::model::OutboxKind::Relay)
+        .collect();
+    let [relay] = &relays[..] else {
+        panic!("the answer is back in the outbox: {relays:?}");
+    };
+    assert_eq!(relay.id, letter.entry.id);
+    assert_eq!(relay.message_id, letter.entry.message_id);
+    assert_eq!(relay.attempts, 0);
+    assert!(
+        desk.store
+            .outbox_raw(relay.id)
+            .expect("raw")
+            .is_some_and(|raw| String::from_utf8_lossy(&raw).contains("Monday"))
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "answer_not_sent"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e.kind == "dead_letter_retried"),
+        "{events:#?}"
+    );
+    // Retrying it again finds nothing.
+    let (_, again) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    assert!(again.is_err());
+}
