@@ -1158,11 +1158,18 @@ pub fn refuse_reply(
             Err(err) => record_not_composed(tx, now, ticket.id, "the refusal notice", &err),
         }
     }
+    // Who wrote is internal information the coordinators need (a caseworker writing from an
+    // address nobody registered, say); it goes to them only, never to the sender or requester.
+    let who = note
+        .from
+        .as_deref()
+        .map(|from| format!(" from {}", crate::sanitize::for_terminal(from)))
+        .unwrap_or_default();
     tell_coordinators(
         tx,
         context,
         ticket,
-        &format!("a reply was refused: {reason}"),
+        &format!("a reply{who} was refused: {reason}"),
     )
 }
 

@@ -227,6 +227,29 @@ pub enum AgentCommand {
     },
     /// Mark an agent back from being away.
     Back { id: String },
+    /// Change an agent's name, cap or role in place; their tickets stay with them.
+    Edit {
+        id: String,
+        /// The name coordinators see.
+        #[arg(long)]
+        name: Option<String>,
+        /// Most open tickets this agent is given at once (tickets they hold stay).
+        #[arg(long)]
+        max_open: Option<u32>,
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// Add or remove one of an agent's addresses; their tickets stay with them.
+    #[command(subcommand)]
+    Address(AgentAddressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAddressCommand {
+    /// Add ADDRESS to AGENT: tickets reach them there too, and they may answer from it.
+    Add { agent: String, address: String },
+    /// Remove ADDRESS from AGENT (not their last one); mail from it no longer counts as theirs.
+    Remove { agent: String, address: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -353,6 +376,20 @@ pub enum StoreCommand {
     AgentBack {
         id: String,
     },
+    AgentEdit {
+        id: String,
+        name: Option<String>,
+        max_open: Option<u32>,
+        role: Option<RoleArg>,
+    },
+    AgentAddressAdd {
+        id: String,
+        address: String,
+    },
+    AgentAddressRemove {
+        id: String,
+        address: String,
+    },
     RotaImport {
         /// The file's name as the user gave it, for messages.
         file: String,
@@ -408,6 +445,9 @@ impl StoreCommand {
                 | StoreCommand::AgentRemove { .. }
                 | StoreCommand::AgentAway { .. }
                 | StoreCommand::AgentBack { .. }
+                | StoreCommand::AgentEdit { .. }
+                | StoreCommand::AgentAddressAdd { .. }
+                | StoreCommand::AgentAddressRemove { .. }
                 | StoreCommand::RotaImport { .. }
                 | StoreCommand::TicketClose { .. }
                 | StoreCommand::TicketReopen { .. }
@@ -445,6 +485,9 @@ impl StoreCommand {
             StoreCommand::AgentRemove { .. } => "agent remove",
             StoreCommand::AgentAway { .. } => "agent away",
             StoreCommand::AgentBack { .. } => "agent back",
+            StoreCommand::AgentEdit { .. } => "agent edit",
+            StoreCommand::AgentAddressAdd { .. } => "agent address add",
+            StoreCommand::AgentAddressRemove { .. } => "agent address remove",
             StoreCommand::RotaImport { .. } => "rota import",
             StoreCommand::RotaExport => "rota export",
             StoreCommand::RotaShow { .. } => "rota show",
@@ -513,6 +556,23 @@ impl From<AgentCommand> for StoreCommand {
             AgentCommand::Remove { id } => StoreCommand::AgentRemove { id },
             AgentCommand::Away { id, until } => StoreCommand::AgentAway { id, until },
             AgentCommand::Back { id } => StoreCommand::AgentBack { id },
+            AgentCommand::Edit {
+                id,
+                name,
+                max_open,
+                role,
+            } => StoreCommand::AgentEdit {
+                id,
+                name,
+                max_open,
+                role,
+            },
+            AgentCommand::Address(AgentAddressCommand::Add { agent, address }) => {
+                StoreCommand::AgentAddressAdd { id: agent, address }
+            }
+            AgentCommand::Address(AgentAddressCommand::Remove { agent, address }) => {
+                StoreCommand::AgentAddressRemove { id: agent, address }
+            }
         }
     }
 }
@@ -872,6 +932,50 @@ pub fn execute(
         StoreCommand::AgentBack { id } => {
             admin::set_back(store, &AgentId(id.clone()))?;
             writeln!(out, "agent {id} is back")?;
+            Ok(())
+        }
+        StoreCommand::AgentEdit {
+            id,
+            name,
+            max_open,
+            role,
+        } => {
+            if name.is_none() && max_open.is_none() && role.is_none() {
+                anyhow::bail!("nothing to change: give --name, --max-open or --role");
+            }
+            let edit = admin::AgentEdit {
+                name: name.clone(),
+                max_open: *max_open,
+                role: role.map(|role| match role {
+                    RoleArg::Agent => Role::Agent,
+                    RoleArg::Coordinator => Role::Coordinator,
+                }),
+            };
+            admin::edit_agent(store, &AgentId(id.clone()), edit)?;
+            writeln!(out, "agent {id} changed; their tickets stay with them")?;
+            Ok(())
+        }
+        StoreCommand::AgentAddressAdd { id, address } => {
+            let agent = admin::add_address(
+                store,
+                &config.helpdesk.address,
+                &AgentId(id.clone()),
+                address,
+            )?;
+            writeln!(
+                out,
+                "agent {id}: address added; {} address(es), notifications go to the first",
+                agent.emails.len()
+            )?;
+            Ok(())
+        }
+        StoreCommand::AgentAddressRemove { id, address } => {
+            let agent = admin::remove_address(store, &AgentId(id.clone()), address)?;
+            writeln!(
+                out,
+                "agent {id}: address removed; {} address(es) left",
+                agent.emails.len()
+            )?;
             Ok(())
         }
         StoreCommand::RotaImport { file, text } => rota_import(store, file, text, out),

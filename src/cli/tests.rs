@@ -88,6 +88,20 @@ fn commands_travel_as_tagged_json() {
             at: None,
             json: true,
         },
+        StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: None,
+            max_open: Some(4),
+            role: Some(RoleArg::Agent),
+        },
+        StoreCommand::AgentAddressAdd {
+            id: "amina".to_owned(),
+            address: "a@example.org".to_owned(),
+        },
+        StoreCommand::AgentAddressRemove {
+            id: "amina".to_owned(),
+            address: "a@example.org".to_owned(),
+        },
         StoreCommand::DeadletterList { json: true },
         StoreCommand::DeadletterRetry { id: 4 },
     ];

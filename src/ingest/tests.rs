@@ -1071,3 +1071,175 @@ fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried()
     });
     assert!(again.is_err());
 }
+
+#[test]
+fn a_reply_from_an_unregistered_address_is_named_to_the_coordinators_only() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    crate::admin::add_agent(
+        &desk.store,
+        "help@charity.example",
+        crate::admin::NewAgent {
+            id: "carol".to_owned(),
+            name: "Carol".to_owned(),
+            emails: vec!["carol@volunteers.example".to_owned()],
+            role: crate::model::Role::Coordinator,
+            max_open: None,
+        },
+        desk.now(),
+    )
+    .expect("coordinator");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    let token = desk
+        .secret
+        .sign(id, &crate::ids::AgentId("amina".to_owned()));
+    // Amina answers from her phone's address, which nobody registered.
+    let answer = format!(
+        "From: Amina <amina.private@phone.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r2@phone.example>\r\n\r\nI can see you on Monday.\r\n",
+        id.0
+    );
+    let before = desk.store.outbox().expect("outbox").len();
+
+    let outcome = desk.file(2, FolderKind::Requests, &answer);
+
+    assert!(matches!(outcome, Outcome::ReplyRefused(..)), "{outcome:?}");
+    let queued: Vec<_> = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .skip(before)
+        .collect();
+    assert!(
+        queued
+            .iter()
+            .all(|e| e.recipients == ["carol@volunteers.example"]),
+        "only the coordinator hears of it: {queued:?}"
+    );
+    let texts = desk.notifications();
+    assert!(
+        texts.iter().any(
+            |t| t.contains("a reply from amina.private@phone.example was refused")
+                && t.contains(&format!("#{}", id.0))
+        ),
+        "{texts:#?}"
+    );
+}
+
+#[test]
+fn agent_addresses_and_details_change_in_place_without_rerouting() {
+    use crate::cli::{RoleArg, StoreCommand};
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    let amina = crate::ids::AgentId("amina".to_owned());
+    crate::assign::assign_by_coordinator(&desk.store, &desk.config, id, &amina, desk.now())
+        .expect("assign");
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        result
+            .map(|()| String::from_utf8(out).expect("UTF-8"))
+            .map_err(|err| format!("{err:#}"))
+    };
+    let agent = || desk.store.agent(&amina).expect("read").expect("agent");
+    let owner = || desk.store.ticket(id).expect("read").expect("ticket").owner;
+
+    run(StoreCommand::AgentAddressAdd {
+        id: "amina".to_owned(),
+        address: " Amina.Phone@Example.org ".to_owned(),
+    })
+    .expect("address add");
+    assert_eq!(
+        agent().emails,
+        ["amina@volunteers.example", "amina.phone@example.org"]
+    );
+    assert_eq!(owner(), Some(amina.clone()), "the ticket stays with her");
+    // The same checks as `agent add`.
+    desk.add_agent("bea");
+    let taken = run(StoreCommand::AgentAddressAdd {
+        id: "amina".to_owned(),
+        address: "bea@volunteers.example".to_owned(),
+    })
+    .expect_err("taken");
+    assert!(taken.contains("already belongs to agent bea"), "{taken}");
+    assert!(
+        run(StoreCommand::AgentAddressAdd {
+            id: "amina".to_owned(),
+            address: "help@charity.example".to_owned(),
+        })
+        .is_err()
+    );
+    assert!(
+        run(StoreCommand::AgentAddressAdd {
+            id: "nobody".to_owned(),
+            address: "x@example.org".to_owned(),
+        })
+        .is_err()
+    );
+
+    run(StoreCommand::AgentAddressRemove {
+        id: "amina".to_owned(),
+        address: "AMINA@volunteers.example".to_owned(),
+    })
+    .expect("address remove");
+    assert_eq!(agent().emails, ["amina.phone@example.org"]);
+    let last = run(StoreCommand::AgentAddressRemove {
+        id: "amina".to_owned(),
+        address: "amina.phone@example.org".to_owned(),
+    })
+    .expect_err("the last address stays");
+    assert!(last.contains("only address"), "{last}");
+    assert!(
+        run(StoreCommand::AgentAddressRemove {
+            id: "amina".to_owned(),
+            address: "bea@volunteers.example".to_owned(),
+        })
+        .is_err()
+    );
+
+    run(StoreCommand::AgentEdit {
+        id: "amina".to_owned(),
+        name: Some("Amina K.".to_owned()),
+        max_open: Some(2),
+        role: Some(RoleArg::Coordinator),
+    })
+    .expect("edit");
+    let edited = agent();
+    assert_eq!(edited.name, "Amina K.");
+    assert_eq!(edited.max_open, Some(2));
+    assert_eq!(edited.role, crate::model::Role::Coordinator);
+    assert_eq!(owner(), Some(amina.clone()), "the ticket stays with her");
+    assert!(
+        run(StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: None,
+            max_open: None,
+            role: None,
+        })
+        .is_err(),
+        "nothing to change"
+    );
+    assert!(
+        run(StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: Some("\u{1b}[2J".to_owned()),
+            max_open: None,
+            role: None,
+        })
+        .is_err()
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind.contains("released") || e.detail.contains("back to routing")),
+        "{events:#?}"
+    );
+}
