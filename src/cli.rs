@@ -283,6 +283,13 @@ pub enum TicketCommand {
         /// Only tickets with this status.
         #[arg(long, value_enum)]
         status: Option<StatusFilter>,
+        /// Only tickets this agent owns (their id).
+        #[arg(long, value_name = "AGENT")]
+        owner: Option<String>,
+        /// Only tickets with activity since: a date (2026-12-24, midnight in the rota's time
+        /// zone) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -307,8 +314,22 @@ pub enum TicketCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
-    /// List quarantined messages.
+    /// List quarantined messages, each with its id (FOLDER/UIDVALIDITY/UID).
     List(JsonFlag),
+    /// Show one quarantined message: why, and its raw bytes (escaped for the terminal).
+    Show {
+        /// FOLDER/UIDVALIDITY/UID, as `quarantine list` prints it.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// File a quarantined message again (after an upgrade, say): in the running daemon's
+    /// process stage, or on the store when the daemon is stopped. One that fails again stays.
+    Retry {
+        /// FOLDER/UIDVALIDITY/UID, as `quarantine list` prints it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -329,6 +350,10 @@ pub enum StatusFilter {
 pub enum StoreCommand {
     TicketList {
         status: Option<StatusFilter>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
         json: bool,
     },
     TicketShow {
@@ -351,6 +376,14 @@ pub enum StoreCommand {
     },
     QuarantineList {
         json: bool,
+    },
+    QuarantineShow {
+        id: String,
+        json: bool,
+    },
+    /// Runs in the daemon's process stage, the single writer of filed mail.
+    QuarantineRetry {
+        id: String,
     },
     AgentAdd {
         id: String,
@@ -466,6 +499,7 @@ impl StoreCommand {
             StoreCommand::Erase { dry_run: false, .. }
                 | StoreCommand::SecretRotate
                 | StoreCommand::DeadletterRetry { .. }
+                | StoreCommand::QuarantineRetry { .. }
         )
     }
 
@@ -479,6 +513,8 @@ impl StoreCommand {
             StoreCommand::TicketAssign { .. } => "ticket assign",
             StoreCommand::TicketMerge { .. } => "ticket merge",
             StoreCommand::QuarantineList { .. } => "quarantine list",
+            StoreCommand::QuarantineShow { .. } => "quarantine show",
+            StoreCommand::QuarantineRetry { .. } => "quarantine retry",
             StoreCommand::AgentAdd { .. } => "agent add",
             StoreCommand::AgentList { .. } => "agent list",
             StoreCommand::AgentShow { .. } => "agent show",
@@ -508,7 +544,17 @@ impl StoreCommand {
 impl From<TicketCommand> for StoreCommand {
     fn from(command: TicketCommand) -> StoreCommand {
         match command {
-            TicketCommand::List { status, json } => StoreCommand::TicketList { status, json },
+            TicketCommand::List {
+                status,
+                owner,
+                since,
+                json,
+            } => StoreCommand::TicketList {
+                status,
+                owner,
+                since,
+                json,
+            },
             TicketCommand::Show { number, json } => StoreCommand::TicketShow { number, json },
             TicketCommand::Close { number } => StoreCommand::TicketClose { number },
             TicketCommand::Reopen { number } => StoreCommand::TicketReopen { number },
@@ -522,6 +568,8 @@ impl From<QuarantineCommand> for StoreCommand {
     fn from(command: QuarantineCommand) -> StoreCommand {
         match command {
             QuarantineCommand::List(flag) => StoreCommand::QuarantineList { json: flag.json },
+            QuarantineCommand::Show { id, json } => StoreCommand::QuarantineShow { id, json },
+            QuarantineCommand::Retry { id } => StoreCommand::QuarantineRetry { id },
         }
     }
 }
@@ -842,7 +890,28 @@ pub fn execute(
 ) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     match command {
-        StoreCommand::TicketList { status, json } => ticket_list(store, *status, *json, out),
+        StoreCommand::TicketList {
+            status,
+            owner,
+            since,
+            json,
+        } => {
+            let filter = report::TicketFilter {
+                status: status.map(|s| match s {
+                    StatusFilter::New => Status::New,
+                    StatusFilter::Open => Status::Open,
+                    StatusFilter::Waiting => Status::Waiting,
+                    StatusFilter::Closed => Status::Closed,
+                    StatusFilter::Spam => Status::Spam,
+                }),
+                owner: owner.clone().map(AgentId),
+                since: since
+                    .as_deref()
+                    .map(|text| parse_date("--since", text, &config.rota.timezone))
+                    .transpose()?,
+            };
+            ticket_list(store, &filter, *json, out)
+        }
         StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
         StoreCommand::TicketClose { number } => {
             crate::assign::set_status_by_coordinator(
@@ -876,6 +945,8 @@ pub fn execute(
             Ok(())
         }
         StoreCommand::QuarantineList { json } => quarantine_list(store, *json, out),
+        StoreCommand::QuarantineShow { id, json } => quarantine::show(store, id, *json, out),
+        StoreCommand::QuarantineRetry { id } => quarantine::retry(store, config, id, now, out),
         StoreCommand::AgentAdd {
             id,
             name,
@@ -912,7 +983,7 @@ pub fn execute(
         StoreCommand::AgentAway { id, until } => {
             let until = until
                 .as_deref()
-                .map(|text| parse_until(text, &config.rota.timezone))
+                .map(|text| parse_date("--until", text, &config.rota.timezone))
                 .transpose()?;
             let released = admin::set_away(store, &AgentId(id.clone()), until, now)?;
             match until {
@@ -1119,7 +1190,8 @@ fn quarantine_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Re
         for e in &entries {
             writeln!(
                 out,
-                "{} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                "{}  {} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                sanitize::for_terminal(&quarantine::id(&e.source)),
                 sanitize::for_terminal(&e.source.mailbox),
                 e.source.uid,
                 e.source.uidvalidity,
@@ -1165,19 +1237,20 @@ fn suppression_list(
     Ok(())
 }
 
-/// Reads `--until`: a civil date (midnight in `timezone`) or an RFC 3339 time.
-fn parse_until(text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
+/// Reads `--until` or `--since` (`option`): a civil date (midnight in `timezone`) or an RFC
+/// 3339 time.
+fn parse_date(option: &str, text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
     if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
         return Ok(timestamp);
     }
     let date: jiff::civil::Date = text.parse().with_context(|| {
-        format!("--until {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
+        format!("{option} {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
     })?;
     let zone = jiff::tz::TimeZone::get(timezone)
         .with_context(|| format!("unknown time zone {timezone:?}"))?;
     Ok(date
         .to_zoned(zone)
-        .with_context(|| format!("--until {text:?} does not exist in {timezone}"))?
+        .with_context(|| format!("{option} {text:?} does not exist in {timezone}"))?
         .timestamp())
 }
 
@@ -1313,18 +1386,11 @@ fn agent_show(
 
 fn ticket_list(
     store: &Store,
-    status: Option<StatusFilter>,
+    filter: &report::TicketFilter,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let status = status.map(|s| match s {
-        StatusFilter::New => Status::New,
-        StatusFilter::Open => Status::Open,
-        StatusFilter::Waiting => Status::Waiting,
-        StatusFilter::Closed => Status::Closed,
-        StatusFilter::Spam => Status::Spam,
-    });
-    let tickets = report::ticket_list(store, status)?;
+    let tickets = report::ticket_list(store, filter)?;
     if json {
         let values: Vec<_> = tickets.iter().map(report::ticket_summary).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?;
@@ -1346,6 +1412,7 @@ fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> a
 }
 
 mod deadletter;
+mod quarantine;
 
 #[cfg(test)]
 mod tests;

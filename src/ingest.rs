@@ -1698,5 +1698,8 @@ pub fn report_fatal(err: &Error) {
     error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
 
+mod refile;
+pub use refile::{Refiled, refile_quarantined};
+
 #[cfg(test)]
 mod tests;

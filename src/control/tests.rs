@@ -107,6 +107,8 @@ async fn commands_run_through_the_socket_and_changes_reload_the_team() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let list = StoreCommand::TicketList {
+        owner: None,
+        since: None,
         status: Some(StatusFilter::New),
         json: false,
     };

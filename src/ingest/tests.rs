@@ -1243,3 +1243,176 @@ fn agent_addresses_and_details_change_in_place_without_rerouting() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
+    use crate::cli::StoreCommand;
+    let desk = Desk::new();
+    let raw = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <q1@phone.example>\r\n\r\nPlease help.\r\n";
+    let quarantined = Source {
+        mailbox: "Archive/2026".to_owned(),
+        uidvalidity: UidValidity(7),
+        uid: Uid(42),
+    };
+    desk.store
+        .write(|tx| {
+            tx.put_quarantine(
+                &crate::model::QuarantineEntry {
+                    source: quarantined.clone(),
+                    at: desk.now(),
+                    attempts: 3,
+                    reason: "parsing took longer than 10s".to_owned(),
+                    size: raw.len() as u64,
+                },
+                raw.as_bytes(),
+            )
+        })
+        .expect("quarantine");
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        result
+            .map(|()| String::from_utf8(out).expect("UTF-8"))
+            .map_err(|err| format!("{err:#}"))
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(StoreCommand::QuarantineList { json: true }).expect("list"))
+            .expect("JSON");
+    assert_eq!(listed[0]["id"], "Archive/2026/7/42");
+    let shown = run(StoreCommand::QuarantineShow {
+        id: "Archive/2026/7/42".to_owned(),
+        json: false,
+    })
+    .expect("show");
+    assert!(
+        shown.contains("Reason:      parsing took longer"),
+        "{shown}"
+    );
+    assert!(shown.contains("Please help."), "{shown}");
+    let shown: serde_json::Value = serde_json::from_str(
+        &run(StoreCommand::QuarantineShow {
+            id: "Archive/2026/7/42".to_owned(),
+            json: true,
+        })
+        .expect("show"),
+    )
+    .expect("JSON");
+    assert_eq!(shown["raw"], raw);
+    assert_eq!(shown["attempts"], 3);
+    for bad in ["INBOX", "INBOX/x/1", "INBOX/7/43"] {
+        assert!(
+            run(StoreCommand::QuarantineShow {
+                id: bad.to_owned(),
+                json: false
+            })
+            .is_err(),
+            "{bad}"
+        );
+    }
+
+    let filed = run(StoreCommand::QuarantineRetry {
+        id: "Archive/2026/7/42".to_owned(),
+    })
+    .expect("retry");
+
+    assert_eq!(filed, "Archive/2026/7/42 filed: new ticket #1\n");
+    assert!(desk.store.quarantine().expect("quarantine").is_empty());
+    let ticket = desk
+        .store
+        .ticket(TicketId(1))
+        .expect("read")
+        .expect("ticket");
+    assert_eq!(ticket.requester, "fatima@phone.example");
+    let messages = desk.store.messages(TicketId(1)).expect("messages");
+    assert_eq!(messages[0].sources, [quarantined]);
+    assert!(
+        run(StoreCommand::QuarantineRetry {
+            id: "Archive/2026/7/42".to_owned(),
+        })
+        .is_err(),
+        "nothing left to retry"
+    );
+}
+
+#[test]
+fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
+    use crate::cli::{StatusFilter, StoreCommand};
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    for n in 1..=3_u32 {
+        let request = format!(
+            "From: R{n} <r{n}@phone.example>\r\nTo: help@charity.example\r\nSubject: Case {n}\r\nMessage-ID: <{n}@phone.example>\r\n\r\nPlease help.\r\n"
+        );
+        desk.file(n, FolderKind::Requests, &request);
+    }
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        TicketId(2),
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    crate::assign::set_status_by_coordinator(
+        &desk.store,
+        TicketId(3),
+        crate::model::Status::Closed,
+        desk.now(),
+    )
+    .expect("close");
+    let list = |status: Option<StatusFilter>, owner: Option<&str>, since: Option<&str>| {
+        let mut out = Vec::new();
+        crate::cli::execute(
+            &desk.store,
+            &desk.config,
+            &StoreCommand::TicketList {
+                status,
+                owner: owner.map(str::to_owned),
+                since: since.map(str::to_owned),
+                json: true,
+            },
+            &mut out,
+        )
+        .map(|()| {
+            let listed: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            listed
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|t| t["number"].as_u64().expect("number"))
+                .collect::<Vec<_>>()
+        })
+        .map_err(|err| format!("{err:#}"))
+    };
+    assert_eq!(list(None, None, None), Ok(vec![1, 2, 3]));
+    assert_eq!(list(None, Some("amina"), None), Ok(vec![2]));
+    assert_eq!(list(Some(StatusFilter::Closed), None, None), Ok(vec![3]));
+    assert_eq!(
+        list(Some(StatusFilter::Closed), Some("amina"), None),
+        Ok(vec![])
+    );
+    // The desk's clock is 2027-01-15T08:00:00Z.
+    assert_eq!(list(None, None, Some("2027-01-15")), Ok(vec![1, 2, 3]));
+    assert_eq!(list(None, None, Some("2027-01-16")), Ok(vec![]));
+    assert_eq!(list(None, None, Some("2027-01-15T08:00:01Z")), Ok(vec![]));
+    let bad = list(None, None, Some("last week")).expect_err("not a date");
+    assert!(bad.contains("--since"), "{bad}");
+
+    let mut out = Vec::new();
+    crate::cli::execute(
+        &desk.store,
+        &desk.config,
+        &StoreCommand::TicketList {
+            status: None,
+            owner: None,
+            since: None,
+            json: false,
+        },
+        &mut out,
+    )
+    .expect("list");
+    let text = String::from_utf8(out).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].contains(" amina "), "{text}");
+    assert!(lines[0].contains(" - "), "{text}");
+}
