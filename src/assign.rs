@@ -83,6 +83,24 @@ impl Team {
         })
     }
 
+    /// Whether `other` has different agents (names, addresses, roles, caps, away) or a
+    /// different rota. Caseloads and the round-robin order are not compared: they change with
+    /// every assignment.
+    pub fn roster_differs(&self, other: &Team) -> bool {
+        fn roster(team: &Team) -> (Vec<Agent>, Option<String>) {
+            let agents = team
+                .agents
+                .values()
+                .map(|a| Agent {
+                    last_assigned: None,
+                    ..a.clone()
+                })
+                .collect();
+            (agents, team.rota.as_ref().map(Rota::to_toml))
+        }
+        roster(self) != roster(other)
+    }
+
     /// Asks for a sweep as soon as possible (tickets went back to routing).
     pub fn request_sweep(&mut self) {
         self.sweep_requested = true;

@@ -136,8 +136,13 @@ pub async fn run(
                 continue;
             }
             () = team_changed.notified() => {
-                team = tokio::task::block_in_place(|| Team::load(&store))?;
-                info!("Agents or rota changed; team reloaded.");
+                // Also notified after failed commands and by the relay after a failed send:
+                // the line is logged only when agents or the rota really changed.
+                let fresh = tokio::task::block_in_place(|| Team::load(&store))?;
+                if fresh.roster_differs(&team) {
+                    info!("Agents or rota changed; team reloaded.");
+                }
+                team = fresh;
                 // Sweep now, so waiting tickets reach whoever just came on duty.
                 next_sweep = tokio::time::Instant::now();
                 continue;
@@ -268,7 +273,12 @@ async fn process_batch(
         span.in_scope(|| match &outcome {
             Outcome::NewTicket(id) => {
                 tracing::Span::current().record("ticket", id.0);
-                info!("New ticket.");
+                // The owner's agent id (never an address), or none while the ticket waits.
+                let owner = store.ticket(*id).ok().flatten().and_then(|t| t.owner);
+                match owner {
+                    Some(agent) => info!(%agent, "New ticket."),
+                    None => info!(agent = "none", "New ticket."),
+                }
             }
             Outcome::Added(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);

@@ -625,12 +625,13 @@ impl Relay {
         self.settled(entry.kind, Settled::Sent);
         match entry.ticket {
             Some(ticket) => {
-                info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), recipients = entry.recipients.len(), "Sent.");
+                info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), to = recipient_role(entry.kind), recipients = entry.recipients.len(), "Sent.");
             }
             None => {
                 info!(
                     outbox_id = entry.id,
                     kind = kind_name(entry.kind),
+                    to = recipient_role(entry.kind),
                     recipients = entry.recipients.len(),
                     "Sent."
                 );
@@ -763,6 +764,17 @@ pub fn kind_name(kind: OutboxKind) -> &'static str {
         OutboxKind::Acknowledgement => "acknowledgement",
         OutboxKind::Bounce => "bounce",
         OutboxKind::Digest => "digest",
+    }
+}
+
+/// Who a kind of mail goes to, by role, for logs that must not name addresses.
+pub fn recipient_role(kind: OutboxKind) -> &'static str {
+    match kind {
+        OutboxKind::Relay | OutboxKind::Acknowledgement => "requester",
+        // Notifications go to caseworkers, notices to coordinators; refusal notices go back to
+        // the caseworker who wrote.
+        OutboxKind::Notification | OutboxKind::Bounce => "team",
+        OutboxKind::Digest => "coordinators",
     }
 }
 

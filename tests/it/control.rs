@@ -413,3 +413,82 @@ async fn healthz_turns_unhealthy_while_dovecot_is_down_and_recovers() {
     assert!(daemon.is_running());
     daemon.terminate().await.expect("stop");
 }
+
+/// Lines of the daemon's log that contain `needle`.
+fn log_lines(daemon: &Daemon, needle: &str) -> Vec<String> {
+    std::fs::read_to_string(&daemon.log_path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn log_lines_say_what_changed_who_owns_a_ticket_and_who_mail_went_to() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    let requester = bench.new_account("requester");
+    daemon.start();
+    wait_until_serving(&mut daemon).await;
+    const RELOADED: &str = "Agents or rota changed; team reloaded.";
+
+    // A failed command and a dry run change nothing: no reload line.
+    assert!(!daemon.cli(&["agent", "remove", "nobody"]).status.success());
+    cli_ok(
+        &daemon,
+        &["erase", "--requester", "nobody@phone.example", "--dry-run"],
+    );
+    cli_ok(&daemon, &["ticket", "list"]);
+    // A real change is logged once the process stage has reloaded.
+    add_agent(&daemon, "amina", &amina, "agent");
+    import_rota(
+        &daemon,
+        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    );
+    let reloaded = harness::wait_until(PATIENCE, || async {
+        !log_lines(&daemon, RELOADED).is_empty()
+    })
+    .await;
+    assert!(reloaded.is_ok(), "{}", daemon.log_tail());
+    let before = log_lines(&daemon, RELOADED).len();
+    assert!(before <= 2, "{}", daemon.log_tail());
+
+    let help = daemon.help.clone();
+    let request = mail(
+        &requester.address,
+        &help.address,
+        "Visa",
+        Some(&format!("visa-{}@phone.example", rand::random::<u32>())),
+        "",
+        "My visa runs out next week.",
+    );
+    bench
+        .send_mail(&requester.address, &[&help.address], &request)
+        .await
+        .expect("send");
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "Visa").await;
+    let sent = harness::wait_until(PATIENCE, || async {
+        !log_lines(&daemon, "Sent.").is_empty()
+    })
+    .await;
+    assert!(sent.is_ok(), "{}", daemon.log_tail());
+
+    let new_ticket = log_lines(&daemon, "New ticket.");
+    assert_eq!(new_ticket.len(), 1, "{new_ticket:?}");
+    assert!(new_ticket[0].contains("agent=amina"), "{new_ticket:?}");
+    for line in log_lines(&daemon, "Sent.") {
+        assert!(line.contains("to=\"team\""), "{line}");
+        assert!(line.contains("kind=\"notification\""), "{line}");
+        assert!(!line.contains(&amina.address), "{line}");
+    }
+    // Filing and sending change no agent: no further reload line.
+    assert_eq!(
+        log_lines(&daemon, RELOADED).len(),
+        before,
+        "{}",
+        daemon.log_tail()
+    );
+    daemon.terminate().await.expect("stop");
+}
