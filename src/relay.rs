@@ -716,10 +716,10 @@ impl Relay {
         let error = err.to_string();
         match entry.ticket {
             Some(ticket) => {
-                error!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter, an agent or operator must act.");
+                error!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an agent or operator must act.");
             }
             None => {
-                error!(outbox_id = entry.id, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter, an operator must act.");
+                error!(outbox_id = entry.id, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an operator must act.");
             }
         }
         Ok(())

@@ -77,10 +77,18 @@ pub fn refile_quarantined(
         // spamd is asked only for mail as it arrives; the rules and the classifier still judge.
         spamd: crate::spam::SpamdAnswer::NotAsked,
     };
+    // Filing moves the folder's cursor up to the message; the quarantine already did when it
+    // took the message, and a source from an older UIDVALIDITY must not move it back.
+    let cursor = store.cursor(&source.mailbox)?;
     let (outcome, _) = filing.file(&team, source, kind, Arrival::Live, &mail, &raw)?;
     // Filed first, then out of the quarantine: a crash in between leaves an entry whose next
     // retry is a harmless duplicate.
-    store.write(|tx| tx.remove_quarantine(source))?;
+    store.write(|tx| {
+        if let Some(cursor) = &cursor {
+            tx.set_cursor(&source.mailbox, cursor)?;
+        }
+        tx.remove_quarantine(source)
+    })?;
     store.flush()?;
     Ok(Some(Refiled::Filed(outcome)))
 }

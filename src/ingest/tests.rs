@@ -1265,6 +1265,13 @@ fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
                     size: raw.len() as u64,
                 },
                 raw.as_bytes(),
+            )?;
+            tx.set_cursor(
+                "Archive/2026",
+                &Cursor {
+                    uidvalidity: UidValidity(8),
+                    last_uid: Uid(5),
+                },
             )
         })
         .expect("quarantine");
@@ -1316,6 +1323,14 @@ fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
     .expect("retry");
 
     assert_eq!(filed, "Archive/2026/7/42 filed: new ticket #1\n");
+    // The folder's cursor (a newer UIDVALIDITY) is left alone.
+    assert_eq!(
+        desk.store.cursor("Archive/2026").expect("cursor"),
+        Some(Cursor {
+            uidvalidity: UidValidity(8),
+            last_uid: Uid(5),
+        })
+    );
     assert!(desk.store.quarantine().expect("quarantine").is_empty());
     let ticket = desk
         .store

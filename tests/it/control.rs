@@ -492,3 +492,61 @@ async fn log_lines_say_what_changed_who_owns_a_ticket_and_who_mail_went_to() {
     );
     daemon.terminate().await.expect("stop");
 }
+
+#[tokio::test]
+async fn quarantine_retry_through_the_daemon_files_the_message_and_notifies() {
+    use casemail::ids::{Uid, UidValidity};
+    use casemail::model::{QuarantineEntry, Source};
+    use casemail::store::Store;
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let amina = bench.new_account("amina");
+    add_agent(&daemon, "amina", &amina, "agent");
+    import_rota(
+        &daemon,
+        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    );
+    let help = daemon.help.clone();
+    let raw = mail(
+        "fatima@phone.example",
+        &help.address,
+        "Rent arrears",
+        Some(&format!("rent-{}@phone.example", rand::random::<u32>())),
+        "",
+        "The landlord wrote again.",
+    );
+    {
+        let store = Store::open(&daemon.state_dir).expect("open the store");
+        let entry = QuarantineEntry {
+            source: Source {
+                mailbox: "INBOX".to_owned(),
+                uidvalidity: UidValidity(1),
+                uid: Uid(4242),
+            },
+            at: jiff::Timestamp::now(),
+            attempts: 3,
+            reason: "parsing took longer than 10s".to_owned(),
+            size: raw.len() as u64,
+        };
+        store
+            .write(|tx| tx.put_quarantine(&entry, &raw))
+            .expect("quarantine");
+        store.flush().expect("flush");
+    }
+    daemon.start();
+    wait_until_serving(&mut daemon).await;
+
+    let shown = cli_ok(&daemon, &["quarantine", "show", "INBOX/1/4242"]);
+    assert!(shown.contains("Subject: Rent arrears"), "{shown}");
+    let filed = cli_ok(&daemon, &["quarantine", "retry", "INBOX/1/4242"]);
+    assert_eq!(filed, "INBOX/1/4242 filed: new ticket #1\n");
+    // Filed by the process stage, routed, and the relay woken to send the notification.
+    crate::routing::mail_containing(bench, &mut daemon, &amina, "Rent arrears").await;
+    assert_eq!(
+        cli_ok(&daemon, &["quarantine", "list"]).trim(),
+        "quarantine is empty"
+    );
+    let again = daemon.cli(&["quarantine", "retry", "INBOX/1/4242"]);
+    assert!(!again.status.success());
+    daemon.terminate().await.expect("stop");
+}
