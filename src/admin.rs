@@ -31,6 +31,10 @@ pub enum Error {
     AgentExists(AgentId),
     #[error("no agent {0}")]
     UnknownAgent(AgentId),
+    #[error("address {address} is not one of agent {agent}'s addresses")]
+    NotTheirAddress { address: String, agent: AgentId },
+    #[error("address {address} is agent {agent}'s only address; add another one first")]
+    LastAddress { address: String, agent: AgentId },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -131,6 +135,86 @@ pub fn remove_agent(store: &Store, id: &AgentId, now: Timestamp) -> Result<Vec<T
 
 /// Marks an agent away (until a time, or until they come back); their open tickets go back to
 /// routing so nobody waits on someone who is not there.
+/// What `agent edit` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentEdit {
+    pub name: Option<String>,
+    pub max_open: Option<u32>,
+    pub role: Option<Role>,
+}
+
+/// Changes an agent's name, cap or role in place. Their tickets stay with them: a lower cap
+/// only limits what they are given next.
+pub fn edit_agent(store: &Store, id: &AgentId, edit: AgentEdit) -> Result<Agent, Error> {
+    let mut agent = existing(store, id)?;
+    if let Some(name) = edit.name {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::InvalidName);
+        }
+        agent.name = name;
+    }
+    if let Some(max_open) = edit.max_open {
+        agent.max_open = Some(max_open);
+    }
+    if let Some(role) = edit.role {
+        agent.role = role;
+    }
+    store.write(|tx| tx.put_agent(&agent))?;
+    store.flush()?;
+    Ok(agent)
+}
+
+/// Adds an address an agent receives tickets at and replies from, with the checks of
+/// `agent add`; their tickets stay with them. The first address keeps receiving notifications.
+pub fn add_address(
+    store: &Store,
+    helpdesk_address: &str,
+    id: &AgentId,
+    address: &str,
+) -> Result<Agent, Error> {
+    let mut agent = existing(store, id)?;
+    let address = normalise_address(address)?;
+    if address == helpdesk_address {
+        return Err(Error::HelpdeskAddress(address));
+    }
+    for other in store.agents()? {
+        if other.emails.contains(&address) {
+            return Err(Error::AddressTaken {
+                address,
+                agent: other.id,
+            });
+        }
+    }
+    agent.emails.push(address);
+    store.write(|tx| tx.put_agent(&agent))?;
+    store.flush()?;
+    Ok(agent)
+}
+
+/// Removes one of an agent's addresses (never the last); their tickets stay with them. Mail
+/// from the removed address is no longer taken as theirs.
+pub fn remove_address(store: &Store, id: &AgentId, address: &str) -> Result<Agent, Error> {
+    let mut agent = existing(store, id)?;
+    let address = address.trim().to_lowercase();
+    if !agent.emails.contains(&address) {
+        return Err(Error::NotTheirAddress {
+            address,
+            agent: agent.id,
+        });
+    }
+    if agent.emails.len() == 1 {
+        return Err(Error::LastAddress {
+            address,
+            agent: agent.id,
+        });
+    }
+    agent.emails.retain(|e| *e != address);
+    store.write(|tx| tx.put_agent(&agent))?;
+    store.flush()?;
+    Ok(agent)
+}
+
 pub fn set_away(
     store: &Store,
     id: &AgentId,

@@ -83,6 +83,24 @@ impl Team {
         })
     }
 
+    /// Whether `other` has different agents (names, addresses, roles, caps, away) or a
+    /// different rota. Caseloads and the round-robin order are not compared: they change with
+    /// every assignment.
+    pub fn roster_differs(&self, other: &Team) -> bool {
+        fn roster(team: &Team) -> (Vec<Agent>, Option<String>) {
+            let agents = team
+                .agents
+                .values()
+                .map(|a| Agent {
+                    last_assigned: None,
+                    ..a.clone()
+                })
+                .collect();
+            (agents, team.rota.as_ref().map(Rota::to_toml))
+        }
+        roster(self) != roster(other)
+    }
+
     /// Asks for a sweep as soon as possible (tickets went back to routing).
     pub fn request_sweep(&mut self) {
         self.sweep_requested = true;
@@ -215,6 +233,32 @@ pub fn enqueue(
     outgoing: &Outgoing,
     now: Timestamp,
 ) -> TxResult<Option<u64>> {
+    Ok(match queue(tx, limits, kind, ticket, outgoing, now)? {
+        Queued::Outbox(id) => Some(id),
+        Queued::DeadLetter { .. } | Queued::HeldBack => None,
+    })
+}
+
+/// Where [`queue`] put a message.
+enum Queued {
+    /// In the outbox, under this id.
+    Outbox(u64),
+    /// Kept as a dead letter under this id, never sent (a caseworker's answer to a suppressed
+    /// address), and why.
+    DeadLetter { id: u64, reason: String },
+    /// Not kept (automatic mail over a cap or to a suppressed address); the ticket says why.
+    HeldBack,
+}
+
+/// [`enqueue`], saying what became of the message.
+fn queue(
+    tx: &WriteTx<'_>,
+    limits: &Loops,
+    kind: OutboxKind,
+    ticket: Option<TicketId>,
+    outgoing: &Outgoing,
+    now: Timestamp,
+) -> TxResult<Queued> {
     let entry = OutboxEntry {
         id: 0,
         kind,
@@ -239,7 +283,7 @@ pub fn enqueue(
         tx.put_sent(ticket, &outgoing.message_id, &sent)?;
     }
     match admission {
-        Admission::Send => tx.enqueue(&entry, &outgoing.raw).map(Some),
+        Admission::Send => tx.enqueue(&entry, &outgoing.raw).map(Queued::Outbox),
         Admission::Suppressed(reason) if !loops::is_automatic(kind) => {
             let id = tx.enqueue(&entry, &outgoing.raw)?;
             tx.remove_outbox(id)?;
@@ -256,9 +300,9 @@ pub fn enqueue(
                 refused_code: None,
             };
             tx.put_dead_letter(&dead, Some(&outgoing.raw))?;
-            Ok(None)
+            Ok(Queued::DeadLetter { id, reason })
         }
-        Admission::Suppressed(_) | Admission::OverCap(_) => Ok(None),
+        Admission::Suppressed(_) | Admission::OverCap(_) => Ok(Queued::HeldBack),
     }
 }
 
@@ -827,6 +871,9 @@ pub enum Relayed {
     /// The requester's address is one casemail cannot write to: the answer is kept as a note,
     /// and the caseworker and the coordinators are told.
     NotComposed,
+    /// The answer was composed but not sent (the requester's address is suppressed): it is
+    /// kept as a dead letter the sweep tells the caseworker about; the reason says why.
+    NotSent(String),
 }
 
 /// Files a genuine caseworker reply the relay gate cleared: stores what they wrote as an
@@ -877,10 +924,7 @@ pub fn relay_reply(
         )?;
         return Ok(Relayed::Held(gate::Hold::Leak, line));
     }
-    tx.put_message(message, Some(raw))?;
-    ticket.message_count = ticket.message_count.saturating_add(1);
-    ticket.updated = now;
-    enqueue(
+    let queued = queue(
         tx,
         &context.limits,
         OutboxKind::Relay,
@@ -888,6 +932,29 @@ pub fn relay_reply(
         &outgoing,
         now,
     )?;
+    if let Queued::DeadLetter { id, reason } = queued {
+        // Never shown as sent: the stored answer, its event and the log say it did not go.
+        let not_sent = format!("{}{reason}", crate::model::ANSWER_NOT_SENT);
+        let mut message = message.clone();
+        message.anomalies.push(not_sent.clone());
+        tx.put_message(&message, Some(raw))?;
+        ticket.message_count = ticket.message_count.saturating_add(1);
+        ticket.updated = now;
+        ticket.last_agent_reply = Some(now);
+        let event = Event {
+            at: now,
+            actor: Actor::Agent(agent.clone()),
+            kind: "answer_not_sent".to_owned(),
+            detail: format!(
+                "{not_sent}; kept as dead letter {id} (casemail deadletter retry {id} once the address can receive mail)"
+            ),
+        };
+        tx.add_event(ticket, &event)?;
+        return Ok(Relayed::NotSent(reason));
+    }
+    tx.put_message(message, Some(raw))?;
+    ticket.message_count = ticket.message_count.saturating_add(1);
+    ticket.updated = now;
     ticket.status = crate::model::Status::Waiting;
     ticket.last_agent_reply = Some(now);
     let event = Event {
@@ -1108,11 +1175,18 @@ pub fn refuse_reply(
             record_not_composed(tx, now, ticket.id, "the refusal notice", &err);
         }
     }
+    // Who wrote is internal information the coordinators need (a caseworker writing from an
+    // address nobody registered, say); it goes to them only, never to the sender or requester.
+    let who = note
+        .from
+        .as_deref()
+        .map(|from| format!(" from {}", crate::sanitize::for_terminal(from)))
+        .unwrap_or_default();
     tell_coordinators(
         tx,
         context,
         ticket,
-        &format!("a reply was refused: {reason}"),
+        &format!("a reply{who} was refused: {reason}"),
     )
 }
 

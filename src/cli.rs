@@ -100,6 +100,19 @@ pub enum Command {
     /// The OAuth 2.0 sign-in to the mailbox (`auth = "oauth2"` and [oauth2] in the config).
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Mail that was not delivered: refused for good by the SMTP server, or a caseworker's
+    /// answer to an address that is suppressed.
+    #[command(subcommand)]
+    Deadletter(DeadletterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadletterCommand {
+    /// List dead letters, oldest first, with their ticket, recipients and why they failed.
+    List(JsonFlag),
+    /// Put dead letter ID back in the outbox (same bytes and Message-ID), once the cause is
+    /// fixed; refused while a recipient is still suppressed.
+    Retry { id: u64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +243,29 @@ pub enum AgentCommand {
     },
     /// Mark an agent back from being away.
     Back { id: String },
+    /// Change an agent's name, cap or role in place; their tickets stay with them.
+    Edit {
+        id: String,
+        /// The name coordinators see.
+        #[arg(long)]
+        name: Option<String>,
+        /// Most open tickets this agent is given at once (tickets they hold stay).
+        #[arg(long)]
+        max_open: Option<u32>,
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// Add or remove one of an agent's addresses; their tickets stay with them.
+    #[command(subcommand)]
+    Address(AgentAddressCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAddressCommand {
+    /// Add ADDRESS to AGENT: tickets reach them there too, and they may answer from it.
+    Add { agent: String, address: String },
+    /// Remove ADDRESS from AGENT (not their last one); mail from it no longer counts as theirs.
+    Remove { agent: String, address: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -263,6 +299,13 @@ pub enum TicketCommand {
         /// Only tickets with this status.
         #[arg(long, value_enum)]
         status: Option<StatusFilter>,
+        /// Only tickets this agent owns (their id).
+        #[arg(long, value_name = "AGENT")]
+        owner: Option<String>,
+        /// Only tickets with activity since: a date (2026-12-24, midnight in the rota's time
+        /// zone) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -287,8 +330,22 @@ pub enum TicketCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
-    /// List quarantined messages.
+    /// List quarantined messages, each with its id (FOLDER/UIDVALIDITY/UID).
     List(JsonFlag),
+    /// Show one quarantined message: why, and its raw bytes (escaped for the terminal).
+    Show {
+        /// FOLDER/UIDVALIDITY/UID, as `quarantine list` prints it.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// File a quarantined message again (after an upgrade, say): in the running daemon's
+    /// process stage, or on the store when the daemon is stopped. One that fails again stays.
+    Retry {
+        /// FOLDER/UIDVALIDITY/UID, as `quarantine list` prints it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -309,6 +366,10 @@ pub enum StatusFilter {
 pub enum StoreCommand {
     TicketList {
         status: Option<StatusFilter>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
         json: bool,
     },
     TicketShow {
@@ -331,6 +392,14 @@ pub enum StoreCommand {
     },
     QuarantineList {
         json: bool,
+    },
+    QuarantineShow {
+        id: String,
+        json: bool,
+    },
+    /// Runs in the daemon's process stage, the single writer of filed mail.
+    QuarantineRetry {
+        id: String,
     },
     AgentAdd {
         id: String,
@@ -355,6 +424,20 @@ pub enum StoreCommand {
     },
     AgentBack {
         id: String,
+    },
+    AgentEdit {
+        id: String,
+        name: Option<String>,
+        max_open: Option<u32>,
+        role: Option<RoleArg>,
+    },
+    AgentAddressAdd {
+        id: String,
+        address: String,
+    },
+    AgentAddressRemove {
+        id: String,
+        address: String,
     },
     RotaImport {
         /// The file's name as the user gave it, for messages.
@@ -393,6 +476,13 @@ pub enum StoreCommand {
     },
     /// Runs in the daemon's process stage, which then signs and checks with the new key.
     SecretRotate,
+    DeadletterList {
+        json: bool,
+    },
+    /// Runs in the daemon's process stage, whose sweep then wakes the relay.
+    DeadletterRetry {
+        id: u64,
+    },
 }
 
 impl StoreCommand {
@@ -404,6 +494,9 @@ impl StoreCommand {
                 | StoreCommand::AgentRemove { .. }
                 | StoreCommand::AgentAway { .. }
                 | StoreCommand::AgentBack { .. }
+                | StoreCommand::AgentEdit { .. }
+                | StoreCommand::AgentAddressAdd { .. }
+                | StoreCommand::AgentAddressRemove { .. }
                 | StoreCommand::RotaImport { .. }
                 | StoreCommand::TicketClose { .. }
                 | StoreCommand::TicketReopen { .. }
@@ -419,7 +512,10 @@ impl StoreCommand {
     pub fn needs_single_writer(&self) -> bool {
         matches!(
             self,
-            StoreCommand::Erase { dry_run: false, .. } | StoreCommand::SecretRotate
+            StoreCommand::Erase { dry_run: false, .. }
+                | StoreCommand::SecretRotate
+                | StoreCommand::DeadletterRetry { .. }
+                | StoreCommand::QuarantineRetry { .. }
         )
     }
 
@@ -433,12 +529,17 @@ impl StoreCommand {
             StoreCommand::TicketAssign { .. } => "ticket assign",
             StoreCommand::TicketMerge { .. } => "ticket merge",
             StoreCommand::QuarantineList { .. } => "quarantine list",
+            StoreCommand::QuarantineShow { .. } => "quarantine show",
+            StoreCommand::QuarantineRetry { .. } => "quarantine retry",
             StoreCommand::AgentAdd { .. } => "agent add",
             StoreCommand::AgentList { .. } => "agent list",
             StoreCommand::AgentShow { .. } => "agent show",
             StoreCommand::AgentRemove { .. } => "agent remove",
             StoreCommand::AgentAway { .. } => "agent away",
             StoreCommand::AgentBack { .. } => "agent back",
+            StoreCommand::AgentEdit { .. } => "agent edit",
+            StoreCommand::AgentAddressAdd { .. } => "agent address add",
+            StoreCommand::AgentAddressRemove { .. } => "agent address remove",
             StoreCommand::RotaImport { .. } => "rota import",
             StoreCommand::RotaExport => "rota export",
             StoreCommand::RotaShow { .. } => "rota show",
@@ -450,6 +551,8 @@ impl StoreCommand {
             StoreCommand::Backup => "backup",
             StoreCommand::Erase { .. } => "erase",
             StoreCommand::SecretRotate => "secret rotate",
+            StoreCommand::DeadletterList { .. } => "deadletter list",
+            StoreCommand::DeadletterRetry { .. } => "deadletter retry",
         }
     }
 }
@@ -457,7 +560,17 @@ impl StoreCommand {
 impl From<TicketCommand> for StoreCommand {
     fn from(command: TicketCommand) -> StoreCommand {
         match command {
-            TicketCommand::List { status, json } => StoreCommand::TicketList { status, json },
+            TicketCommand::List {
+                status,
+                owner,
+                since,
+                json,
+            } => StoreCommand::TicketList {
+                status,
+                owner,
+                since,
+                json,
+            },
             TicketCommand::Show { number, json } => StoreCommand::TicketShow { number, json },
             TicketCommand::Close { number } => StoreCommand::TicketClose { number },
             TicketCommand::Reopen { number } => StoreCommand::TicketReopen { number },
@@ -471,6 +584,8 @@ impl From<QuarantineCommand> for StoreCommand {
     fn from(command: QuarantineCommand) -> StoreCommand {
         match command {
             QuarantineCommand::List(flag) => StoreCommand::QuarantineList { json: flag.json },
+            QuarantineCommand::Show { id, json } => StoreCommand::QuarantineShow { id, json },
+            QuarantineCommand::Retry { id } => StoreCommand::QuarantineRetry { id },
         }
     }
 }
@@ -505,6 +620,23 @@ impl From<AgentCommand> for StoreCommand {
             AgentCommand::Remove { id } => StoreCommand::AgentRemove { id },
             AgentCommand::Away { id, until } => StoreCommand::AgentAway { id, until },
             AgentCommand::Back { id } => StoreCommand::AgentBack { id },
+            AgentCommand::Edit {
+                id,
+                name,
+                max_open,
+                role,
+            } => StoreCommand::AgentEdit {
+                id,
+                name,
+                max_open,
+                role,
+            },
+            AgentCommand::Address(AgentAddressCommand::Add { agent, address }) => {
+                StoreCommand::AgentAddressAdd { id: agent, address }
+            }
+            AgentCommand::Address(AgentAddressCommand::Remove { agent, address }) => {
+                StoreCommand::AgentAddressRemove { id: agent, address }
+            }
         }
     }
 }
@@ -590,6 +722,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json: args.json,
         },
         Command::Secret(SecretCommand::Rotate) => StoreCommand::SecretRotate,
+        Command::Deadletter(DeadletterCommand::List(flag)) => {
+            StoreCommand::DeadletterList { json: flag.json }
+        }
+        Command::Deadletter(DeadletterCommand::Retry { id }) => {
+            StoreCommand::DeadletterRetry { id }
+        }
     };
     let config = config::load(&cli.config)?;
     run_store_command(&config, &command)
@@ -772,7 +910,28 @@ pub fn execute(
 ) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
     match command {
-        StoreCommand::TicketList { status, json } => ticket_list(store, *status, *json, out),
+        StoreCommand::TicketList {
+            status,
+            owner,
+            since,
+            json,
+        } => {
+            let filter = report::TicketFilter {
+                status: status.map(|s| match s {
+                    StatusFilter::New => Status::New,
+                    StatusFilter::Open => Status::Open,
+                    StatusFilter::Waiting => Status::Waiting,
+                    StatusFilter::Closed => Status::Closed,
+                    StatusFilter::Spam => Status::Spam,
+                }),
+                owner: owner.clone().map(AgentId),
+                since: since
+                    .as_deref()
+                    .map(|text| parse_date("--since", text, &config.rota.timezone))
+                    .transpose()?,
+            };
+            ticket_list(store, &filter, *json, out)
+        }
         StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
         StoreCommand::TicketClose { number } => {
             crate::assign::set_status_by_coordinator(
@@ -806,6 +965,8 @@ pub fn execute(
             Ok(())
         }
         StoreCommand::QuarantineList { json } => quarantine_list(store, *json, out),
+        StoreCommand::QuarantineShow { id, json } => quarantine::show(store, id, *json, out),
+        StoreCommand::QuarantineRetry { id } => quarantine::retry(store, config, id, now, out),
         StoreCommand::AgentAdd {
             id,
             name,
@@ -842,7 +1003,7 @@ pub fn execute(
         StoreCommand::AgentAway { id, until } => {
             let until = until
                 .as_deref()
-                .map(|text| parse_until(text, &config.rota.timezone))
+                .map(|text| parse_date("--until", text, &config.rota.timezone))
                 .transpose()?;
             let released = admin::set_away(store, &AgentId(id.clone()), until, now)?;
             match until {
@@ -862,6 +1023,50 @@ pub fn execute(
         StoreCommand::AgentBack { id } => {
             admin::set_back(store, &AgentId(id.clone()))?;
             writeln!(out, "agent {id} is back")?;
+            Ok(())
+        }
+        StoreCommand::AgentEdit {
+            id,
+            name,
+            max_open,
+            role,
+        } => {
+            if name.is_none() && max_open.is_none() && role.is_none() {
+                anyhow::bail!("nothing to change: give --name, --max-open or --role");
+            }
+            let edit = admin::AgentEdit {
+                name: name.clone(),
+                max_open: *max_open,
+                role: role.map(|role| match role {
+                    RoleArg::Agent => Role::Agent,
+                    RoleArg::Coordinator => Role::Coordinator,
+                }),
+            };
+            admin::edit_agent(store, &AgentId(id.clone()), edit)?;
+            writeln!(out, "agent {id} changed; their tickets stay with them")?;
+            Ok(())
+        }
+        StoreCommand::AgentAddressAdd { id, address } => {
+            let agent = admin::add_address(
+                store,
+                &config.helpdesk.address,
+                &AgentId(id.clone()),
+                address,
+            )?;
+            writeln!(
+                out,
+                "agent {id}: address added; {} address(es), notifications go to the first",
+                agent.emails.len()
+            )?;
+            Ok(())
+        }
+        StoreCommand::AgentAddressRemove { id, address } => {
+            let agent = admin::remove_address(store, &AgentId(id.clone()), address)?;
+            writeln!(
+                out,
+                "agent {id}: address removed; {} address(es) left",
+                agent.emails.len()
+            )?;
             Ok(())
         }
         StoreCommand::RotaImport { file, text } => rota_import(store, file, text, out),
@@ -916,6 +1121,8 @@ pub fn execute(
             )?;
             Ok(())
         }
+        StoreCommand::DeadletterList { json } => deadletter::list(store, *json, out),
+        StoreCommand::DeadletterRetry { id } => deadletter::retry(store, *id, now, out),
     }
 }
 
@@ -1003,7 +1210,8 @@ fn quarantine_list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Re
         for e in &entries {
             writeln!(
                 out,
-                "{} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                "{}  {} uid {} (uidvalidity {}), {} bytes, {} attempts: {}",
+                sanitize::for_terminal(&quarantine::id(&e.source)),
                 sanitize::for_terminal(&e.source.mailbox),
                 e.source.uid,
                 e.source.uidvalidity,
@@ -1049,19 +1257,20 @@ fn suppression_list(
     Ok(())
 }
 
-/// Reads `--until`: a civil date (midnight in `timezone`) or an RFC 3339 time.
-fn parse_until(text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
+/// Reads `--until` or `--since` (`option`): a civil date (midnight in `timezone`) or an RFC
+/// 3339 time.
+fn parse_date(option: &str, text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
     if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
         return Ok(timestamp);
     }
     let date: jiff::civil::Date = text.parse().with_context(|| {
-        format!("--until {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
+        format!("{option} {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
     })?;
     let zone = jiff::tz::TimeZone::get(timezone)
         .with_context(|| format!("unknown time zone {timezone:?}"))?;
     Ok(date
         .to_zoned(zone)
-        .with_context(|| format!("--until {text:?} does not exist in {timezone}"))?
+        .with_context(|| format!("{option} {text:?} does not exist in {timezone}"))?
         .timestamp())
 }
 
@@ -1197,18 +1406,11 @@ fn agent_show(
 
 fn ticket_list(
     store: &Store,
-    status: Option<StatusFilter>,
+    filter: &report::TicketFilter,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let status = status.map(|s| match s {
-        StatusFilter::New => Status::New,
-        StatusFilter::Open => Status::Open,
-        StatusFilter::Waiting => Status::Waiting,
-        StatusFilter::Closed => Status::Closed,
-        StatusFilter::Spam => Status::Spam,
-    });
-    let tickets = report::ticket_list(store, status)?;
+    let tickets = report::ticket_list(store, filter)?;
     if json {
         let values: Vec<_> = tickets.iter().map(report::ticket_summary).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&values)?)?;
@@ -1228,6 +1430,9 @@ fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> a
     }
     Ok(())
 }
+
+mod deadletter;
+mod quarantine;
 
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,9 @@ pub enum Outcome {
     ReplyRefused(TicketId, String),
     /// A caseworker's genuine reply the relay gate held (kept as a note, never sent), and why.
     ReplyHeld(TicketId, String),
+    /// A caseworker's answer the gate cleared that was not sent (the requester's address is
+    /// suppressed): kept as a dead letter, and why.
+    ReplyNotSent(TicketId, String),
     /// A delivery report for mail sent on a ticket, filed with that ticket.
     Bounced(TicketId),
 }
@@ -133,8 +136,13 @@ pub async fn run(
                 continue;
             }
             () = team_changed.notified() => {
-                team = tokio::task::block_in_place(|| Team::load(&store))?;
-                info!("Agents or rota changed; team reloaded.");
+                // Also notified after failed commands and by the relay after a failed send:
+                // the line is logged only when agents or the rota really changed.
+                let fresh = tokio::task::block_in_place(|| Team::load(&store))?;
+                if fresh.roster_differs(&team) {
+                    info!("Agents or rota changed; team reloaded.");
+                }
+                team = fresh;
                 // Sweep now, so waiting tickets reach whoever just came on duty.
                 next_sweep = tokio::time::Instant::now();
                 continue;
@@ -265,7 +273,12 @@ async fn process_batch(
         span.in_scope(|| match &outcome {
             Outcome::NewTicket(id) => {
                 tracing::Span::current().record("ticket", id.0);
-                info!("New ticket.");
+                // The owner's agent id (never an address), or none while the ticket waits.
+                let owner = store.ticket(*id).ok().flatten().and_then(|t| t.owner);
+                match owner {
+                    Some(agent) => info!(%agent, "New ticket."),
+                    None => info!(agent = "none", "New ticket."),
+                }
             }
             Outcome::Added(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -287,6 +300,10 @@ async fn process_batch(
             Outcome::ReplyHeld(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
                 info!(%reason, "Reply held by the relay gate; not relayed.");
+            }
+            Outcome::ReplyNotSent(id, reason) => {
+                tracing::Span::current().record("ticket", id.0);
+                warn!(%reason, "Caseworker's reply not sent; kept as a dead letter (casemail deadletter list).");
             }
             Outcome::Bounced(id) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -372,7 +389,7 @@ async fn process_fetched(
                     }
                     // An answer held back for a suppressed address is a dead letter now: the
                     // sweep tells the caseworker without waiting for its turn.
-                    if matches!(outcome, Outcome::Relayed(_))
+                    if matches!(outcome, Outcome::ReplyNotSent(..))
                         && store.dead_letters()?.iter().any(|d| !d.reported)
                     {
                         team.request_sweep();
@@ -1113,10 +1130,11 @@ impl Filing<'_> {
         let merge_into = merge_into.filter(|_| merge_refused.is_none());
         let replay_window = jiff::SignedDuration::try_from(self.config.auth.replay_window)
             .unwrap_or(jiff::SignedDuration::MAX);
-        let (change, replayed, held) = self.store.write(|tx| {
+        let (change, replayed, held, not_sent) = self.store.write(|tx| {
             let mut change = TeamChange::default();
             let mut replayed = false;
             let mut held = None;
+            let mut not_sent = None;
             let mut ticket = tx.ticket(ticket_id)?.ok_or_else(|| {
                 store::Error::Inconsistent(format!("reply for missing ticket {ticket_id}"))
             })?;
@@ -1191,6 +1209,9 @@ impl Filing<'_> {
                                     assign::Relayed::Held(hold, line) => {
                                         held = Some(hold.summary());
                                         results.push(line);
+                                    }
+                                    assign::Relayed::NotSent(reason) => {
+                                        not_sent = Some(reason);
                                     }
                                     assign::Relayed::NotComposed => {
                                         held = Some(
@@ -1361,15 +1382,16 @@ impl Filing<'_> {
             }
             tx.clear_attempts(source)?;
             advance_cursor(tx, source)?;
-            Ok((change, replayed, held))
+            Ok((change, replayed, held, not_sent))
         })?;
-        let outcome = match held {
-            Some(why) => Outcome::ReplyHeld(ticket_id, why),
-            None if replayed => Outcome::ReplyRefused(
+        let outcome = match (held, not_sent) {
+            (Some(why), _) => Outcome::ReplyHeld(ticket_id, why),
+            (None, Some(why)) => Outcome::ReplyNotSent(ticket_id, why),
+            (None, None) if replayed => Outcome::ReplyRefused(
                 ticket_id,
                 "the same answer was already relayed; not relayed again".to_owned(),
             ),
-            None => outcome,
+            (None, None) => outcome,
         };
         // `#away` and `#back` change the agent and hand their tickets back to routing: done
         // after the reply is safely filed, as the CLI would.
@@ -1764,6 +1786,9 @@ pub enum Error {
 pub fn report_fatal(err: &Error) {
     error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
+
+mod refile;
+pub use refile::{Refiled, refile_quarantined};
 
 #[cfg(test)]
 mod tests;

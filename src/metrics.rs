@@ -130,6 +130,7 @@ pub struct Metrics {
     replies_relayed: AtomicU64,
     replies_refused: AtomicU64,
     replies_held: AtomicU64,
+    replies_not_sent: AtomicU64,
     bounces: AtomicU64,
     sign_in_refusals: AtomicU64,
     parse: Histogram,
@@ -169,6 +170,7 @@ impl Metrics {
             replies_relayed: AtomicU64::new(0),
             replies_refused: AtomicU64::new(0),
             replies_held: AtomicU64::new(0),
+            replies_not_sent: AtomicU64::new(0),
             bounces: AtomicU64::new(0),
             sign_in_refusals: AtomicU64::new(0),
             parse: Histogram::default(),
@@ -209,6 +211,9 @@ impl Metrics {
             }
             Outcome::ReplyHeld(..) => {
                 self.replies_held.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::ReplyNotSent(..) => {
+                self.replies_not_sent.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Bounced(_) => {
                 self.bounces.fetch_add(1, Ordering::Relaxed);
@@ -416,6 +421,15 @@ impl Metrics {
             "Caseworkers' genuine replies the relay gate held as notes (empty, only files, an unknown command, a file it cannot clean).",
         );
         out.count("casemail_replies_held_total", &[], &self.replies_held);
+        out.counter(
+            "casemail_replies_not_sent_total",
+            "Caseworkers' answers the relay gate cleared that were not sent (the requester's address is suppressed); kept as dead letters.",
+        );
+        out.count(
+            "casemail_replies_not_sent_total",
+            &[],
+            &self.replies_not_sent,
+        );
         out.counter(
             "casemail_bounces_total",
             "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",

@@ -148,6 +148,10 @@ pub struct StoredMessage {
     pub sources: Vec<Source>,
 }
 
+/// How the anomaly of a caseworker's answer that was not sent to the requester begins; the
+/// rest says why. `ticket show` marks such an answer as not sent.
+pub const ANSWER_NOT_SENT: &str = "answer not sent to the requester: ";
+
 /// Who did something to a ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]

@@ -697,12 +697,13 @@ impl Relay {
         self.settled(entry.kind, Settled::Sent);
         match entry.ticket {
             Some(ticket) => {
-                info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), recipients = entry.recipients.len(), "Sent.");
+                info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), to = recipient_role(entry.kind), recipients = entry.recipients.len(), "Sent.");
             }
             None => {
                 info!(
                     outbox_id = entry.id,
                     kind = kind_name(entry.kind),
+                    to = recipient_role(entry.kind),
                     recipients = entry.recipients.len(),
                     "Sent."
                 );
@@ -787,10 +788,10 @@ impl Relay {
         let error = err.to_string();
         match entry.ticket {
             Some(ticket) => {
-                error!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter, an agent or operator must act.");
+                error!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an agent or operator must act.");
             }
             None => {
-                error!(outbox_id = entry.id, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter, an operator must act.");
+                error!(outbox_id = entry.id, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an operator must act.");
             }
         }
         Ok(())
@@ -835,6 +836,17 @@ pub fn kind_name(kind: OutboxKind) -> &'static str {
         OutboxKind::Acknowledgement => "acknowledgement",
         OutboxKind::Bounce => "bounce",
         OutboxKind::Digest => "digest",
+    }
+}
+
+/// Who a kind of mail goes to, by role, for logs that must not name addresses.
+pub fn recipient_role(kind: OutboxKind) -> &'static str {
+    match kind {
+        OutboxKind::Relay | OutboxKind::Acknowledgement => "requester",
+        // Notifications go to caseworkers, notices to coordinators; refusal notices go back to
+        // the caseworker who wrote.
+        OutboxKind::Notification | OutboxKind::Bounce => "team",
+        OutboxKind::Digest => "coordinators",
     }
 }
 

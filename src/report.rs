@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::admin;
-use crate::ids::TicketId;
+use crate::ids::{AgentId, TicketId};
 use crate::model::{Direction, QuarantineEntry, Status, StoredMessage, Ticket};
 use crate::sanitize::{for_terminal, text_for_terminal};
 use crate::store::{self, Store};
@@ -52,17 +52,33 @@ pub fn message_json(message: &StoredMessage) -> Value {
         "text": message.text,
         "attachments": message.attachments,
         "anomalies": message.anomalies,
+        // Why an answer was not sent to the requester (a suppressed address), or null.
+        "not_sent": message
+            .anomalies
+            .iter()
+            .find_map(|a| a.strip_prefix(crate::model::ANSWER_NOT_SENT)),
         "sources": message.sources.iter().map(|s| json!({
             "folder": s.mailbox, "uidvalidity": s.uidvalidity.0, "uid": s.uid.0,
         })).collect::<Vec<_>>(),
     })
 }
 
-pub fn ticket_list(store: &Store, status: Option<Status>) -> Result<Vec<Ticket>, store::Error> {
+/// Which tickets `ticket list` shows; `None` lets every ticket through.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<Status>,
+    pub owner: Option<AgentId>,
+    /// Tickets updated at or after this moment.
+    pub since: Option<jiff::Timestamp>,
+}
+
+pub fn ticket_list(store: &Store, filter: &TicketFilter) -> Result<Vec<Ticket>, store::Error> {
     Ok(store
         .tickets()?
         .into_iter()
-        .filter(|t| status.is_none_or(|s| t.status == s))
+        .filter(|t| filter.status.is_none_or(|s| t.status == s))
+        .filter(|t| filter.owner.is_none() || t.owner == filter.owner)
+        .filter(|t| filter.since.is_none_or(|since| t.updated >= since))
         .collect())
 }
 
@@ -95,9 +111,12 @@ pub fn ticket_list_text(tickets: &[Ticket]) -> String {
     let mut out = String::new();
     for t in tickets {
         out.push_str(&format!(
-            "#{:<6} {:<8} {:>3} msg  {:<30}  {}\n",
+            "#{:<6} {:<8} {:<12} {:>3} msg  {:<30}  {}\n",
             t.id.0,
             t.status.as_str(),
+            t.owner
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |o| for_terminal(&o.0)),
             t.message_count,
             for_terminal(&t.requester),
             for_terminal(&t.subject),
@@ -126,9 +145,13 @@ pub fn ticket_detail_text(detail: &Value) -> String {
     );
     if let Some(messages) = detail["messages"].as_array() {
         for m in messages {
+            let direction = match m["not_sent"].as_str() {
+                Some(why) => format!("{} NOT SENT ({})", s(&m["direction"]), for_terminal(why)),
+                None => s(&m["direction"]),
+            };
             out.push_str(&format!(
                 "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
-                s(&m["direction"]),
+                direction,
                 mailbox(&m["from_name"], &m["from"]),
                 s(&m["date"]),
                 s(&m["subject"]),
@@ -178,6 +201,10 @@ pub fn ticket_detail_text(detail: &Value) -> String {
 
 pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
     json!({
+        "id": format!(
+            "{}/{}/{}",
+            entry.source.mailbox, entry.source.uidvalidity.0, entry.source.uid.0
+        ),
         "folder": entry.source.mailbox,
         "uidvalidity": entry.source.uidvalidity.0,
         "uid": entry.source.uid.0,

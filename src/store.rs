@@ -717,6 +717,34 @@ impl WriteTx<'_> {
         self.get(&outbox_key(id))
     }
 
+    /// Puts a dead letter back in the outbox under its own id (so its Message-ID and place
+    /// stay), due at `now` with a fresh count of attempts, and removes the dead letter. Returns
+    /// the entry queued, or `None` when there is no such dead letter or it kept no bytes.
+    pub fn requeue_dead_letter(
+        &self,
+        id: u64,
+        now: jiff::Timestamp,
+    ) -> TxResult<Option<OutboxEntry>> {
+        let Some(dead) = self.get::<DeadLetter>(&dead_letter_key(id))? else {
+            return Ok(None);
+        };
+        let Some(raw) = self.tree.get(dead_letter_raw_key(id).as_bytes())? else {
+            return Ok(None);
+        };
+        let entry = OutboxEntry {
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+            ..dead.entry
+        };
+        self.put(&outbox_key(id), &entry)?;
+        self.tree
+            .insert(outbox_raw_key(id).as_bytes(), raw.to_vec())?;
+        self.tree.remove(dead_letter_key(id).as_bytes())?;
+        self.tree.remove(dead_letter_raw_key(id).as_bytes())?;
+        Ok(Some(entry))
+    }
+
     /// Keeps a message the relay gave up on, under its outbox id, with its bytes when there
     /// are any. The caller removes it from the outbox in the same transaction.
     pub fn put_dead_letter(&self, dead: &DeadLetter, raw: Option<&[u8]>) -> TxResult<()> {

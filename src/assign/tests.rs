@@ -86,3 +86,55 @@ fn a_delivery_report_is_searched_for_casemails_ids_in_bounded_time() {
         "{found:?}"
     );
 }
+
+#[test]
+fn the_roster_differs_after_agent_or_rota_changes_not_after_assignments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    let now: Timestamp = "2026-11-22T10:00:00Z".parse().expect("time");
+    let new = NewAgent {
+        id: "amina".to_owned(),
+        name: "Amina".to_owned(),
+        emails: vec!["amina@volunteers.example".to_owned()],
+        role: Role::Agent,
+        max_open: None,
+    };
+    admin::add_agent(&store, "help@x.example", new, now).expect("add");
+    let first = Team::load(&store).expect("team");
+    assert!(!first.roster_differs(&Team::load(&store).expect("team")));
+
+    // Tickets and assignments change caseloads and the round-robin order, not the roster.
+    store
+        .write(|tx| {
+            let mut owned = ticket(1);
+            owned.owner = Some(AgentId("amina".to_owned()));
+            tx.put_ticket(&owned)?;
+            let mut amina = tx.agent(&AgentId("amina".to_owned()))?.expect("agent");
+            amina.last_assigned = Some(7);
+            tx.put_agent(&amina)
+        })
+        .expect("assign");
+    let assigned = Team::load(&store).expect("team");
+    assert!(!first.roster_differs(&assigned));
+
+    store
+        .write(|tx| {
+            tx.set_rota(&format!(
+                "timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"
+            ))
+        })
+        .expect("rota");
+    let with_rota = Team::load(&store).expect("team");
+    assert!(assigned.roster_differs(&with_rota));
+
+    admin::edit_agent(
+        &store,
+        &AgentId("amina".to_owned()),
+        admin::AgentEdit {
+            max_open: Some(3),
+            ..admin::AgentEdit::default()
+        },
+    )
+    .expect("edit");
+    assert!(with_rota.roster_differs(&Team::load(&store).expect("team")));
+}

@@ -43,6 +43,8 @@ fn run(store: &Store, config: &Config, command: StoreCommand) -> Result<String, 
 #[test]
 fn commands_travel_as_tagged_json() {
     let command = StoreCommand::TicketList {
+        owner: None,
+        since: None,
         status: Some(StatusFilter::Open),
         json: true,
     };
@@ -88,6 +90,29 @@ fn commands_travel_as_tagged_json() {
             at: None,
             json: true,
         },
+        StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: None,
+            max_open: Some(4),
+            role: Some(RoleArg::Agent),
+        },
+        StoreCommand::AgentAddressAdd {
+            id: "amina".to_owned(),
+            address: "a@example.org".to_owned(),
+        },
+        StoreCommand::AgentAddressRemove {
+            id: "amina".to_owned(),
+            address: "a@example.org".to_owned(),
+        },
+        StoreCommand::DeadletterList { json: true },
+        StoreCommand::QuarantineShow {
+            id: "INBOX/7/42".to_owned(),
+            json: true,
+        },
+        StoreCommand::QuarantineRetry {
+            id: "INBOX/7/42".to_owned(),
+        },
+        StoreCommand::DeadletterRetry { id: 4 },
     ];
     for command in all {
         let text = serde_json::to_string(&command).expect("encode");
@@ -138,6 +163,8 @@ fn execute_prints_what_each_command_did() {
     let store = Store::open(&config.helpdesk.state_dir).expect("open");
 
     let list = StoreCommand::TicketList {
+        owner: None,
+        since: None,
         status: None,
         json: false,
     };
@@ -318,7 +345,7 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
                     reason: format!("parser gave up{HOSTILE}"),
                     size: 10,
                 },
-                b"raw",
+                format!("Subject: x{HOSTILE}\r\n\r\nbody{HOSTILE}\r\n").as_bytes(),
             )?;
             crate::loops::suppress(
                 tx,
@@ -365,6 +392,8 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
     assert!(show.contains("--- in from Name\\u{1b}]52;"), "{show:?}");
     for command in [
         StoreCommand::TicketList {
+            owner: None,
+            since: None,
             status: None,
             json: false,
         },
@@ -374,6 +403,10 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
         StoreCommand::AgentList { json: false },
         StoreCommand::AgentShow {
             id: "amina".to_owned(),
+            json: false,
+        },
+        StoreCommand::QuarantineShow {
+            id: quarantine::id(&source),
             json: false,
         },
     ] {

@@ -107,6 +107,8 @@ async fn commands_run_through_the_socket_and_changes_reload_the_team() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let list = StoreCommand::TicketList {
+        owner: None,
+        since: None,
         status: Some(StatusFilter::New),
         json: false,
     };
@@ -285,6 +287,8 @@ async fn idle_http_clients_neither_lock_out_the_socket_nor_keep_their_slots() {
         ask(
             &socket,
             StoreCommand::TicketList {
+                owner: None,
+                since: None,
                 status: None,
                 json: false,
             },

@@ -1086,3 +1086,511 @@ fn an_outlook_reaction_is_a_note_that_reopens_nothing_and_sends_nothing() {
     let ticket = desk.store.ticket(id).expect("read").expect("ticket");
     assert_eq!(ticket.status, Status::Open);
 }
+
+#[test]
+fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried() {
+    use crate::cli::StoreCommand;
+    let desk = Desk::new();
+    desk.add_agent("carol");
+    let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        id,
+        &crate::ids::AgentId("carol".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    desk.store
+        .write(|tx| {
+            crate::loops::suppress(
+                tx,
+                &desk.config.loops,
+                "amina@phone.example",
+                "refused with 550",
+                Some(id),
+                desk.now(),
+            )
+            .map(|_| ())
+        })
+        .expect("suppress");
+    let token = desk
+        .secret
+        .sign(id, &crate::ids::AgentId("carol".to_owned()));
+    let answer = format!(
+        "From: carol <carol@volunteers.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r2@volunteers.example>\r\n\r\nYour appointment is on Monday.\r\n",
+        id.0
+    );
+
+    let outcome = desk.file(2, FolderKind::Requests, &answer);
+
+    let Outcome::ReplyNotSent(_, reason) = &outcome else {
+        panic!("not sent: {outcome:?}");
+    };
+    assert!(reason.contains("suppressed"), "{reason}");
+    assert!(
+        !desk.kinds().contains(&crate::model::OutboxKind::Relay),
+        "nothing for the requester in the outbox"
+    );
+    let dead = desk.store.dead_letters().expect("dead letters");
+    let [letter] = &dead[..] else {
+        panic!("one dead letter: {dead:?}");
+    };
+    let show = |json: bool| {
+        let mut out = Vec::new();
+        crate::cli::execute(
+            &desk.store,
+            &desk.config,
+            &StoreCommand::TicketShow { number: id.0, json },
+            &mut out,
+        )
+        .expect("ticket show");
+        String::from_utf8(out).expect("UTF-8")
+    };
+    let detail: serde_json::Value = serde_json::from_str(&show(true)).expect("JSON");
+    let answer = &detail["messages"][1];
+    assert_eq!(answer["direction"], "out");
+    assert!(
+        answer["not_sent"]
+            .as_str()
+            .is_some_and(|why| why.contains("suppressed")),
+        "{answer:#}"
+    );
+    assert_eq!(detail["messages"][0]["not_sent"], serde_json::Value::Null);
+    assert!(
+        show(false).contains("--- out NOT SENT ("),
+        "{}",
+        show(false)
+    );
+
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        (String::from_utf8(out).expect("UTF-8"), result)
+    };
+    let (listed, result) = run(StoreCommand::DeadletterList { json: true });
+    result.expect("list");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(listed[0]["id"], letter.entry.id);
+    assert_eq!(listed[0]["kind"], "relay");
+    assert_eq!(listed[0]["ticket"], id.0);
+    let (text, result) = run(StoreCommand::DeadletterList { json: false });
+    result.expect("list");
+    assert!(text.contains(&format!("ticket #{}", id.0)), "{text}");
+
+    // While the address is suppressed a retry would only fail again.
+    let (_, refused) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    let refused = format!("{:#}", refused.expect_err("refused"));
+    assert!(refused.contains("suppression remove"), "{refused}");
+    assert_eq!(desk.store.dead_letters().expect("dead").len(), 1);
+
+    assert!(
+        desk.store
+            .remove_suppression("amina@phone.example")
+            .expect("remove")
+    );
+    let (printed, result) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    result.expect("retry");
+    assert!(printed.contains("back in the outbox"), "{printed}");
+    assert!(desk.store.dead_letters().expect("dead").is_empty());
+    let relays: Vec<_> = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .filter(|e| e.kind == crate::model::OutboxKind::Relay)
+        .collect();
+    let [relay] = &relays[..] else {
+        panic!("the answer is back in the outbox: {relays:?}");
+    };
+    assert_eq!(relay.id, letter.entry.id);
+    assert_eq!(relay.message_id, letter.entry.message_id);
+    assert_eq!(relay.attempts, 0);
+    assert!(
+        desk.store
+            .outbox_raw(relay.id)
+            .expect("raw")
+            .is_some_and(|raw| String::from_utf8_lossy(&raw).contains("Monday"))
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == "answer_not_sent"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e.kind == "dead_letter_retried"),
+        "{events:#?}"
+    );
+    // Retrying it again finds nothing.
+    let (_, again) = run(StoreCommand::DeadletterRetry {
+        id: letter.entry.id,
+    });
+    assert!(again.is_err());
+}
+
+#[test]
+fn a_reply_from_an_unregistered_address_is_named_to_the_coordinators_only() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    crate::admin::add_agent(
+        &desk.store,
+        "help@charity.example",
+        crate::admin::NewAgent {
+            id: "carol".to_owned(),
+            name: "Carol".to_owned(),
+            emails: vec!["carol@volunteers.example".to_owned()],
+            role: crate::model::Role::Coordinator,
+            max_open: None,
+        },
+        desk.now(),
+    )
+    .expect("coordinator");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    let token = desk
+        .secret
+        .sign(id, &crate::ids::AgentId("amina".to_owned()));
+    // Amina answers from her phone's address, which nobody registered.
+    let answer = format!(
+        "From: Amina <amina.private@phone.example>\r\nTo: help+{token}@charity.example\r\nSubject: Re: [#{}] Housing\r\nMessage-ID: <r2@phone.example>\r\n\r\nI can see you on Monday.\r\n",
+        id.0
+    );
+    let before = desk.store.outbox().expect("outbox").len();
+
+    let outcome = desk.file(2, FolderKind::Requests, &answer);
+
+    assert!(matches!(outcome, Outcome::ReplyRefused(..)), "{outcome:?}");
+    let queued: Vec<_> = desk
+        .store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .skip(before)
+        .collect();
+    assert!(
+        queued
+            .iter()
+            .all(|e| e.recipients == ["carol@volunteers.example"]),
+        "only the coordinator hears of it: {queued:?}"
+    );
+    let texts = desk.notifications();
+    assert!(
+        texts.iter().any(
+            |t| t.contains("a reply from amina.private@phone.example was refused")
+                && t.contains(&format!("#{}", id.0))
+        ),
+        "{texts:#?}"
+    );
+}
+
+#[test]
+fn agent_addresses_and_details_change_in_place_without_rerouting() {
+    use crate::cli::{RoleArg, StoreCommand};
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
+    let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
+        panic!("a new ticket");
+    };
+    let amina = crate::ids::AgentId("amina".to_owned());
+    crate::assign::assign_by_coordinator(&desk.store, &desk.config, id, &amina, desk.now())
+        .expect("assign");
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        result
+            .map(|()| String::from_utf8(out).expect("UTF-8"))
+            .map_err(|err| format!("{err:#}"))
+    };
+    let agent = || desk.store.agent(&amina).expect("read").expect("agent");
+    let owner = || desk.store.ticket(id).expect("read").expect("ticket").owner;
+
+    run(StoreCommand::AgentAddressAdd {
+        id: "amina".to_owned(),
+        address: " Amina.Phone@Example.org ".to_owned(),
+    })
+    .expect("address add");
+    assert_eq!(
+        agent().emails,
+        ["amina@volunteers.example", "amina.phone@example.org"]
+    );
+    assert_eq!(owner(), Some(amina.clone()), "the ticket stays with her");
+    // The same checks as `agent add`.
+    desk.add_agent("bea");
+    let taken = run(StoreCommand::AgentAddressAdd {
+        id: "amina".to_owned(),
+        address: "bea@volunteers.example".to_owned(),
+    })
+    .expect_err("taken");
+    assert!(taken.contains("already belongs to agent bea"), "{taken}");
+    assert!(
+        run(StoreCommand::AgentAddressAdd {
+            id: "amina".to_owned(),
+            address: "help@charity.example".to_owned(),
+        })
+        .is_err()
+    );
+    assert!(
+        run(StoreCommand::AgentAddressAdd {
+            id: "nobody".to_owned(),
+            address: "x@example.org".to_owned(),
+        })
+        .is_err()
+    );
+
+    run(StoreCommand::AgentAddressRemove {
+        id: "amina".to_owned(),
+        address: "AMINA@volunteers.example".to_owned(),
+    })
+    .expect("address remove");
+    assert_eq!(agent().emails, ["amina.phone@example.org"]);
+    let last = run(StoreCommand::AgentAddressRemove {
+        id: "amina".to_owned(),
+        address: "amina.phone@example.org".to_owned(),
+    })
+    .expect_err("the last address stays");
+    assert!(last.contains("only address"), "{last}");
+    assert!(
+        run(StoreCommand::AgentAddressRemove {
+            id: "amina".to_owned(),
+            address: "bea@volunteers.example".to_owned(),
+        })
+        .is_err()
+    );
+
+    run(StoreCommand::AgentEdit {
+        id: "amina".to_owned(),
+        name: Some("Amina K.".to_owned()),
+        max_open: Some(2),
+        role: Some(RoleArg::Coordinator),
+    })
+    .expect("edit");
+    let edited = agent();
+    assert_eq!(edited.name, "Amina K.");
+    assert_eq!(edited.max_open, Some(2));
+    assert_eq!(edited.role, crate::model::Role::Coordinator);
+    assert_eq!(owner(), Some(amina.clone()), "the ticket stays with her");
+    assert!(
+        run(StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: None,
+            max_open: None,
+            role: None,
+        })
+        .is_err(),
+        "nothing to change"
+    );
+    assert!(
+        run(StoreCommand::AgentEdit {
+            id: "amina".to_owned(),
+            name: Some("\u{1b}[2J".to_owned()),
+            max_open: None,
+            role: None,
+        })
+        .is_err()
+    );
+    let events = desk.store.events(id).expect("events");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind.contains("released") || e.detail.contains("back to routing")),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
+    use crate::cli::StoreCommand;
+    let desk = Desk::new();
+    let raw = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <q1@phone.example>\r\n\r\nPlease help.\r\n";
+    let quarantined = Source {
+        mailbox: "Archive/2026".to_owned(),
+        uidvalidity: UidValidity(7),
+        uid: Uid(42),
+    };
+    desk.store
+        .write(|tx| {
+            tx.put_quarantine(
+                &crate::model::QuarantineEntry {
+                    source: quarantined.clone(),
+                    at: desk.now(),
+                    attempts: 3,
+                    reason: "parsing took longer than 10s".to_owned(),
+                    size: raw.len() as u64,
+                },
+                raw.as_bytes(),
+            )?;
+            tx.set_cursor(
+                "Archive/2026",
+                &Cursor {
+                    uidvalidity: UidValidity(8),
+                    last_uid: Uid(5),
+                },
+            )
+        })
+        .expect("quarantine");
+    let run = |command: StoreCommand| {
+        let mut out = Vec::new();
+        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        result
+            .map(|()| String::from_utf8(out).expect("UTF-8"))
+            .map_err(|err| format!("{err:#}"))
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(StoreCommand::QuarantineList { json: true }).expect("list"))
+            .expect("JSON");
+    assert_eq!(listed[0]["id"], "Archive/2026/7/42");
+    let shown = run(StoreCommand::QuarantineShow {
+        id: "Archive/2026/7/42".to_owned(),
+        json: false,
+    })
+    .expect("show");
+    assert!(
+        shown.contains("Reason:      parsing took longer"),
+        "{shown}"
+    );
+    assert!(shown.contains("Please help."), "{shown}");
+    let shown: serde_json::Value = serde_json::from_str(
+        &run(StoreCommand::QuarantineShow {
+            id: "Archive/2026/7/42".to_owned(),
+            json: true,
+        })
+        .expect("show"),
+    )
+    .expect("JSON");
+    assert_eq!(shown["raw"], raw);
+    assert_eq!(shown["attempts"], 3);
+    for bad in ["INBOX", "INBOX/x/1", "INBOX/7/43"] {
+        assert!(
+            run(StoreCommand::QuarantineShow {
+                id: bad.to_owned(),
+                json: false
+            })
+            .is_err(),
+            "{bad}"
+        );
+    }
+
+    let filed = run(StoreCommand::QuarantineRetry {
+        id: "Archive/2026/7/42".to_owned(),
+    })
+    .expect("retry");
+
+    assert_eq!(filed, "Archive/2026/7/42 filed: new ticket #1\n");
+    // The folder's cursor (a newer UIDVALIDITY) is left alone.
+    assert_eq!(
+        desk.store.cursor("Archive/2026").expect("cursor"),
+        Some(Cursor {
+            uidvalidity: UidValidity(8),
+            last_uid: Uid(5),
+        })
+    );
+    assert!(desk.store.quarantine().expect("quarantine").is_empty());
+    let ticket = desk
+        .store
+        .ticket(TicketId(1))
+        .expect("read")
+        .expect("ticket");
+    assert_eq!(ticket.requester, "fatima@phone.example");
+    let messages = desk.store.messages(TicketId(1)).expect("messages");
+    assert_eq!(messages[0].sources, [quarantined]);
+    assert!(
+        run(StoreCommand::QuarantineRetry {
+            id: "Archive/2026/7/42".to_owned(),
+        })
+        .is_err(),
+        "nothing left to retry"
+    );
+}
+
+#[test]
+fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
+    use crate::cli::{StatusFilter, StoreCommand};
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    for n in 1..=3_u32 {
+        let request = format!(
+            "From: R{n} <r{n}@phone.example>\r\nTo: help@charity.example\r\nSubject: Case {n}\r\nMessage-ID: <{n}@phone.example>\r\n\r\nPlease help.\r\n"
+        );
+        desk.file(n, FolderKind::Requests, &request);
+    }
+    crate::assign::assign_by_coordinator(
+        &desk.store,
+        &desk.config,
+        TicketId(2),
+        &crate::ids::AgentId("amina".to_owned()),
+        desk.now(),
+    )
+    .expect("assign");
+    crate::assign::set_status_by_coordinator(
+        &desk.store,
+        TicketId(3),
+        crate::model::Status::Closed,
+        desk.now(),
+    )
+    .expect("close");
+    let list = |status: Option<StatusFilter>, owner: Option<&str>, since: Option<&str>| {
+        let mut out = Vec::new();
+        crate::cli::execute(
+            &desk.store,
+            &desk.config,
+            &StoreCommand::TicketList {
+                status,
+                owner: owner.map(str::to_owned),
+                since: since.map(str::to_owned),
+                json: true,
+            },
+            &mut out,
+        )
+        .map(|()| {
+            let listed: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            listed
+                .as_array()
+                .expect("array")
+                .iter()
+                .map(|t| t["number"].as_u64().expect("number"))
+                .collect::<Vec<_>>()
+        })
+        .map_err(|err| format!("{err:#}"))
+    };
+    assert_eq!(list(None, None, None), Ok(vec![1, 2, 3]));
+    assert_eq!(list(None, Some("amina"), None), Ok(vec![2]));
+    assert_eq!(list(Some(StatusFilter::Closed), None, None), Ok(vec![3]));
+    assert_eq!(
+        list(Some(StatusFilter::Closed), Some("amina"), None),
+        Ok(vec![])
+    );
+    // The desk's clock is 2027-01-15T08:00:00Z.
+    assert_eq!(list(None, None, Some("2027-01-15")), Ok(vec![1, 2, 3]));
+    assert_eq!(list(None, None, Some("2027-01-16")), Ok(vec![]));
+    assert_eq!(list(None, None, Some("2027-01-15T08:00:01Z")), Ok(vec![]));
+    let bad = list(None, None, Some("last week")).expect_err("not a date");
+    assert!(bad.contains("--since"), "{bad}");
+
+    let mut out = Vec::new();
+    crate::cli::execute(
+        &desk.store,
+        &desk.config,
+        &StoreCommand::TicketList {
+            status: None,
+            owner: None,
+            since: None,
+            json: false,
+        },
+        &mut out,
+    )
+    .expect("list");
+    let text = String::from_utf8(out).expect("UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].contains(" amina "), "{text}");
+    assert!(lines[0].contains(" - "), "{text}");
+}

@@ -537,10 +537,47 @@ async fn a_hard_bounce_suppresses_the_address_and_a_later_answer_is_held_and_rep
         "nothing waits to be sent"
     );
     assert_eq!(count(bench, &requester, "INBOX").await, 1);
+    // Never shown as delivered: not counted as relayed, and `ticket show` says it was not sent.
+    assert_eq!(metric(&daemon, "casemail_replies_relayed_total").await, 1.0);
+    assert_eq!(
+        metric(&daemon, "casemail_replies_not_sent_total").await,
+        1.0
+    );
+    let not_sent: Vec<&str> = ticket["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["not_sent"].as_str())
+        .collect();
+    assert_eq!(not_sent.len(), 1, "{ticket:#}");
+    assert!(not_sent[0].contains("suppressed"), "{not_sent:?}");
+    let letters: Vec<Value> =
+        serde_json::from_str(&cli_ok(&daemon, &["deadletter", "list", "--json"]))
+            .expect("deadletter list JSON");
+    let [letter] = &letters[..] else {
+        panic!("one dead letter: {letters:?}");
+    };
+    assert_eq!(letter["kind"], "relay");
+    assert_eq!(letter["ticket"], 1);
+    let id = letter["id"].as_u64().expect("id").to_string();
+    // A retry while the address is suppressed is refused, through the daemon.
+    let refused = daemon.cli(&["deadletter", "retry", &id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("suppression remove"),
+        "{refused:?}"
+    );
 
-    // Lifting the suppression lets mail through again.
+    // Lifting the suppression and retrying the dead letter delivers the held answer.
     cli_ok(&daemon, &["suppression", "remove", &requester.address]);
     assert!(suppressions(&daemon).is_empty());
+    let retried = cli_ok(&daemon, &["deadletter", "retry", &id]);
+    assert!(retried.contains("back in the outbox"), "{retried}");
+    mail_containing(bench, &mut daemon, &requester, "Or call this number.").await;
+    assert_eq!(
+        cli_ok(&daemon, &["deadletter", "list"]).trim(),
+        "no dead letters"
+    );
     let (reply_to, answer) = gmail_reply(&amina, &notification.raw, "Your mailbox works again.");
     bench
         .send_mail(&amina.address, &[&reply_to], &answer)
