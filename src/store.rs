@@ -335,6 +335,11 @@ impl Store {
         get_json(&self.tree, &mail_key_key(key))
     }
 
+    /// One stored message of a ticket.
+    pub fn message(&self, id: TicketId, seq: u32) -> Result<Option<StoredMessage>, Error> {
+        get_json(&self.tree, &message_key(id, seq))
+    }
+
     /// The ticket holding a message (incoming or sent) with this Message-ID.
     pub fn find_message_id(&self, id: &MessageId) -> Result<Option<TicketId>, Error> {
         get_json(&self.tree, &message_id_key(id))
@@ -544,7 +549,11 @@ impl WriteTx<'_> {
             )?;
         }
         self.put(&mail_key_key(&message.key), &(message.ticket, message.seq))?;
-        if let Some(id) = &message.message_id {
+        // A message filed under another key although it has a Message-ID reused that id
+        // (`thread::Dedupe::Reused`): the id keeps naming the ticket it was first seen in.
+        if let Some(id) = &message.message_id
+            && !matches!(&message.key, MailKey::ContentHash(_))
+        {
             self.index_message_id(id, message.ticket)?;
         }
         Ok(())

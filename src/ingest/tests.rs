@@ -923,3 +923,57 @@ fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
             .contains("carol@")
     );
 }
+
+#[test]
+fn a_reused_message_id_files_the_new_message_and_a_true_second_copy_stays_one() {
+    let desk = Desk::new();
+    let first = "Received: from mx1.example by imap.charity.example; Mon, 7 Dec 2026 10:00:01 +0000\r\nDelivered-To: help@charity.example\r\nFrom: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nMy landlord changed the locks.\r\n";
+    let Outcome::NewTicket(hers) = desk.file(1, FolderKind::Requests, first) else {
+        panic!("the first message opens a ticket");
+    };
+    // The same message as the server delivered it again: other Received, Return-Path and X-
+    // fields, in another folder. Still one message.
+    let again = "Return-Path: <amal@example.org>\r\nReceived: from mx2.example by imap.charity.example; Mon, 7 Dec 2026 10:05:00 +0000\r\nX-Spam-Score: 0.3\r\nFrom: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nMy landlord changed the locks.\r\n";
+    assert_eq!(
+        desk.file(2, FolderKind::Junk, again),
+        Outcome::Duplicate(hers)
+    );
+    // Another person's message through the same broken web form: same Message-ID.
+    let other = "From: Bilal <bilal@example.net>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 11:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nI was refused at the hospital.\r\n";
+    let Outcome::NewTicket(his) = desk.file(3, FolderKind::Requests, other) else {
+        panic!("a different message with a stored Message-ID is filed on its own");
+    };
+    assert_ne!(his, hers, "not threaded by the reused Message-ID");
+    let messages = desk.store.messages(his).expect("messages");
+    let [message] = messages.as_slice() else {
+        panic!("one message in his ticket: {messages:?}");
+    };
+    assert!(
+        message
+            .anomalies
+            .iter()
+            .any(|a| a.starts_with("reused Message-ID")),
+        "{:?}",
+        message.anomalies
+    );
+    let raw = desk.store.raw(his, 0).expect("raw").expect("raw kept");
+    assert_eq!(raw, other.as_bytes());
+    // A second copy of the second message is a duplicate of it, not of the first.
+    assert_eq!(
+        desk.file(4, FolderKind::Junk, other),
+        Outcome::Duplicate(his)
+    );
+    // The Message-ID still names the ticket it was first seen in.
+    let reply = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Re: Form submission\r\nDate: Mon, 7 Dec 2026 12:00:00 +0000\r\nMessage-ID: <r1@example.org>\r\nIn-Reply-To: <form@webform.example>\r\n\r\nAny news?\r\n";
+    assert_eq!(
+        desk.file(5, FolderKind::Requests, reply),
+        Outcome::Added(hers, thread::Reason::Headers)
+    );
+    // The same requester reusing the id joins her ticket by the other rules.
+    let hers_again = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 13:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nThey also took my post.\r\n";
+    assert_eq!(
+        desk.file(6, FolderKind::Requests, hers_again),
+        Outcome::Added(hers, thread::Reason::OpenTicketOfRequester)
+    );
+    assert_eq!(desk.store.messages(hers).expect("messages").len(), 3);
+}
