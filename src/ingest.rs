@@ -562,9 +562,16 @@ impl Filing<'_> {
             }
             Dedupe::Stored { .. } | Dedupe::New => mail,
         };
+        // Mail without a usable From has no requester to thread by: the placeholder address or
+        // an envelope sender would join strangers' mail into one ticket.
+        let author = mail
+            .from
+            .as_ref()
+            .filter(|from| from.address.contains('@'))
+            .map(|_| sender.as_str());
         let inbound = Inbound {
             key: &mail.key,
-            sender: Some(sender.as_str()),
+            sender: author,
             subject: mail.subject.as_deref(),
             in_reply_to: &mail.in_reply_to,
             references: &mail.references,

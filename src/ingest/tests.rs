@@ -977,3 +977,60 @@ fn a_reused_message_id_files_the_new_message_and_a_true_second_copy_stays_one() 
     );
     assert_eq!(desk.store.messages(hers).expect("messages").len(), 3);
 }
+
+/// Files raw bytes that need not be UTF-8, as [`Desk::file`] files text.
+fn file_bytes(desk: &Desk, uid: u32, raw: &[u8]) -> Outcome {
+    let team = Team::load(&desk.store).expect("team");
+    let mail = parse::parse(raw, &ParseLimits::default());
+    let filing = Filing {
+        store: &desk.store,
+        secret: &desk.secret,
+        config: &desk.config,
+        now: Timestamp::from_second(1_800_000_000).expect("time"),
+        nonce: u64::from(uid),
+        spamd: crate::spam::SpamdAnswer::NotAsked,
+    };
+    filing
+        .file(
+            &team,
+            &source(uid),
+            FolderKind::Requests,
+            Arrival::Live,
+            &mail,
+            raw,
+        )
+        .expect("file")
+        .0
+}
+
+#[test]
+fn a_broken_display_name_keeps_the_requester_and_mail_without_from_never_joins_by_requester() {
+    let desk = Desk::new();
+    let broken =
+        b"From: \xf0\x28\x8c\x28 <amal@example.org>\r\nTo: help@charity.example\r\nSubject: help\r\nMessage-ID: <b1@example.org>\r\n\r\nMy papers were taken.\r\n";
+    let Outcome::NewTicket(hers) = file_bytes(&desk, 1, broken) else {
+        panic!("a ticket");
+    };
+    let ticket = desk.store.ticket(hers).expect("read").expect("ticket");
+    assert_eq!(ticket.requester, "amal@example.org");
+    let next = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: more\r\nMessage-ID: <b2@example.org>\r\n\r\nAnd my passport.\r\n";
+    assert_eq!(
+        desk.file(2, FolderKind::Requests, next),
+        Outcome::Added(hers, thread::Reason::OpenTicketOfRequester)
+    );
+    // Mail without a From (or with one casemail cannot read) has no requester: each opens a
+    // ticket of its own, whatever its envelope sender, and never joins another.
+    let anonymous = [
+        "To: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n1@example.net>\r\n\r\nFirst.\r\n",
+        "To: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n2@example.net>\r\n\r\nSecond.\r\n",
+        "Return-Path: <amal@example.org>\r\nTo: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n3@example.net>\r\n\r\nThird.\r\n",
+        "From: nobody\r\nTo: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n4@example.net>\r\n\r\nFourth.\r\n",
+    ];
+    let mut seen = BTreeSet::from([hers]);
+    for (uid, raw) in (3..).zip(anonymous) {
+        let Outcome::NewTicket(id) = desk.file(uid, FolderKind::Requests, raw) else {
+            panic!("a ticket of its own: {raw:?}");
+        };
+        assert!(seen.insert(id), "{raw:?} joined ticket {id}");
+    }
+}
