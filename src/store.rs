@@ -1118,6 +1118,7 @@ impl WriteTx<'_> {
 }
 mod accounting;
 pub use accounting::{Checked, ReportedMissing};
+mod backfill;
 
 #[cfg(test)]
 mod tests;

@@ -498,7 +498,7 @@ async fn interrupted_ingest(how: Interruption, times: usize) {
 }
 
 /// How many messages the help mailbox's Processed folder holds (IMAP STATUS; 0 before it exists).
-async fn processed_count(session: &mut harness::ImapSession) -> u32 {
+pub async fn processed_count(session: &mut harness::ImapSession) -> u32 {
     session
         .status("Processed", "(MESSAGES)")
         .await
