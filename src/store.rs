@@ -25,6 +25,7 @@ use crate::model::{
 
 mod compact;
 mod index;
+pub mod marker;
 mod migrate;
 
 pub use index::TicketFigures;
@@ -90,6 +91,23 @@ pub enum Error {
     },
     #[error("inconsistent store: {}", crate::sanitize::without_addresses(.0))]
     Inconsistent(String),
+    /// The store the marker outside sled records is missing, empty or holds less than it did.
+    #[error(
+        "store at {path} is missing or damaged: {reason}; restore it from a backup (`casemail restore --force FILE`), or remove {marker} to start an empty store on purpose",
+        path = .path.display(),
+        marker = .marker.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        marker: PathBuf,
+        reason: String,
+    },
+    #[error("cannot write the store marker {}", .path.display())]
+    Marker {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot compact the store at {path}")]
     Compact {
         path: PathBuf,
@@ -138,13 +156,53 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the store in `state_dir/store`. Finishes a compaction a
     /// crash interrupted, and compacts the store when an erasure asked for it (`compact`).
+    ///
+    /// A state directory whose marker (`store-marker.json`, outside sled) records a store refuses to
+    /// open one that is missing, empty or holds fewer tickets than it did ([`Error::Damaged`]);
+    /// every open brings the marker up to date.
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
         compact::recover(state_dir)?;
-        let store = Store::open_path(state_dir.join(STORE_DIR))?;
-        if store.tree.contains_key(compact::KEY_COMPACT)? {
-            return compact::run(store, state_dir);
+        let recorded = marker::read(state_dir)?;
+        if let Some(recorded) = &recorded {
+            marker::check_files(state_dir, recorded)?;
         }
+        let store = Store::open_path(state_dir.join(STORE_DIR))?;
+        let store = if store.tree.contains_key(compact::KEY_COMPACT)? {
+            compact::run(store, state_dir)?
+        } else {
+            store
+        };
+        let holds_data = !store.is_empty()?;
+        let last_ticket = store.last_ticket_id()?.0;
+        if let Some(recorded) = &recorded {
+            marker::check_contents(state_dir, recorded, holds_data, last_ticket)?;
+        }
+        // The marker records only what is on disk: what sled recovered after a crash is
+        // flushed first, so no later open can find less without damage.
+        store.flush()?;
+        let generation = recorded.map_or(0, |m| m.generation).saturating_add(1);
+        store.record_marker(state_dir, generation)?;
         Ok(store)
+    }
+
+    /// Brings the marker up to date with what the store holds now (the daemon does at a clean
+    /// stop, after its last flush), keeping its generation.
+    pub fn refresh_marker(&self, state_dir: &Path) -> Result<(), Error> {
+        let generation = marker::read(state_dir)?.map_or(1, |m| m.generation);
+        self.record_marker(state_dir, generation)
+    }
+
+    /// Writes the marker for this store, the one living in `state_dir`, as of now.
+    pub fn record_marker(&self, state_dir: &Path, generation: u64) -> Result<(), Error> {
+        marker::write(
+            state_dir,
+            &marker::Marker {
+                schema: SCHEMA_VERSION,
+                generation,
+                last_ticket: self.last_ticket_id()?.0,
+                holds_data: !self.is_empty()?,
+            },
+        )
     }
 
     /// Whether the store waits to be compacted at its next open (after an erasure).
@@ -1119,6 +1177,7 @@ impl WriteTx<'_> {
 mod accounting;
 pub use accounting::{Checked, ReportedMissing};
 mod backfill;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;

@@ -67,7 +67,17 @@ mod tests {
                 .expect("begin");
             assert_eq!(below, Uid(1501));
         }
-        let store = Store::open(dir.path()).expect("reopen");
+        // sled lets go of its lock a moment after the last handle is dropped.
+        let store = (0..100)
+            .find_map(|_| match Store::open(dir.path()) {
+                Err(Error::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                }
+                other => Some(other),
+            })
+            .expect("the lock is released")
+            .expect("reopen");
         // A second first SELECT (nothing filed yet) sees a higher UIDNEXT: the first one holds.
         let again = store
             .begin_backfill("INBOX", UidValidity(7), Uid(1600))
