@@ -471,6 +471,13 @@ pub fn restore(file: &Path, state_dir: &Path, overwrite: Overwrite) -> anyhow::R
             .with_context(|| format!("cannot remove {}", staging.display()))?;
     }
     let mut staged_files = Vec::new();
+    // The marker outside sled is rewritten for the restored store: a restored older backup
+    // holds fewer tickets than the marker of the store it replaces records.
+    let generation = store::marker::read(state_dir)
+        .ok()
+        .flatten()
+        .map_or(0, |m| m.generation)
+        .saturating_add(1);
     {
         let store = Store::open_path(staging.clone())
             .with_context(|| format!("cannot create a store in {}", staging.display()))?;
@@ -489,6 +496,12 @@ pub fn restore(file: &Path, state_dir: &Path, overwrite: Overwrite) -> anyhow::R
         })
         .with_context(|| format!("backup {} cannot be used", file.display()))?;
         store.flush().context("cannot flush the restored store")?;
+        // Recorded before the swap (sled holds this directory until the handle is gone): a
+        // crash before the swap leaves the old store refused, and a second `restore --force`
+        // finishes the job.
+        store
+            .record_marker(state_dir, generation)
+            .context("cannot record the restored store's marker")?;
     }
     let replaced = state_dir.join(format!("{STORE_DIR}.replaced"));
     if live.exists() {

@@ -92,6 +92,9 @@ pub enum Command {
     },
     /// Rebuild a state directory from a backup. The daemon must be stopped.
     Restore(RestoreArgs),
+    /// Read every record of the store and report what cannot be read, and whether the store
+    /// holds what its marker recorded. The daemon must be stopped. Exits 65 on damage.
+    Verify(JsonFlag),
     /// Remove one requester's tickets and messages everywhere, IMAP copies included.
     Erase(EraseArgs),
     /// The key reply tokens are signed with.
@@ -708,6 +711,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = config::load(&cli.config)?;
             return backup_to(&config, &file);
         }
+        Command::Verify(flag) => {
+            let config = config::load(&cli.config)?;
+            return verify_store(&config, flag.json);
+        }
         Command::Restore(args) => {
             let config = config::load(&cli.config)?;
             return restore_from(&config, &args);
@@ -866,6 +873,36 @@ fn backup_to(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 /// `casemail restore FILE`: never through the daemon, which must be stopped.
+fn verify_store(config: &Config, json: bool) -> anyhow::Result<()> {
+    let state_dir = &config.helpdesk.state_dir;
+    let report = crate::store::verify::verify(state_dir)
+        .with_context(|| format!("cannot verify the store in {}", state_dir.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("store: {}", report.store.display());
+        match &report.marker {
+            Some(marker) => println!(
+                "marker: schema {}, generation {}, last ticket #{}",
+                marker.schema, marker.generation, marker.last_ticket
+            ),
+            None => println!("marker: none"),
+        }
+        println!("records read: {}", report.records);
+        println!("unreadable records: {}", report.unreadable.len());
+        for key in &report.unreadable {
+            println!("  {}", crate::sanitize::for_terminal(key));
+        }
+        for problem in &report.problems {
+            println!("problem: {}", crate::sanitize::for_terminal(problem));
+        }
+    }
+    match report.damage() {
+        Some(damage) => Err(damage.into()),
+        None => Ok(()),
+    }
+}
+
 fn restore_from(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
     let state_dir = args
         .state_dir

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::fetch::{FolderKind, FolderWatch, OnDown, OnLag};
@@ -267,6 +267,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .flush_async()
         .await
         .context("cannot flush the store at shutdown")?;
+    // The marker outside sled learns what this run filed, so a store lost before the next start
+    // is refused rather than opened empty.
+    if let Err(err) = store.refresh_marker(&config.helpdesk.state_dir) {
+        warn!(error = %format!("{err:#}"), "Cannot update the store marker.");
+    }
     match processed {
         Ok(Ok(())) => {
             info!("casemail stopped.");

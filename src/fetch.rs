@@ -725,7 +725,17 @@ impl FolderWatch {
             Some(Cursor {
                 uidvalidity: known,
                 last_uid,
-            }) if known == uidvalidity => (last_uid, None),
+            }) if known == uidvalidity => {
+                // A backlog interrupted by a reconnect or restart stays a backfill.
+                let below = self
+                    .store
+                    .backfill(&self.folder, uidvalidity)?
+                    .filter(|below| below.0 > last_uid.0.saturating_add(1));
+                if let Some(below) = below {
+                    info!(folder = %self.folder, below = %below, "Continuing the first-run backfill.");
+                }
+                (last_uid, below)
+            }
             Some(Cursor {
                 uidvalidity: known, ..
             }) => {
@@ -733,9 +743,13 @@ impl FolderWatch {
                 (Uid(0), None)
             }
             None => {
-                let backfill = match self.config.ingest.first_run {
-                    config::FirstRun::Backfill => mailbox.uid_next.map(Uid),
-                    config::FirstRun::Notify => None,
+                let backfill = match (self.config.ingest.first_run, mailbox.uid_next) {
+                    (config::FirstRun::Backfill, Some(next)) => Some(self.store.begin_backfill(
+                        &self.folder,
+                        uidvalidity,
+                        Uid(next),
+                    )?),
+                    _ => None,
                 };
                 info!(folder = %self.folder, existing = mailbox.exists, "First run on this folder.");
                 (Uid(0), backfill)

@@ -29,7 +29,7 @@ use crate::model::{
 use crate::notify::{AttachmentBytes, Why};
 use crate::parse::{self, InboundMail, ParseLimits};
 use crate::store::{self, Store, WriteTx};
-use crate::thread::{self, Hints, Inbound, OpenTicketRule, Placement};
+use crate::thread::{self, Dedupe, Hints, Inbound, OpenTicketRule, Placement};
 use crate::token::Secret;
 
 /// The requester recorded when a message has no usable sender at all.
@@ -606,14 +606,39 @@ impl Filing<'_> {
         } else {
             OpenTicketRule::NewTicketEachTime
         };
+        let dedupe = thread::dedupe(&mail.key, &thread::Content::of_mail(mail, &sender), store)?;
+        let reused;
+        let mail = match &dedupe {
+            Dedupe::Reused { key } => {
+                info!("A different message with a stored Message-ID; filed on its own.");
+                let mut copy = mail.clone();
+                copy.key = key.clone();
+                copy.anomalies.push(parse::Anomaly::ReusedMessageId);
+                reused = copy;
+                &reused
+            }
+            Dedupe::Stored { .. } | Dedupe::New => mail,
+        };
+        // Mail without a usable From has no requester to thread by: the placeholder address or
+        // an envelope sender would join strangers' mail into one ticket.
+        let author = mail
+            .from
+            .as_ref()
+            .filter(|from| from.address.contains('@'))
+            .map(|_| sender.as_str());
         let inbound = Inbound {
             key: &mail.key,
-            sender: Some(sender.as_str()),
+            sender: author,
             subject: mail.subject.as_deref(),
             in_reply_to: &mail.in_reply_to,
             references: &mail.references,
         };
-        let placement = thread::place(&inbound, Hints::default(), rule, store)?;
+        let placement = match dedupe {
+            Dedupe::Stored { ticket, seq } => Placement::Duplicate { ticket, seq },
+            Dedupe::New | Dedupe::Reused { .. } => {
+                thread::place(&inbound, Hints::default(), rule, store)?
+            }
+        };
         // Mail casemail sent that came back (its own loop header) is kept as a note, never
         // routed, relayed or answered: answering it is how a loop starts.
         let own_mail = crate::loops::is_own_mail(mail, &config.helpdesk.address);

@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use casemail::cli::{self, Cli};
-use casemail::{config, telemetry};
+use casemail::{config, store, telemetry};
 
-/// Exit codes: 0 ok, 1 runtime failure, 2 bad usage (clap's own), 78 bad configuration
-/// (EX_CONFIG from sysexits.h, so the unit can set `RestartPreventExitStatus=78`).
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad usage (clap's own), 65 a missing or damaged
+/// store (EX_DATAERR: the store is refused, or `verify` found damage), 78 bad configuration
+/// (EX_CONFIG from sysexits.h). The unit sets `RestartPreventExitStatus=65 78`: neither fixes
+/// itself by restarting.
 const EXIT_RUNTIME: u8 = 1;
+const EXIT_DATA: u8 = 65;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
@@ -27,6 +30,14 @@ fn main() -> ExitCode {
             eprintln!("casemail: {text}");
             if err.chain().any(|cause| cause.is::<config::Error>()) {
                 ExitCode::from(EXIT_CONFIG)
+            } else if err.chain().any(|cause| {
+                cause.is::<store::verify::Damaged>()
+                    || matches!(
+                        cause.downcast_ref::<store::Error>(),
+                        Some(store::Error::Damaged { .. })
+                    )
+            }) {
+                ExitCode::from(EXIT_DATA)
             } else {
                 ExitCode::from(EXIT_RUNTIME)
             }

@@ -385,13 +385,26 @@ fn read_message(
         .map(|v| bounded_message_ids("References", &v, MAX_REFERENCES, anomalies))
         .unwrap_or_default();
 
-    let from = fields
+    let parsed_from = fields
         .first("From")
         .and_then(|h| mailboxes(&h.value).into_iter().next());
+    let mut from_count: usize = fields.all("From").map(|h| mailboxes(&h.value).len()).sum();
+    // Bytes that are not UTF-8 in a display name can swallow the structure mail-parser reads
+    // (a four-byte lead takes the `(` or `<` after it), leaving no address or a broken one; the
+    // angle-addr in the raw field is still there.
+    let from = match parsed_from {
+        Some(mailbox) if looks_like_address(&mailbox.address) => Some(mailbox),
+        broken => match fields.first_raw("From").and_then(|raw| angle_addr(&raw)) {
+            Some(recovered) => {
+                from_count = from_count.max(1);
+                Some(recovered)
+            }
+            None => broken,
+        },
+    };
     if from.is_none() {
         anomalies.push(Anomaly::MissingFrom);
     }
-    let from_count = fields.all("From").map(|h| mailboxes(&h.value).len()).sum();
     let sender = fields
         .first("Sender")
         .and_then(|h| mailboxes(&h.value).into_iter().next());
@@ -684,6 +697,39 @@ fn mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
         name,
         address: address.to_lowercase(),
     })
+}
+
+/// An address as mail-parser should have read it: one `@`-bearing word with no white space
+/// and no replacement character left by bytes that are not UTF-8.
+fn looks_like_address(address: &str) -> bool {
+    address.contains('@')
+        && !address.contains('\u{FFFD}')
+        && !address.chars().any(char::is_whitespace)
+}
+
+/// The first `<local@domain>` of a raw From value, read without mail-parser, with what comes
+/// before it as the display name (quotes and white space trimmed; bytes that were not UTF-8
+/// are replacement characters).
+fn angle_addr(raw: &str) -> Option<Mailbox> {
+    let mut rest = raw;
+    let mut before = String::new();
+    while let Some((head, after_open)) = rest.split_once('<') {
+        before.push_str(head);
+        let (inside, after_close) = after_open.split_once('>')?;
+        let address = inside.trim();
+        if looks_like_address(address) && !address.contains(['<', ',', ';', '"']) {
+            let name = before.trim().trim_matches('"').trim().to_owned();
+            return Some(Mailbox {
+                name: Some(name).filter(|name| !name.is_empty()),
+                address: address.to_lowercase(),
+            });
+        }
+        before.push('<');
+        before.push_str(inside);
+        before.push('>');
+        rest = after_close;
+    }
+    None
 }
 
 fn return_path(value: &str) -> String {

@@ -25,6 +25,7 @@ use crate::model::{
 
 mod compact;
 mod index;
+pub mod marker;
 mod migrate;
 
 pub use index::TicketFigures;
@@ -96,6 +97,23 @@ pub enum Error {
     },
     #[error("inconsistent store: {}", crate::sanitize::without_addresses(.0))]
     Inconsistent(String),
+    /// The store the marker outside sled records is missing, empty or holds less than it did.
+    #[error(
+        "store at {path} is missing or damaged: {reason}; restore it from a backup (`casemail restore --force FILE`), or remove {marker} to start an empty store on purpose",
+        path = .path.display(),
+        marker = .marker.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        marker: PathBuf,
+        reason: String,
+    },
+    #[error("cannot write the store marker {}", .path.display())]
+    Marker {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot compact the store at {path}")]
     Compact {
         path: PathBuf,
@@ -161,17 +179,57 @@ impl Store {
     /// created, or restricted, to mode 0700 first, whichever command opens it. Finishes a
     /// compaction a crash interrupted, and compacts the store when an erasure asked for it
     /// (`compact`).
+    ///
+    /// A state directory whose marker (`store-marker.json`, outside sled) records a store refuses to
+    /// open one that is missing, empty or holds fewer tickets than it did ([`Error::Damaged`]);
+    /// every open brings the marker up to date.
     pub fn open(state_dir: &Path) -> Result<Store, Error> {
         prepare_state_dir(state_dir).map_err(|source| Error::StateDir {
             path: state_dir.to_owned(),
             source,
         })?;
         compact::recover(state_dir)?;
-        let store = Store::open_path(state_dir.join(STORE_DIR))?;
-        if store.tree.contains_key(compact::KEY_COMPACT)? {
-            return compact::run(store, state_dir);
+        let recorded = marker::read(state_dir)?;
+        if let Some(recorded) = &recorded {
+            marker::check_files(state_dir, recorded)?;
         }
+        let store = Store::open_path(state_dir.join(STORE_DIR))?;
+        let store = if store.tree.contains_key(compact::KEY_COMPACT)? {
+            compact::run(store, state_dir)?
+        } else {
+            store
+        };
+        let holds_data = !store.is_empty()?;
+        let last_ticket = store.last_ticket_id()?.0;
+        if let Some(recorded) = &recorded {
+            marker::check_contents(state_dir, recorded, holds_data, last_ticket)?;
+        }
+        // The marker records only what is on disk: what sled recovered after a crash is
+        // flushed first, so no later open can find less without damage.
+        store.flush()?;
+        let generation = recorded.map_or(0, |m| m.generation).saturating_add(1);
+        store.record_marker(state_dir, generation)?;
         Ok(store)
+    }
+
+    /// Brings the marker up to date with what the store holds now (the daemon does at a clean
+    /// stop, after its last flush), keeping its generation.
+    pub fn refresh_marker(&self, state_dir: &Path) -> Result<(), Error> {
+        let generation = marker::read(state_dir)?.map_or(1, |m| m.generation);
+        self.record_marker(state_dir, generation)
+    }
+
+    /// Writes the marker for this store, the one living in `state_dir`, as of now.
+    pub fn record_marker(&self, state_dir: &Path, generation: u64) -> Result<(), Error> {
+        marker::write(
+            state_dir,
+            &marker::Marker {
+                schema: SCHEMA_VERSION,
+                generation,
+                last_ticket: self.last_ticket_id()?.0,
+                holds_data: !self.is_empty()?,
+            },
+        )
     }
 
     /// Whether the store waits to be compacted at its next open (after an erasure).
@@ -377,6 +435,11 @@ impl Store {
     /// The ticket and position of the message with this dedupe key, if one was stored.
     pub fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Error> {
         get_json(&self.tree, &mail_key_key(key))
+    }
+
+    /// One stored message of a ticket.
+    pub fn message(&self, id: TicketId, seq: u32) -> Result<Option<StoredMessage>, Error> {
+        get_json(&self.tree, &message_key(id, seq))
     }
 
     /// The ticket holding a message (incoming or sent) with this Message-ID.
@@ -588,7 +651,11 @@ impl WriteTx<'_> {
             )?;
         }
         self.put(&mail_key_key(&message.key), &(message.ticket, message.seq))?;
-        if let Some(id) = &message.message_id {
+        // A message filed under another key although it has a Message-ID reused that id
+        // (`thread::Dedupe::Reused`): the id keeps naming the ticket it was first seen in.
+        if let Some(id) = &message.message_id
+            && !matches!(&message.key, MailKey::ContentHash(_))
+        {
             self.index_message_id(id, message.ticket)?;
         }
         Ok(())
@@ -1181,6 +1248,8 @@ impl WriteTx<'_> {
 }
 mod accounting;
 pub use accounting::{Checked, ReportedMissing};
+mod backfill;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;

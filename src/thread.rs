@@ -2,7 +2,11 @@
 //!
 //! Pure over a read view of the store: no I/O of its own, no clock. The rules, first match wins
 //! (DESIGN.md, "Threading"):
-//! 1. the same message (dedupe key) is already stored → [`Placement::Duplicate`];
+//! 1. the same message (dedupe key) is already stored → [`Placement::Duplicate`]. A stored
+//!    Message-ID with different content ([`dedupe`]: the author's header fields and the body,
+//!    not the fields servers add on the way) is not the same message: broken web forms,
+//!    scanners and some phones reuse Message-IDs. It is filed under a key of its own and
+//!    threaded by the rules below, never by that Message-ID;
 //! 2. a valid reply token (checked by the reply bridge, passed in as [`Hints::token_ticket`]);
 //! 3. a `[#N]` tag in the subject, from a sender already on ticket N — a stranger who copies the
 //!    tag does not get into someone else's ticket;
@@ -12,15 +16,19 @@
 
 use std::sync::LazyLock;
 
+use jiff::Timestamp;
 use regex::Regex;
+use sha2::{Digest as _, Sha256};
 
 use crate::ids::{MailKey, MessageId, TicketId};
-use crate::model::Ticket;
+use crate::model::{Direction, StoredMessage, Ticket};
+use crate::parse::InboundMail;
 
 /// What threading reads from the store.
 pub trait ThreadView {
     type Error;
     fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Self::Error>;
+    fn message(&self, ticket: TicketId, seq: u32) -> Result<Option<StoredMessage>, Self::Error>;
     fn find_message_id(&self, id: &MessageId) -> Result<Option<TicketId>, Self::Error>;
     fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, Self::Error>;
     fn tickets_of_requester(&self, address: &str) -> Result<Vec<TicketId>, Self::Error>;
@@ -87,6 +95,137 @@ pub fn subject_tags(subject: &str) -> Vec<TicketId> {
         .captures_iter(subject)
         .filter_map(|c| c.get(1)?.as_str().parse().ok().map(TicketId))
         .collect()
+}
+
+/// What dedupe compares when a Message-ID is already stored: the fields the author wrote (From,
+/// Date, Subject, To, Cc), the text and the attachments' names, types and sizes. The fields a
+/// server adds on the way (Received, Delivered-To, Return-Path, X-…) are left out, so the copy of
+/// one message in INBOX and in Junk, or fetched again after a UIDVALIDITY change, is the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content<'a> {
+    pub from: &'a str,
+    pub date: Option<Timestamp>,
+    pub subject: Option<&'a str>,
+    pub to: Vec<&'a str>,
+    pub cc: Vec<&'a str>,
+    pub text: &'a str,
+    pub attachments: Vec<(Option<&'a str>, &'a str, u64)>,
+}
+
+impl<'a> Content<'a> {
+    /// The content of an incoming message whose sender address is `sender`.
+    pub fn of_mail(mail: &'a InboundMail, sender: &'a str) -> Self {
+        Content {
+            from: sender,
+            date: mail.date,
+            subject: mail.subject.as_deref(),
+            to: mail.to.iter().map(|m| m.address.as_str()).collect(),
+            cc: mail.cc.iter().map(|m| m.address.as_str()).collect(),
+            text: &mail.text,
+            attachments: mail
+                .attachments
+                .iter()
+                .map(|a| (a.name.as_deref(), a.content_type.as_str(), a.size))
+                .collect(),
+        }
+    }
+
+    /// The content of a stored incoming message, as [`Content::of_mail`] read it.
+    pub fn of_stored(message: &'a StoredMessage) -> Self {
+        Content {
+            from: message.from.as_deref().unwrap_or_default(),
+            date: message.date,
+            subject: message.subject.as_deref(),
+            to: message.to.iter().map(String::as_str).collect(),
+            cc: message.cc.iter().map(String::as_str).collect(),
+            text: &message.text,
+            attachments: message
+                .attachments
+                .iter()
+                .map(|a| (a.name.as_deref(), a.content_type.as_str(), a.size))
+                .collect(),
+        }
+    }
+
+    /// SHA-256 over the fields, each length-prefixed so they cannot run into each other, with
+    /// line endings normalised.
+    fn digest(&self, message_id: &MessageId) -> String {
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update(u64::try_from(bytes.len()).unwrap_or(u64::MAX).to_le_bytes());
+            hasher.update(bytes);
+        };
+        field(b"casemail reused message-id v1");
+        field(message_id.as_str().as_bytes());
+        field(self.from.as_bytes());
+        field(
+            self.date
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        field(
+            self.subject
+                .unwrap_or_default()
+                .replace("\r\n", "\n")
+                .as_bytes(),
+        );
+        for list in [&self.to, &self.cc] {
+            field(&u64::try_from(list.len()).unwrap_or(u64::MAX).to_le_bytes());
+            for address in list {
+                field(address.as_bytes());
+            }
+        }
+        field(self.text.replace("\r\n", "\n").as_bytes());
+        for (name, content_type, size) in &self.attachments {
+            field(name.unwrap_or_default().as_bytes());
+            field(content_type.as_bytes());
+            field(&size.to_le_bytes());
+        }
+        format!("{:x}", hasher.finalize())
+    }
+}
+
+/// What dedupe found for a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dedupe {
+    /// The same message is stored: a second copy.
+    Stored { ticket: TicketId, seq: u32 },
+    /// Nothing with this key is stored.
+    New,
+    /// A different message with an already stored Message-ID: it is filed under `key` (a
+    /// content key of its own, so a second copy of it is caught too) and threaded by the other
+    /// rules.
+    Reused { key: MailKey },
+}
+
+/// Rule 1: is this message already stored? A Message-ID hit counts only when the content is the
+/// same too. A stored message that is not incoming mail as it came (an answer, a note, whose
+/// text casemail rewrote) keeps the old rule: its Message-ID alone decides.
+pub fn dedupe<V: ThreadView>(
+    key: &MailKey,
+    content: &Content<'_>,
+    view: &V,
+) -> Result<Dedupe, V::Error> {
+    let Some((ticket, seq)) = view.find_key(key)? else {
+        return Ok(Dedupe::New);
+    };
+    let MailKey::MessageId(id) = key else {
+        // A content key already covers the content.
+        return Ok(Dedupe::Stored { ticket, seq });
+    };
+    let digest = content.digest(id);
+    let differs = view.message(ticket, seq)?.is_some_and(|stored| {
+        stored.direction == Direction::In && Content::of_stored(&stored).digest(id) != digest
+    });
+    if !differs {
+        return Ok(Dedupe::Stored { ticket, seq });
+    }
+    let reused = MailKey::ContentHash(format!("reused:{digest}"));
+    Ok(match view.find_key(&reused)? {
+        Some((ticket, seq)) => Dedupe::Stored { ticket, seq },
+        None => Dedupe::Reused { key: reused },
+    })
 }
 
 /// Mail for a merged ticket joins the ticket it was merged into.
@@ -174,6 +313,9 @@ impl ThreadView for crate::store::Store {
     type Error = crate::store::Error;
     fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Self::Error> {
         crate::store::Store::find_key(self, key)
+    }
+    fn message(&self, ticket: TicketId, seq: u32) -> Result<Option<StoredMessage>, Self::Error> {
+        crate::store::Store::message(self, ticket, seq)
     }
     fn find_message_id(&self, id: &MessageId) -> Result<Option<TicketId>, Self::Error> {
         crate::store::Store::find_message_id(self, id)

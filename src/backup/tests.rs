@@ -218,3 +218,41 @@ fn a_backup_of_a_schema_1_store_restores_and_is_migrated_when_opened() {
     );
     assert!(restored.ticket(TicketId(1)).expect("read").is_some());
 }
+
+#[test]
+fn restore_force_brings_back_a_deleted_store_and_an_older_backup_opens() {
+    let (dir, store) = populated();
+    let file = dir.path().join("casemail.backup");
+    write_file(&file, |out| {
+        write_snapshot(&store, dir.path(), out)?;
+        Ok(())
+    })
+    .expect("backup file");
+    // More tickets after the backup, and a reopen that records them in the marker.
+    store
+        .write(|tx| tx.allocate_ticket_id().map(drop))
+        .expect("write");
+    store.flush().expect("flush");
+    drop(store);
+    drop(reopen(dir.path()).expect("reopen"));
+
+    std::fs::remove_dir_all(dir.path().join(crate::store::STORE_DIR)).expect("delete");
+    assert!(reopen(dir.path()).is_err(), "a deleted store is refused");
+    restore(&file, dir.path(), Overwrite::Replace).expect("restore --force");
+    let restored = reopen(dir.path()).expect("the older backup opens");
+    assert_eq!(restored.last_ticket_id().expect("counter"), TicketId(1));
+}
+
+/// Opens the store of `state_dir` again: sled lets go of its lock a moment after the last
+/// handle of the previous open is dropped.
+fn reopen(state_dir: &Path) -> Result<Store, store::Error> {
+    for _ in 0..100 {
+        match Store::open(state_dir) {
+            Err(store::Error::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+    Store::open(state_dir)
+}

@@ -1594,3 +1594,114 @@ fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
     assert!(lines[1].contains(" amina "), "{text}");
     assert!(lines[0].contains(" - "), "{text}");
 }
+
+#[test]
+fn a_reused_message_id_files_the_new_message_and_a_true_second_copy_stays_one() {
+    let desk = Desk::new();
+    let first = "Received: from mx1.example by imap.charity.example; Mon, 7 Dec 2026 10:00:01 +0000\r\nDelivered-To: help@charity.example\r\nFrom: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nMy landlord changed the locks.\r\n";
+    let Outcome::NewTicket(hers) = desk.file(1, FolderKind::Requests, first) else {
+        panic!("the first message opens a ticket");
+    };
+    // The same message as the server delivered it again: other Received, Return-Path and X-
+    // fields, in another folder. Still one message.
+    let again = "Return-Path: <amal@example.org>\r\nReceived: from mx2.example by imap.charity.example; Mon, 7 Dec 2026 10:05:00 +0000\r\nX-Spam-Score: 0.3\r\nFrom: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nMy landlord changed the locks.\r\n";
+    assert_eq!(
+        desk.file(2, FolderKind::Junk, again),
+        Outcome::Duplicate(hers)
+    );
+    // Another person's message through the same broken web form: same Message-ID.
+    let other = "From: Bilal <bilal@example.net>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 11:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nI was refused at the hospital.\r\n";
+    let Outcome::NewTicket(his) = desk.file(3, FolderKind::Requests, other) else {
+        panic!("a different message with a stored Message-ID is filed on its own");
+    };
+    assert_ne!(his, hers, "not threaded by the reused Message-ID");
+    let messages = desk.store.messages(his).expect("messages");
+    let [message] = messages.as_slice() else {
+        panic!("one message in his ticket: {messages:?}");
+    };
+    assert!(
+        message
+            .anomalies
+            .iter()
+            .any(|a| a.starts_with("reused Message-ID")),
+        "{:?}",
+        message.anomalies
+    );
+    let raw = desk.store.raw(his, 0).expect("raw").expect("raw kept");
+    assert_eq!(raw, other.as_bytes());
+    // A second copy of the second message is a duplicate of it, not of the first.
+    assert_eq!(
+        desk.file(4, FolderKind::Junk, other),
+        Outcome::Duplicate(his)
+    );
+    // The Message-ID still names the ticket it was first seen in.
+    let reply = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Re: Form submission\r\nDate: Mon, 7 Dec 2026 12:00:00 +0000\r\nMessage-ID: <r1@example.org>\r\nIn-Reply-To: <form@webform.example>\r\n\r\nAny news?\r\n";
+    assert_eq!(
+        desk.file(5, FolderKind::Requests, reply),
+        Outcome::Added(hers, thread::Reason::Headers)
+    );
+    // The same requester reusing the id joins her ticket by the other rules.
+    let hers_again = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: Form submission\r\nDate: Mon, 7 Dec 2026 13:00:00 +0000\r\nMessage-ID: <form@webform.example>\r\n\r\nThey also took my post.\r\n";
+    assert_eq!(
+        desk.file(6, FolderKind::Requests, hers_again),
+        Outcome::Added(hers, thread::Reason::OpenTicketOfRequester)
+    );
+    assert_eq!(desk.store.messages(hers).expect("messages").len(), 3);
+}
+
+/// Files raw bytes that need not be UTF-8, as [`Desk::file`] files text.
+fn file_bytes(desk: &Desk, uid: u32, raw: &[u8]) -> Outcome {
+    let team = Team::load(&desk.store).expect("team");
+    let mail = parse::parse(raw, &ParseLimits::default());
+    let filing = Filing {
+        store: &desk.store,
+        secret: &desk.secret,
+        config: &desk.config,
+        now: Timestamp::from_second(1_800_000_000).expect("time"),
+        nonce: u64::from(uid),
+        spamd: crate::spam::SpamdAnswer::NotAsked,
+    };
+    filing
+        .file(
+            &team,
+            &source(uid),
+            FolderKind::Requests,
+            Arrival::Live,
+            &mail,
+            raw,
+        )
+        .expect("file")
+        .0
+}
+
+#[test]
+fn a_broken_display_name_keeps_the_requester_and_mail_without_from_never_joins_by_requester() {
+    let desk = Desk::new();
+    let broken =
+        b"From: \xf0\x28\x8c\x28 <amal@example.org>\r\nTo: help@charity.example\r\nSubject: help\r\nMessage-ID: <b1@example.org>\r\n\r\nMy papers were taken.\r\n";
+    let Outcome::NewTicket(hers) = file_bytes(&desk, 1, broken) else {
+        panic!("a ticket");
+    };
+    let ticket = desk.store.ticket(hers).expect("read").expect("ticket");
+    assert_eq!(ticket.requester, "amal@example.org");
+    let next = "From: Amal <amal@example.org>\r\nTo: help@charity.example\r\nSubject: more\r\nMessage-ID: <b2@example.org>\r\n\r\nAnd my passport.\r\n";
+    assert_eq!(
+        desk.file(2, FolderKind::Requests, next),
+        Outcome::Added(hers, thread::Reason::OpenTicketOfRequester)
+    );
+    // Mail without a From (or with one casemail cannot read) has no requester: each opens a
+    // ticket of its own, whatever its envelope sender, and never joins another.
+    let anonymous = [
+        "To: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n1@example.net>\r\n\r\nFirst.\r\n",
+        "To: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n2@example.net>\r\n\r\nSecond.\r\n",
+        "Return-Path: <amal@example.org>\r\nTo: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n3@example.net>\r\n\r\nThird.\r\n",
+        "From: nobody\r\nTo: help@charity.example\r\nSubject: hello\r\nMessage-ID: <n4@example.net>\r\n\r\nFourth.\r\n",
+    ];
+    let mut seen = BTreeSet::from([hers]);
+    for (uid, raw) in (3..).zip(anonymous) {
+        let Outcome::NewTicket(id) = desk.file(uid, FolderKind::Requests, raw) else {
+            panic!("a ticket of its own: {raw:?}");
+        };
+        assert!(seen.insert(id), "{raw:?} joined ticket {id}");
+    }
+}

@@ -89,6 +89,10 @@ pub enum Anomaly {
     UnusableAddress {
         address: String,
     },
+    /// A different message with this Message-ID is already stored (broken web forms, scanners
+    /// and some phones reuse them). Added by the process stage, which files the message under a
+    /// content key of its own (`thread::dedupe`); parse cannot know it.
+    ReusedMessageId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -146,6 +150,7 @@ impl Anomaly {
             Anomaly::TooLarge { .. } => "too-large",
             Anomaly::LongSubject { .. } => "long-subject",
             Anomaly::UnusableAddress { .. } => "unusable-address",
+            Anomaly::ReusedMessageId => "reused-message-id",
         }
     }
 }
@@ -258,6 +263,11 @@ impl fmt::Display for Anomaly {
             Anomaly::UnusableAddress { address } => write!(
                 f,
                 "the sender address {address:?} cannot be written to by casemail; answers to it cannot be sent"
+            ),
+            Anomaly::ReusedMessageId => write!(
+                f,
+                "reused Message-ID: a different message with this Message-ID is already stored; \
+                 this one is filed on its own and not threaded by it"
             ),
         }
     }

@@ -812,3 +812,32 @@ fn a_subject_of_a_megabyte_is_cut_to_a_header_line() {
     assert_eq!(short.subject.as_deref(), Some("Housing"));
     assert!(!short.anomalies.iter().any(|a| a.kind() == "long-subject"));
 }
+
+#[test]
+fn a_from_display_name_that_is_not_utf8_keeps_the_address() {
+    // A four-byte lead swallows the `(` after it, and mail-parser loses the angle-addr.
+    for name in [
+        &b"\xf0\x28\x8c\x28"[..],
+        b"\"\xf0\x28\"",
+        b"\xff\xfe",
+        b"=?utf-8?B?/w==?=",
+    ] {
+        let mut raw = b"From: ".to_vec();
+        raw.extend_from_slice(name);
+        raw.extend_from_slice(
+            b" <Amal@Example.org>\r\nTo: help@charity.example\r\nSubject: x\r\nMessage-ID: <n@x>\r\n\r\nhi\r\n",
+        );
+        let mail = parse_default(&raw);
+        let from = mail.from.as_ref().expect("a From address");
+        assert_eq!(from.address, "amal@example.org", "{name:?}");
+        assert_eq!(mail.from_count, 1, "{name:?}");
+        assert!(
+            !mail
+                .anomalies
+                .iter()
+                .any(|a| matches!(a, Anomaly::UnusableAddress { .. } | Anomaly::MissingFrom)),
+            "{name:?}: {:?}",
+            mail.anomalies
+        );
+    }
+}

@@ -496,3 +496,129 @@ mod exact_keys {
         }
     }
 }
+
+/// Opens the store of `state_dir` again: sled lets go of its lock a moment after the last
+/// handle of the previous open is dropped.
+fn reopen(state_dir: &std::path::Path) -> Result<Store, Error> {
+    for _ in 0..100 {
+        match Store::open(state_dir) {
+            Err(Error::Locked { .. }) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            other => return other,
+        }
+    }
+    Store::open(state_dir)
+}
+
+fn with_tickets(state_dir: &std::path::Path, count: usize) {
+    let store = reopen(state_dir).expect("open");
+    for _ in 0..count {
+        store
+            .write(|tx| {
+                let id = tx.allocate_ticket_id()?;
+                tx.put_ticket(&ticket(id, "a@example.org"))
+            })
+            .expect("write");
+    }
+    store.flush().expect("flush");
+}
+
+#[test]
+fn a_new_state_directory_gets_a_marker_and_each_open_a_generation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_tickets(dir.path(), 2);
+    let first = marker::read(dir.path()).expect("read").expect("marker");
+    assert_eq!(first.generation, 1);
+    assert_eq!(first.schema, SCHEMA_VERSION);
+    drop(reopen(dir.path()).expect("reopen"));
+    let second = marker::read(dir.path()).expect("read").expect("marker");
+    assert_eq!(second.generation, 2);
+    assert_eq!(second.last_ticket, 2);
+    assert!(second.holds_data);
+}
+
+#[test]
+fn a_deleted_store_is_refused_not_started_empty() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_tickets(dir.path(), 1);
+    std::fs::remove_dir_all(dir.path().join(STORE_DIR)).expect("delete");
+    let err = reopen(dir.path()).expect_err("refused");
+    assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("is missing"), "{text}");
+    assert!(text.contains("restore"), "{text}");
+    assert!(
+        !dir.path().join(STORE_DIR).exists(),
+        "no empty store was created in its place"
+    );
+}
+
+#[test]
+fn a_store_truncated_to_nothing_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_tickets(dir.path(), 1);
+    std::fs::File::create(dir.path().join(STORE_DIR).join("db")).expect("truncate");
+    let err = reopen(dir.path()).expect_err("refused");
+    assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
+    assert!(err.to_string().contains("is empty"), "{err}");
+}
+
+#[test]
+fn a_store_that_lost_tickets_or_all_its_records_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_tickets(dir.path(), 3);
+    let mut recorded = marker::read(dir.path()).expect("read").expect("marker");
+    recorded.last_ticket = 5;
+    marker::write(dir.path(), &recorded).expect("write");
+    let err = reopen(dir.path()).expect_err("refused");
+    assert!(err.to_string().contains("records were lost"), "{err}");
+
+    // A database sled opens as a new one (every record gone) where data was.
+    let other = tempfile::tempdir().expect("temp dir");
+    with_tickets(other.path(), 1);
+    // A clean stop records what the run filed.
+    reopen(other.path())
+        .expect("reopen")
+        .refresh_marker(other.path())
+        .expect("refresh");
+    std::fs::remove_dir_all(other.path().join(STORE_DIR)).expect("delete");
+    {
+        let fresh = Store::open_path(other.path().join(STORE_DIR)).expect("fresh");
+        fresh.flush().expect("flush");
+    }
+    let err = reopen(other.path()).expect_err("refused");
+    assert!(matches!(err, Error::Damaged { .. }), "{err:?}");
+}
+
+#[test]
+fn verify_reads_every_record_and_names_those_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    with_tickets(dir.path(), 2);
+    drop(reopen(dir.path()).expect("reopen"));
+    let healthy = verify::verify(dir.path()).expect("verify");
+    assert!(healthy.is_ok(), "{healthy:?}");
+    assert!(healthy.records > 2, "{healthy:?}");
+
+    {
+        let store = reopen(dir.path()).expect("open");
+        store
+            .tree
+            .insert(ticket_key(TicketId(2)).as_bytes(), b"\x00garbage".to_vec())
+            .expect("insert");
+        store.flush().expect("flush");
+    }
+    let damaged = verify::verify(dir.path()).expect("verify");
+    assert_eq!(damaged.unreadable, vec![ticket_key(TicketId(2))]);
+    assert!(damaged.damage().is_some());
+
+    std::fs::remove_dir_all(dir.path().join(STORE_DIR)).expect("delete");
+    let missing = verify::verify(dir.path()).expect("verify");
+    assert_eq!(missing.records, 0);
+    assert!(
+        missing.problems.iter().any(|p| p.contains("is missing")),
+        "{missing:?}"
+    );
+    assert!(
+        !dir.path().join(STORE_DIR).exists(),
+        "verify creates no store"
+    );
+}

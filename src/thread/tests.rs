@@ -45,6 +45,9 @@ impl ThreadView for FakeView {
     fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Infallible> {
         Ok(self.keys.get(&key.to_index_string()).copied())
     }
+    fn message(&self, _ticket: TicketId, _seq: u32) -> Result<Option<StoredMessage>, Infallible> {
+        Ok(None)
+    }
     fn find_message_id(&self, id: &MessageId) -> Result<Option<TicketId>, Infallible> {
         Ok(self.message_ids.get(id.as_str()).copied())
     }

@@ -231,6 +231,79 @@ async fn the_same_message_delivered_twice_is_one_entry() {
 }
 
 #[tokio::test]
+async fn a_reused_message_id_keeps_both_messages_and_a_redelivery_stays_one() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::new(bench, &[]);
+    let help = daemon.help.clone();
+    let amal = bench.new_account("amal");
+    let bilal = bench.new_account("bilal");
+    daemon.start();
+    // A web form that gives every submission the same Message-ID.
+    let hers = mail(
+        &amal.address,
+        &help.address,
+        "Contact form",
+        Some("contact@form.example"),
+        "",
+        "My landlord changed the locks.",
+    );
+    let his = mail(
+        &bilal.address,
+        &help.address,
+        "Contact form",
+        Some("contact@form.example"),
+        "",
+        "I was refused at the hospital.",
+    );
+    // Each delivery through Postfix adds its own Received, Return-Path and Delivered-To.
+    for (from, raw) in [(&amal, &hers), (&bilal, &his), (&amal, &hers)] {
+        bench
+            .send_mail(&from.address, &[&help.address], raw)
+            .await
+            .expect("send");
+    }
+    wait_drained(bench, &mut daemon, &["INBOX"], 3).await;
+    daemon.terminate().await.expect("clean stop");
+
+    let messages = daemon.all_messages();
+    assert_eq!(messages.len(), 2, "both messages, once each: {messages:#?}");
+    let tickets: BTreeSet<u64> = messages.iter().map(|(ticket, _)| *ticket).collect();
+    assert_eq!(tickets.len(), 2, "one ticket each: {messages:#?}");
+    let reused: Vec<&Value> = messages
+        .iter()
+        .map(|(_, m)| m)
+        .filter(|m| {
+            m["anomalies"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|a| a.as_str().unwrap_or("").starts_with("reused Message-ID"))
+            })
+        })
+        .collect();
+    assert_eq!(reused.len(), 1, "{messages:#?}");
+    assert!(
+        reused[0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused at the hospital"),
+        "{messages:#?}"
+    );
+    let first = messages
+        .iter()
+        .find(|(_, m)| {
+            m["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("changed the locks")
+        })
+        .expect("her message");
+    assert_eq!(
+        first.1["sources"].as_array().map(Vec::len),
+        Some(2),
+        "her second delivery is a source of the first: {messages:#?}"
+    );
+}
+
+#[tokio::test]
 async fn a_uidvalidity_change_reimports_nothing_twice() {
     let bench = harness::shared().await;
     let folders = toml::Value::Array(vec![toml::Value::String("Requests".into())]);
@@ -425,7 +498,7 @@ async fn interrupted_ingest(how: Interruption, times: usize) {
 }
 
 /// How many messages the help mailbox's Processed folder holds (IMAP STATUS; 0 before it exists).
-async fn processed_count(session: &mut harness::ImapSession) -> u32 {
+pub async fn processed_count(session: &mut harness::ImapSession) -> u32 {
     session
         .status("Processed", "(MESSAGES)")
         .await

@@ -483,3 +483,73 @@ async fn erasure_removes_every_trace_of_one_requester_and_nothing_of_anyone_else
     assert_eq!(daemon.tickets().len(), 1);
     daemon.terminate().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_deleted_store_is_refused_at_start_and_verify_reports_it() {
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::live(bench, &[]);
+    let help = daemon.help.clone();
+    daemon.start();
+    let request = mail(
+        "dana@phone.example",
+        &help.address,
+        "Housing",
+        Some("kept@phone.example"),
+        "",
+        "We were evicted.",
+    );
+    bench
+        .append(&help, "INBOX", &request, &[])
+        .await
+        .expect("append");
+    wait_drained(bench, &mut daemon, &["INBOX"], 1).await;
+    daemon.terminate().await.expect("clean stop");
+
+    // A healthy store: every record of a real daemon's store reads back.
+    let healthy = daemon.cli(&["verify", "--json"]);
+    let report: Value = serde_json::from_slice(&healthy.stdout).expect("verify --json");
+    assert!(healthy.status.success(), "{report:#}");
+    assert_eq!(report["unreadable"], serde_json::json!([]), "{report:#}");
+    assert!(report["records"].as_u64().unwrap_or(0) > 5, "{report:#}");
+
+    std::fs::remove_dir_all(daemon.state_dir.join("store")).expect("delete the store");
+    let mut run = std::process::Command::new(crate::daemon::CASEMAIL)
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn casemail run");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            run.kill().ok();
+            panic!("casemail started on a deleted store instead of refusing");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("missing or damaged"), "{stderr}");
+    assert!(
+        !daemon.state_dir.join("store").exists(),
+        "no empty store was started"
+    );
+
+    let damaged = daemon.cli(&["verify", "--json"]);
+    assert_eq!(damaged.status.code(), Some(65));
+    let report: Value = serde_json::from_slice(&damaged.stdout).expect("verify --json");
+    let problems = report["problems"].as_array().expect("problems");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap_or("").contains("is missing")),
+        "{report:#}"
+    );
+}

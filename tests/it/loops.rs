@@ -727,3 +727,110 @@ async fn the_first_run_backfill_of_500_messages_sends_nothing_at_all() {
     }
     daemon.terminate().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_backfill_interrupted_by_sigkill_stays_a_backfill_after_the_restart() {
+    const COUNT: usize = 600;
+    let bench = harness::shared().await;
+    let mut daemon = Daemon::new(
+        bench,
+        &[
+            acknowledgements_on(),
+            ("ingest", "batch_size", toml::Value::Integer(50)),
+            // No digest falls due while the test runs.
+            (
+                "rota",
+                "timezone",
+                toml::Value::String(zone_just_after_midnight()),
+            ),
+            ("rota", "digest_at", toml::Value::String("12:00".to_owned())),
+        ],
+    );
+    let amina = bench.new_account("amina");
+    add_agent(&daemon, "amina", &amina, "agent");
+    import_rota(
+        &daemon,
+        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
+    );
+    let help = daemon.help.clone();
+    // The second half of the backlog comes from people who are not in the first half, so it
+    // would open tickets of its own, routed and notified, if it were taken for live mail.
+    let requesters: Vec<Account> = (0..8).map(|_| bench.new_account("old")).collect();
+    let mut session = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
+    for i in 0..COUNT {
+        let half = if i < COUNT / 2 { 0 } else { 4 };
+        let raw = mail(
+            &requesters[half + i % 4].address,
+            &help.address,
+            &format!("old request {i}"),
+            Some(&format!("backlog-{i}@phone.example")),
+            "",
+            &format!("Message number {i}."),
+        );
+        session
+            .append("INBOX", None, None, &raw)
+            .await
+            .expect("append");
+    }
+    session.logout().await.ok();
+
+    // Killed once part of the backlog is filed: the cursor is stored, the backlog is not done.
+    let mut watcher = bench
+        .imap_session(&help, harness::Security::Plain)
+        .await
+        .expect("imap session");
+    daemon.start();
+    let reached = loop {
+        let processed = crate::ingest::processed_count(&mut watcher).await;
+        if processed >= 60 {
+            break processed;
+        }
+        daemon.assert_running();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    daemon.kill();
+    watcher.logout().await.ok();
+    assert!(
+        reached < COUNT as u32 / 2,
+        "killed in the first half of the backfill ({reached} of {COUNT})"
+    );
+
+    daemon.start();
+    wait_drained(bench, &mut daemon, &["INBOX"], COUNT).await;
+    let marked = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    cli_ok(&daemon, &["agent", "back", "amina"]);
+    let swept = harness::wait_until(PATIENCE, || async {
+        metric(&daemon, "casemail_process_last_alive_timestamp_seconds").await > marked
+    })
+    .await;
+    assert!(swept.is_ok(), "{}", daemon.log_tail());
+    assert_eq!(metric(&daemon, "casemail_outbox_messages").await, 0.0);
+    for kind in ["notification", "acknowledgement"] {
+        assert_eq!(sent(&daemon, kind).await, 0.0, "{kind} sent");
+    }
+    for account in requesters.iter().chain([&amina]) {
+        assert_eq!(
+            count(bench, account, "INBOX").await,
+            0,
+            "{} received mail",
+            account.address
+        );
+    }
+    let tickets = daemon.tickets();
+    assert!(!tickets.is_empty());
+    for ticket in &tickets {
+        assert!(ticket["owner"].is_null(), "{ticket}");
+        let flags = ticket["flags"].as_array().expect("flags");
+        assert!(flags.iter().any(|f| f == "backfilled"), "{ticket}");
+    }
+    let log = std::fs::read_to_string(&daemon.log_path).expect("daemon log");
+    assert!(
+        log.contains("Continuing the first-run backfill."),
+        "{}",
+        daemon.log_tail()
+    );
+    daemon.terminate().await.expect("stop");
+}
