@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::admin;
@@ -107,6 +107,15 @@ pub enum Command {
     /// answer to an address that is suppressed.
     #[command(subcommand)]
     Deadletter(DeadletterCommand),
+    /// Print a completion script for SHELL to stdout (for example into
+    /// /usr/share/bash-completion/completions/casemail).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (casemail.1 and one page per command, such as
+    /// casemail-ticket-show.1) into DIR, made from this help text.
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -722,6 +731,23 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Auth(command) => {
             let config = config::load(&cli.config)?;
             return auth::run(&config, &command);
+        }
+        Command::Completions { shell } => {
+            // Composed in memory first: the generator panics on a write error, and a closed
+            // pipe (`| head`) is an ordinary error here.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "casemail", &mut script);
+            std::io::stdout()
+                .write_all(&script)
+                .context("cannot write the completion script")?;
+            return Ok(());
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the manual pages to {}", dir.display()))?;
+            return Ok(());
         }
         Command::Erase(args) => StoreCommand::Erase {
             requester: args.requester,

@@ -282,3 +282,62 @@ fn service_user_reads_the_config_installed_as_documented() {
         text(&accepted.stderr)
     );
 }
+
+/// Every command the CLI has, visible ones only, by its full name (`ticket show`).
+fn command_names() -> Vec<String> {
+    use clap::CommandFactory as _;
+    fn walk(command: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let name = format!("{prefix}{}", sub.get_name());
+            out.push(name.clone());
+            walk(sub, &format!("{name} "), out);
+        }
+    }
+    let mut names = Vec::new();
+    walk(&casemail::cli::Cli::command(), "", &mut names);
+    names
+}
+
+#[test]
+fn completion_scripts_offer_every_command() {
+    let top: Vec<String> = command_names()
+        .into_iter()
+        .filter(|n| !n.contains(' '))
+        .collect();
+    assert!(top.contains(&"ticket".to_owned()), "{top:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let output = casemail()
+            .args(["completions", shell])
+            .output()
+            .expect("the casemail binary runs");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let script = text(&output.stdout);
+        for name in &top {
+            assert!(script.contains(name.as_str()), "{shell}: no {name}");
+        }
+    }
+}
+
+#[test]
+fn manual_pages_are_written_for_every_command() {
+    let dir = tempfile::tempdir().expect("a temporary directory can be created");
+    let pages = dir.path().join("man1");
+    let output = casemail()
+        .arg("man")
+        .arg(&pages)
+        .output()
+        .expect("the casemail binary runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut names = vec!["casemail".to_owned()];
+    names.extend(
+        command_names()
+            .iter()
+            .map(|n| format!("casemail-{}", n.replace(' ', "-"))),
+    );
+    for name in names {
+        let page = std::fs::read_to_string(pages.join(format!("{name}.1")))
+            .unwrap_or_else(|err| panic!("{name}.1: {err}"));
+        assert!(page.contains(&format!(".TH {name} 1")), "{name}.1:\n{page}");
+        assert!(page.contains(".SH SYNOPSIS"), "{name}.1:\n{page}");
+    }
+}
