@@ -252,41 +252,12 @@ where
     }
 }
 
-/// Builds the TLS client configuration: the operator's CA file when given, else the system's
-/// trust store.
+/// The TLS connector for `host`, with its errors named after the host.
 pub fn tls_connector(host: &str, ca_file: Option<&std::path::Path>) -> Result<TlsConnector, Error> {
-    let tls_error = |reason: String| Error::Tls {
+    crate::tls::connector(ca_file).map_err(|reason| Error::Tls {
         host: host.to_owned(),
         reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| tls_error(format!("cannot read ca_file {}: {e}", path.display())))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| tls_error(format!("bad ca_file: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| tls_error(format!("bad certificate in ca_file: {e}")))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                // A system store may hold certificates rustls cannot use; skipping them is what
-                // every client does.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| tls_error(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    })
 }
 
 async fn tls_wrap<S: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug + 'static>(

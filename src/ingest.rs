@@ -767,9 +767,9 @@ impl Filing<'_> {
                         tx.put_message(&message, None)?;
                     }
                     if own_mail {
-                        file_own_mail(tx, now, &mut record, message.clone())?;
+                        file_as_note(tx, now, &mut record, message.clone(), &OWN_MAIL)?;
                     } else if reaction {
-                        file_reaction(tx, now, &mut record, message.clone())?;
+                        file_as_note(tx, now, &mut record, message.clone(), &REACTION)?;
                     } else if matches!(record.status, Status::Waiting | Status::Closed) && !is_spam
                     {
                         record.status = Status::Open;
@@ -860,10 +860,10 @@ impl Filing<'_> {
                     tx.add_event(&mut record, &event)?;
                     if own_mail {
                         record.status = Status::Closed;
-                        file_own_mail(tx, now, &mut record, message.clone())?;
+                        file_as_note(tx, now, &mut record, message.clone(), &OWN_MAIL)?;
                     } else if reaction {
                         record.status = Status::Closed;
-                        file_reaction(tx, now, &mut record, message.clone())?;
+                        file_as_note(tx, now, &mut record, message.clone(), &REACTION)?;
                     }
                     if let Some(verdict) = spam.as_ref().filter(|v| v.spam) {
                         let event = Event {
@@ -1532,30 +1532,6 @@ fn acknowledge_request(
     Ok(())
 }
 
-/// Marks a stored message as casemail's own mail come back: a note, with an event; the
-/// caller routes nothing and answers nothing.
-fn file_own_mail(
-    tx: &WriteTx<'_>,
-    now: Timestamp,
-    ticket: &mut Ticket,
-    mut message: StoredMessage,
-) -> store::TxResult<()> {
-    message.direction = Direction::Note;
-    message
-        .anomalies
-        .push("casemail's own mail came back (loop header); never answered".to_owned());
-    tx.put_message(&message, None)?;
-    tx.add_event(
-        ticket,
-        &Event {
-            at: now,
-            actor: Actor::System,
-            kind: "own_mail".to_owned(),
-            detail: "mail casemail sent came back to the help address; kept as a note, not routed or answered".to_owned(),
-        },
-    )
-}
-
 /// Files an answer that repeats one already relayed (a client that sends twice, or a captured
 /// reply sent again under a new Message-ID) as a note, never relayed; returns the line that
 /// tells the caseworker.
@@ -1612,25 +1588,47 @@ fn answer_fingerprint(text: &str, attachments: &[AttachmentBytes]) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Files an Outlook reaction as a note: never relayed, answered or notified.
-fn file_reaction(
+/// Mail kept on its ticket as a note that nobody is told of and nothing answers: what the
+/// stored message's anomaly and the ticket's event say.
+struct KeptAsNote {
+    anomaly: &'static str,
+    kind: &'static str,
+    detail: &'static str,
+}
+
+/// casemail's own mail come back (its loop header): answering it is how a loop starts.
+const OWN_MAIL: KeptAsNote = KeptAsNote {
+    anomaly: "casemail's own mail came back (loop header); never answered",
+    kind: "own_mail",
+    detail: "mail casemail sent came back to the help address; kept as a note, not routed or answered",
+};
+
+/// An Outlook reaction ("… reacted to your message"): no answer and no request.
+const REACTION: KeptAsNote = KeptAsNote {
+    anomaly: "an Outlook reaction, not an answer; never relayed or answered",
+    kind: "reaction",
+    detail: "an Outlook reaction arrived; kept as a note, nobody notified",
+};
+
+/// Marks a stored message as a note of the kind `what` says, with an event; the caller routes
+/// nothing and answers nothing.
+fn file_as_note(
     tx: &WriteTx<'_>,
     now: Timestamp,
     ticket: &mut Ticket,
     mut message: StoredMessage,
+    what: &KeptAsNote,
 ) -> store::TxResult<()> {
     message.direction = Direction::Note;
-    message
-        .anomalies
-        .push("an Outlook reaction, not an answer; never relayed or answered".to_owned());
+    message.anomalies.push(what.anomaly.to_owned());
     tx.put_message(&message, None)?;
     tx.add_event(
         ticket,
         &Event {
             at: now,
             actor: Actor::System,
-            kind: "reaction".to_owned(),
-            detail: "an Outlook reaction arrived; kept as a note, nobody notified".to_owned(),
+            kind: what.kind.to_owned(),
+            detail: what.detail.to_owned(),
         },
     )
 }

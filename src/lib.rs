@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod rota;
 pub mod sanitize;
 pub mod telemetry;
+mod tls;
 
 pub mod auth;
 pub mod fetch;

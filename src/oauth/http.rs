@@ -8,7 +8,6 @@
 //! from being sent anywhere but the configured endpoint.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -274,37 +273,10 @@ async fn exchange(url: &Url, request: &[u8], ca_file: Option<&Path>) -> Result<R
 }
 
 fn tls_connector(host: &str, ca_file: Option<&Path>) -> Result<TlsConnector, Error> {
-    let tls_error = |reason: String| Error::Tls {
+    crate::tls::connector(ca_file).map_err(|reason| Error::Tls {
         host: host.to_owned(),
         reason,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| tls_error(format!("cannot read ca_file {}: {e}", path.display())))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| tls_error(format!("bad ca_file: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| tls_error(format!("bad certificate in ca_file: {e}")))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                // Certificates rustls cannot use are skipped, as every client does.
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| tls_error(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
+    })
 }
 
 async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(
