@@ -706,19 +706,7 @@ fn mail_failing_authentication_is_not_acknowledged() {
 #[test]
 fn a_requester_casemail_cannot_write_to_gets_a_flagged_ticket_and_answers_are_kept_not_fatal() {
     let desk = Desk::new();
-    crate::admin::add_agent(
-        &desk.store,
-        "help@charity.example",
-        crate::admin::NewAgent {
-            id: "amina".to_owned(),
-            name: "Amina".to_owned(),
-            emails: vec!["amina@volunteers.example".to_owned()],
-            role: crate::model::Role::Agent,
-            max_open: None,
-        },
-        Timestamp::UNIX_EPOCH,
-    )
-    .expect("agent");
+    desk.add_agent_as("amina", crate::model::Role::Agent);
     let request = "From: Taro <taro..yamada@docomo.ne.jp>\r\nTo: help@charity.example\r\nSubject: Visa\r\nMessage-ID: <1@docomo.ne.jp>\r\n\r\nPlease call 090-1234-5678.\r\n";
     let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
         panic!("a ticket of its own");
@@ -839,19 +827,7 @@ fn a_notice_to_a_coordinator_casemail_cannot_write_to_is_recorded_on_the_ticket(
 #[test]
 fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
     let desk = Desk::new();
-    crate::admin::add_agent(
-        &desk.store,
-        "help@charity.example",
-        crate::admin::NewAgent {
-            id: "carol".to_owned(),
-            name: "Carol".to_owned(),
-            emails: vec!["carol@volunteers.example".to_owned()],
-            role: crate::model::Role::Coordinator,
-            max_open: None,
-        },
-        Timestamp::UNIX_EPOCH,
-    )
-    .expect("agent");
+    desk.add_agent_as("carol", crate::model::Role::Coordinator);
     let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
     let Outcome::NewTicket(id) = desk.file(1, FolderKind::Requests, request) else {
         panic!("a new ticket");
