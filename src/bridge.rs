@@ -303,7 +303,7 @@ pub fn commands(reply: &str) -> Commands {
     let mut parsed = Commands::default();
     let mut lines = reply.lines().peekable();
     while let Some(line) = lines.peek() {
-        let visible = crate::gate::without_format(line);
+        let visible = crate::sanitize::without_format(line);
         let trimmed = visible.trim();
         if trimmed.is_empty() {
             lines.next();

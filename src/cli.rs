@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin;
 use crate::config::{self, Config};
 use crate::control;
+use crate::telemetry::LogFormat;
 use crate::ids::{AgentId, TicketId};
 use crate::model::{Role, Status};
 use crate::store::Store;
@@ -48,14 +49,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines, suited to journald.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::fetch::{FolderKind, FolderWatch, OnDown, OnLag};
+use crate::fetch::{FolderWatch, OnDown, OnLag};
+use crate::model::FolderKind;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{control, ingest, reconcile, relay, sd_notify};
@@ -146,7 +147,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Only the fetchers hold senders now: when they stop, the process stage drains and ends.
     drop(to_process);
 
-    let clock: ingest::Clock = Arc::new(jiff::Timestamp::now);
+    let clock = crate::clock::system();
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
     let transport = relay::transport(&config.smtp, None).context("cannot set up SMTP")?;
     let relay_cancel = CancellationToken::new();

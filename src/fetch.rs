@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{self, Security};
 use crate::ids::{MessageId, Uid, UidValidity};
-use crate::model::{Cursor, Source};
+use crate::model::{Arrival, Cursor, FolderKind, Source};
 use crate::store::Store;
 
 pub mod expunge;
@@ -72,20 +72,6 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("the process stage stopped")]
     ProcessGone,
-}
-
-/// Whether a folder's mail is ordinary requester mail or arrived in a junk folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FolderKind {
-    Requests,
-    Junk,
-}
-
-/// Whether a message is new, or was already in the folder on the first run (backfill).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
-    Live,
-    Backfill,
 }
 
 /// A raw message fetched from IMAP, on its way to the process stage.

@@ -346,7 +346,7 @@ pub fn decide(
         return Decision::Hold(Hold::UnknownCommand(line));
     }
     let body = parsed.body.trim();
-    if body.is_empty() || without_format(body).trim().is_empty() {
+    if body.is_empty() || crate::sanitize::without_format(body).trim().is_empty() {
         return if files.is_empty() && !parsed.commands.is_empty() {
             Decision::CommandsOnly
         } else if files.is_empty() {
@@ -383,26 +383,13 @@ pub fn decide(
     Decision::Relay(cleared)
 }
 
-/// Removes format characters (Unicode category Cf: zero-width space and joiners, the BOM,
-/// bidi marks, soft hyphen), which HTML clients insert and a reader does not see.
-pub fn without_format(text: &str) -> String {
-    static FORMAT: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\p{Cf}+").ok());
-    match FORMAT.as_ref() {
-        Some(format) => format.replace_all(text, "").into_owned(),
-        None => text.chars().filter(|c| !is_format_fallback(*c)).collect(),
-    }
-}
-
-fn is_format_fallback(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
-}
 
 /// The first line of `body`, when it looks like a command: `#` (or a full-width `＃`) and a
 /// letter, once format characters are removed. `#1 priority` does not.
 pub fn looks_like_command(body: &str) -> Option<String> {
     let first = body
         .lines()
-        .map(without_format)
+        .map(crate::sanitize::without_format)
         .find(|line| !line.trim().is_empty())?;
     let rest = first.trim().strip_prefix(['#', '\u{FF03}'])?.trim_start();
     rest.chars()
@@ -427,7 +414,7 @@ fn contains_marker(text: &str) -> bool {
             Regex::new(r"(?mi)^[\s>]*Status:\s*\S").ok()?,
         ))
     });
-    let visible = without_format(text);
+    let visible = crate::sanitize::without_format(text);
     match HEADER_BLOCK.as_ref() {
         Some((ticket, status)) if ticket.is_match(&visible) && status.is_match(&visible) => {
             return true;

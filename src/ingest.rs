@@ -18,7 +18,8 @@ use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use crate::assign::{self, Team, TeamChange};
 use crate::bridge::{self, Verdict};
 use crate::config::Config;
-use crate::fetch::{Arrival, Committed, Fetched, FolderKind};
+use crate::fetch::{Committed, Fetched};
+use crate::model::{Arrival, FolderKind};
 use crate::gate;
 use crate::ids::{TicketId, Uid, UidValidity};
 use crate::metrics::{Metrics, Stage};
@@ -31,9 +32,6 @@ use crate::parse::{self, InboundMail, ParseLimits};
 use crate::store::{self, Store, WriteTx};
 use crate::thread::{self, Dedupe, Hints, Inbound, OpenTicketRule, Placement};
 use crate::token::Secret;
-
-/// The requester recorded when a message has no usable sender at all.
-pub const UNKNOWN_SENDER: &str = "unknown-sender@invalid";
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +53,24 @@ pub enum Outcome {
     Bounced(TicketId),
 }
 
-/// The clock the process stage reads; tests pass a fixed one.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+impl Outcome {
+    /// How the figures count it.
+    fn counted(&self) -> crate::metrics::Filed {
+        use crate::metrics::Filed;
+        match self {
+            Outcome::NewTicket(_) | Outcome::Added(..) => Filed::Ticket,
+            Outcome::Duplicate(_) => Filed::Duplicate,
+            Outcome::Quarantined(_) => Filed::Quarantined,
+            Outcome::Relayed(_) => Filed::Relayed,
+            Outcome::ReplyRefused(..) => Filed::ReplyRefused,
+            Outcome::ReplyHeld(..) => Filed::ReplyHeld,
+            Outcome::ReplyNotSent(..) => Filed::ReplyNotSent,
+            Outcome::Bounced(_) => Filed::Bounced,
+        }
+    }
+}
+
+use crate::clock::Clock;
 
 /// Work that must run in the single writer, between batches (an erasure from the control
 /// socket). The team is reloaded after each job.
@@ -269,7 +283,7 @@ async fn process_batch(
         )
         .instrument(span.clone())
         .await?;
-        metrics.message_filed(&outcome);
+        metrics.message_filed(outcome.counted());
         span.in_scope(|| match &outcome {
             Outcome::NewTicket(id) => {
                 tracing::Span::current().record("ticket", id.0);
@@ -1793,7 +1807,7 @@ pub fn sender_address(mail: &InboundMail) -> String {
         .or_else(|| mail.return_path.clone())
         .filter(|a| a.contains('@'))
         .map(|a| a.to_lowercase())
-        .unwrap_or_else(|| UNKNOWN_SENDER.to_owned())
+        .unwrap_or_else(|| crate::model::UNKNOWN_SENDER.to_owned())
 }
 
 /// Why the process stage stopped.

@@ -5,6 +5,7 @@
 //! and finally the daemon that wires the stages together and the control socket the CLI uses.
 //! See `ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
+pub mod clock;
 pub mod config;
 pub mod ids;
 pub mod model;

@@ -98,7 +98,7 @@ pub fn no_answer(mail: &InboundMail, sender: &str, helpdesk: &str) -> Option<NoA
         .return_path
         .as_deref()
         .is_some_and(|path| path.trim().trim_matches(['<', '>']).trim().is_empty());
-    if null_return_path || !sender.contains('@') || sender == crate::ingest::UNKNOWN_SENDER {
+    if null_return_path || !sender.contains('@') || sender == crate::model::UNKNOWN_SENDER {
         return Some(NoAnswer::NullSender);
     }
     for address in std::iter::once(sender).chain(mail.return_path.as_deref()) {
@@ -344,7 +344,7 @@ pub fn admit(
         }
         Admission::OverCap(reason) | Admission::Suppressed(reason) => {
             if let Some(ticket) = ticket {
-                let kind_name = crate::relay::kind_name(kind);
+                let kind_name = kind.name();
                 let (event_kind, detail) = match &admission {
                     Admission::Suppressed(_) => {
                         ("mail_suppressed", format!("{kind_name} not sent: {reason}"))

@@ -17,9 +17,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::fetch::{Budget, Lag};
-use crate::ingest::Outcome;
 use crate::model::{Cursor, OutboxKind, Status};
-use crate::relay::{self, Settled};
+use crate::relay::Settled;
 use crate::store::{self, Store};
 
 /// The process stage sweeps at least every 30 s and reports after every batch, so this long
@@ -120,6 +119,20 @@ struct Marks {
     sign_in_refused: Option<String>,
 }
 
+/// What became of a filed message, as the figures count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filed {
+    /// A new ticket, or a message added to one.
+    Ticket,
+    Duplicate,
+    Quarantined,
+    Relayed,
+    ReplyRefused,
+    ReplyHeld,
+    ReplyNotSent,
+    Bounced,
+}
+
 /// Counters and health marks shared by the daemon's tasks through an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
@@ -194,32 +207,19 @@ impl Metrics {
     }
 
     /// Counts a message the process stage has filed.
-    pub fn message_filed(&self, outcome: &Outcome) {
+    pub fn message_filed(&self, filed: Filed) {
         self.ingested.fetch_add(1, Ordering::Relaxed);
-        match outcome {
-            Outcome::Duplicate(_) => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Quarantined(_) => {
-                self.quarantined.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Relayed(_) => {
-                self.replies_relayed.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::ReplyRefused(..) => {
-                self.replies_refused.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::ReplyHeld(..) => {
-                self.replies_held.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::ReplyNotSent(..) => {
-                self.replies_not_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Bounced(_) => {
-                self.bounces.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::NewTicket(_) | Outcome::Added(..) => {}
-        }
+        let counter = match filed {
+            Filed::Duplicate => &self.duplicates,
+            Filed::Quarantined => &self.quarantined,
+            Filed::Relayed => &self.replies_relayed,
+            Filed::ReplyRefused => &self.replies_refused,
+            Filed::ReplyHeld => &self.replies_held,
+            Filed::ReplyNotSent => &self.replies_not_sent,
+            Filed::Bounced => &self.bounces,
+            Filed::Ticket => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe(&self, stage: Stage, elapsed: Duration) {
@@ -236,7 +236,7 @@ impl Metrics {
 
     /// Counts an outbox message the relay has settled.
     pub fn relay_settled(&self, kind: OutboxKind, settled: Settled) {
-        let kind = relay::kind_name(kind);
+        let kind = kind.name();
         let result = match settled {
             Settled::Sent => "sent",
             Settled::Deferred => "deferred",

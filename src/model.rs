@@ -225,6 +225,9 @@ pub struct Away {
     pub until: Option<Timestamp>,
 }
 
+/// The requester recorded when a message has no usable sender at all.
+pub const UNKNOWN_SENDER: &str = "unknown-sender@invalid";
+
 /// Why casemail sends a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,6 +237,19 @@ pub enum OutboxKind {
     Acknowledgement,
     Bounce,
     Digest,
+}
+
+impl OutboxKind {
+    /// The outbox kind as stored (`notification`, `relay`, …), for events, logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboxKind::Notification => "notification",
+            OutboxKind::Relay => "relay",
+            OutboxKind::Acknowledgement => "acknowledgement",
+            OutboxKind::Bounce => "bounce",
+            OutboxKind::Digest => "digest",
+        }
+    }
 }
 
 /// A message waiting to be sent. Stored before the first attempt, with a Message-ID fixed at
@@ -301,4 +317,51 @@ pub struct ImapDeletion {
     /// Where the message was fetched from: deleted by UID there when the UIDVALIDITY still
     /// matches (mail left in place, or not yet moved).
     pub sources: Vec<Source>,
+}
+
+/// Whether a folder's mail is ordinary requester mail or arrived in a junk folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderKind {
+    Requests,
+    Junk,
+}
+
+/// Whether a message is new, or was already in the folder on the first run (backfill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Live,
+    Backfill,
+}
+
+// The spam classifier's stored records (see `spam::bayes`).
+
+/// Which way a message was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    Spam,
+    Ham,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Spam => "spam",
+            Label::Ham => "ham",
+        }
+    }
+}
+
+/// How many messages of each kind a token appeared in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub spam: u32,
+    pub ham: u32,
+}
+
+/// How many messages of each kind were learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Docs {
+    pub spam: u64,
+    pub ham: u64,
 }

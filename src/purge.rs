@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use tracing::info;
 
-use crate::ids::{MailKey, MessageId, TicketId};
+use crate::ids::{MailKey, TicketId};
 use crate::model::{
     Actor, Event, ImapDeletion, QuarantineEntry, Source, Status, StoredMessage, Ticket,
 };
@@ -443,7 +443,7 @@ pub fn erase(store: &Store, plan: &ErasurePlan, now: Timestamp) -> Result<Remove
     for entry in &quarantined {
         let message_id = store
             .quarantined_raw(&entry.source)?
-            .and_then(|raw| header_message_id(&raw));
+            .and_then(|raw| crate::parse::header_message_id(&raw));
         quarantine_keys.push(message_id);
     }
     let rest = store.write(|tx| {
@@ -568,31 +568,6 @@ fn remove_from_ticket(
     Ok(removed)
 }
 
-/// The Message-ID header of raw mail, read without the full parser (a quarantined message is
-/// one the parser failed on).
-pub fn header_message_id(raw: &[u8]) -> Option<MessageId> {
-    let text = String::from_utf8_lossy(raw);
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let line = line.trim_end_matches('\r');
-        if line.is_empty() {
-            return None;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !name.trim().eq_ignore_ascii_case("message-id") {
-            continue;
-        }
-        let mut value = value.to_owned();
-        // A folded header continues on lines that start with white space.
-        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
-            value.push_str(next.trim_end_matches('\r'));
-        }
-        return MessageId::parse(&value);
-    }
-    None
-}
 
 #[cfg(test)]
 mod tests;

@@ -402,7 +402,7 @@ impl<'a> KnownIds<'a> {
             let mut others = self.store.noted_message_ids()?;
             for entry in self.store.quarantine()? {
                 if let Some(raw) = self.store.quarantined_raw(&entry.source)?
-                    && let Some(id) = header_message_id(&raw)
+                    && let Some(id) = crate::parse::header_message_id(&raw)
                 {
                     others.insert(id);
                 }
@@ -423,37 +423,6 @@ impl<'a> KnownIds<'a> {
     }
 }
 
-/// The Message-ID in a raw message's header, read line by line without a MIME parser:
-/// quarantined mail is there because parsing it failed.
-pub fn header_message_id(raw: &[u8]) -> Option<MessageId> {
-    let mut value: Option<String> = None;
-    for line in raw.split(|byte| *byte == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let text = String::from_utf8_lossy(line);
-        if let Some(value) = value.as_mut() {
-            if text.starts_with([' ', '\t']) {
-                value.push_str(&text);
-                continue;
-            }
-            break;
-        }
-        if let Some((name, rest)) = text.split_once(':')
-            && name.trim().eq_ignore_ascii_case("message-id")
-        {
-            value = Some(rest.to_owned());
-        }
-    }
-    let value = value?;
-    let start = value.find('<');
-    let end = value.rfind('>');
-    match (start, end) {
-        (Some(start), Some(end)) if start < end => MessageId::parse(value.get(start..=end)?),
-        _ => MessageId::parse(&value),
-    }
-}
 
 /// Records what was found, forgets what is no longer missing, and tells the coordinators of
 /// what they have not heard of yet, in one transaction. Returns (messages newly reported,

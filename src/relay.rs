@@ -62,9 +62,7 @@ const MAX_REPLY_CHARS: usize = 200;
 /// The transport every send goes through: one connection per message, no pool.
 pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
-/// The clock the relay reads to decide what is due; tests pass one they can move forward. The
-/// same shape as `ingest::Clock`, so the daemon hands one clock to both.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+use crate::clock::Clock;
 
 /// What went wrong with SMTP, split the way the outbox needs: [`Error::is_transient`] means
 /// "keep the message and try again later", [`Error::is_permanent`] means "this message will
@@ -680,7 +678,7 @@ impl Relay {
             kind: "sent".to_owned(),
             detail: format!(
                 "{} to {} recipient(s)",
-                kind_name(entry.kind),
+                entry.kind.name(),
                 entry.recipients.len()
             ),
         };
@@ -697,12 +695,12 @@ impl Relay {
         self.settled(entry.kind, Settled::Sent);
         match entry.ticket {
             Some(ticket) => {
-                info!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), to = recipient_role(entry.kind), recipients = entry.recipients.len(), "Sent.");
+                info!(outbox_id = entry.id, %ticket, kind = entry.kind.name(), to = recipient_role(entry.kind), recipients = entry.recipients.len(), "Sent.");
             }
             None => {
                 info!(
                     outbox_id = entry.id,
-                    kind = kind_name(entry.kind),
+                    kind = entry.kind.name(),
                     to = recipient_role(entry.kind),
                     recipients = entry.recipients.len(),
                     "Sent."
@@ -763,7 +761,7 @@ impl Relay {
             kind: "send_failed".to_owned(),
             detail: format!(
                 "{} to {} recipient(s) {}",
-                kind_name(entry.kind),
+                entry.kind.name(),
                 entry.recipients.len(),
                 err.event_summary()
             ),
@@ -788,10 +786,10 @@ impl Relay {
         let error = err.to_string();
         match entry.ticket {
             Some(ticket) => {
-                error!(outbox_id = entry.id, %ticket, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an agent or operator must act.");
+                error!(outbox_id = entry.id, %ticket, kind = entry.kind.name(), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an agent or operator must act.");
             }
             None => {
-                error!(outbox_id = entry.id, kind = kind_name(entry.kind), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an operator must act.");
+                error!(outbox_id = entry.id, kind = entry.kind.name(), attempts, %error, "Message refused for good; kept as a dead letter (casemail deadletter list), an operator must act.");
             }
         }
         Ok(())
@@ -828,16 +826,6 @@ fn envelope(entry: &OutboxEntry) -> Result<Envelope, Error> {
     })
 }
 
-/// The outbox kind as stored (`notification`, `relay`, …), for events, logs and metrics.
-pub fn kind_name(kind: OutboxKind) -> &'static str {
-    match kind {
-        OutboxKind::Notification => "notification",
-        OutboxKind::Relay => "relay",
-        OutboxKind::Acknowledgement => "acknowledgement",
-        OutboxKind::Bounce => "bounce",
-        OutboxKind::Digest => "digest",
-    }
-}
 
 /// Who a kind of mail goes to, by role, for logs that must not name addresses.
 pub fn recipient_role(kind: OutboxKind) -> &'static str {

@@ -100,7 +100,9 @@ pub fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store
         // The spam verdict on the message that opened the ticket (or a caseworker's #spam).
         let spam = store
             .spam_record(id)?
-            .map(|record| serde_json::to_value(record.verdict).unwrap_or_default())
+            .map(|record: crate::spam::held::SpamRecord| {
+                serde_json::to_value(record.verdict).unwrap_or_default()
+            })
             .unwrap_or(Value::Null);
         object.insert("spam".to_owned(), spam);
     }

@@ -6,6 +6,9 @@
 //! fd's `sanitize.rs`. It must not decide what to print; callers choose the fields.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Returns `text` with line breaks turned into spaces and every other control character, and
 /// every character that reorders or separates text, shown as a visible `\u{..}` escape.
@@ -212,4 +215,18 @@ mod tests {
         assert_eq!(for_terminal(farsi), farsi);
         assert_eq!(for_terminal("ሰላም፡ ሓገዝ"), "ሰላም፡ ሓገዝ");
     }
+}
+
+/// Removes format characters (Unicode category Cf: zero-width space and joiners, the BOM,
+/// bidi marks, soft hyphen), which HTML clients insert and a reader does not see.
+pub fn without_format(text: &str) -> String {
+    static FORMAT: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\p{Cf}+").ok());
+    match FORMAT.as_ref() {
+        Some(format) => format.replace_all(text, "").into_owned(),
+        None => text.chars().filter(|c| !is_format_fallback(*c)).collect(),
+    }
+}
+
+fn is_format_fallback(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
 }

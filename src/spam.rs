@@ -17,7 +17,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Spam as Settings, SpamTarget};
-use crate::fetch::FolderKind;
+use crate::model::FolderKind;
 use crate::parse::InboundMail;
 
 pub mod bayes;

@@ -1147,7 +1147,7 @@ pub use loops::Counter;
 mod auth;
 pub use auth::Sent;
 /// The spam classifier's records (`bayes/…`) and the verdicts that held tickets as spam
-/// (`spam/{ticket}`); see `spam::bayes` and `spam::held`.
+/// (`spam/{ticket}`), stored as the spam rules give them.
 const KEY_CLASSIFIER_DOCS: &str = "bayes/docs";
 
 fn classifier_token_key(token: &str) -> String {
@@ -1164,7 +1164,7 @@ fn spam_record_key(id: TicketId) -> String {
 
 impl Store {
     /// How many spam and ham messages the classifier has learned.
-    pub fn classifier_docs(&self) -> Result<crate::spam::bayes::Docs, Error> {
+    pub fn classifier_docs(&self) -> Result<crate::model::Docs, Error> {
         Ok(get_json(&self.tree, KEY_CLASSIFIER_DOCS)?.unwrap_or_default())
     }
 
@@ -1172,29 +1172,29 @@ impl Store {
     pub fn classifier_counts(
         &self,
         token: &str,
-    ) -> Result<Option<crate::spam::bayes::Counts>, Error> {
+    ) -> Result<Option<crate::model::Counts>, Error> {
         get_json(&self.tree, &classifier_token_key(token))
     }
 
     /// Why a ticket is held as spam.
-    pub fn spam_record(
+    pub fn spam_record<R: serde::de::DeserializeOwned>(
         &self,
         id: TicketId,
-    ) -> Result<Option<crate::spam::held::SpamRecord>, Error> {
+    ) -> Result<Option<R>, Error> {
         get_json(&self.tree, &spam_record_key(id))
     }
 }
 
 impl WriteTx<'_> {
-    pub fn classifier_docs(&self) -> TxResult<crate::spam::bayes::Docs> {
+    pub fn classifier_docs(&self) -> TxResult<crate::model::Docs> {
         Ok(self.get(KEY_CLASSIFIER_DOCS)?.unwrap_or_default())
     }
 
-    pub fn set_classifier_docs(&self, docs: crate::spam::bayes::Docs) -> TxResult<()> {
+    pub fn set_classifier_docs(&self, docs: crate::model::Docs) -> TxResult<()> {
         self.put(KEY_CLASSIFIER_DOCS, &docs)
     }
 
-    pub fn classifier_counts(&self, token: &str) -> TxResult<Option<crate::spam::bayes::Counts>> {
+    pub fn classifier_counts(&self, token: &str) -> TxResult<Option<crate::model::Counts>> {
         self.get(&classifier_token_key(token))
     }
 
@@ -1202,7 +1202,7 @@ impl WriteTx<'_> {
     pub fn set_classifier_counts(
         &self,
         token: &str,
-        counts: crate::spam::bayes::Counts,
+        counts: crate::model::Counts,
     ) -> TxResult<()> {
         if counts.spam == 0 && counts.ham == 0 {
             self.tree.remove(classifier_token_key(token).as_bytes())?;
@@ -1212,14 +1212,14 @@ impl WriteTx<'_> {
     }
 
     /// The label a message (by its dedupe key) was learned with.
-    pub fn trained_label(&self, mail_key: &str) -> TxResult<Option<crate::spam::bayes::Label>> {
+    pub fn trained_label(&self, mail_key: &str) -> TxResult<Option<crate::model::Label>> {
         self.get(&classifier_learned_key(mail_key))
     }
 
     pub fn set_trained_label(
         &self,
         mail_key: &str,
-        label: crate::spam::bayes::Label,
+        label: crate::model::Label,
     ) -> TxResult<()> {
         self.put(&classifier_learned_key(mail_key), &label)
     }
@@ -1238,11 +1238,7 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    pub fn put_spam_record(
-        &self,
-        id: TicketId,
-        record: &crate::spam::held::SpamRecord,
-    ) -> TxResult<()> {
+    pub fn put_spam_record<R: Serialize>(&self, id: TicketId, record: &R) -> TxResult<()> {
         self.put(&spam_record_key(id), record)
     }
 }

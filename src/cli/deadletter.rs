@@ -11,14 +11,13 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::model::{Actor, DeadLetter, Event};
-use crate::relay::kind_name;
 use crate::sanitize::for_terminal;
 use crate::store::Store;
 
 fn dead_letter_json(dead: &DeadLetter, size: Option<usize>) -> Value {
     json!({
         "id": dead.entry.id,
-        "kind": kind_name(dead.entry.kind),
+        "kind": dead.entry.kind.name(),
         "ticket": dead.entry.ticket.map(|t| t.0),
         "recipients": dead.entry.recipients,
         "message_id": dead.entry.message_id.as_str(),
@@ -64,7 +63,7 @@ pub fn list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()
             out,
             "{:<6} {:<15} {:<12} {}  to {}: {}",
             dead.entry.id,
-            kind_name(dead.entry.kind),
+            dead.entry.kind.name(),
             ticket,
             dead.failed_at,
             recipients.join(", "),
@@ -116,7 +115,7 @@ pub fn retry(
                     kind: "dead_letter_retried".to_owned(),
                     detail: format!(
                         "{} kept as dead letter {id} put back in the outbox by an operator",
-                        kind_name(entry.kind)
+                        entry.kind.name()
                     ),
                 },
             )?;
@@ -131,7 +130,7 @@ pub fn retry(
     writeln!(
         out,
         "dead letter {id} ({}{}) is back in the outbox and is sent next",
-        kind_name(entry.kind),
+        entry.kind.name(),
         entry
             .ticket
             .map(|t| format!(", ticket #{}", t.0))

@@ -182,7 +182,7 @@ impl Expunger {
         .await?;
         Ok(fetched
             .into_iter()
-            .filter(|(_, header)| crate::purge::header_message_id(header).as_ref() == Some(id))
+            .filter(|(_, header)| crate::parse::header_message_id(header).as_ref() == Some(id))
             .map(|(uid, _)| uid)
             .collect())
     }

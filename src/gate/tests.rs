@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 
 use super::*;
+use crate::sanitize::without_format;
 use crate::bridge::{Command, commands};
 use crate::ids::{MailKey, TicketId};
 use crate::model::Status;

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use super::{Filing, Outcome};
 use crate::assign::Team;
 use crate::config::Config;
-use crate::fetch::{Arrival, FolderKind};
+use crate::model::{Arrival, FolderKind};
 use crate::model::{QuarantineEntry, Source};
 use crate::parse::{self, InboundMail, ParseLimits};
 use crate::store::Store;

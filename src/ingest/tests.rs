@@ -58,7 +58,7 @@ fn the_sender_falls_back_from_from_to_return_path_never_to_sender() {
     );
     assert_eq!(sender_address(&with_sender), "c@example.org");
     let nothing = parse::parse(b"Subject: x\r\n\r\nhi\r\n", &limits);
-    assert_eq!(sender_address(&nothing), UNKNOWN_SENDER);
+    assert_eq!(sender_address(&nothing), crate::model::UNKNOWN_SENDER);
 }
 
 /// A store, secret and config in a temporary directory, for filing messages directly.

@@ -62,10 +62,10 @@ fn value(samples: &[(String, String, f64)], name: &str, labels: &str) -> f64 {
 #[test]
 fn the_text_declares_every_family_and_counts_what_happened() {
     let metrics = metrics();
-    metrics.message_filed(&Outcome::NewTicket(TicketId(1)));
-    metrics.message_filed(&Outcome::Duplicate(TicketId(1)));
-    metrics.message_filed(&Outcome::Quarantined("parser failed".to_owned()));
-    metrics.message_filed(&Outcome::Bounced(TicketId(1)));
+    metrics.message_filed(Filed::Ticket);
+    metrics.message_filed(Filed::Duplicate);
+    metrics.message_filed(Filed::Quarantined);
+    metrics.message_filed(Filed::Bounced);
     metrics.relay_settled(OutboxKind::Bounce, Settled::Sent);
     metrics.relay_settled(OutboxKind::Notification, Settled::Deferred);
     metrics.folder_alive("INBOX", at(5));

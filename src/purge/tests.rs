@@ -321,11 +321,11 @@ fn erasure_removes_their_tickets_and_their_messages_elsewhere_and_keeps_everythi
 fn a_message_id_is_read_from_headers_without_the_parser() {
     let raw = b"Subject: x\r\nMessage-Id:\r\n <abc@Example.ORG>\r\n\r\nMessage-ID: <body@x>\r\n";
     assert_eq!(
-        header_message_id(raw).map(|id| id.as_str().to_owned()),
+        crate::parse::header_message_id(raw).map(|id| id.as_str().to_owned()),
         Some("abc@example.org".to_owned())
     );
     assert_eq!(
-        header_message_id(b"Subject: x\r\n\r\nMessage-ID: <a@b>\r\n"),
+        crate::parse::header_message_id(b"Subject: x\r\n\r\nMessage-ID: <a@b>\r\n"),
         None
     );
 }

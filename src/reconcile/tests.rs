@@ -14,19 +14,19 @@ fn missing(folder: &str, uid: u32, message_id: Option<&str>, subject: Option<&st
 fn the_message_id_is_read_from_the_header_only() {
     let raw = b"From: a@example.org\r\nMessage-ID:\r\n <Abc.1@Example.ORG>\r\nSubject: x\r\n\r\nMessage-ID: <body@example.org>\r\n";
     assert_eq!(
-        header_message_id(raw).map(|id| id.as_str().to_owned()),
+        crate::parse::header_message_id(raw).map(|id| id.as_str().to_owned()),
         Some("Abc.1@example.org".to_owned())
     );
     let lf_only = b"message-id: <one@example.org>\nSubject: x\n\nbody\n";
     assert_eq!(
-        header_message_id(lf_only).map(|id| id.as_str().to_owned()),
+        crate::parse::header_message_id(lf_only).map(|id| id.as_str().to_owned()),
         Some("one@example.org".to_owned())
     );
     assert_eq!(
-        header_message_id(b"Subject: x\r\n\r\nMessage-ID: <b@x>\r\n"),
+        crate::parse::header_message_id(b"Subject: x\r\n\r\nMessage-ID: <b@x>\r\n"),
         None
     );
-    assert_eq!(header_message_id(b"\xff\xfe garbage"), None);
+    assert_eq!(crate::parse::header_message_id(b"\xff\xfe garbage"), None);
 }
 
 #[test]

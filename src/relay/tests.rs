@@ -158,7 +158,7 @@ fn kind_names_are_the_stored_spelling() {
         OutboxKind::Digest,
     ] {
         let stored = serde_json::to_string(&kind).expect("serialise");
-        assert_eq!(stored, format!("\"{}\"", kind_name(kind)));
+        assert_eq!(stored, format!("\"{}\"", kind.name()));
     }
 }
 

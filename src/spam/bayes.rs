@@ -18,42 +18,12 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::{Counts, Docs, Label};
 use crate::model::StoredMessage;
 use crate::parse::InboundMail;
 use crate::store::{self, Store, TxResult, WriteTx};
 
 use super::ClassifierScore;
-
-/// Which way a message was learned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Label {
-    Spam,
-    Ham,
-}
-
-impl Label {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Label::Spam => "spam",
-            Label::Ham => "ham",
-        }
-    }
-}
-
-/// How many messages of each kind a token appeared in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub spam: u32,
-    pub ham: u32,
-}
-
-/// How many messages of each kind were learned.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Docs {
-    pub spam: u64,
-    pub ham: u64,
-}
 
 /// One message to learn, as it travels over the control socket: its dedupe key and tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

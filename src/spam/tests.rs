@@ -58,8 +58,8 @@ fn context(head: &str, mail: &crate::parse::InboundMail) -> Context {
         match key.trim() {
             "folder" => {
                 context.folder = match value {
-                    "junk" => crate::fetch::FolderKind::Junk,
-                    "requests" => crate::fetch::FolderKind::Requests,
+                    "junk" => crate::model::FolderKind::Junk,
+                    "requests" => crate::model::FolderKind::Requests,
                     other => panic!("unknown folder {other}"),
                 }
             }

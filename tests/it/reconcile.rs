@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use casemail::ids::{Uid, UidValidity};
 use casemail::model::Cursor;
-use casemail::reconcile::header_message_id;
+use casemail::parse::header_message_id;
 use casemail::store::Store;
 
 use crate::control::{parse_metrics, sample, wait_until_serving};

@@ -32,7 +32,7 @@ impl TestClock {
         TestClock(Arc::new(Mutex::new(T0)))
     }
 
-    fn clock(&self) -> relay::Clock {
+    fn clock(&self) -> casemail::clock::Clock {
         let now = self.0.clone();
         Arc::new(move || *now.lock().expect("clock lock"))
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use casemail::config::Spam as Settings;
-use casemail::fetch::FolderKind;
+use casemail::model::FolderKind;
 use casemail::parse::{ParseLimits, parse};
 use casemail::spam::bayes::{self, Label};
 use casemail::spam::{self, Context, Requester, SpamdAnswer, corpus, held};
