@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::ids::{Uid, UidValidity};
+use crate::ids::{MessageId, Uid, UidValidity};
 use crate::model::Direction;
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
