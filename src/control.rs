@@ -2,7 +2,7 @@
 //!
 //! - **The Unix socket** (`[control] socket`, mode 0600, peers must be the daemon's own user or
 //!   root). sled locks the store while the daemon runs, so the CLI sends its store commands
-//!   here and the daemon runs them with [`cli::execute`] on its own store handle. One request
+//!   here and the daemon runs them with [`ops::execute`] on its own store handle. One request
 //!   per connection: a JSON line `{"version":1,"command":{"op":"ticket_list",…}}` answered by a JSON line
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::cli::{self, StoreCommand};
+use crate::ops::{self, StoreCommand};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, StoreFigures};
 use crate::store::Store;
@@ -651,7 +651,7 @@ async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
             let config = shared.config.clone();
             let job: crate::ingest::Job = Box::new(move |store: &Store| {
                 let mut out = Vec::new();
-                let result = cli::execute(store, &config, &command, &mut out);
+                let result = ops::execute(store, &config, &command, &mut out);
                 let _ = done.send((String::from_utf8_lossy(&out).into_owned(), result));
             });
             match writer.send(job).await {
@@ -664,7 +664,7 @@ async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
         // The store's calls block; a worker thread keeps them off the runtime.
         _ => tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            let result = cli::execute(&worker.store, &worker.config, &command, &mut out);
+            let result = ops::execute(&worker.store, &worker.config, &command, &mut out);
             (String::from_utf8_lossy(&out).into_owned(), result)
         })
         .await

@@ -41,6 +41,7 @@ pub mod backup;
 pub mod purge;
 
 pub mod cli;
+pub mod ops;
 pub mod control;
 pub mod daemon;
 pub mod inspect;

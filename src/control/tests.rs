@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use tokio::io::AsyncReadExt as _;
 
 use super::*;
-use crate::cli::StatusFilter;
+use crate::ops::StatusFilter;
 
 /// A config whose state directory and control socket live in `dir`, the state directory
 /// created as the daemon creates it.
@@ -133,7 +133,7 @@ async fn commands_run_through_the_socket_and_changes_reload_the_team() {
         id: "amina".to_owned(),
         name: "Amina".to_owned(),
         emails: vec!["amina@example.org".to_owned()],
-        role: crate::cli::RoleArg::Agent,
+        role: crate::ops::RoleArg::Agent,
         max_open: None,
     };
     let added = ask(&socket, add).await.expect("a reply");

@@ -1065,7 +1065,7 @@ fn an_outlook_reaction_is_a_note_that_reopens_nothing_and_sends_nothing() {
 
 #[test]
 fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried() {
-    use crate::cli::StoreCommand;
+    use crate::ops::StoreCommand;
     let desk = Desk::new();
     desk.add_agent("carol");
     let request = "From: Amina <amina@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
@@ -1117,7 +1117,7 @@ fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried()
     };
     let show = |json: bool| {
         let mut out = Vec::new();
-        crate::cli::execute(
+        crate::ops::execute(
             &desk.store,
             &desk.config,
             &StoreCommand::TicketShow { number: id.0, json },
@@ -1144,7 +1144,7 @@ fn an_answer_to_a_suppressed_address_is_never_shown_as_sent_and_can_be_retried()
 
     let run = |command: StoreCommand| {
         let mut out = Vec::new();
-        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        let result = crate::ops::execute(&desk.store, &desk.config, &command, &mut out);
         (String::from_utf8(out).expect("UTF-8"), result)
     };
     let (listed, result) = run(StoreCommand::DeadletterList { json: true });
@@ -1270,7 +1270,7 @@ fn a_reply_from_an_unregistered_address_is_named_to_the_coordinators_only() {
 
 #[test]
 fn agent_addresses_and_details_change_in_place_without_rerouting() {
-    use crate::cli::{RoleArg, StoreCommand};
+    use crate::ops::{RoleArg, StoreCommand};
     let desk = Desk::new();
     desk.add_agent("amina");
     let request = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <1@phone.example>\r\n\r\nPlease help.\r\n";
@@ -1282,7 +1282,7 @@ fn agent_addresses_and_details_change_in_place_without_rerouting() {
         .expect("assign");
     let run = |command: StoreCommand| {
         let mut out = Vec::new();
-        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        let result = crate::ops::execute(&desk.store, &desk.config, &command, &mut out);
         result
             .map(|()| String::from_utf8(out).expect("UTF-8"))
             .map_err(|err| format!("{err:#}"))
@@ -1385,7 +1385,7 @@ fn agent_addresses_and_details_change_in_place_without_rerouting() {
 
 #[test]
 fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
-    use crate::cli::StoreCommand;
+    use crate::ops::StoreCommand;
     let desk = Desk::new();
     let raw = "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nSubject: Housing\r\nMessage-ID: <q1@phone.example>\r\n\r\nPlease help.\r\n";
     let quarantined = Source {
@@ -1416,7 +1416,7 @@ fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
         .expect("quarantine");
     let run = |command: StoreCommand| {
         let mut out = Vec::new();
-        let result = crate::cli::execute(&desk.store, &desk.config, &command, &mut out);
+        let result = crate::ops::execute(&desk.store, &desk.config, &command, &mut out);
         result
             .map(|()| String::from_utf8(out).expect("UTF-8"))
             .map_err(|err| format!("{err:#}"))
@@ -1490,7 +1490,7 @@ fn a_quarantined_message_is_shown_and_filed_again_by_quarantine_retry() {
 
 #[test]
 fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
-    use crate::cli::{StatusFilter, StoreCommand};
+    use crate::ops::{StatusFilter, StoreCommand};
     let desk = Desk::new();
     desk.add_agent("amina");
     for n in 1..=3_u32 {
@@ -1516,7 +1516,7 @@ fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
     .expect("close");
     let list = |status: Option<StatusFilter>, owner: Option<&str>, since: Option<&str>| {
         let mut out = Vec::new();
-        crate::cli::execute(
+        crate::ops::execute(
             &desk.store,
             &desk.config,
             &StoreCommand::TicketList {
@@ -1553,7 +1553,7 @@ fn ticket_list_filters_by_owner_status_and_date_and_shows_the_owner() {
     assert!(bad.contains("--since"), "{bad}");
 
     let mut out = Vec::new();
-    crate::cli::execute(
+    crate::ops::execute(
         &desk.store,
         &desk.config,
         &StoreCommand::TicketList {
