@@ -478,7 +478,7 @@ async fn restart(bench: &Bench, sizes: &Sizes, rows: &mut Vec<Row>) -> anyhow::R
     let started_at = Timestamp::now();
     let started = Instant::now();
     // INFO, plus the fetcher's DEBUG line that marks each UID FETCH.
-    daemon.start_with_env(&[("RUST_LOG", "info,casemail::fetch=debug".to_owned())]);
+    daemon.start_with_env(&[("RUST_LOG", "info,casemail::imap=debug".to_owned())]);
     let pid = daemon.pid().context("daemon pid")?;
     let deadline = started + PATIENCE;
     while messages_in(&mut watch, "Processed").await.unwrap_or(0) < 1 {

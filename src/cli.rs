@@ -18,8 +18,8 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use crate::config::{self, Config};
 use crate::control;
 use crate::ops::{self, RoleArg, StatusFilter, StoreCommand};
-use crate::telemetry::LogFormat;
 use crate::store::Store;
+use crate::telemetry::LogFormat;
 
 mod auth;
 
@@ -464,9 +464,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inspect(args) => {
             let format = if args.json {
-                crate::inspect::OutputFormat::Json
+                crate::ops::inspect::OutputFormat::Json
             } else {
-                crate::inspect::OutputFormat::Text
+                crate::ops::inspect::OutputFormat::Text
             };
             // The spam rules and `[auth]` come from the config when there is one; without a
             // config file the verdicts use the defaults (no rules, no allow-list, no trusted
@@ -477,7 +477,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 (config::Spam::default(), config::Auth::default())
             };
-            return crate::inspect::inspect_files(&args.files, format, &spam, &auth);
+            return crate::ops::inspect::inspect_files(&args.files, format, &spam, &auth);
         }
         Command::Ticket(command) => StoreCommand::from(command),
         Command::Quarantine(command) => StoreCommand::from(command),
@@ -553,8 +553,8 @@ fn spam_train(
     if spam_dirs.is_empty() && ham_dirs.is_empty() {
         anyhow::bail!("give at least one --spam DIR or --ham DIR");
     }
-    let spam = crate::spam::held::samples_from_dirs(spam_dirs)?;
-    let ham = crate::spam::held::samples_from_dirs(ham_dirs)?;
+    let spam = crate::casework::spam::held::samples_from_dirs(spam_dirs)?;
+    let ham = crate::casework::spam::held::samples_from_dirs(ham_dirs)?;
     if spam.is_empty() && ham.is_empty() {
         anyhow::bail!("no .eml file found in the folders given");
     }
@@ -641,7 +641,7 @@ fn run_store_command(config: &Config, command: &StoreCommand) -> anyhow::Result<
 /// `casemail backup FILE`: streamed by the running daemon, or read from the store when none runs.
 fn backup_to(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     let mut through_daemon = false;
-    let summary = crate::backup::write_file(file, |out| {
+    let summary = crate::ops::backup::write_file(file, |out| {
         match control::request_stream(&config.control.socket, &StoreCommand::Backup, out)? {
             Some(()) => {
                 through_daemon = true;
@@ -690,10 +690,10 @@ fn verify_store(config: &Config, json: bool) -> anyhow::Result<()> {
         println!("records read: {}", report.records);
         println!("unreadable records: {}", report.unreadable.len());
         for key in &report.unreadable {
-            println!("  {}", crate::sanitize::for_terminal(key));
+            println!("  {}", crate::mail::sanitize::for_terminal(key));
         }
         for problem in &report.problems {
-            println!("problem: {}", crate::sanitize::for_terminal(problem));
+            println!("problem: {}", crate::mail::sanitize::for_terminal(problem));
         }
     }
     match report.damage() {
@@ -716,11 +716,11 @@ fn restore_from(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
         );
     }
     let overwrite = if args.force {
-        crate::backup::Overwrite::Replace
+        crate::ops::backup::Overwrite::Replace
     } else {
-        crate::backup::Overwrite::Refuse
+        crate::ops::backup::Overwrite::Refuse
     };
-    let summary = crate::backup::restore(&args.file, &state_dir, overwrite)?;
+    let summary = crate::ops::backup::restore(&args.file, &state_dir, overwrite)?;
     println!(
         "restored {} into {}: {} ticket(s), {} record(s), taken {}",
         args.file.display(),

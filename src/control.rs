@@ -7,7 +7,7 @@
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
 //!   backup file's bytes) and closes the connection. A real erasure is run by the process
-//!   stage, the single writer, as an [`ingest::Job`](crate::ingest::Job).
+//!   stage, the single writer, as an [`ingest::Job`](crate::process::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!
@@ -43,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::ops::{self, StoreCommand};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, StoreFigures};
+use crate::ops::{self, StoreCommand};
 use crate::store::Store;
 
 /// The request format this build speaks; a request with another version is refused.
@@ -255,7 +255,7 @@ pub struct Shared {
     /// id cannot both pass the uniqueness check).
     commands: tokio::sync::Mutex<()>,
     /// The process stage, for commands that must run in the single writer (an erasure).
-    writer: Option<tokio::sync::mpsc::Sender<crate::ingest::Job>>,
+    writer: Option<tokio::sync::mpsc::Sender<crate::process::Job>>,
 }
 
 impl Shared {
@@ -276,7 +276,7 @@ impl Shared {
     }
 
     /// Runs erasures in the process stage through `writer` instead of beside it.
-    pub fn with_writer(mut self, writer: tokio::sync::mpsc::Sender<crate::ingest::Job>) -> Shared {
+    pub fn with_writer(mut self, writer: tokio::sync::mpsc::Sender<crate::process::Job>) -> Shared {
         self.writer = Some(writer);
         self
     }
@@ -624,7 +624,7 @@ async fn stream_backup(stream: UnixStream, shared: &Arc<Shared>) {
         let mut line = serde_json::to_vec(&Reply::succeeded(String::new()))?;
         line.push(b'\n');
         out.write_all(&line)?;
-        let records = crate::backup::write_snapshot(&store, &state_dir, &mut out)?;
+        let records = crate::ops::backup::write_snapshot(&store, &state_dir, &mut out)?;
         out.flush()?;
         drop(out);
         stream.shutdown(std::net::Shutdown::Write)?;
@@ -649,7 +649,7 @@ async fn run_command(shared: &Arc<Shared>, command: StoreCommand) -> Reply {
             // The process stage runs it between batches, so nothing is filed meanwhile.
             let (done, result) = tokio::sync::oneshot::channel();
             let config = shared.config.clone();
-            let job: crate::ingest::Job = Box::new(move |store: &Store| {
+            let job: crate::process::Job = Box::new(move |store: &Store| {
                 let mut out = Vec::new();
                 let result = ops::execute(store, &config, &command, &mut out);
                 let _ = done.send((String::from_utf8_lossy(&out).into_owned(), result));

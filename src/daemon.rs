@@ -17,11 +17,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::fetch::{FolderWatch, OnDown, OnLag};
-use crate::model::FolderKind;
+use crate::imap::{FolderWatch, OnDown, OnLag};
 use crate::metrics::Metrics;
+use crate::model::FolderKind;
 use crate::store::Store;
-use crate::{control, ingest, reconcile, relay, sd_notify};
+use crate::{control, imap::reconcile, process, smtp, systemd};
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -101,11 +101,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         alive_metrics.folder_alive(folder, jiff::Timestamp::now());
     });
     let down_metrics = metrics.clone();
-    let on_down: OnDown = Arc::new(move |folder: &str, err: &crate::fetch::Error| {
+    let on_down: OnDown = Arc::new(move |folder: &str, err: &crate::imap::Error| {
         down_metrics.folder_down(folder, format!("{err:#}"), jiff::Timestamp::now());
     });
     let lag_metrics = metrics.clone();
-    let on_lag: OnLag = Arc::new(move |folder: &str, lag: crate::fetch::Lag| {
+    let on_lag: OnLag = Arc::new(move |folder: &str, lag: crate::imap::Lag| {
         lag_metrics.folder_lag(folder, lag);
     });
     let folders = config
@@ -122,7 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         );
     // One memory budget for every folder: fetched mail not yet filed stays under
     // `[ingest] fetch_bytes` however many folders are watched.
-    let budget = crate::fetch::Budget::new(&config.ingest);
+    let budget = crate::imap::Budget::new(&config.ingest);
     metrics.watch_fetch_budget(budget.clone());
     for (folder, kind) in folders {
         let watch = FolderWatch::new(
@@ -140,7 +140,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     // Deletes the IMAP copies of purged and erased mail, queued in the store.
     fetchers.spawn(
-        crate::fetch::expunge::Expunger::new(config.clone(), store.clone())
+        crate::imap::expunge::Expunger::new(config.clone(), store.clone())
             .run(cancel.child_token()),
     );
     fetchers.close();
@@ -149,24 +149,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let clock = crate::clock::system();
     let outbox_ready = Arc::new(tokio::sync::Notify::new());
-    let transport = relay::transport(&config.smtp, None).context("cannot set up SMTP")?;
+    let transport = smtp::transport(&config.smtp, None).context("cannot set up SMTP")?;
     let relay_cancel = CancellationToken::new();
     let relay_metrics = metrics.clone();
     // A dead letter must reach a person soon: wake the process stage, whose sweep reports it.
     let relay_wakes_process = team_changed.clone();
     let relay_task = tokio::spawn(
-        relay::Relay::new(store.clone(), transport, clock.clone())
+        smtp::Relay::new(store.clone(), transport, clock.clone())
             .signing_in(&config.smtp)
             .observed_by(Arc::new(move |kind, settled| {
                 relay_metrics.relay_settled(kind, settled);
-                if settled == relay::Settled::Failed {
+                if settled == smtp::Settled::Failed {
                     relay_wakes_process.notify_one();
                 }
             }))
             .run(outbox_ready.clone(), relay_cancel.clone()),
     );
     let process_metrics = metrics.clone();
-    let mut process = tokio::spawn(ingest::run(
+    let mut process = tokio::spawn(process::run(
         store.clone(),
         config.clone(),
         incoming,
@@ -185,7 +185,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     // systemd: READY once IMAP was reached, watchdog pings while the process stage keeps up,
     // and SIGHUP reloads the rota, the agents and the spam rules.
-    let notifier = Arc::new(sd_notify::Notifier::from_env());
+    let notifier = Arc::new(systemd::Notifier::from_env());
     let lifecycle = tokio::spawn(systemd_lifecycle(
         notifier.clone(),
         metrics.clone(),
@@ -207,7 +207,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     // A refused OAuth2 sign-in: health, metric, one notice. Stops with the fetchers.
-    let sign_in = tokio::spawn(crate::sign_in::run(
+    let sign_in = tokio::spawn(crate::oauth::sign_in::run(
         store.clone(),
         config.clone(),
         metrics.clone(),
@@ -279,7 +279,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             Ok(())
         }
         Ok(Err(err)) => {
-            ingest::report_fatal(&err);
+            process::report_fatal(&err);
             Err(err).context("the process stage failed")
         }
         Err(join) => Err(anyhow::anyhow!("the process stage crashed: {join}")),
@@ -288,7 +288,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
 /// Readiness, watchdog and reload, until `cancel`.
 async fn systemd_lifecycle(
-    notifier: Arc<sd_notify::Notifier>,
+    notifier: Arc<systemd::Notifier>,
     metrics: Arc<crate::metrics::Metrics>,
     team_changed: Arc<tokio::sync::Notify>,
     reload_config: Arc<tokio::sync::Notify>,

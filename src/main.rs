@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // An error can quote what was typed or stored (an agent id, a file's content).
-            let text = casemail::sanitize::text_for_terminal(&format!("{err:#}"));
+            let text = casemail::mail::sanitize::text_for_terminal(&format!("{err:#}"));
             eprintln!("casemail: {text}");
             if err.chain().any(|cause| cause.is::<config::Error>()) {
                 ExitCode::from(EXIT_CONFIG)

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::fetch::{Budget, Lag};
+use crate::imap::{Budget, Lag};
 use crate::model::{Cursor, OutboxKind, Status};
-use crate::relay::Settled;
+use crate::smtp::Settled;
 use crate::store::{self, Store};
 
 /// The process stage sweeps at least every 30 s and reports after every batch, so this long

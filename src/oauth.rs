@@ -29,6 +29,7 @@ use crate::config::{Flow, OAuth2};
 
 pub mod http;
 pub mod login;
+pub mod sign_in;
 #[cfg(test)]
 mod tests;
 
@@ -251,7 +252,7 @@ pub async fn resolve(config: &OAuth2) -> Result<OAuth2, Error> {
                 if !acceptable_endpoint(endpoint) {
                     return Err(bad(format!(
                         "{} is neither https nor http on loopback",
-                        crate::sanitize::for_terminal(endpoint)
+                        crate::mail::sanitize::for_terminal(endpoint)
                     )));
                 }
             }
@@ -588,7 +589,7 @@ pub(crate) fn token_answer(
 
 /// Server text for a log line or the health page: one line, escaped, at most 300 characters.
 fn clean_text(text: &str) -> String {
-    let flat = crate::sanitize::for_terminal(
+    let flat = crate::mail::sanitize::for_terminal(
         text.split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")
@@ -612,7 +613,7 @@ fn account_in_id_token(id_token: &str) -> Option<String> {
     ["preferred_username", "email", "upn", "sub"]
         .iter()
         .find_map(|claim| claims.get(*claim)?.as_str())
-        .map(crate::sanitize::for_terminal)
+        .map(crate::mail::sanitize::for_terminal)
 }
 
 /// The SASL mechanism a mail server is signed in to with.

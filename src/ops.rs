@@ -8,12 +8,12 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::admin;
+use crate::casework::admin;
 use crate::config::Config;
 use crate::ids::{AgentId, TicketId};
 use crate::model::{Role, Status};
 use crate::store::Store;
-use crate::{report, sanitize};
+use crate::{casework::report, mail::sanitize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,8 +137,8 @@ pub enum StoreCommand {
     },
     /// Messages tokenised by the CLI, so the daemon reads no file on its behalf.
     SpamTrain {
-        spam: Vec<crate::spam::bayes::Sample>,
-        ham: Vec<crate::spam::bayes::Sample>,
+        spam: Vec<crate::casework::spam::bayes::Sample>,
+        ham: Vec<crate::casework::spam::bayes::Sample>,
     },
     /// Writes the backup itself to the output; through the control socket the daemon streams
     /// it after its reply line.
@@ -265,7 +265,7 @@ pub fn execute(
         }
         StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
         StoreCommand::TicketClose { number } => {
-            crate::assign::set_status_by_coordinator(
+            crate::casework::assign::set_status_by_coordinator(
                 store,
                 TicketId(*number),
                 Status::Closed,
@@ -275,12 +275,17 @@ pub fn execute(
             Ok(())
         }
         StoreCommand::TicketReopen { number } => {
-            crate::assign::set_status_by_coordinator(store, TicketId(*number), Status::Open, now)?;
+            crate::casework::assign::set_status_by_coordinator(
+                store,
+                TicketId(*number),
+                Status::Open,
+                now,
+            )?;
             writeln!(out, "ticket #{number} reopened")?;
             Ok(())
         }
         StoreCommand::TicketAssign { number, agent } => {
-            crate::assign::assign_by_coordinator(
+            crate::casework::assign::assign_by_coordinator(
                 store,
                 config,
                 TicketId(*number),
@@ -419,9 +424,11 @@ pub fn execute(
             )?;
             Ok(())
         }
-        StoreCommand::SpamList { json } => crate::spam::held::print_list(store, *json, out),
+        StoreCommand::SpamList { json } => {
+            crate::casework::spam::held::print_list(store, *json, out)
+        }
         StoreCommand::SpamRelease { number } => {
-            let learned = crate::spam::held::release(store, TicketId(*number), now)?;
+            let learned = crate::casework::spam::held::release(store, TicketId(*number), now)?;
             writeln!(
                 out,
                 "ticket #{number} released from spam and sent to routing; {learned} message(s) learned as not spam"
@@ -429,11 +436,11 @@ pub fn execute(
             Ok(())
         }
         StoreCommand::SpamTrain { spam, ham } => {
-            let trained = crate::spam::held::train(store, spam, ham)?;
-            crate::spam::held::print_trained(store, trained, out)
+            let trained = crate::casework::spam::held::train(store, spam, ham)?;
+            crate::casework::spam::held::print_trained(store, trained, out)
         }
         StoreCommand::Backup => {
-            crate::backup::write_snapshot(store, &config.helpdesk.state_dir, out)?;
+            crate::ops::backup::write_snapshot(store, &config.helpdesk.state_dir, out)?;
             Ok(())
         }
         StoreCommand::Erase {
@@ -442,7 +449,7 @@ pub fn execute(
             json,
         } => erase(store, requester, *dry_run, *json, now, out),
         StoreCommand::SecretRotate => {
-            crate::token::Secret::rotate(&config.helpdesk.state_dir, now)?;
+            crate::casework::token::Secret::rotate(&config.helpdesk.state_dir, now)?;
             let grace = jiff::SignedDuration::try_from(config.auth.rotation_grace)
                 .unwrap_or(jiff::SignedDuration::MAX);
             let until = now.saturating_add(grace).unwrap_or(jiff::Timestamp::MAX);
@@ -470,12 +477,12 @@ fn erase(
     if address.is_empty() || !address.contains('@') {
         anyhow::bail!("{:?} is not an address", sanitize::for_terminal(requester));
     }
-    let plan = crate::purge::plan_erasure(store, &address)?;
+    let plan = crate::casework::purge::plan_erasure(store, &address)?;
     let messages: usize = plan.messages.values().map(Vec::len).sum();
     let removed = if dry_run {
         None
     } else {
-        Some(crate::purge::erase(store, &plan, now)?)
+        Some(crate::casework::purge::erase(store, &plan, now)?)
     };
     if json {
         let value = serde_json::json!({
@@ -606,8 +613,8 @@ fn parse_date(option: &str, text: &str, timezone: &str) -> anyhow::Result<jiff::
 }
 
 fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    let parsed =
-        crate::rota::parse(text).with_context(|| format!("rota file {file} is not valid"))?;
+    let parsed = crate::casework::rota::parse(text)
+        .with_context(|| format!("rota file {file} is not valid"))?;
     let registered: std::collections::BTreeSet<AgentId> =
         store.agents()?.into_iter().map(|a| a.id).collect();
     let unknown: Vec<String> = parsed
@@ -645,7 +652,7 @@ fn rota_show(
     let text = store
         .rota()?
         .context("no rota has been imported yet (casemail rota import FILE)")?;
-    let parsed = crate::rota::parse(&text).context("the stored rota is not valid")?;
+    let parsed = crate::casework::rota::parse(&text).context("the stored rota is not valid")?;
     let at = match at {
         None => now,
         Some(text) => parse_at(text, parsed.timezone())?,
@@ -762,7 +769,9 @@ fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> a
     Ok(())
 }
 
+pub mod backup;
 mod deadletter;
+pub mod inspect;
 mod quarantine;
 
 #[cfg(test)]

@@ -80,7 +80,10 @@ pub enum Error {
     #[error("store i/o failed")]
     Io(#[from] sled::Error),
     // Keys can hold an address (`r/`, `l/s/`…): logged at ERROR, they name no person.
-    #[error("corrupt record under key {}", crate::sanitize::without_addresses(key))]
+    #[error(
+        "corrupt record under key {}",
+        crate::mail::sanitize::without_addresses(key)
+    )]
     Corrupt {
         key: String,
         #[source]
@@ -88,14 +91,14 @@ pub enum Error {
     },
     #[error(
         "cannot encode record for key {}",
-        crate::sanitize::without_addresses(key)
+        crate::mail::sanitize::without_addresses(key)
     )]
     Encode {
         key: String,
         #[source]
         source: serde_json::Error,
     },
-    #[error("inconsistent store: {}", crate::sanitize::without_addresses(.0))]
+    #[error("inconsistent store: {}", crate::mail::sanitize::without_addresses(.0))]
     Inconsistent(String),
     /// The store the marker outside sled records is missing, empty or holds less than it did.
     #[error(
@@ -1169,10 +1172,7 @@ impl Store {
     }
 
     /// In how many learned spam and ham messages a token appeared.
-    pub fn classifier_counts(
-        &self,
-        token: &str,
-    ) -> Result<Option<crate::model::Counts>, Error> {
+    pub fn classifier_counts(&self, token: &str) -> Result<Option<crate::model::Counts>, Error> {
         get_json(&self.tree, &classifier_token_key(token))
     }
 
@@ -1199,11 +1199,7 @@ impl WriteTx<'_> {
     }
 
     /// Stores a token's counts; a token no learned message holds any more is removed.
-    pub fn set_classifier_counts(
-        &self,
-        token: &str,
-        counts: crate::model::Counts,
-    ) -> TxResult<()> {
+    pub fn set_classifier_counts(&self, token: &str, counts: crate::model::Counts) -> TxResult<()> {
         if counts.spam == 0 && counts.ham == 0 {
             self.tree.remove(classifier_token_key(token).as_bytes())?;
             return Ok(());
@@ -1216,11 +1212,7 @@ impl WriteTx<'_> {
         self.get(&classifier_learned_key(mail_key))
     }
 
-    pub fn set_trained_label(
-        &self,
-        mail_key: &str,
-        label: crate::model::Label,
-    ) -> TxResult<()> {
+    pub fn set_trained_label(&self, mail_key: &str, label: crate::model::Label) -> TxResult<()> {
         self.put(&classifier_learned_key(mail_key), &label)
     }
 

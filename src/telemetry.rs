@@ -5,7 +5,6 @@
 
 use tracing_subscriber::EnvFilter;
 
-
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

@@ -2,7 +2,7 @@
 //! than the reply.
 #![no_main]
 
-use casemail::bridge::commands;
+use casemail::casework::reply::commands;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

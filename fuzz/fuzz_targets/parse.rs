@@ -1,7 +1,7 @@
 //! Any bytes parse into an `InboundMail` without a panic.
 #![no_main]
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|raw: &[u8]| {

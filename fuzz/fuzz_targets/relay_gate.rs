@@ -2,9 +2,9 @@
 //! token, nothing the gate relays contains either, in any case.
 #![no_main]
 
-use casemail::bridge::commands;
-use casemail::gate::{self, Decision, Secrets};
-use casemail::strip::strip_text;
+use casemail::casework::reply::commands;
+use casemail::casework::gate::{self, Decision, Secrets};
+use casemail::mail::strip::strip_text;
 use libfuzzer_sys::fuzz_target;
 
 const ADDRESS: &str = "kate.kowalski@volunteers.example";
@@ -28,7 +28,7 @@ fuzz_target!(|input: (&str, &str, u8)| {
     let stripped = strip_text(&text);
     let parsed = commands(&stripped.text);
     if let Decision::Relay(cleared) = gate::decide(&stripped, &parsed, &[], &secrets) {
-        let seen = gate::without_format(&cleared.text).to_lowercase();
+        let seen = casemail::mail::sanitize::without_format(&cleared.text).to_lowercase();
         assert!(!seen.contains(ADDRESS), "{seen:?}");
         assert!(!seen.contains(TOKEN), "{seen:?}");
     }

@@ -1,8 +1,8 @@
 //! Any message strips without a panic, and something is kept of a message with text.
 #![no_main]
 
-use casemail::parse::{ParseLimits, parse};
-use casemail::strip::strip;
+use casemail::mail::parse::{ParseLimits, parse};
+use casemail::mail::strip::strip;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|raw: &[u8]| {

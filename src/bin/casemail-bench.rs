@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 
 use casemail::ids::{MailKey, MessageId, TicketId, Uid, UidValidity};
+use casemail::mail::parse::{self, ParseLimits};
 use casemail::model::{Actor, Cursor, Direction, Event, Status, StoredMessage, Ticket};
-use casemail::parse::{self, ParseLimits};
 use casemail::store::Store;
 
 #[path = "../../benches/support/corpus.rs"]
@@ -274,8 +274,8 @@ fn lifecycle(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
     write_tickets(&store, 1, count.saturating_add(1), 100, |_| Ok(()))?;
     let file = dir.join("bench.backup");
     let started = Instant::now();
-    let summary = casemail::backup::write_file(&file, |out| {
-        casemail::backup::write_snapshot(&store, &state, out)?;
+    let summary = casemail::ops::backup::write_file(&file, |out| {
+        casemail::ops::backup::write_snapshot(&store, &state, out)?;
         Ok(())
     })?;
     let seconds = started.elapsed().as_secs_f64();
@@ -288,7 +288,7 @@ fn lifecycle(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
     );
     let restored = dir.join("restored");
     let started = Instant::now();
-    casemail::backup::restore(&file, &restored, casemail::backup::Overwrite::Refuse)?;
+    casemail::ops::backup::restore(&file, &restored, casemail::ops::backup::Overwrite::Refuse)?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "restore: {megabytes:.1} MB verified and rebuilt in {seconds:.2} s, {:.0} MB/s",
@@ -296,7 +296,8 @@ fn lifecycle(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
     );
     let ids: BTreeSet<TicketId> = store.tickets()?.into_iter().map(|t| t.id).collect();
     let started = Instant::now();
-    let removed = casemail::purge::remove_tickets(&store, &ids, Timestamp::UNIX_EPOCH, "bench")?;
+    let removed =
+        casemail::casework::purge::remove_tickets(&store, &ids, Timestamp::UNIX_EPOCH, "bench")?;
     store.flush()?;
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -69,10 +69,14 @@ fn login(config: &Config, oauth2: &OAuth2) -> anyhow::Result<()> {
     let who = signed
         .account
         .clone()
-        .unwrap_or_else(|| crate::sanitize::for_terminal(&config.imap.username));
+        .unwrap_or_else(|| crate::mail::sanitize::for_terminal(&config.imap.username));
     writeln!(stdout, "signed in as {who}")?;
     if let Some(scope) = &signed.scope {
-        writeln!(stdout, "scopes: {}", crate::sanitize::for_terminal(scope))?;
+        writeln!(
+            stdout,
+            "scopes: {}",
+            crate::mail::sanitize::for_terminal(scope)
+        )?;
     }
     if let Some(expires) = signed.expires {
         writeln!(
@@ -222,7 +226,7 @@ impl Status {
                 Some(refusal) => format!(
                     "refused since {}: {}; run `casemail auth login`",
                     refusal.at,
-                    crate::sanitize::for_terminal(&refusal.reason)
+                    crate::mail::sanitize::for_terminal(&refusal.reason)
                 ),
                 None => "refused: run `casemail auth login`".to_owned(),
             },
@@ -242,7 +246,7 @@ impl Status {
             &self
                 .account
                 .as_deref()
-                .map_or_else(|| "-".to_owned(), crate::sanitize::for_terminal),
+                .map_or_else(|| "-".to_owned(), crate::mail::sanitize::for_terminal),
         );
         line(
             &mut out,
@@ -250,7 +254,7 @@ impl Status {
             &self
                 .scopes
                 .as_deref()
-                .map_or_else(|| "-".to_owned(), crate::sanitize::for_terminal),
+                .map_or_else(|| "-".to_owned(), crate::mail::sanitize::for_terminal),
         );
         line(&mut out, "signed in:", &when(self.signed_in));
         line(&mut out, "last renewed:", &when(self.refreshed));

@@ -258,8 +258,8 @@ fn store_figures_count_tickets_flags_and_queues() {
 
 #[test]
 fn lag_cursors_and_reconciliation_are_rendered_per_folder() {
-    use crate::fetch::Lag;
     use crate::ids::{Uid, UidValidity};
+    use crate::imap::Lag;
     use crate::model::Cursor;
 
     let metrics = metrics();

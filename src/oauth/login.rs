@@ -177,13 +177,13 @@ async fn device(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<super::
         SignedDuration::from_secs(i64::try_from(authorization.expires_in.min(3600)).unwrap_or(600));
     let expires = started.checked_add(lifetime).unwrap_or(started);
     prompt.device_code(
-        &crate::sanitize::for_terminal(&authorization.verification_uri),
+        &crate::mail::sanitize::for_terminal(&authorization.verification_uri),
         authorization
             .verification_uri_complete
             .as_deref()
-            .map(crate::sanitize::for_terminal)
+            .map(crate::mail::sanitize::for_terminal)
             .as_deref(),
-        &crate::sanitize::for_terminal(&authorization.user_code),
+        &crate::mail::sanitize::for_terminal(&authorization.user_code),
         expires,
     );
     let mut interval = authorization
@@ -318,7 +318,7 @@ pub fn code_from_redirect(landed: &str, state: &str) -> Result<String, Error> {
     if let Some(error) = error {
         return Err(Error::Login(format!(
             "the browser came back with {}",
-            crate::sanitize::for_terminal(&error)
+            crate::mail::sanitize::for_terminal(&error)
         )));
     }
     if returned_state.as_deref() != Some(state) {

@@ -10,8 +10,8 @@ use std::io::Write;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
+use crate::mail::sanitize::for_terminal;
 use crate::model::{Actor, DeadLetter, Event};
-use crate::sanitize::for_terminal;
 use crate::store::Store;
 
 fn dead_letter_json(dead: &DeadLetter, size: Option<usize>) -> Value {

@@ -6,12 +6,12 @@ use std::io::Write;
 
 use anyhow::Context as _;
 
+use crate::casework::report;
 use crate::config::Config;
 use crate::ids::{Uid, UidValidity};
-use crate::ingest::{Outcome, Refiled};
+use crate::mail::sanitize::{for_terminal, text_for_terminal};
 use crate::model::Source;
-use crate::report;
-use crate::sanitize::{for_terminal, text_for_terminal};
+use crate::process::{Outcome, Refiled};
 use crate::store::Store;
 
 /// The id `quarantine list` prints for an entry.
@@ -84,7 +84,7 @@ pub fn retry(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let source = parse_id(text)?;
-    let refiled = crate::ingest::refile_quarantined(store, config, &source, now)?
+    let refiled = crate::process::refile_quarantined(store, config, &source, now)?
         .with_context(|| format!("nothing is quarantined as {}", for_terminal(text)))?;
     match refiled {
         Refiled::StillFailing(reason) => anyhow::bail!(

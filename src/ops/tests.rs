@@ -303,10 +303,10 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
             };
             tx.add_event(&mut ticket, &event)?;
             tx.put_ticket(&ticket)?;
-            let verdict = crate::spam::Verdict {
+            let verdict = crate::casework::spam::Verdict {
                 spam: true,
                 score: 9.0,
-                reasons: vec![crate::spam::Reason {
+                reasons: vec![crate::casework::spam::Reason {
                     signal: "rule:x".to_owned(),
                     weight: 9.0,
                     detail: format!("subject {HOSTILE}"),
@@ -314,7 +314,7 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
             };
             tx.put_spam_record(
                 TicketId(1),
-                &crate::spam::held::SpamRecord { at: now, verdict },
+                &crate::casework::spam::held::SpamRecord { at: now, verdict },
             )?;
             tx.put_quarantine(
                 &QuarantineEntry {
@@ -326,7 +326,7 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
                 },
                 format!("Subject: x{HOSTILE}\r\n\r\nbody{HOSTILE}\r\n").as_bytes(),
             )?;
-            crate::loops::suppress(
+            crate::casework::mail_loops::suppress(
                 tx,
                 &config.loops,
                 &hostile_address,

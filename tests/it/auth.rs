@@ -4,7 +4,7 @@
 //! relayed are not relayed; a rotated secret keeps old tokens working for its grace period;
 //! `#merge` needs the owner of both tickets; notifications warn of forged and stray mail.
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
 
 use crate::bridge::{gmail_reply, register, wait_count};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 
 use crate::daemon::Daemon;
 use crate::harness::{self, Account, Bench};

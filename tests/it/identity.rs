@@ -2,7 +2,7 @@
 //! a quoted local part lettre cannot build a message to) makes a flagged ticket whose answer is
 //! explained to the caseworker, never a stopped daemon.
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 
 use crate::bridge::{gmail_reply, register};
 use crate::daemon::Daemon;

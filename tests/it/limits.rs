@@ -8,7 +8,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 
 use crate::bridge::register;
 use crate::daemon::Daemon;

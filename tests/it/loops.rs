@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
 
 use crate::bridge::{gmail_reply, register, wait_count};

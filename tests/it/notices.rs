@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 
 use crate::bridge::{register, wait_count};
 use crate::daemon::Daemon;

@@ -6,7 +6,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use mail_parser::{MessageParser, MimeHeaders};
 
-use casemail::parse::{ParseLimits, parse};
+use casemail::mail::parse::{ParseLimits, parse};
 
 use crate::bridge::{gmail_reply, register, wait_count};
 use crate::daemon::Daemon;

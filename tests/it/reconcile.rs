@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use casemail::ids::{Uid, UidValidity};
+use casemail::mail::parse::header_message_id;
 use casemail::model::Cursor;
-use casemail::parse::header_message_id;
 use casemail::store::Store;
 
 use crate::control::{parse_metrics, sample, wait_until_serving};

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use casemail::config::{self, Security};
 use casemail::ids::{MessageId, TicketId};
 use casemail::model::{OutboxEntry, OutboxKind, Status, Ticket};
-use casemail::relay::{self, Relay, StepOutcome};
+use casemail::smtp::{self, Relay, StepOutcome};
 use casemail::store::Store;
 
 use crate::harness::{self, Account, Bench};
@@ -66,7 +66,7 @@ fn smtp_config(bench: &Bench, security: Security) -> config::Smtp {
 }
 
 fn new_relay(store: &Store, config: &config::Smtp, clock: &TestClock) -> Relay {
-    let transport = relay::transport(config, Some("casemail.test")).expect("build the transport");
+    let transport = smtp::transport(config, Some("casemail.test")).expect("build the transport");
     Relay::new(store.clone(), transport, clock.clock())
 }
 
@@ -174,7 +174,7 @@ async fn settled_inbox(bench: &Bench, account: &Account) -> Vec<harness::Fetched
 /// What the recipient's copy must end with: the message as sent, line endings normalised to
 /// CRLF and ending in CRLF (Dovecot prepends its trace headers).
 fn as_delivered(raw: &[u8]) -> Vec<u8> {
-    let mut expected = relay::wire_data(raw).into_owned();
+    let mut expected = smtp::wire_data(raw).into_owned();
     expected.extend_from_slice(b"\r\n");
     expected
 }
@@ -279,7 +279,7 @@ async fn an_outage_defers_the_message_and_it_is_sent_once_after_postfix_and_case
         let store = open_store(dir.path());
         assert_eq!(store.outbox().expect("outbox")[0].attempts, 1);
         let mut relay = new_relay(&store, &config, &clock);
-        clock.advance(relay::nominal_backoff(1));
+        clock.advance(smtp::nominal_backoff(1));
         let outcome = relay.step().await.expect("step");
         assert_eq!((outcome.sent, outcome.deferred), (1, 0), "{outcome:?}");
         bench

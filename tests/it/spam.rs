@@ -241,10 +241,10 @@ fn eml_folder(daemon: &Daemon, name: &str, messages: &[Vec<u8>]) -> String {
 }
 
 fn corpus(seed: u64, count: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    use casemail::spam::bayes::Label;
+    use casemail::casework::spam::bayes::Label;
     let mut spam = Vec::new();
     let mut ham = Vec::new();
-    for message in casemail::spam::corpus::generate(seed, count) {
+    for message in casemail::casework::spam::corpus::generate(seed, count) {
         match message.label {
             Label::Spam => spam.push(message.raw),
             Label::Ham => ham.push(message.raw),

@@ -1,6 +1,6 @@
 //! `casemail-bench spam`: precision and recall of the learned classifier, of the whole verdict
 //! and, when spamd is reachable, of SpamAssassin, on the synthetic labelled corpus
-//! (`casemail::spam::corpus`). The classifier learns one half of the corpus and is judged on
+//! (`casemail::casework::spam::corpus`). The classifier learns one half of the corpus and is judged on
 //! the other half, so nothing it is judged on was learned.
 
 use std::net::SocketAddr;
@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use casemail::casework::spam::bayes::{self, Label};
+use casemail::casework::spam::{self, Context, Requester, SpamdAnswer, corpus, held};
 use casemail::config::Spam as Settings;
+use casemail::mail::parse::{ParseLimits, parse};
 use casemail::model::FolderKind;
-use casemail::parse::{ParseLimits, parse};
-use casemail::spam::bayes::{self, Label};
-use casemail::spam::{self, Context, Requester, SpamdAnswer, corpus, held};
 use casemail::store::Store;
 
 /// Counts of a binary classification where "spam" is the positive class.

@@ -1,0 +1,490 @@
+//! Composes the mail casemail sends about tickets: the notification that gives a ticket to its
+//! caseworker, and notices to coordinators. Pure: no I/O, no clock; the caller stores the result
+//! in the outbox in the same transaction as the ticket change, and `relay` sends it.
+//!
+//! Every message goes out from the shared address, to one recipient at a time, so one agent's
+//! address is never shown to another. Everything casemail sends automatically carries
+//! `Auto-Submitted: auto-generated` (RFC 3834) and its own loop header.
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+
+use crate::ids::MessageId;
+use crate::model::{Agent, StoredMessage, Ticket};
+
+mod safe_files;
+
+/// Marks mail casemail sent, so it never processes its own mail as a request.
+pub const LOOP_HEADER: &str = "X-Casemail-Loop";
+
+/// The first line of every notification: what an agent writes above it is their reply, what
+/// is below is history (`strip` owns the marker).
+pub use crate::mail::strip::REPLY_ABOVE;
+
+/// Why a message could not be composed. Errors are logged at WARN and ERROR, so their text
+/// names no person: the address stays in the value, for DEBUG logs and tests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("an address cannot be used in a message header")]
+    Address(String),
+    #[error("agent {0} has no address")]
+    AgentWithoutAddress(crate::ids::AgentId),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// The line a notification carries when the requester's address cannot be written to.
+pub const UNANSWERABLE: &str = "Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply\n          to this notification will not reach them. Ask a coordinator how to reach them\n          another way; do not write to them from your own address.\n";
+
+/// The helpdesk identity outgoing mail is sent as.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub address: String,
+    pub name: String,
+}
+
+impl Sender {
+    fn mailbox(&self) -> Result<Mailbox, Error> {
+        let address = self
+            .address
+            .parse()
+            .map_err(|_| Error::Address(self.address.clone()))?;
+        Ok(Mailbox::new(Some(self.name.clone()), address))
+    }
+
+    fn domain(&self) -> &str {
+        self.address
+            .rsplit_once('@')
+            .map_or("localhost", |(_, domain)| domain)
+    }
+
+    /// The helpdesk address with a sub-address: `help+DETAIL@domain`.
+    pub fn sub_address(&self, detail: &str) -> String {
+        match self.address.rsplit_once('@') {
+            Some((local, domain)) => format!("{local}+{detail}@{domain}"),
+            None => self.address.clone(),
+        }
+    }
+
+    /// A Message-ID fixed at creation: `kind.ticket.nonce@helpdesk-domain`.
+    pub fn message_id(&self, kind: &str, ticket: u64, nonce: u64) -> MessageId {
+        let text = format!("casemail.{kind}.{ticket}.{nonce:016x}@{}", self.domain());
+        MessageId::parse(&text).unwrap_or_else(|| {
+            // The parts are ASCII without white space, so parsing cannot fail; keep a usable id
+            // all the same rather than a panic.
+            MessageId::parse(&format!("casemail.{nonce:016x}@localhost"))
+                .expect("a fixed ASCII id without spaces is a valid Message-ID")
+        })
+    }
+}
+
+/// A composed message, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message_id: MessageId,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+/// An attachment to pass through, with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentBytes {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// Why an agent is being sent a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// The ticket was just assigned to them.
+    Assigned,
+    /// The requester wrote again on a ticket they own.
+    FollowUp,
+    /// It was handed over to them from someone who did not answer in time.
+    Handover,
+}
+
+fn base(
+    sender: &Sender,
+    to: &str,
+    subject: &str,
+    message_id: &MessageId,
+) -> Result<lettre::message::MessageBuilder, Error> {
+    let to_mailbox: Mailbox = to.parse().map_err(|_| Error::Address(to.to_owned()))?;
+    Ok(lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to_mailbox)
+        .subject(subject)
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        ))
+        .raw_header(no_reactions()))
+}
+
+/// `X-MS-Reactions: disallow` on everything casemail sends: Outlook then offers no emoji
+/// reactions, whose "… reacted to your message" mails are noise to a help desk (and would
+/// otherwise have to be told from answers; see `reaction.rs` for those that come anyway).
+fn no_reactions() -> HeaderValue {
+    HeaderValue::new(
+        HeaderName::new_from_ascii_str("X-MS-Reactions"),
+        "disallow".to_owned(),
+    )
+}
+
+/// The subject a ticket goes by in mail: `[#N] subject`.
+pub fn ticket_subject(ticket: &Ticket) -> String {
+    format!("[#{}] {}", ticket.id.0, clean_line(&ticket.subject))
+}
+
+/// Header text from mail is attacker-controlled: no line breaks or control characters may
+/// travel into the headers or the header block of what casemail sends.
+fn clean_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The notification that hands a ticket (and the message that caused it) to an agent.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the notification.
+pub fn ticket_notification(
+    sender: &Sender,
+    agent: &Agent,
+    ticket: &Ticket,
+    message: &StoredMessage,
+    attachments: &[AttachmentBytes],
+    why: Why,
+    warnings: &[&str],
+    reply_token: &str,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let to = agent
+        .emails
+        .first()
+        .ok_or_else(|| Error::AgentWithoutAddress(agent.id.clone()))?;
+    // Files a client would render (HTML, SVG, forwarded mail, …) go as text, never as sent.
+    let safe = safe_files::for_caseworker(attachments);
+    let attachments = safe.files.as_slice();
+    // The token rides in the Message-ID too, so a reply threads back to it even where the
+    // sub-address of Reply-To is lost.
+    let message_id = MessageId::parse(&format!(
+        "casemail.n.{reply_token}.{nonce:016x}@{}",
+        sender.domain()
+    ))
+    .unwrap_or_else(|| sender.message_id("n", ticket.id.0, nonce));
+    let reply_to_address = sender.sub_address(reply_token);
+    let reply_to: Mailbox = Mailbox::new(
+        Some(sender.name.clone()),
+        reply_to_address
+            .parse()
+            .map_err(|_| Error::Address(reply_to_address.clone()))?,
+    );
+    // The `From:` line names the quoted message's own sender, never the ticket's requester by
+    // default: what someone else wrote on the ticket must not be shown as the requester's.
+    let from = message.from.as_deref().unwrap_or("(unknown sender)");
+    let by_requester = from == ticket.requester;
+    let from_name = message
+        .from_name
+        .as_ref()
+        .or(ticket.requester_name.as_ref().filter(|_| by_requester));
+    let requester = match from_name {
+        Some(name) => format!("{} <{}>", clean_line(name), clean_line(from)),
+        None => clean_line(from),
+    };
+    let heading = match why {
+        Why::Assigned => "New ticket for you",
+        Why::FollowUp => "The requester wrote again",
+        Why::Handover => "Handed over to you: the previous caseworker did not answer in time",
+    };
+    // A forged or stray message must not pass for the requester's: the warning comes first.
+    let warning: String = warnings
+        .iter()
+        .map(|w| format!("WARNING: {}\n\n", clean_line(w)))
+        .collect();
+    let mut body = format!(
+        "{REPLY_ABOVE}\n\n{warning}{heading}. Reply to this message to answer the requester; your address is not shown to them.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nFrom:     {requester}\nSubject:  {subject}\n",
+        number = ticket.id.0,
+        status = ticket.status,
+        count = ticket.message_count,
+        subject = clean_line(message.subject.as_deref().unwrap_or(&ticket.subject)),
+    );
+    let kept: Vec<&AttachmentBytes> = attachments.iter().collect();
+    let skipped = message.attachments.iter().filter(|a| !a.kept).count();
+    if !kept.is_empty() || skipped > 0 {
+        body.push_str(&format!(
+            "Files:    {} attached{}\n",
+            kept.len(),
+            if skipped > 0 {
+                format!(", {skipped} too large to forward (kept with the ticket)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if !safe.changed.is_empty() {
+        body.push_str(
+            "          changed so that nothing in them loads or runs (originals kept with the ticket):\n",
+        );
+        for line in &safe.changed {
+            body.push_str(&format!("          - {line}\n"));
+        }
+    }
+    if !by_requester {
+        body.push_str(&format!(
+            "Requester: {} (the message below is NOT from the requester)\n",
+            clean_line(&ticket.requester)
+        ));
+    }
+    if ticket
+        .flags
+        .contains(&crate::model::TicketFlag::Unanswerable)
+    {
+        body.push_str(UNANSWERABLE);
+    }
+    body.push_str("----------------------------------------------------------------------\n\n");
+    body.push_str(&message.text);
+    body.push('\n');
+    let subject = ticket_subject(ticket);
+    let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
+    let kept: Vec<AttachmentBytes> = kept.into_iter().cloned().collect();
+    let email = text_with_files(builder, body, &kept, &[])?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.clone()],
+        raw: email.formatted(),
+    })
+}
+
+/// A short notice to one coordinator (nobody could take a ticket, a handover happened).
+pub fn coordinator_notice(
+    sender: &Sender,
+    coordinator: &Agent,
+    ticket: &Ticket,
+    what: &str,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let to = coordinator
+        .emails
+        .first()
+        .ok_or_else(|| Error::AgentWithoutAddress(coordinator.id.clone()))?;
+    let message_id = sender.message_id("c", ticket.id.0, nonce);
+    let subject = format!("{} ({})", ticket_subject(ticket), what);
+    let body = format!(
+        "{what}.\n\nTicket:   #{number}\nStatus:   {status}\nMessages: {count}\nOwner:    {owner}\n",
+        number = ticket.id.0,
+        status = ticket.status,
+        count = ticket.message_count,
+        owner = ticket.owner.as_ref().map_or("nobody", |o| o.0.as_str()),
+    );
+    let email = base(sender, to, &subject, &message_id)?
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )
+        .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.clone()],
+        raw: email.formatted(),
+    })
+}
+
+/// A plain text message from the helpdesk to one coordinator (the daily digest).
+pub fn plain_to(
+    sender: &Sender,
+    to: &str,
+    subject: &str,
+    body: String,
+    kind: &str,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id(kind, 0, nonce);
+    let email = base(sender, to, subject, &message_id)?
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        )
+        .map_err(|e| Error::Build(e.to_string()))?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![to.to_owned()],
+        raw: email.formatted(),
+    })
+}
+
+/// The subject of an acknowledgement, `[#N] Your message to HELPDESK`: the ticket number and
+/// the helpdesk's own name, never the subject of the mail it answers.
+fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
+    format!(
+        "[#{}] Your message to {}",
+        ticket.id.0,
+        clean_line(&sender.name)
+    )
+}
+
+/// The acknowledgement of a new ticket: from the helpdesk to the requester, threaded under
+/// their message, marked `Auto-Submitted: auto-replied` (RFC 3834 §5: an answer to their
+/// message) with the loop header. `body` is the filled-in template; `hide` (every caseworker
+/// address) is scrubbed from it and from the subject.
+///
+/// Anyone can send mail under someone else's address, so the acknowledgement may reach a
+/// person who never wrote: it quotes nothing of the inbound mail. The subject is
+/// `[#N] Your message to HELPDESK` and the recipient has no display name.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
+pub fn acknowledgement(
+    sender: &Sender,
+    ticket: &Ticket,
+    body: &str,
+    in_reply_to: Option<&MessageId>,
+    references: &[MessageId],
+    hide: &[String],
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id("a", ticket.id.0, nonce);
+    let to_address: lettre::Address = ticket
+        .requester
+        .parse()
+        .map_err(|_| Error::Address(ticket.requester.clone()))?;
+    let to = Mailbox::new(None, to_address);
+    let mut builder = lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to)
+        .subject(scrub(&acknowledgement_subject(sender, ticket), hide))
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-replied".to_owned(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        ))
+        .raw_header(no_reactions());
+    if let Some(parent) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
+    }
+    let mut chain: Vec<String> = references
+        .iter()
+        .chain(in_reply_to)
+        .map(|r| format!("<{}>", r.as_str()))
+        .collect();
+    chain.dedup();
+    if !chain.is_empty() {
+        builder = builder.references(chain.join(" "));
+    }
+    let email = text_with_files(builder, scrub(body, hide), &[], hide)?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![ticket.requester.clone()],
+        raw: email.formatted(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Replaces every occurrence of `secrets` (caseworker addresses, reply tokens) in `text`, with
+/// the relay gate's matching (case-insensitive over the original text, Unicode-correct).
+fn scrub(text: &str, secrets: &[String]) -> String {
+    crate::casework::gate::Secrets::new(secrets.iter().map(String::as_str), []).scrub(text)
+}
+
+/// The caseworker's answer as the requester receives it: a new message from the shared
+/// address, threaded under the requester's own messages, carrying only what the relay gate
+/// cleared (`cleared`: text and files already scrubbed). The subject, built from the ticket,
+/// passes `secrets` too. Only `gate` decides what goes; this only composes it.
+pub fn relay_to_requester(
+    sender: &Sender,
+    ticket: &Ticket,
+    cleared: &crate::casework::gate::Cleared,
+    in_reply_to: Option<&MessageId>,
+    references: &[MessageId],
+    secrets: &crate::casework::gate::Secrets,
+    nonce: u64,
+) -> Result<Outgoing, Error> {
+    let message_id = sender.message_id("r", ticket.id.0, nonce);
+    let to_address: lettre::Address = ticket
+        .requester
+        .parse()
+        .map_err(|_| Error::Address(ticket.requester.clone()))?;
+    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    let subject = format!("Re: {} [#{}]", clean_line(&ticket.subject), ticket.id.0);
+    let mut builder = lettre::Message::builder()
+        .from(sender.mailbox()?)
+        .to(to)
+        .subject(secrets.scrub(&subject))
+        .message_id(Some(format!("<{}>", message_id.as_str())))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(LOOP_HEADER),
+            sender.address.clone(),
+        ))
+        .raw_header(no_reactions());
+    if let Some(parent) = in_reply_to {
+        builder = builder.in_reply_to(format!("<{}>", parent.as_str()));
+    }
+    if !references.is_empty() {
+        let chain: Vec<String> = references
+            .iter()
+            .map(|r| format!("<{}>", r.as_str()))
+            .collect();
+        builder = builder.references(chain.join(" "));
+    }
+    let body = format!("{}\n", cleared.text);
+    let email = text_with_files(builder, body, &cleared.attachments, &[])?;
+    Ok(Outgoing {
+        message_id,
+        envelope_from: sender.address.clone(),
+        recipients: vec![ticket.requester.clone()],
+        raw: email.formatted(),
+    })
+}
+
+/// A plain-text body, with the files attached when there are any. File names go through the
+/// same cleaning as header text, and `hide` is scrubbed from them.
+fn text_with_files(
+    builder: lettre::message::MessageBuilder,
+    body: String,
+    attachments: &[AttachmentBytes],
+    hide: &[String],
+) -> Result<lettre::Message, Error> {
+    let text_part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body);
+    if attachments.is_empty() {
+        return builder
+            .singlepart(text_part)
+            .map_err(|e| Error::Build(e.to_string()));
+    }
+    let mut parts = MultiPart::mixed().singlepart(text_part);
+    for attachment in attachments {
+        let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
+            ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+        });
+        let name = attachment
+            .name
+            .as_deref()
+            .map(|n| scrub(&clean_line(n), hide))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "attachment".to_owned());
+        parts =
+            parts.singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
+    }
+    builder
+        .multipart(parts)
+        .map_err(|e| Error::Build(e.to_string()))
+}
