@@ -21,7 +21,10 @@ use crate::imap::{FolderWatch, OnDown, OnLag};
 use crate::metrics::Metrics;
 use crate::model::FolderKind;
 use crate::store::Store;
-use crate::{control, imap::reconcile, process, smtp, systemd};
+use crate::{control, process, smtp, systemd};
+
+pub mod reconcile;
+pub mod sign_in;
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
@@ -207,7 +210,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     // A refused OAuth2 sign-in: health, metric, one notice. Stops with the fetchers.
-    let sign_in = tokio::spawn(crate::oauth::sign_in::run(
+    let sign_in = tokio::spawn(crate::daemon::sign_in::run(
         store.clone(),
         config.clone(),
         metrics.clone(),

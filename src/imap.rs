@@ -28,7 +28,6 @@ use crate::model::{Arrival, Cursor, FolderKind, Source};
 use crate::store::Store;
 
 pub mod expunge;
-pub mod reconcile;
 
 /// Every IMAP command must answer within this; a silent server is a dead connection.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);

@@ -6,10 +6,12 @@
 //! - `compose`: the mail casemail writes (notifications, acknowledgements, notices), with the
 //!   date and MIME boundary passed in;
 //! - `sanitize`: text made safe for a terminal, a log line or a header;
+//! - `scrub`: caseworkers' addresses and reply tokens found and replaced;
 //! - `reaction`: reactions and read receipts told apart from answers.
 
 pub mod compose;
 pub mod parse;
 pub mod reaction;
 pub mod sanitize;
+pub mod scrub;
 pub mod strip;

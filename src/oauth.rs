@@ -29,7 +29,6 @@ use crate::config::{Flow, OAuth2};
 
 pub mod http;
 pub mod login;
-pub mod sign_in;
 #[cfg(test)]
 mod tests;
 

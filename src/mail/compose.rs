@@ -401,7 +401,16 @@ mod tests;
 /// Replaces every occurrence of `secrets` (caseworker addresses, reply tokens) in `text`, with
 /// the relay gate's matching (case-insensitive over the original text, Unicode-correct).
 fn scrub(text: &str, secrets: &[String]) -> String {
-    crate::casework::gate::Secrets::new(secrets.iter().map(String::as_str), []).scrub(text)
+    crate::mail::scrub::Secrets::new(secrets.iter().map(String::as_str), []).scrub(text)
+}
+
+/// What the relay gate (`casework::gate`) lets through to the requester.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleared {
+    pub text: String,
+    pub attachments: Vec<AttachmentBytes>,
+    /// One line per file dropped or cleaned, for the caseworker's confirmation.
+    pub removed: Vec<String>,
 }
 
 /// The caseworker's answer as the requester receives it: a new message from the shared
@@ -411,10 +420,10 @@ fn scrub(text: &str, secrets: &[String]) -> String {
 pub fn relay_to_requester(
     sender: &Sender,
     ticket: &Ticket,
-    cleared: &crate::casework::gate::Cleared,
+    cleared: &Cleared,
     in_reply_to: Option<&MessageId>,
     references: &[MessageId],
-    secrets: &crate::casework::gate::Secrets,
+    secrets: &crate::mail::scrub::Secrets,
     nonce: u64,
 ) -> Result<Outgoing, Error> {
     let message_id = sender.message_id("r", ticket.id.0, nonce);
