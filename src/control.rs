@@ -832,7 +832,7 @@ async fn metrics(shared: &Arc<Shared>) -> Response {
         Ok(Ok(figures)) => Response {
             status: 200,
             reason: "OK",
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            content_type: metrics::CONTENT_TYPE,
             body: shared.metrics.render(&figures, jiff::Timestamp::now()),
         },
         Ok(Err(err)) => {

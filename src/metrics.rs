@@ -1,6 +1,6 @@
 //! What the running daemon knows about itself: counters and latency histograms the stages
 //! update, the health marks of each loop, and their rendering as Prometheus text (exposition
-//! format 0.0.4) and as a health verdict.
+//! format 0.0.4, written by `prometheus-client`) and as a health verdict.
 //!
 //! Figures the store already holds (tickets by status, outbox depth, quarantine) are read from
 //! it when asked rather than counted here, so they always match what the CLI shows. Counters
@@ -9,12 +9,21 @@
 //! No clock and no sockets here: callers pass the time, and `control` serves the text.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, prometheus_text,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::imap::{Budget, Lag};
 use crate::model::{Cursor, OutboxKind, Status};
@@ -28,6 +37,9 @@ pub const PROCESS_STALL: Duration = Duration::from_secs(3 * 60);
 /// The relay retries transient failures with backoff capped at 10 min, so mail older than this
 /// in the outbox means it is not draining (SMTP down, credentials refused, relay stuck).
 pub const OUTBOX_STUCK: Duration = Duration::from_secs(15 * 60);
+
+/// The media type of what [`Metrics::render`] writes.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the latency buckets, in seconds: from a fast parse to a slow fsync.
 const BUCKETS: [f64; 14] = [
@@ -57,29 +69,6 @@ impl Stage {
     }
 }
 
-/// A latency histogram with fixed buckets, updated without locks.
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative); the last slot is above every bound.
-    counts: [AtomicU64; BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let slot = BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
-        if let Some(count) = self.counts.get(slot) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-}
-
 /// Whether a watched folder's IMAP session is working.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum FolderState {
@@ -104,11 +93,9 @@ struct Reconciled {
     last_run: Option<Timestamp>,
     /// Missing messages per folder looked at.
     missing: BTreeMap<String, u64>,
-    runs_ok: u64,
-    runs_failed: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Marks {
     folders: BTreeMap<String, FolderMark>,
     process_alive: Timestamp,
@@ -133,27 +120,52 @@ pub enum Filed {
     Bounced,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
 /// Counters and health marks shared by the daemon's tasks through an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
     started: Timestamp,
-    ingested: AtomicU64,
-    duplicates: AtomicU64,
-    quarantined: AtomicU64,
-    replies_relayed: AtomicU64,
-    replies_refused: AtomicU64,
-    replies_held: AtomicU64,
-    replies_not_sent: AtomicU64,
-    bounces: AtomicU64,
-    sign_in_refusals: AtomicU64,
-    parse: Histogram,
-    file: Histogram,
-    commit: Histogram,
-    /// Outbox messages settled by the relay, by (outbox kind, result).
-    relay: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// The counters and histograms below, under the names `/metrics` shows.
+    registry: Registry,
+    ingested: Counter,
+    duplicates: Counter,
+    quarantined: Counter,
+    replies_relayed: Counter,
+    replies_refused: Counter,
+    replies_held: Counter,
+    replies_not_sent: Counter,
+    bounces: Counter,
+    sign_in_refusals: Counter,
+    /// Outbox messages settled by the relay, by result, each by outbox kind.
+    relay_sent: Family<KindLabel, Counter>,
+    relay_deferred: Family<KindLabel, Counter>,
+    relay_failed: Family<KindLabel, Counter>,
+    reconcile_runs: Family<ResultLabel, Counter>,
+    stages: Family<StageLabel, Histogram>,
     marks: Mutex<Marks>,
     /// The fetchers' memory budget, read at each scrape once the daemon has made it.
-    fetch_budget: std::sync::OnceLock<Budget>,
+    fetch_budget: OnceLock<Budget>,
+}
+
+/// Registers `metric` under `name` and hands it back. The registry ends `help` with a period,
+/// and the text adds `_total` to a counter's name.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// A lock that a panicking holder left behind still guards plain numbers, which stay usable.
@@ -175,21 +187,110 @@ impl Metrics {
                 (folder, mark)
             })
             .collect();
+        let mut registry = Registry::default();
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            registered(registry, name, help, Counter::default())
+        };
+        let ingested = counter(
+            &mut registry,
+            "casemail_messages_ingested",
+            "Messages the process stage filed since start: new tickets, follow-ups, duplicates and quarantined",
+        );
+        let duplicates = counter(
+            &mut registry,
+            "casemail_duplicates",
+            "Messages recognised as a copy of a stored message since start",
+        );
+        let quarantined = counter(
+            &mut registry,
+            "casemail_quarantined",
+            "Messages set aside in the quarantine since start",
+        );
+        let replies_relayed = counter(
+            &mut registry,
+            "casemail_replies_relayed",
+            "Caseworkers' replies the bridge accepted and relayed to requesters",
+        );
+        let replies_refused = counter(
+            &mut registry,
+            "casemail_replies_refused",
+            "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office)",
+        );
+        let replies_held = counter(
+            &mut registry,
+            "casemail_replies_held",
+            "Caseworkers' genuine replies the relay gate held as notes (empty, only files, an unknown command, a file it cannot clean)",
+        );
+        let replies_not_sent = counter(
+            &mut registry,
+            "casemail_replies_not_sent",
+            "Caseworkers' answers the relay gate cleared that were not sent (the requester's address is suppressed); kept as dead letters",
+        );
+        let bounces = counter(
+            &mut registry,
+            "casemail_bounces",
+            "Delivery reports received for mail casemail sent, filed into the ticket the mail was for",
+        );
+        let sign_in_refusals = counter(
+            &mut registry,
+            "casemail_oauth2_refusals",
+            "Times the OAuth 2.0 token endpoint refused casemail's sign-in (revoked or expired grant, bad client secret)",
+        );
+        let relay_sent = registered(
+            &mut registry,
+            "casemail_relay_sent",
+            "Outbox messages the SMTP server accepted since start, by kind (bounce counts bounces sent)",
+            Family::default(),
+        );
+        let relay_deferred = registered(
+            &mut registry,
+            "casemail_relay_deferred",
+            "Sending attempts that failed transiently since start, by kind; the message stays in the outbox",
+            Family::default(),
+        );
+        let relay_failed = registered(
+            &mut registry,
+            "casemail_relay_failed",
+            "Outbox messages the SMTP server refused for good since start, by kind; they became dead letters",
+            Family::default(),
+        );
+        let reconcile_runs: Family<ResultLabel, Counter> = registered(
+            &mut registry,
+            "casemail_reconcile_runs",
+            "Reconciliation runs since start, by result",
+            Family::default(),
+        );
+        let stages: Family<StageLabel, Histogram> = registered(
+            &mut registry,
+            "casemail_stage_seconds",
+            "Latency of the process stage's steps: parse and file per message, commit per batch",
+            Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+        );
+        // Shown from the start, at zero, like the counters without labels.
+        for result in ["ok", "failed"] {
+            drop(reconcile_runs.get_or_create(&ResultLabel { result }));
+        }
+        for stage in Stage::ALL {
+            let stage = stage.name();
+            drop(stages.get_or_create(&StageLabel { stage }));
+        }
         Metrics {
             started: now,
-            ingested: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            quarantined: AtomicU64::new(0),
-            replies_relayed: AtomicU64::new(0),
-            replies_refused: AtomicU64::new(0),
-            replies_held: AtomicU64::new(0),
-            replies_not_sent: AtomicU64::new(0),
-            bounces: AtomicU64::new(0),
-            sign_in_refusals: AtomicU64::new(0),
-            parse: Histogram::default(),
-            file: Histogram::default(),
-            commit: Histogram::default(),
-            relay: Mutex::new(BTreeMap::new()),
+            registry,
+            ingested,
+            duplicates,
+            quarantined,
+            replies_relayed,
+            replies_refused,
+            replies_held,
+            replies_not_sent,
+            bounces,
+            sign_in_refusals,
+            relay_sent,
+            relay_deferred,
+            relay_failed,
+            reconcile_runs,
+            stages,
             marks: Mutex::new(Marks {
                 folders,
                 process_alive: now,
@@ -197,7 +298,7 @@ impl Metrics {
                 reconciled: Reconciled::default(),
                 sign_in_refused: None,
             }),
-            fetch_budget: std::sync::OnceLock::new(),
+            fetch_budget: OnceLock::new(),
         }
     }
 
@@ -208,7 +309,7 @@ impl Metrics {
 
     /// Counts a message the process stage has filed.
     pub fn message_filed(&self, filed: Filed) {
-        self.ingested.fetch_add(1, Ordering::Relaxed);
+        self.ingested.inc();
         let counter = match filed {
             Filed::Duplicate => &self.duplicates,
             Filed::Quarantined => &self.quarantined,
@@ -219,32 +320,27 @@ impl Metrics {
             Filed::Bounced => &self.bounces,
             Filed::Ticket => return,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
     }
 
     pub fn observe(&self, stage: Stage, elapsed: Duration) {
-        self.histogram(stage).observe(elapsed);
-    }
-
-    fn histogram(&self, stage: Stage) -> &Histogram {
-        match stage {
-            Stage::Parse => &self.parse,
-            Stage::File => &self.file,
-            Stage::Commit => &self.commit,
-        }
+        let label = StageLabel {
+            stage: stage.name(),
+        };
+        self.stages
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Counts an outbox message the relay has settled.
     pub fn relay_settled(&self, kind: OutboxKind, settled: Settled) {
-        let kind = kind.name();
-        let result = match settled {
-            Settled::Sent => "sent",
-            Settled::Deferred => "deferred",
-            Settled::Failed => "failed",
+        let family = match settled {
+            Settled::Sent => &self.relay_sent,
+            Settled::Deferred => &self.relay_deferred,
+            Settled::Failed => &self.relay_failed,
         };
-        let mut relay = lock(&self.relay);
-        let count = relay.entry((kind, result)).or_insert(0);
-        *count = count.saturating_add(1);
+        let label = KindLabel { kind: kind.name() };
+        family.get_or_create(&label).inc();
     }
 
     /// A folder's fetcher logged in or completed a pass.
@@ -298,13 +394,17 @@ impl Metrics {
         let reconciled = &mut marks.reconciled;
         reconciled.missing = missing.into_iter().collect();
         reconciled.last_run = Some(at);
-        reconciled.runs_ok = reconciled.runs_ok.saturating_add(1);
+        drop(marks);
+        self.reconcile_runs
+            .get_or_create(&ResultLabel { result: "ok" })
+            .inc();
     }
 
     /// A reconciliation run failed (IMAP or the store); the last figures stay.
     pub fn reconcile_failed(&self) {
-        let mut marks = lock(&self.marks);
-        marks.reconciled.runs_failed = marks.reconciled.runs_failed.saturating_add(1);
+        self.reconcile_runs
+            .get_or_create(&ResultLabel { result: "failed" })
+            .inc();
     }
 
     /// The token endpoint refused the OAuth 2.0 sign-in (`problem` says why and what to run);
@@ -312,7 +412,7 @@ impl Metrics {
     pub fn sign_in_refused(&self, problem: String) {
         let mut marks = lock(&self.marks);
         if marks.sign_in_refused.is_none() {
-            self.sign_in_refusals.fetch_add(1, Ordering::Relaxed);
+            self.sign_in_refusals.inc();
         }
         marks.sign_in_refused = Some(problem);
     }
@@ -380,306 +480,258 @@ impl Metrics {
     /// The Prometheus text for everything known now: the counters here and `figures` from
     /// the store.
     pub fn render(&self, figures: &StoreFigures, now: Timestamp) -> String {
-        let mut out = Text::default();
-        out.gauge(
-            "casemail_start_time_seconds",
-            "When this daemon started, in seconds since the Unix epoch.",
-        );
-        out.sample(
-            "casemail_start_time_seconds",
-            &[],
-            epoch_seconds(self.started),
-        );
-
-        out.counter(
-            "casemail_messages_ingested_total",
-            "Messages the process stage filed since start: new tickets, follow-ups, duplicates and quarantined.",
-        );
-        out.count("casemail_messages_ingested_total", &[], &self.ingested);
-        out.counter(
-            "casemail_duplicates_total",
-            "Messages recognised as a copy of a stored message since start.",
-        );
-        out.count("casemail_duplicates_total", &[], &self.duplicates);
-        out.counter(
-            "casemail_quarantined_total",
-            "Messages set aside in the quarantine since start.",
-        );
-        out.count("casemail_quarantined_total", &[], &self.quarantined);
-        out.counter(
-            "casemail_replies_relayed_total",
-            "Caseworkers' replies the bridge accepted and relayed to requesters.",
-        );
-        out.count("casemail_replies_relayed_total", &[], &self.replies_relayed);
-        out.counter(
-            "casemail_replies_refused_total",
-            "Replies the bridge refused (no valid token, wrong sender, DMARC failure, out of office).",
-        );
-        out.count("casemail_replies_refused_total", &[], &self.replies_refused);
-        out.counter(
-            "casemail_replies_held_total",
-            "Caseworkers' genuine replies the relay gate held as notes (empty, only files, an unknown command, a file it cannot clean).",
-        );
-        out.count("casemail_replies_held_total", &[], &self.replies_held);
-        out.counter(
-            "casemail_replies_not_sent_total",
-            "Caseworkers' answers the relay gate cleared that were not sent (the requester's address is suppressed); kept as dead letters.",
-        );
-        out.count(
-            "casemail_replies_not_sent_total",
-            &[],
-            &self.replies_not_sent,
-        );
-        out.counter(
-            "casemail_bounces_total",
-            "Delivery reports received for mail casemail sent, filed into the ticket the mail was for.",
-        );
-        out.count("casemail_bounces_total", &[], &self.bounces);
-        out.counter(
-            "casemail_oauth2_refusals_total",
-            "Times the OAuth 2.0 token endpoint refused casemail's sign-in (revoked or expired grant, bad client secret).",
-        );
-        out.count(
-            "casemail_oauth2_refusals_total",
-            &[],
-            &self.sign_in_refusals,
-        );
-
-        out.gauge("casemail_tickets", "Tickets in the store, by status.");
-        for status in [
-            Status::New,
-            Status::Open,
-            Status::Waiting,
-            Status::Closed,
-            Status::Spam,
-        ] {
-            let count = figures.tickets.get(&status).copied().unwrap_or(0);
-            out.sample(
-                "casemail_tickets",
-                &[("status", status.as_str())],
-                count as f64,
-            );
-        }
-        out.gauge(
-            "casemail_tickets_flagged",
-            "Tickets in the store carrying a flag; suspected_spam counts mail that arrived in a junk folder.",
-        );
-        for (flag, count) in &figures.flagged {
-            out.sample("casemail_tickets_flagged", &[("flag", flag)], *count as f64);
-        }
-        out.gauge(
-            "casemail_messages_stored",
-            "Messages stored in tickets, both directions.",
-        );
-        out.sample("casemail_messages_stored", &[], figures.messages as f64);
-        out.gauge(
-            "casemail_quarantine_messages",
-            "Messages in the quarantine, kept with their raw bytes.",
-        );
-        out.sample(
-            "casemail_quarantine_messages",
-            &[],
-            figures.quarantine as f64,
-        );
-
-        out.gauge(
-            "casemail_outbox_messages",
-            "Messages waiting in the outbox.",
-        );
-        out.sample("casemail_outbox_messages", &[], figures.outbox as f64);
-        out.gauge(
-            "casemail_outbox_oldest_age_seconds",
-            "Age of the oldest message waiting in the outbox; 0 when it is empty.",
-        );
-        let oldest_age = figures
-            .outbox_oldest
-            .map_or(0.0, |oldest| seconds_between(oldest, now).max(0.0));
-        out.sample("casemail_outbox_oldest_age_seconds", &[], oldest_age);
-        out.gauge(
-            "casemail_dead_letters",
-            "Outbox messages the SMTP server refused for good, kept for an operator.",
-        );
-        out.sample("casemail_dead_letters", &[], figures.dead_letters as f64);
-
-        let relay = lock(&self.relay).clone();
-        for (result, help) in [
-            (
-                "sent",
-                "Outbox messages the SMTP server accepted since start, by kind (bounce counts bounces sent).",
-            ),
-            (
-                "deferred",
-                "Sending attempts that failed transiently since start, by kind; the message stays in the outbox.",
-            ),
-            (
-                "failed",
-                "Outbox messages the SMTP server refused for good since start, by kind; they became dead letters.",
-            ),
-        ] {
-            let name = format!("casemail_relay_{result}_total");
-            out.counter(&name, help);
-            for ((kind, _), count) in relay.iter().filter(|((_, r), _)| *r == result) {
-                out.sample(&name, &[("kind", kind)], *count as f64);
-            }
-        }
-
-        if let Some(budget) = self.fetch_budget.get() {
-            out.gauge(
-                "casemail_fetch_held_bytes",
-                "Mail fetched and not yet filed, by the sizes the server reported, in bytes (KiB granularity).",
-            );
-            out.sample(
-                "casemail_fetch_held_bytes",
-                &[],
-                f64::from(budget.in_use_kib()) * 1024.0,
-            );
-            out.gauge(
-                "casemail_fetch_budget_bytes",
-                "The most fetched mail held at once: ingest.fetch_bytes, or ingest.max_message_size if larger.",
-            );
-            out.sample(
-                "casemail_fetch_budget_bytes",
-                &[],
-                f64::from(budget.total_kib()) * 1024.0,
-            );
-        }
-
-        let marks = lock(&self.marks);
-        out.gauge(
-            "casemail_imap_up",
-            "Whether the folder's IMAP session is logged in (1) or reconnecting (0).",
-        );
-        for (folder, mark) in &marks.folders {
-            let up = if mark.state == FolderState::Up {
-                1.0
-            } else {
-                0.0
-            };
-            out.sample("casemail_imap_up", &[("folder", folder)], up);
-        }
-        out.gauge(
-            "casemail_imap_last_success_timestamp_seconds",
-            "The folder's last login or completed pass (fetch, poll or IDLE round).",
-        );
-        for (folder, mark) in &marks.folders {
-            if let Some(last) = mark.last_success {
-                out.sample(
-                    "casemail_imap_last_success_timestamp_seconds",
-                    &[("folder", folder)],
-                    epoch_seconds(last),
-                );
-            }
-        }
-        out.gauge(
-            "casemail_imap_lag_seconds",
-            "How far casemail may be behind the folder: 0 while its session is up, else the time since it was last in sync.",
-        );
-        for (folder, mark) in &marks.folders {
-            let lag = match mark.state {
-                FolderState::Up => 0.0,
-                FolderState::Down(_) => {
-                    seconds_between(mark.last_success.unwrap_or(self.started), now).max(0.0)
-                }
-            };
-            out.sample("casemail_imap_lag_seconds", &[("folder", folder)], lag);
-        }
-        out.gauge(
-            "casemail_imap_uidnext",
-            "The UID the server gives the folder's next message (UIDNEXT) at the last look.",
-        );
-        for (folder, lag) in &marks.lag {
-            if let Some(uid_next) = lag.uid_next {
-                out.sample(
-                    "casemail_imap_uidnext",
-                    &[("folder", folder)],
-                    f64::from(uid_next.0),
-                );
-            }
-        }
-        out.gauge(
-            "casemail_imap_cursor_uid",
-            "The highest UID of the folder whose processing is committed in the store.",
-        );
-        for (folder, cursor) in &figures.cursors {
-            out.sample(
-                "casemail_imap_cursor_uid",
-                &[("folder", folder)],
-                f64::from(cursor.last_uid.0),
-            );
-        }
-        out.gauge(
-            "casemail_imap_lag_messages",
-            "Messages in the folder above the cursor at the last look: fetched but not committed, or not fetched yet (paused folders, ingest behind).",
-        );
-        for (folder, lag) in &marks.lag {
-            out.sample(
-                "casemail_imap_lag_messages",
-                &[("folder", folder)],
-                lag.pending as f64,
-            );
-        }
-        let reconciled = &marks.reconciled;
-        out.gauge(
-            "casemail_reconcile_missing",
-            "Messages the last reconciliation found in the folder but in no ticket and not in the quarantine.",
-        );
-        for (folder, missing) in &reconciled.missing {
-            out.sample(
-                "casemail_reconcile_missing",
-                &[("folder", folder)],
-                *missing as f64,
-            );
-        }
-        out.gauge(
-            "casemail_reconcile_last_run_timestamp_seconds",
-            "When the last successful reconciliation ran; absent before the first.",
-        );
-        if let Some(last) = reconciled.last_run {
-            out.sample(
-                "casemail_reconcile_last_run_timestamp_seconds",
-                &[],
-                epoch_seconds(last),
-            );
-        }
-        out.counter(
-            "casemail_reconcile_runs_total",
-            "Reconciliation runs since start, by result.",
-        );
-        out.sample(
-            "casemail_reconcile_runs_total",
-            &[("result", "ok")],
-            reconciled.runs_ok as f64,
-        );
-        out.sample(
-            "casemail_reconcile_runs_total",
-            &[("result", "failed")],
-            reconciled.runs_failed as f64,
-        );
-        out.gauge(
-            "casemail_process_last_alive_timestamp_seconds",
-            "When the process stage last finished a batch or a sweep.",
-        );
-        out.sample(
-            "casemail_process_last_alive_timestamp_seconds",
-            &[],
-            epoch_seconds(marks.process_alive),
-        );
-        drop(marks);
-
-        out.histogram_header(
-            "casemail_stage_seconds",
-            "Latency of the process stage's steps: parse and file per message, commit per batch.",
-        );
-        for stage in Stage::ALL {
-            out.histogram(
-                "casemail_stage_seconds",
-                ("stage", stage.name()),
-                self.histogram(stage),
-            );
-        }
-        out.text
+        let fetch = self.fetch_budget.get().map(|budget| FetchFigures {
+            held_bytes: u64::from(budget.in_use_kib()) * 1024,
+            budget_bytes: u64::from(budget.total_kib()) * 1024,
+        });
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(Scrape {
+            started: self.started,
+            now,
+            store: figures.clone(),
+            marks: lock(&self.marks).clone(),
+            fetch,
+        }));
+        let mut text = String::new();
+        // Writing to a String cannot fail, and no value here can fail to encode (only usize
+        // and isize gauges past i64 can), so the text is always whole.
+        let _ = prometheus_text::encode(&mut text, &self.registry)
+            .and_then(|()| prometheus_text::encode(&mut text, &scrape));
+        text
     }
 }
+
+/// The fetchers' memory budget at a scrape.
+#[derive(Debug, Clone, Copy)]
+struct FetchFigures {
+    held_bytes: u64,
+    budget_bytes: u64,
+}
+
+/// The figures known at scrape time: the store's, the health marks, and those that depend on
+/// the time of the scrape.
+#[derive(Debug)]
+struct Scrape {
+    started: Timestamp,
+    now: Timestamp,
+    store: StoreFigures,
+    marks: Marks,
+    fetch: Option<FetchFigures>,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let Scrape {
+            started,
+            now,
+            store,
+            marks,
+            fetch,
+        } = self;
+        let out = &mut encoder;
+        gauge(
+            out,
+            "casemail_start_time_seconds",
+            "When this daemon started, in seconds since the Unix epoch.",
+            epoch_seconds(*started),
+        )?;
+        gauges(
+            out,
+            "casemail_tickets",
+            "Tickets in the store, by status.",
+            "status",
+            STATUSES.map(|status| {
+                let count = store.tickets.get(&status).copied().unwrap_or(0);
+                (status.as_str(), count)
+            }),
+        )?;
+        gauges(
+            out,
+            "casemail_tickets_flagged",
+            "Tickets in the store carrying a flag; suspected_spam counts mail that arrived in a junk folder.",
+            "flag",
+            store
+                .flagged
+                .iter()
+                .map(|(flag, count)| (flag.as_str(), *count)),
+        )?;
+        gauge(
+            out,
+            "casemail_messages_stored",
+            "Messages stored in tickets, both directions.",
+            store.messages,
+        )?;
+        gauge(
+            out,
+            "casemail_quarantine_messages",
+            "Messages in the quarantine, kept with their raw bytes.",
+            store.quarantine,
+        )?;
+        gauge(
+            out,
+            "casemail_outbox_messages",
+            "Messages waiting in the outbox.",
+            store.outbox,
+        )?;
+        gauge(
+            out,
+            "casemail_outbox_oldest_age_seconds",
+            "Age of the oldest message waiting in the outbox; 0 when it is empty.",
+            store
+                .outbox_oldest
+                .map_or(0.0, |oldest| seconds_between(oldest, *now).max(0.0)),
+        )?;
+        gauge(
+            out,
+            "casemail_dead_letters",
+            "Outbox messages the SMTP server refused for good, kept for an operator.",
+            store.dead_letters,
+        )?;
+
+        if let Some(fetch) = fetch {
+            gauge(
+                out,
+                "casemail_fetch_held_bytes",
+                "Mail fetched and not yet filed, by the sizes the server reported, in bytes (KiB granularity).",
+                fetch.held_bytes,
+            )?;
+            gauge(
+                out,
+                "casemail_fetch_budget_bytes",
+                "The most fetched mail held at once: ingest.fetch_bytes, or ingest.max_message_size if larger.",
+                fetch.budget_bytes,
+            )?;
+        }
+
+        gauges(
+            out,
+            "casemail_imap_up",
+            "Whether the folder's IMAP session is logged in (1) or reconnecting (0).",
+            "folder",
+            marks
+                .folders
+                .iter()
+                .map(|(folder, mark)| (folder.as_str(), u64::from(mark.state == FolderState::Up))),
+        )?;
+        gauges(
+            out,
+            "casemail_imap_last_success_timestamp_seconds",
+            "The folder's last login or completed pass (fetch, poll or IDLE round).",
+            "folder",
+            marks.folders.iter().filter_map(|(folder, mark)| {
+                Some((folder.as_str(), epoch_seconds(mark.last_success?)))
+            }),
+        )?;
+        gauges(
+            out,
+            "casemail_imap_lag_seconds",
+            "How far casemail may be behind the folder: 0 while its session is up, else the time since it was last in sync.",
+            "folder",
+            marks.folders.iter().map(|(folder, mark)| {
+                let lag = match mark.state {
+                    FolderState::Up => 0.0,
+                    FolderState::Down(_) => {
+                        let in_sync = mark.last_success.unwrap_or(*started);
+                        seconds_between(in_sync, *now).max(0.0)
+                    }
+                };
+                (folder.as_str(), lag)
+            }),
+        )?;
+        gauges(
+            out,
+            "casemail_imap_uidnext",
+            "The UID the server gives the folder's next message (UIDNEXT) at the last look.",
+            "folder",
+            marks
+                .lag
+                .iter()
+                .filter_map(|(folder, lag)| Some((folder.as_str(), u64::from(lag.uid_next?.0)))),
+        )?;
+        gauges(
+            out,
+            "casemail_imap_cursor_uid",
+            "The highest UID of the folder whose processing is committed in the store.",
+            "folder",
+            store
+                .cursors
+                .iter()
+                .map(|(folder, cursor)| (folder.as_str(), u64::from(cursor.last_uid.0))),
+        )?;
+        gauges(
+            out,
+            "casemail_imap_lag_messages",
+            "Messages in the folder above the cursor at the last look: fetched but not committed, or not fetched yet (paused folders, ingest behind).",
+            "folder",
+            marks
+                .lag
+                .iter()
+                .map(|(folder, lag)| (folder.as_str(), lag.pending)),
+        )?;
+
+        gauges(
+            out,
+            "casemail_reconcile_missing",
+            "Messages the last reconciliation found in the folder but in no ticket and not in the quarantine.",
+            "folder",
+            marks
+                .reconciled
+                .missing
+                .iter()
+                .map(|(folder, missing)| (folder.as_str(), *missing)),
+        )?;
+        let last_run = out.encode_descriptor(
+            "casemail_reconcile_last_run_timestamp_seconds",
+            "When the last successful reconciliation ran; absent before the first.",
+            None,
+            MetricType::Gauge,
+        )?;
+        if let Some(last) = marks.reconciled.last_run {
+            ConstGauge::new(epoch_seconds(last)).encode(last_run)?;
+        }
+        gauge(
+            out,
+            "casemail_process_last_alive_timestamp_seconds",
+            "When the process stage last finished a batch or a sweep.",
+            epoch_seconds(marks.process_alive),
+        )
+    }
+}
+
+/// A gauge without labels.
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> Result<(), fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(metric)
+}
+
+/// A gauge with one sample per value of `label`; only its HELP and TYPE without samples.
+fn gauges<'a, V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, V)>,
+) -> Result<(), fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, sample) in samples {
+        ConstGauge::new(sample).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
+/// Every ticket status, in the order the text shows them.
+const STATUSES: [Status; 5] = [
+    Status::New,
+    Status::Open,
+    Status::Waiting,
+    Status::Closed,
+    Status::Spam,
+];
 
 /// What the store holds, counted when `/metrics` or `/healthz` is asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -703,13 +755,7 @@ impl StoreFigures {
         let mut figures = StoreFigures::default();
         figures.flagged.insert("suspected_spam".to_owned(), 0);
         let counted = store.ticket_figures()?;
-        for status in [
-            Status::New,
-            Status::Open,
-            Status::Waiting,
-            Status::Closed,
-            Status::Spam,
-        ] {
+        for status in STATUSES {
             if let Some(&count) = counted.by_status.get(status.as_str())
                 && count > 0
             {
@@ -743,102 +789,6 @@ fn epoch_seconds(at: Timestamp) -> f64 {
 
 fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
     later.duration_since(earlier).as_secs_f64()
-}
-
-/// Prometheus text exposition format 0.0.4, built line by line.
-#[derive(Default)]
-struct Text {
-    text: String,
-}
-
-impl Text {
-    fn header(&mut self, name: &str, kind: &str, help: &str) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    fn counter(&mut self, name: &str, help: &str) {
-        self.header(name, "counter", help);
-    }
-
-    fn gauge(&mut self, name: &str, help: &str) {
-        self.header(name, "gauge", help);
-    }
-
-    fn histogram_header(&mut self, name: &str, help: &str) {
-        self.header(name, "histogram", help);
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (index, (label, value)) in labels.iter().enumerate() {
-                if index > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{label}=\"{}\"", escape_label(value));
-            }
-            self.text.push('}');
-        }
-        let _ = writeln!(self.text, " {}", number(value));
-    }
-
-    fn count(&mut self, name: &str, labels: &[(&str, &str)], counter: &AtomicU64) {
-        self.sample(name, labels, counter.load(Ordering::Relaxed) as f64);
-    }
-
-    fn histogram(&mut self, name: &str, label: (&str, &str), histogram: &Histogram) {
-        let bucket = format!("{name}_bucket");
-        let mut cumulative = 0_u64;
-        for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
-            cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
-            let le = number(*bound);
-            self.sample(&bucket, &[label, ("le", &le)], cumulative as f64);
-        }
-        for count in histogram.counts.iter().skip(BUCKETS.len()) {
-            cumulative = cumulative.saturating_add(count.load(Ordering::Relaxed));
-        }
-        // `_count` is the +Inf bucket by definition; deriving both from the same loads keeps
-        // them equal while other tasks keep observing.
-        self.sample(&bucket, &[label, ("le", "+Inf")], cumulative as f64);
-        let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        self.sample(&format!("{name}_sum"), &[label], sum);
-        self.sample(&format!("{name}_count"), &[label], cumulative as f64);
-    }
-}
-
-/// A sample value: Rust prints finite floats the way Prometheus reads them ("0.25", "3").
-fn number(value: f64) -> String {
-    if value.is_finite() {
-        format!("{value}")
-    } else if value.is_nan() {
-        "NaN".to_owned()
-    } else if value > 0.0 {
-        "+Inf".to_owned()
-    } else {
-        "-Inf".to_owned()
-    }
-}
-
-/// Label values escape backslash, double quote and line feed (exposition format 0.0.4).
-fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// HELP text escapes backslash and line feed.
-fn escape_help(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -371,3 +371,65 @@ async fn fetched_mail_held_in_memory_is_shown_against_its_bound() {
     let samples = parse(&metrics.render(&StoreFigures::default(), at(10)));
     assert_eq!(value(&samples, "casemail_fetch_held_bytes", ""), 0.0);
 }
+
+/// Every family operators' dashboards and alerts use, with its type, as `# TYPE` lines name
+/// them: counters under their full `_total` name, as exposition format 0.0.4 has it.
+#[tokio::test]
+async fn every_family_keeps_its_name_and_type() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("casemail.toml");
+    std::fs::write(
+        &path,
+        "[helpdesk]\naddress = \"help@charity.example\"\n[imap]\nhost = \"imap.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.example\"\n",
+    )
+    .expect("write config");
+    let config =
+        crate::config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
+    let metrics = metrics();
+    metrics.watch_fetch_budget(Budget::new(&config.ingest));
+    for settled in [Settled::Sent, Settled::Deferred, Settled::Failed] {
+        metrics.relay_settled(OutboxKind::Notification, settled);
+    }
+    let text = metrics.render(&StoreFigures::default(), at(1));
+    let mut families: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .collect();
+    families.sort_unstable();
+    let expected = [
+        "casemail_bounces_total counter",
+        "casemail_dead_letters gauge",
+        "casemail_duplicates_total counter",
+        "casemail_fetch_budget_bytes gauge",
+        "casemail_fetch_held_bytes gauge",
+        "casemail_imap_cursor_uid gauge",
+        "casemail_imap_lag_messages gauge",
+        "casemail_imap_lag_seconds gauge",
+        "casemail_imap_last_success_timestamp_seconds gauge",
+        "casemail_imap_uidnext gauge",
+        "casemail_imap_up gauge",
+        "casemail_messages_ingested_total counter",
+        "casemail_messages_stored gauge",
+        "casemail_oauth2_refusals_total counter",
+        "casemail_outbox_messages gauge",
+        "casemail_outbox_oldest_age_seconds gauge",
+        "casemail_process_last_alive_timestamp_seconds gauge",
+        "casemail_quarantine_messages gauge",
+        "casemail_quarantined_total counter",
+        "casemail_reconcile_last_run_timestamp_seconds gauge",
+        "casemail_reconcile_missing gauge",
+        "casemail_reconcile_runs_total counter",
+        "casemail_relay_deferred_total counter",
+        "casemail_relay_failed_total counter",
+        "casemail_relay_sent_total counter",
+        "casemail_replies_held_total counter",
+        "casemail_replies_not_sent_total counter",
+        "casemail_replies_refused_total counter",
+        "casemail_replies_relayed_total counter",
+        "casemail_stage_seconds histogram",
+        "casemail_start_time_seconds gauge",
+        "casemail_tickets gauge",
+        "casemail_tickets_flagged gauge",
+    ];
+    assert_eq!(families, expected, "{text}");
+}
