@@ -1835,4 +1835,8 @@ mod refile;
 pub use refile::{Refiled, refile_quarantined};
 
 #[cfg(test)]
+mod desk;
+#[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::ids::{AgentId, TicketId};
 
-const SECRET_FILE: &str = "reply-secret";
+pub(crate) const SECRET_FILE: &str = "reply-secret";
 const PREVIOUS_FILE: &str = "reply-secret.previous";
 const SECRET_LEN: usize = 32;
 /// Hex characters of the MAC kept in a token: 96 bits, short enough for an address.

@@ -61,67 +61,9 @@ fn the_sender_falls_back_from_from_to_return_path_never_to_sender() {
     assert_eq!(sender_address(&nothing), crate::model::UNKNOWN_SENDER);
 }
 
-/// A store, secret and config in a temporary directory, for filing messages directly.
-struct Desk {
-    _dir: tempfile::TempDir,
-    store: Store,
-    secret: Secret,
-    config: Config,
-}
+use super::desk::Desk;
 
 impl Desk {
-    fn new() -> Desk {
-        Desk::with("")
-    }
-
-    /// A desk whose config file ends with `extra` (whole sections).
-    fn with(extra: &str) -> Desk {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("casemail.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[helpdesk]\naddress = \"help@charity.example\"\nstate_dir = {:?}\n[imap]\nhost = \"imap.charity.example\"\nusername = \"help\"\npassword = \"x\"\n[smtp]\nhost = \"smtp.charity.example\"\n{extra}",
-                dir.path().to_string_lossy()
-            ),
-        )
-        .expect("write config");
-        let config =
-            crate::config::load_with_env(&path, &std::collections::HashMap::new()).expect("config");
-        let store = Store::open(dir.path()).expect("store");
-        let secret = Secret::load_or_create(dir.path()).expect("secret");
-        Desk {
-            _dir: dir,
-            store,
-            secret,
-            config,
-        }
-    }
-
-    fn file(&self, uid: u32, kind: FolderKind, raw: &str) -> Outcome {
-        let team = Team::load(&self.store).expect("team");
-        let mail = parse::parse(raw.as_bytes(), &ParseLimits::default());
-        let filing = Filing {
-            store: &self.store,
-            secret: &self.secret,
-            config: &self.config,
-            now: Timestamp::from_second(1_800_000_000).expect("time"),
-            nonce: u64::from(uid),
-            spamd: crate::casework::spam::SpamdAnswer::NotAsked,
-        };
-        filing
-            .file(
-                &team,
-                &source(uid),
-                kind,
-                Arrival::Live,
-                &mail,
-                raw.as_bytes(),
-            )
-            .expect("file")
-            .0
-    }
-
     fn kinds(&self) -> Vec<crate::model::OutboxKind> {
         self.store
             .outbox()
@@ -133,22 +75,6 @@ impl Desk {
 }
 
 impl Desk {
-    fn add_agent(&self, id: &str) {
-        let new = crate::casework::admin::NewAgent {
-            id: id.to_owned(),
-            name: id.to_owned(),
-            emails: vec![format!("{id}@volunteers.example")],
-            role: crate::model::Role::Agent,
-            max_open: None,
-        };
-        crate::casework::admin::add_agent(&self.store, "help@charity.example", new, self.now())
-            .expect("add agent");
-    }
-
-    fn now(&self) -> Timestamp {
-        Timestamp::from_second(1_800_000_000).expect("time")
-    }
-
     /// The decoded text of every notification in the outbox, in order.
     fn notifications(&self) -> Vec<String> {
         self.store
@@ -325,25 +251,7 @@ fn a_new_request_is_acknowledged_in_the_same_transaction_and_junk_is_not() {
     assert_eq!(desk.kinds().len(), 1, "spam is not acknowledged");
 }
 
-const NOW: i64 = 1_800_000_000;
-
 impl Desk {
-    fn add_agent_as(&self, id: &str, role: crate::model::Role) {
-        crate::casework::admin::add_agent(
-            &self.store,
-            "help@charity.example",
-            crate::casework::admin::NewAgent {
-                id: id.to_owned(),
-                name: id.to_owned(),
-                emails: vec![format!("{id}@volunteers.example")],
-                role,
-                max_open: None,
-            },
-            Timestamp::from_second(NOW - 100).expect("time"),
-        )
-        .expect("agent");
-    }
-
     /// Files a request from `requester` and gives its ticket to `owner`.
     fn ticket_for(&self, uid: u32, requester: &str, owner: &str) -> TicketId {
         let raw = format!(
@@ -360,18 +268,6 @@ impl Desk {
             })
             .expect("assign");
         id
-    }
-
-    fn token(&self, ticket: TicketId, agent: &str) -> String {
-        self.secret
-            .sign(ticket, &crate::ids::AgentId(agent.to_owned()))
-    }
-
-    fn agent(&self, id: &str) -> crate::model::Agent {
-        self.store
-            .agent(&crate::ids::AgentId(id.to_owned()))
-            .expect("read")
-            .expect("agent")
     }
 
     fn outbox_text(&self) -> Vec<(crate::model::OutboxKind, Vec<String>, String)> {
