@@ -27,7 +27,7 @@ use crate::ids::{MailKey, MessageId};
 
 mod anomaly;
 mod checks;
-mod html;
+pub(crate) mod html;
 #[cfg(test)]
 mod tests;
 
@@ -175,6 +175,14 @@ impl fmt::Debug for Attachment {
             .field("kept", &self.kept)
             .finish_non_exhaustive()
     }
+}
+
+/// The visible text of an HTML document (a file a requester attached, say): the text a reader
+/// sees, with hidden elements (scripts, styles, the head) and every URL in the markup left out.
+/// `None` only if the converter panicked, which it is written never to do; the caller then must
+/// not pass the HTML on.
+pub fn html_document_text(html: &str) -> Option<String> {
+    panic::catch_unwind(|| html_to_text(html)).ok()
 }
 
 /// Whether casemail can send mail to `address`: the mail builder (lettre) parses it and can

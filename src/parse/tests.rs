@@ -415,7 +415,18 @@ fn html_loses_scripts_styles_and_comments() {
         <p>Hello</p><div>World &amp; <b>you</b></div>
         <table><tr><td>a</td><td>b</td></tr></table>
         <script>never closed"#;
-    assert_eq!(html_to_text(html), "Hello\nWorld & you\n\na b");
+    // A paragraph is set off by a blank line; a div and a table row are lines of their own.
+    assert_eq!(html_to_text(html), "Hello\n\nWorld & you\na b");
+}
+
+/// mail-parser's converter, which parse used before, read from a `<` to the next `>` as a tag
+/// and lost the text between.
+#[test]
+fn html_keeps_a_less_than_sign_that_starts_no_tag() {
+    assert_eq!(
+        html_to_text("<p>Rent went from 600 to <b>750</b>: is 750 < 2 x 600?</p><p>Yes > no</p>"),
+        "Rent went from 600 to 750: is 750 < 2 x 600?\n\nYes > no"
+    );
 }
 
 #[test]
