@@ -1062,7 +1062,7 @@ impl Filing<'_> {
             match ticket.owner.as_ref().and_then(|o| team.agent(o)) {
                 Some(owner) => {
                     match crate::mail::compose::coordinator_notice(
-                        &helpdesk, owner, &ticket, what, self.nonce,
+                        &helpdesk, owner, &ticket, what, self.nonce, now,
                     ) {
                         Ok(outgoing) => {
                             assign::enqueue(
@@ -1522,6 +1522,7 @@ fn acknowledge_request(
         &mail.references,
         &hide,
         context.nonce.wrapping_add(500),
+        context.now,
     ) {
         Ok(outgoing) => {
             assign::enqueue(

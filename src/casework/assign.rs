@@ -393,6 +393,7 @@ pub fn apply(
                 &warnings,
                 &token,
                 context.nonce,
+                context.now,
             ) {
                 Ok(outgoing) => outgoing,
                 Err(err) => {
@@ -483,7 +484,14 @@ pub fn tell_coordinators(
             continue;
         }
         let nonce = context.nonce.wrapping_add(1 + index as u64);
-        match compose::coordinator_notice(context.sender, coordinator, ticket, what, nonce) {
+        match compose::coordinator_notice(
+            context.sender,
+            coordinator,
+            ticket,
+            what,
+            nonce,
+            context.now,
+        ) {
             Ok(outgoing) => {
                 enqueue(
                     tx,
@@ -762,6 +770,7 @@ fn send_digest_if_due(
                 body.clone(),
                 "digest",
                 nonce.wrapping_add(index as u64),
+                now,
             ) {
                 Ok(outgoing) => {
                     enqueue(tx, &config.loops, OutboxKind::Digest, None, &outgoing, now)?;
@@ -904,6 +913,7 @@ pub fn relay_reply(
         &references,
         secrets,
         context.nonce,
+        now,
     ) {
         Ok(outgoing) => outgoing,
         Err(err) => {
@@ -1127,6 +1137,7 @@ fn queue_not_sent(
         body,
         "b",
         context.nonce.wrapping_add(nonce_offset),
+        context.now,
     ) {
         Ok(outgoing) => {
             enqueue(
@@ -1236,6 +1247,7 @@ pub fn internal_note(
             body,
             "note",
             context.nonce.wrapping_add(200 + index as u64),
+            now,
         ) {
             Ok(outgoing) => {
                 enqueue(
@@ -1401,6 +1413,7 @@ pub fn confirm(
         body,
         "ok",
         context.nonce.wrapping_add(300),
+        context.now,
     ) {
         Ok(outgoing) => {
             enqueue(
@@ -1575,6 +1588,7 @@ fn report_dead_letters(
                         &ticket,
                         &what,
                         context.nonce,
+                        now,
                     ) {
                         Ok(outgoing) => {
                             enqueue(

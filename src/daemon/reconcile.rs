@@ -490,6 +490,7 @@ fn settle(
                 body.clone(),
                 "reconcile",
                 nonce.wrapping_add(index as u64),
+                now,
             ) {
                 Ok(mail) => outgoing.push(mail),
                 Err(err) => {

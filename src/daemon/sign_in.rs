@@ -153,6 +153,7 @@ fn queue_notice(
             body.clone(),
             "signin",
             nonce.wrapping_add(index as u64),
+            now,
         ) {
             Ok(mail) => outgoing.push(mail),
             Err(err) => {

@@ -2,12 +2,20 @@
 //! caseworker, and notices to coordinators. Pure: no I/O, no clock; the caller stores the result
 //! in the outbox in the same transaction as the ticket change, and `relay` sends it.
 //!
+//! Composing is deterministic: the same arguments give the same bytes. The `Date:` header is the
+//! time the caller passes (the time of the filing that causes the message), never the clock, and
+//! a multipart message's MIME boundary is a hash of the message (see [`boundary`]), never random.
+//!
 //! Every message goes out from the shared address, to one recipient at a time, so one agent's
 //! address is never shown to another. Everything casemail sends automatically carries
 //! `Auto-Submitted: auto-generated` (RFC 3834) and its own loop header.
 
+use std::time::SystemTime;
+
+use jiff::Timestamp;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use sha2::{Digest as _, Sha256};
 
 use crate::ids::MessageId;
 use crate::model::{Agent, StoredMessage, Ticket};
@@ -111,9 +119,11 @@ fn base(
     to: &str,
     subject: &str,
     message_id: &MessageId,
+    now: Timestamp,
 ) -> Result<lettre::message::MessageBuilder, Error> {
     let to_mailbox: Mailbox = to.parse().map_err(|_| Error::Address(to.to_owned()))?;
     Ok(lettre::Message::builder()
+        .date(header_date(now))
         .from(sender.mailbox()?)
         .to(to_mailbox)
         .subject(subject)
@@ -127,6 +137,13 @@ fn base(
             sender.address.clone(),
         ))
         .raw_header(no_reactions()))
+}
+
+/// The time for the `Date:` header. lettre would read the clock when given none; and its date
+/// formatting (httpdate) panics before 1970, so an earlier time is held to 1970: a wrong date is
+/// better than no message. (httpdate's other limit, the year 9999, is past jiff's last time.)
+fn header_date(now: Timestamp) -> SystemTime {
+    SystemTime::from(now.max(Timestamp::UNIX_EPOCH))
 }
 
 /// `X-MS-Reactions: disallow` on everything casemail sends: Outlook then offers no emoji
@@ -166,6 +183,7 @@ pub fn ticket_notification(
     warnings: &[&str],
     reply_token: &str,
     nonce: u64,
+    now: Timestamp,
 ) -> Result<Outgoing, Error> {
     let to = agent
         .emails
@@ -254,9 +272,9 @@ pub fn ticket_notification(
     body.push_str(&message.text);
     body.push('\n');
     let subject = ticket_subject(ticket);
-    let builder = base(sender, to, &subject, &message_id)?.reply_to(reply_to);
+    let builder = base(sender, to, &subject, &message_id, now)?.reply_to(reply_to);
     let kept: Vec<AttachmentBytes> = kept.into_iter().cloned().collect();
-    let email = text_with_files(builder, body, &kept, &[])?;
+    let email = text_with_files(builder, &message_id, body, &kept, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
@@ -272,6 +290,7 @@ pub fn coordinator_notice(
     ticket: &Ticket,
     what: &str,
     nonce: u64,
+    now: Timestamp,
 ) -> Result<Outgoing, Error> {
     let to = coordinator
         .emails
@@ -286,7 +305,7 @@ pub fn coordinator_notice(
         count = ticket.message_count,
         owner = ticket.owner.as_ref().map_or("nobody", |o| o.0.as_str()),
     );
-    let email = base(sender, to, &subject, &message_id)?
+    let email = base(sender, to, &subject, &message_id, now)?
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
@@ -309,9 +328,10 @@ pub fn plain_to(
     body: String,
     kind: &str,
     nonce: u64,
+    now: Timestamp,
 ) -> Result<Outgoing, Error> {
     let message_id = sender.message_id(kind, 0, nonce);
-    let email = base(sender, to, subject, &message_id)?
+    let email = base(sender, to, subject, &message_id, now)?
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
@@ -353,6 +373,7 @@ pub fn acknowledgement(
     references: &[MessageId],
     hide: &[String],
     nonce: u64,
+    now: Timestamp,
 ) -> Result<Outgoing, Error> {
     let message_id = sender.message_id("a", ticket.id.0, nonce);
     let to_address: lettre::Address = ticket
@@ -361,6 +382,7 @@ pub fn acknowledgement(
         .map_err(|_| Error::Address(ticket.requester.clone()))?;
     let to = Mailbox::new(None, to_address);
     let mut builder = lettre::Message::builder()
+        .date(header_date(now))
         .from(sender.mailbox()?)
         .to(to)
         .subject(scrub(&acknowledgement_subject(sender, ticket), hide))
@@ -386,7 +408,7 @@ pub fn acknowledgement(
     if !chain.is_empty() {
         builder = builder.references(chain.join(" "));
     }
-    let email = text_with_files(builder, scrub(body, hide), &[], hide)?;
+    let email = text_with_files(builder, &message_id, scrub(body, hide), &[], hide)?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
@@ -417,6 +439,7 @@ pub struct Cleared {
 /// address, threaded under the requester's own messages, carrying only what the relay gate
 /// cleared (`cleared`: text and files already scrubbed). The subject, built from the ticket,
 /// passes `secrets` too. Only `gate` decides what goes; this only composes it.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
 pub fn relay_to_requester(
     sender: &Sender,
     ticket: &Ticket,
@@ -425,6 +448,7 @@ pub fn relay_to_requester(
     references: &[MessageId],
     secrets: &crate::mail::scrub::Secrets,
     nonce: u64,
+    now: Timestamp,
 ) -> Result<Outgoing, Error> {
     let message_id = sender.message_id("r", ticket.id.0, nonce);
     let to_address: lettre::Address = ticket
@@ -434,6 +458,7 @@ pub fn relay_to_requester(
     let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
     let subject = format!("Re: {} [#{}]", clean_line(&ticket.subject), ticket.id.0);
     let mut builder = lettre::Message::builder()
+        .date(header_date(now))
         .from(sender.mailbox()?)
         .to(to)
         .subject(secrets.scrub(&subject))
@@ -454,7 +479,7 @@ pub fn relay_to_requester(
         builder = builder.references(chain.join(" "));
     }
     let body = format!("{}\n", cleared.text);
-    let email = text_with_files(builder, body, &cleared.attachments, &[])?;
+    let email = text_with_files(builder, &message_id, body, &cleared.attachments, &[])?;
     Ok(Outgoing {
         message_id,
         envelope_from: sender.address.clone(),
@@ -467,33 +492,73 @@ pub fn relay_to_requester(
 /// same cleaning as header text, and `hide` is scrubbed from them.
 fn text_with_files(
     builder: lettre::message::MessageBuilder,
+    message_id: &MessageId,
     body: String,
     attachments: &[AttachmentBytes],
     hide: &[String],
 ) -> Result<lettre::Message, Error> {
-    let text_part = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(body);
     if attachments.is_empty() {
         return builder
-            .singlepart(text_part)
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body),
+            )
             .map_err(|e| Error::Build(e.to_string()));
     }
-    let mut parts = MultiPart::mixed().singlepart(text_part);
-    for attachment in attachments {
-        let content_type = ContentType::parse(&attachment.content_type).unwrap_or_else(|_| {
+    let files: Vec<AttachmentBytes> = attachments
+        .iter()
+        .map(|attachment| AttachmentBytes {
+            name: Some(
+                attachment
+                    .name
+                    .as_deref()
+                    .map(|n| scrub(&clean_line(n), hide))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "attachment".to_owned()),
+            ),
+            content_type: attachment.content_type.clone(),
+            content: attachment.content.clone(),
+        })
+        .collect();
+    let mut parts = MultiPart::mixed()
+        .boundary(boundary(message_id, &body, &files))
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(body),
+        );
+    for file in files {
+        let content_type = ContentType::parse(&file.content_type).unwrap_or_else(|_| {
             ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
         });
-        let name = attachment
-            .name
-            .as_deref()
-            .map(|n| scrub(&clean_line(n), hide))
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "attachment".to_owned());
-        parts =
-            parts.singlepart(Attachment::new(name).body(attachment.content.clone(), content_type));
+        let name = file.name.unwrap_or_default();
+        parts = parts.singlepart(Attachment::new(name).body(file.content, content_type));
     }
     builder
         .multipart(parts)
         .map_err(|e| Error::Build(e.to_string()))
+}
+
+/// The MIME boundary of a multipart message: the hex of a SHA-256 over its Message-ID (unique to
+/// the message) and its parts as sent, so the same message always gets the same boundary
+/// (lettre's own is random). Only what the message itself carries goes into the hash, so the
+/// boundary tells a recipient nothing the message does not (a scrubbed file name, say). A
+/// boundary must never occur in the parts it separates (RFC 2046 §5.1.1): for that a part would
+/// have to hold a hash of itself. 64 characters, within RFC 2046's limit of 70.
+fn boundary(message_id: &MessageId, body: &str, files: &[AttachmentBytes]) -> String {
+    let mut hash = Sha256::new();
+    // Each field is preceded by its length, so that different messages never hash the same bytes.
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(message_id.as_str().as_bytes());
+    field(body.as_bytes());
+    for file in files {
+        field(file.name.as_deref().unwrap_or_default().as_bytes());
+        field(file.content_type.as_bytes());
+        field(&file.content);
+    }
+    format!("{:x}", hash.finalize())
 }

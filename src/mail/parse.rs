@@ -27,8 +27,7 @@ use crate::ids::{MailKey, MessageId};
 
 mod anomaly;
 mod checks;
-mod html;
-
+pub(crate) mod html;
 #[cfg(test)]
 mod tests;
 
@@ -178,6 +177,14 @@ impl fmt::Debug for Attachment {
     }
 }
 
+/// The visible text of an HTML document (a file a requester attached, say): the text a reader
+/// sees, with hidden elements (scripts, styles, the head) and every URL in the markup left out.
+/// `None` only if the converter panicked, which it is written never to do; the caller then must
+/// not pass the HTML on.
+pub fn html_document_text(html: &str) -> Option<String> {
+    panic::catch_unwind(|| html_to_text(html)).ok()
+}
+
 /// Whether casemail can send mail to `address`: the mail builder (lettre) parses it and can
 /// build a message with it in the header fields and the envelope. (lettre parses a quoted
 /// local part such as `"taro..yamada"@…` as an address but then finds no recipient in the
@@ -187,7 +194,9 @@ pub fn is_sendable(address: &str) -> bool {
         return false;
     };
     let mailbox = lettre::message::Mailbox::new(None, address);
+    // A fixed date, or lettre would read the clock: the message is only built, never sent.
     lettre::Message::builder()
+        .date(std::time::SystemTime::UNIX_EPOCH)
         .from(mailbox.clone())
         .to(mailbox)
         .body(String::new())

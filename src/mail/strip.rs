@@ -132,14 +132,6 @@ pub fn strip_text(text: &str) -> Stripped {
         .unwrap_or_else(|_| Stripped::whole(text))
 }
 
-/// The visible text of an HTML document (a file a requester attached, say), with the same
-/// reading of layout as a reply's HTML but nothing removed as history. Scripts, styles and
-/// every URL in the markup are left out. `None` only if the converter panicked, which it is
-/// written never to do; the caller then must not pass the HTML on.
-pub fn html_document_text(html: &str) -> Option<String> {
-    panic::catch_unwind(|| html::document_text(html)).ok()
-}
-
 /// [`strip`] without its panic guard, so that tests see any panic.
 pub(crate) fn strip_unguarded(mail: &InboundMail, raw: &[u8]) -> Stripped {
     let purpose = Purpose::of(mail.subject.as_deref());

@@ -5,6 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use expect_test::expect_file;
+
 use super::bayes::{self, Label, Sample};
 use super::*;
 use crate::mail::parse::{ParseLimits, parse};
@@ -112,9 +114,16 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
+/// Compares `actual` with the `.expect` file at `path` through expect-test, which writes it
+/// instead when `UPDATE_EXPECT=1` is set. A difference is printed (by expect-test) and counted
+/// rather than ending the test, so that one run shows every fixture that differs.
+fn matches_expect_file(path: PathBuf, actual: &str) -> bool {
+    let expected = expect_file![path];
+    std::panic::catch_unwind(|| expected.assert_eq(actual)).is_ok()
+}
+
 #[test]
 fn golden_fixtures() {
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
     let settings = fixture_settings();
     let files = fixtures();
     assert!(files.len() >= 20, "the spam fixtures are missing");
@@ -123,7 +132,8 @@ fn golden_fixtures() {
     for eml in &files {
         let expect_path = eml.with_extension("expect");
         let expect = std::fs::read_to_string(&expect_path).unwrap_or_default();
-        let (head, expected) = expect.split_once("---\n").unwrap_or(("", &expect));
+        // The context lines are input, kept as they are; the verdict under `---` is compared.
+        let head = expect.split_once("---\n").map_or("", |(head, _)| head);
         let raw = std::fs::read(eml).unwrap();
         // LF and CRLF give the same verdict.
         let crlf = raw
@@ -150,21 +160,14 @@ fn golden_fixtures() {
             eml.display()
         );
         signals.extend(verdict.reasons.iter().map(|r| r.signal.clone()));
-        let actual = render(verdict);
-        if actual != expected {
-            if update {
-                std::fs::write(&expect_path, format!("{head}---\n{actual}")).unwrap();
-            } else {
-                failures.push(format!(
-                    "{}:\n--- expected\n{expected}--- actual\n{actual}",
-                    eml.display()
-                ));
-            }
+        let actual = format!("{head}---\n{}", render(verdict));
+        if !matches_expect_file(expect_path, &actual) {
+            failures.push(eml.display().to_string());
         }
     }
     assert!(
         failures.is_empty(),
-        "{} fixtures differ (run with UPDATE_EXPECT=1 to bless):\n{}",
+        "{} fixtures differ, diffs above (run with UPDATE_EXPECT=1 to bless):\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -108,7 +108,7 @@ pub(super) fn for_caseworker(files: &[AttachmentBytes]) -> SafeFiles {
         let renamed = format!("{original}.txt");
         let text = match kind {
             Renderable::Html => {
-                crate::mail::strip::html_document_text(&String::from_utf8_lossy(&file.content))
+                crate::mail::parse::html_document_text(&String::from_utf8_lossy(&file.content))
             }
             Renderable::Message => Some(message_text(&file.content)),
             Renderable::Svg | Renderable::Xml | Renderable::Calendar => None,

@@ -7,6 +7,11 @@ use crate::ids::{AgentId, MailKey, TicketId};
 use crate::mail::parse::{ParseLimits, parse};
 use crate::model::{AttachmentMeta, Direction, Role, Status};
 
+/// The time of the filing that composes the message.
+fn now() -> Timestamp {
+    Timestamp::constant(1_700_000_000, 0)
+}
+
 fn sender() -> Sender {
     Sender {
         address: "help@charity.example".to_owned(),
@@ -99,6 +104,7 @@ fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_
         &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
+        now(),
     )
     .expect("compose");
     let text = parse(&out.raw, &ParseLimits::default()).text;
@@ -122,13 +128,14 @@ fn a_message_from_someone_else_is_shown_under_its_own_sender_not_the_requesters_
 fn a_composing_error_names_no_address() {
     let mut unusable = ticket();
     unusable.requester = "taro..yamada@docomo.ne.jp".to_owned();
-    let err = acknowledgement(&sender(), &unusable, "Hello", None, &[], &[], 1)
+    let err = acknowledgement(&sender(), &unusable, "Hello", None, &[], &[], 1, now())
         .expect_err("the address is refused by the mail builder");
     assert!(matches!(&err, Error::Address(a) if a == "taro..yamada@docomo.ne.jp"));
     assert!(!err.to_string().contains("taro"), "{err}");
     let mut nobody = agent();
     nobody.emails.clear();
-    let err = coordinator_notice(&sender(), &nobody, &ticket(), "x", 1).expect_err("no address");
+    let err =
+        coordinator_notice(&sender(), &nobody, &ticket(), "x", 1, now()).expect_err("no address");
     assert_eq!(err.to_string(), "agent amina has no address");
 }
 
@@ -161,6 +168,7 @@ fn renderable_files_reach_the_caseworker_as_text_and_the_notification_says_so() 
         &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
+        now(),
     )
     .expect("compose");
     let read = parse(&out.raw, &ParseLimits::default());
@@ -220,6 +228,7 @@ fn a_notification_carries_the_ticket_the_text_and_the_files_to_one_agent() {
         &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
+        now(),
     )
     .expect("compose");
     assert_eq!(out.recipients, ["amina@volunteers.example"]);
@@ -260,6 +269,7 @@ fn a_warning_comes_first_in_the_notification() {
         &["this message failed sender authentication (dmarc=fail)"],
         "cm.42.amina.0123456789abcdef01234567",
         7,
+        now(),
     )
     .expect("compose");
     let read = parse(&out.raw, &ParseLimits::default());
@@ -297,6 +307,7 @@ fn a_notification_about_a_requester_casemail_cannot_write_to_says_so() {
             &[],
             "cm.42.amina.0123456789abcdef01234567",
             7,
+            now(),
         )
         .expect("compose");
         parse(&out.raw, &ParseLimits::default()).text
@@ -321,6 +332,7 @@ fn everything_casemail_sends_disallows_outlook_reactions() {
         &[],
         "cm.42.amina.0123456789abcdef01234567",
         7,
+        now(),
     )
     .expect("compose");
     let notice = plain_to(
@@ -330,6 +342,7 @@ fn everything_casemail_sends_disallows_outlook_reactions() {
         "Hi".to_owned(),
         "d",
         1,
+        now(),
     )
     .expect("compose");
     let cleared = crate::casework::gate::Cleared {
@@ -338,10 +351,20 @@ fn everything_casemail_sends_disallows_outlook_reactions() {
         removed: Vec::new(),
     };
     let secrets = crate::casework::gate::Secrets::new(["amina@volunteers.example"], []);
-    let answer = relay_to_requester(&sender(), &ticket(), &cleared, None, &[], &secrets, 3)
-        .expect("compose");
+    let answer = relay_to_requester(
+        &sender(),
+        &ticket(),
+        &cleared,
+        None,
+        &[],
+        &secrets,
+        3,
+        now(),
+    )
+    .expect("compose");
     let acknowledgement =
-        acknowledgement(&sender(), &ticket(), "We got it", None, &[], &[], 4).expect("compose");
+        acknowledgement(&sender(), &ticket(), "We got it", None, &[], &[], 4, now())
+            .expect("compose");
     for out in [notification, notice, answer, acknowledgement] {
         let raw = String::from_utf8_lossy(&out.raw).into_owned();
         let head = raw.split("\r\n\r\n").next().unwrap_or_default();
@@ -349,5 +372,162 @@ fn everything_casemail_sends_disallows_outlook_reactions() {
             head.contains("\r\nX-MS-Reactions: disallow\r\n"),
             "no X-MS-Reactions header in:\n{head}"
         );
+    }
+}
+
+/// The header block of a composed message, as text.
+fn head_of(raw: &[u8]) -> String {
+    let raw = String::from_utf8_lossy(raw);
+    raw.split("\r\n\r\n").next().unwrap_or_default().to_owned()
+}
+
+/// Every kind of message this module composes, at `at`, with a file on the ones that carry
+/// files, so that they are multipart.
+fn every_kind_at(at: Timestamp) -> Vec<Outgoing> {
+    let photo = AttachmentBytes {
+        name: Some("letter.jpg".to_owned()),
+        content_type: "image/jpeg".to_owned(),
+        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    let cleared = crate::mail::compose::Cleared {
+        text: "Hello".to_owned(),
+        attachments: vec![photo.clone()],
+        removed: Vec::new(),
+    };
+    let secrets = crate::mail::scrub::Secrets::new(["amina@volunteers.example"], []);
+    vec![
+        ticket_notification(
+            &sender(),
+            &agent(),
+            &ticket(),
+            &message(),
+            &[photo],
+            Why::Assigned,
+            &[],
+            "cm.42.amina.0123456789abcdef01234567",
+            7,
+            at,
+        )
+        .expect("compose"),
+        coordinator_notice(&sender(), &agent(), &ticket(), "handed over", 8, at).expect("compose"),
+        plain_to(
+            &sender(),
+            "carol@charity.example",
+            "Digest",
+            "Hi".to_owned(),
+            "d",
+            9,
+            at,
+        )
+        .expect("compose"),
+        acknowledgement(&sender(), &ticket(), "We got it", None, &[], &[], 10, at)
+            .expect("compose"),
+        relay_to_requester(&sender(), &ticket(), &cleared, None, &[], &secrets, 11, at)
+            .expect("compose"),
+    ]
+}
+
+#[test]
+fn composing_the_same_message_twice_gives_the_same_bytes_dated_at_the_time_passed() {
+    let first = every_kind_at(now());
+    let second = every_kind_at(now());
+    assert_eq!(first.len(), second.len());
+    for (one, other) in first.iter().zip(&second) {
+        assert_eq!(
+            String::from_utf8_lossy(&one.raw),
+            String::from_utf8_lossy(&other.raw),
+            "two composes of the same message differ"
+        );
+        let head = head_of(&one.raw);
+        // 1_700_000_000 seconds after the epoch.
+        assert!(
+            head.contains("\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n")
+                || head.starts_with("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"),
+            "the Date header is not the time passed:\n{head}"
+        );
+        let read = parse(&one.raw, &ParseLimits::default());
+        assert_eq!(read.date, Some(now()), "{head}");
+    }
+    // Another time is another Date header, and nothing else changes.
+    let later = every_kind_at(Timestamp::constant(1_700_000_060, 0));
+    for (one, other) in first.iter().zip(&later) {
+        let one = String::from_utf8_lossy(&one.raw).replace("22:13:20", "22:14:20");
+        assert_eq!(one, String::from_utf8_lossy(&other.raw));
+    }
+}
+
+#[test]
+fn a_multipart_boundary_is_a_hash_of_the_message_and_not_in_its_parts() {
+    let multipart: Vec<Outgoing> = every_kind_at(now())
+        .into_iter()
+        .filter(|out| head_of(&out.raw).contains("multipart/mixed"))
+        .collect();
+    assert_eq!(
+        multipart.len(),
+        2,
+        "the notification and the answer carry a file"
+    );
+    let boundary_of = |out: &Outgoing| {
+        let head = head_of(&out.raw);
+        let start = head.find("boundary=\"").expect("a boundary") + "boundary=\"".len();
+        head[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let boundaries: Vec<String> = multipart.iter().map(boundary_of).collect();
+    for (out, boundary) in multipart.iter().zip(&boundaries) {
+        assert_eq!(boundary.len(), 64, "{boundary}");
+        assert!(
+            boundary.chars().all(|c| c.is_ascii_hexdigit()),
+            "{boundary}"
+        );
+        let raw = String::from_utf8_lossy(&out.raw);
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        // The delimiter lines and the closing one, and nowhere else.
+        let parts = body.matches(boundary.as_str()).count();
+        assert_eq!(parts, 3, "{raw}");
+    }
+    assert_ne!(boundaries[0], boundaries[1], "two messages, one boundary");
+    // Another message (another nonce, so another Message-ID) has another boundary.
+    let photo = AttachmentBytes {
+        name: Some("letter.jpg".to_owned()),
+        content_type: "image/jpeg".to_owned(),
+        content: vec![0xFF, 0xD8, 0xFF, 0xD9],
+    };
+    let other = ticket_notification(
+        &sender(),
+        &agent(),
+        &ticket(),
+        &message(),
+        &[photo],
+        Why::Assigned,
+        &[],
+        "cm.42.amina.0123456789abcdef01234567",
+        70,
+        now(),
+    )
+    .expect("compose");
+    assert_ne!(boundary_of(&other), boundaries[0]);
+}
+
+#[test]
+fn a_time_outside_what_a_date_header_can_hold_is_held_to_its_range() {
+    for (at, date) in [
+        (Timestamp::MIN, "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n"),
+        (
+            Timestamp::constant(-1, 0),
+            "Date: Thu, 01 Jan 1970 00:00:00 +0000\r\n",
+        ),
+        (Timestamp::MAX, "Date: Thu, 30 Dec 9999 22:00:00 +0000\r\n"),
+    ] {
+        for out in every_kind_at(at) {
+            let head = head_of(&out.raw);
+            assert!(head.contains(date), "{at}: {head}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use expect_test::expect_file;
 use proptest::prelude::*;
 
 use super::*;
@@ -64,9 +65,16 @@ fn strip_raw(raw: &[u8]) -> Stripped {
     strip_unguarded(&mail, raw)
 }
 
+/// Compares `actual` with the expected file at `path` through expect-test, which writes it
+/// instead when `UPDATE_EXPECT=1` is set. A difference is printed (by expect-test) and counted
+/// rather than ending the test, so that one run shows every fixture that differs.
+fn matches_expected_file(path: PathBuf, actual: &str) -> bool {
+    let expected = expect_file![path];
+    std::panic::catch_unwind(|| expected.assert_eq(actual)).is_ok()
+}
+
 #[test]
 fn golden_fixtures() {
-    let update = std::env::var_os("UPDATE_EXPECT").is_some();
     let mut failures = Vec::new();
     let mut clients: BTreeMap<String, usize> = BTreeMap::new();
     let mut languages: BTreeSet<String> = BTreeSet::new();
@@ -87,17 +95,8 @@ fn golden_fixtures() {
         );
 
         let actual = format!("{}\n", lf.text);
-        let expected_path = eml.with_extension("expected");
-        if update {
-            std::fs::write(&expected_path, &actual).unwrap();
-        } else {
-            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-            if expected != actual {
-                failures.push(format!(
-                    "{}\n--- expected\n{expected}--- actual\n{actual}",
-                    eml.display()
-                ));
-            }
+        if !matches_expected_file(eml.with_extension("expected"), &actual) {
+            failures.push(eml.display().to_string());
         }
     }
     assert!(files.len() >= 40, "only {} reply fixtures", files.len());
@@ -113,7 +112,7 @@ fn golden_fixtures() {
     );
     assert!(
         failures.is_empty(),
-        "{} fixtures differ (run with UPDATE_EXPECT=1 to bless):\n{}",
+        "{} fixtures differ, diffs above (run with UPDATE_EXPECT=1 to bless):\n{}",
         failures.len(),
         failures.join("\n")
     );
