@@ -1072,7 +1072,8 @@ pub fn execute(
             match until {
                 Some(until) => writeln!(
                     out,
-                    "agent {id} away until {until}; {} open ticket(s) back to routing",
+                    "agent {id} away until {}; {} open ticket(s) back to routing",
+                    crate::rota::local_time(until, &config.rota.timezone),
                     released.len()
                 )?,
                 None => writeln!(
@@ -1132,12 +1133,14 @@ pub fn execute(
             )?;
             Ok(())
         }
-        StoreCommand::RotaImport { file, text } => rota_import(store, file, text, out),
+        StoreCommand::RotaImport { file, text } => rota_import(store, config, file, text, out),
         StoreCommand::RotaExport => match store.rota()? {
             Some(text) => Ok(write!(out, "{text}")?),
             None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
         },
-        StoreCommand::RotaShow { at, json } => rota_show(store, at.as_deref(), *json, now, out),
+        StoreCommand::RotaShow { at, json } => {
+            rota_show(store, config, at.as_deref(), *json, now, out)
+        }
         StoreCommand::SuppressionList { json } => suppression_list(store, *json, now, out),
         StoreCommand::SuppressionRemove { address } => {
             if !store.remove_suppression(&address.to_lowercase())? {
@@ -1322,24 +1325,23 @@ fn suppression_list(
 
 /// Reads `--until` or `--since` (`option`): a civil date (midnight in `timezone`) or an RFC
 /// 3339 time.
-fn parse_date(option: &str, text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
-    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
-        return Ok(timestamp);
-    }
-    let date: jiff::civil::Date = text.parse().with_context(|| {
-        format!("{option} {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
-    })?;
-    let zone = jiff::tz::TimeZone::get(timezone)
-        .with_context(|| format!("unknown time zone {timezone:?}"))?;
-    Ok(date
-        .to_zoned(zone)
-        .with_context(|| format!("{option} {text:?} does not exist in {timezone}"))?
-        .timestamp())
+fn parse_date(
+    option: &str,
+    text: &str,
+    timezone: &jiff::tz::TimeZone,
+) -> anyhow::Result<jiff::Timestamp> {
+    crate::rota::parse_date(text, timezone).map_err(|err| anyhow::anyhow!("{option} {err}"))
 }
 
-fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    let parsed =
-        crate::rota::parse(text).with_context(|| format!("rota file {file} is not valid"))?;
+fn rota_import(
+    store: &Store,
+    config: &Config,
+    file: &str,
+    text: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let parsed = crate::rota::parse(text, &config.rota.timezone)
+        .with_context(|| format!("rota file {file} is not valid"))?;
     let registered: std::collections::BTreeSet<AgentId> =
         store.agents()?.into_iter().map(|a| a.id).collect();
     let unknown: Vec<String> = parsed
@@ -1369,6 +1371,7 @@ fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> an
 
 fn rota_show(
     store: &Store,
+    config: &Config,
     at: Option<&str>,
     json: bool,
     now: jiff::Timestamp,
@@ -1377,7 +1380,8 @@ fn rota_show(
     let text = store
         .rota()?
         .context("no rota has been imported yet (casemail rota import FILE)")?;
-    let parsed = crate::rota::parse(&text).context("the stored rota is not valid")?;
+    let parsed =
+        crate::rota::parse(&text, &config.rota.timezone).context("the stored rota is not valid")?;
     let at = match at {
         None => now,
         Some(text) => parse_at(text, parsed.timezone())?,
