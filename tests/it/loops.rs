@@ -655,9 +655,7 @@ async fn the_first_run_backfill_of_500_messages_sends_nothing_at_all() {
     add_agent(&daemon, "carol", &carol, "coordinator");
     import_rota(
         &daemon,
-        &format!(
-            "timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"carol\"\n{ALWAYS}"
-        ),
+        &format!("[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"carol\"\n{ALWAYS}"),
     );
     let help = daemon.help.clone();
     let requesters: Vec<Account> = (0..5).map(|_| bench.new_account("old")).collect();
