@@ -995,7 +995,9 @@ pub fn execute(
             };
             ticket_list(store, &filter, *json, out)
         }
-        StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
+        StoreCommand::TicketShow { number, json } => {
+            ticket_show(store, config, *number, *json, out)
+        }
         StoreCommand::TicketClose { number } => {
             crate::assign::set_status_by_coordinator(
                 store,
@@ -1052,8 +1054,8 @@ pub fn execute(
             writeln!(out, "agent {} added", agent.id)?;
             Ok(())
         }
-        StoreCommand::AgentList { json } => agent_list(store, *json, now, out),
-        StoreCommand::AgentShow { id, json } => agent_show(store, id, *json, now, out),
+        StoreCommand::AgentList { json } => agent_list(store, config, *json, now, out),
+        StoreCommand::AgentShow { id, json } => agent_show(store, config, id, *json, now, out),
         StoreCommand::AgentRemove { id } => {
             let released = admin::remove_agent(store, &AgentId(id.clone()), now)?;
             writeln!(
@@ -1438,6 +1440,7 @@ fn parse_at(text: &str, zone: &jiff::tz::TimeZone) -> anyhow::Result<jiff::Times
 
 fn agent_list(
     store: &Store,
+    config: &Config,
     json: bool,
     now: jiff::Timestamp,
     out: &mut dyn Write,
@@ -1446,13 +1449,18 @@ fn agent_list(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&agents)?)?;
     } else {
-        write!(out, "{}", report::agents_text(&agents))?;
+        write!(
+            out,
+            "{}",
+            report::agents_text(&agents, &config.rota.timezone)
+        )?;
     }
     Ok(())
 }
 
 fn agent_show(
     store: &Store,
+    config: &Config,
     id: &str,
     json: bool,
     now: jiff::Timestamp,
@@ -1466,7 +1474,11 @@ fn agent_show(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(agent)?)?;
     } else {
-        write!(out, "{}", report::agents_text(std::slice::from_ref(agent)))?;
+        write!(
+            out,
+            "{}",
+            report::agents_text(std::slice::from_ref(agent), &config.rota.timezone)
+        )?;
     }
     Ok(())
 }
@@ -1487,13 +1499,23 @@ fn ticket_list(
     Ok(())
 }
 
-fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn ticket_show(
+    store: &Store,
+    config: &Config,
+    number: u64,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let detail = report::ticket_detail(store, TicketId(number))?
         .with_context(|| format!("no ticket #{number}"))?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
     } else {
-        write!(out, "{}", report::ticket_detail_text(&detail))?;
+        write!(
+            out,
+            "{}",
+            report::ticket_detail_text(&detail, &config.rota.timezone)
+        )?;
     }
     Ok(())
 }
