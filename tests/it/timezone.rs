@@ -67,7 +67,10 @@ async fn agent_away_until_a_date_is_midnight_in_the_configured_zone() {
     );
     assert_eq!(away_until(&daemon, "amina"), "2030-01-06T23:00:00Z");
     let listed = cli_ok(&daemon, &["agent", "list"]);
-    assert!(listed.contains("away until 2030-01-07 00:00 CET"), "{listed}");
+    assert!(
+        listed.contains("away until 2030-01-07 00:00 CET"),
+        "{listed}"
+    );
     let shown: Value = serde_json::from_str(&cli_ok(
         &daemon,
         &["rota", "show", "--at", "2030-01-07T12:00", "--json"],
