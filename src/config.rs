@@ -8,7 +8,14 @@
 //! its exact dotted key. The `config` crate then merges file and environment into a
 //! `RawConfig`, whose fields are all optional. Finally `validate` applies the defaults,
 //! checks every value and reads the password files, producing a [`Config`] in which nothing is
-//! left to interpret.
+//! left to interpret: durations, sizes, the time zone and the digest time are typed values.
+//!
+//! The key check stays here rather than in the `config` crate's deserialisation because the
+//! crate reports an unknown key only as serde's text ("unknown field `prot`, expected one of
+//! …") attached to its section, takes the keys in hash order (so which of two typos is named
+//! would vary from run to run) and cannot say which environment variable set it. Lists in
+//! variables (`INBOX,Support`) are split by `StringList` because the crate splits lists only
+//! when it also guesses types, which would turn a password "007" into the number 7.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
