@@ -746,10 +746,7 @@ async fn a_backfill_interrupted_by_sigkill_stays_a_backfill_after_the_restart() 
     );
     let amina = bench.new_account("amina");
     add_agent(&daemon, "amina", &amina, "agent");
-    import_rota(
-        &daemon,
-        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    );
+    import_rota(&daemon, &format!("[[shift]]\nagent = \"amina\"\n{ALWAYS}"));
     let help = daemon.help.clone();
     // The second half of the backlog comes from people who are not in the first half, so it
     // would open tickets of its own, routed and notified, if it were taken for live mail.
