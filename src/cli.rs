@@ -193,7 +193,7 @@ pub enum RotaCommand {
     Export,
     /// Who is on duty now, or at --at.
     Show {
-        /// An RFC 3339 time (2026-12-24T18:00:00+01:00) or a local time in the rota's time zone
+        /// An RFC 3339 time (2026-12-24T18:00:00+01:00) or a local time in rota.timezone
         /// (2026-12-24T18:00).
         #[arg(long)]
         at: Option<String>,
@@ -237,7 +237,7 @@ pub enum AgentCommand {
     /// Mark an agent away; their open tickets go back to routing.
     Away {
         id: String,
-        /// When they are back: a date (2026-12-24, midnight in the rota's time zone) or an
+        /// When they are back: a date (2026-12-24, midnight in rota.timezone) or an
         /// RFC 3339 time. Without it, until `agent back`.
         #[arg(long)]
         until: Option<String>,
@@ -296,8 +296,8 @@ pub enum TicketCommand {
         /// Only tickets this agent owns (their id).
         #[arg(long, value_name = "AGENT")]
         owner: Option<String>,
-        /// Only tickets with activity since: a date (2026-12-24, midnight in the rota's time
-        /// zone) or an RFC 3339 time.
+        /// Only tickets with activity since: a date (2026-12-24, midnight in rota.timezone) or
+        /// an RFC 3339 time.
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
         /// Print JSON instead of text.

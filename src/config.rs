@@ -8,7 +8,14 @@
 //! its exact dotted key. The `config` crate then merges file and environment into a
 //! `RawConfig`, whose fields are all optional. Finally `validate` applies the defaults,
 //! checks every value and reads the password files, producing a [`Config`] in which nothing is
-//! left to interpret.
+//! left to interpret: durations, sizes, the time zone and the digest time are typed values.
+//!
+//! The key check stays here rather than in the `config` crate's deserialisation because the
+//! crate reports an unknown key only as serde's text ("unknown field `prot`, expected one of
+//! …") attached to its section, takes the keys in hash order (so which of two typos is named
+//! would vary from run to run) and cannot say which environment variable set it. Lists in
+//! variables (`INBOX,Support`) are split by `StringList` because the crate splits lists only
+//! when it also guesses types, which would turn a password "007" into the number 7.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -182,12 +189,13 @@ pub struct Control {
 /// (`casemail rota import`).
 #[derive(Debug, Clone)]
 pub struct RotaSettings {
-    /// The IANA time zone shift times are written in (`Europe/Berlin`).
-    pub timezone: String,
+    /// The helpdesk's one time zone (`Europe/Berlin`): shift times, the digest, dates given to
+    /// the CLI and in `#away until`, and the times the CLI shows are all in it.
+    pub timezone: jiff::tz::TimeZone,
     /// An assigned ticket with no agent reply after this long is handed over.
     pub answer_within: Duration,
-    /// When the daily digest goes to coordinators: (hour, minute) in `timezone`.
-    pub digest_at: (i8, i8),
+    /// When the daily digest goes to coordinators, in `timezone`.
+    pub digest_at: jiff::civil::Time,
 }
 
 #[derive(Debug, Clone)]
@@ -867,13 +875,13 @@ fn validate_retention(raw: RawRetention, sources: &Sources<'_>) -> Result<Retent
 const DEFAULT_ANSWER_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
 
 fn validate_rota(raw: RawRota, sources: &Sources<'_>) -> Result<RotaSettings, Error> {
-    let timezone = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
-    if let Err(err) = jiff::tz::TimeZone::get(&timezone) {
-        return Err(sources.error(
+    let timezone_name = raw.timezone.unwrap_or_else(|| "UTC".to_owned());
+    let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|err| {
+        sources.error(
             "rota.timezone",
-            format!("unknown time zone {timezone:?}: {err}"),
-        ));
-    }
+            format!("unknown time zone {timezone_name:?}: {err}"),
+        )
+    })?;
     let answer_within = duration(
         sources,
         "rota.answer_within",
@@ -886,8 +894,10 @@ fn validate_rota(raw: RawRota, sources: &Sources<'_>) -> Result<RotaSettings, Er
     let digest_text = raw.digest_at.unwrap_or_else(|| "08:00".to_owned());
     let digest_at = digest_text
         .split_once(':')
-        .and_then(|(h, m)| Some((h.parse::<i8>().ok()?, m.parse::<i8>().ok()?)))
-        .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m) && digest_text.len() == 5)
+        .filter(|_| {
+            digest_text.len() == 5 && digest_text.bytes().filter(u8::is_ascii_digit).count() == 4
+        })
+        .and_then(|(h, m)| jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok())
         .ok_or_else(|| {
             sources.error(
                 "rota.digest_at",

@@ -50,6 +50,31 @@ async fn shutdown_signal(
     }
 }
 
+/// Refuses to start when the stored rota names another time zone than `rota.timezone`, as a
+/// rota imported before the zone moved to the config can: its shifts would be read in the
+/// wrong zone, or the digest and `--until` dates in another zone than the shifts.
+fn check_rota_zone(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let Some(text) = store.rota().context("cannot read the stored rota")? else {
+        return Ok(());
+    };
+    match crate::casework::rota::parse(&text, &config.rota.timezone) {
+        Err(crate::casework::rota::Error::OtherTimeZone { rota, config: zone }) => {
+            Err(crate::config::Error {
+                file: config.source.clone(),
+                key: "rota.timezone".to_owned(),
+                reason: format!(
+                    "the stored rota (from `casemail rota import`) names time zone {rota:?}, not \
+                     {zone:?}; casemail uses one time zone, so set rota.timezone = {rota:?}, or \
+                     import the rota again without its timezone line"
+                ),
+            }
+            .into())
+        }
+        // Any other fault is logged by the process stage, which then puts nobody on duty.
+        Ok(_) | Err(_) => Ok(()),
+    }
+}
+
 /// Runs the daemon until `shutdown` completes (a signal in production, a oneshot in tests).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // Before the control socket, which may live inside it.
@@ -62,6 +87,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Before the store: a second daemon is told plainly that another one runs.
     let listeners = control::Listeners::bind(&config).await?;
     let store = Store::open(&config.helpdesk.state_dir).context("cannot open the store")?;
+    check_rota_zone(&store, &config)?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new(
         config

@@ -263,7 +263,9 @@ pub fn execute(
             };
             ticket_list(store, &filter, *json, out)
         }
-        StoreCommand::TicketShow { number, json } => ticket_show(store, *number, *json, out),
+        StoreCommand::TicketShow { number, json } => {
+            ticket_show(store, config, *number, *json, out)
+        }
         StoreCommand::TicketClose { number } => {
             crate::casework::assign::set_status_by_coordinator(
                 store,
@@ -325,8 +327,8 @@ pub fn execute(
             writeln!(out, "agent {} added", agent.id)?;
             Ok(())
         }
-        StoreCommand::AgentList { json } => agent_list(store, *json, now, out),
-        StoreCommand::AgentShow { id, json } => agent_show(store, id, *json, now, out),
+        StoreCommand::AgentList { json } => agent_list(store, config, *json, now, out),
+        StoreCommand::AgentShow { id, json } => agent_show(store, config, id, *json, now, out),
         StoreCommand::AgentRemove { id } => {
             let released = admin::remove_agent(store, &AgentId(id.clone()), now)?;
             writeln!(
@@ -345,7 +347,8 @@ pub fn execute(
             match until {
                 Some(until) => writeln!(
                     out,
-                    "agent {id} away until {until}; {} open ticket(s) back to routing",
+                    "agent {id} away until {}; {} open ticket(s) back to routing",
+                    crate::casework::rota::local_time(until, &config.rota.timezone),
                     released.len()
                 )?,
                 None => writeln!(
@@ -405,12 +408,14 @@ pub fn execute(
             )?;
             Ok(())
         }
-        StoreCommand::RotaImport { file, text } => rota_import(store, file, text, out),
+        StoreCommand::RotaImport { file, text } => rota_import(store, config, file, text, out),
         StoreCommand::RotaExport => match store.rota()? {
             Some(text) => Ok(write!(out, "{text}")?),
             None => anyhow::bail!("no rota has been imported yet (casemail rota import FILE)"),
         },
-        StoreCommand::RotaShow { at, json } => rota_show(store, at.as_deref(), *json, now, out),
+        StoreCommand::RotaShow { at, json } => {
+            rota_show(store, config, at.as_deref(), *json, now, out)
+        }
         StoreCommand::SuppressionList { json } => suppression_list(store, *json, now, out),
         StoreCommand::SuppressionRemove { address } => {
             if !store.remove_suppression(&address.to_lowercase())? {
@@ -597,23 +602,23 @@ fn suppression_list(
 
 /// Reads `--until` or `--since` (`option`): a civil date (midnight in `timezone`) or an RFC
 /// 3339 time.
-fn parse_date(option: &str, text: &str, timezone: &str) -> anyhow::Result<jiff::Timestamp> {
-    if let Ok(timestamp) = text.parse::<jiff::Timestamp>() {
-        return Ok(timestamp);
-    }
-    let date: jiff::civil::Date = text.parse().with_context(|| {
-        format!("{option} {text:?} is neither a date (2026-12-24) nor an RFC 3339 time")
-    })?;
-    let zone = jiff::tz::TimeZone::get(timezone)
-        .with_context(|| format!("unknown time zone {timezone:?}"))?;
-    Ok(date
-        .to_zoned(zone)
-        .with_context(|| format!("{option} {text:?} does not exist in {timezone}"))?
-        .timestamp())
+fn parse_date(
+    option: &str,
+    text: &str,
+    timezone: &jiff::tz::TimeZone,
+) -> anyhow::Result<jiff::Timestamp> {
+    crate::casework::rota::parse_date(text, timezone)
+        .map_err(|err| anyhow::anyhow!("{option} {err}"))
 }
 
-fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
-    let parsed = crate::casework::rota::parse(text)
+fn rota_import(
+    store: &Store,
+    config: &Config,
+    file: &str,
+    text: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let parsed = crate::casework::rota::parse(text, &config.rota.timezone)
         .with_context(|| format!("rota file {file} is not valid"))?;
     let registered: std::collections::BTreeSet<AgentId> =
         store.agents()?.into_iter().map(|a| a.id).collect();
@@ -644,6 +649,7 @@ fn rota_import(store: &Store, file: &str, text: &str, out: &mut dyn Write) -> an
 
 fn rota_show(
     store: &Store,
+    config: &Config,
     at: Option<&str>,
     json: bool,
     now: jiff::Timestamp,
@@ -652,7 +658,8 @@ fn rota_show(
     let text = store
         .rota()?
         .context("no rota has been imported yet (casemail rota import FILE)")?;
-    let parsed = crate::casework::rota::parse(&text).context("the stored rota is not valid")?;
+    let parsed = crate::casework::rota::parse(&text, &config.rota.timezone)
+        .context("the stored rota is not valid")?;
     let at = match at {
         None => now,
         Some(text) => parse_at(text, parsed.timezone())?,
@@ -709,6 +716,7 @@ fn parse_at(text: &str, zone: &jiff::tz::TimeZone) -> anyhow::Result<jiff::Times
 
 fn agent_list(
     store: &Store,
+    config: &Config,
     json: bool,
     now: jiff::Timestamp,
     out: &mut dyn Write,
@@ -717,13 +725,18 @@ fn agent_list(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&agents)?)?;
     } else {
-        write!(out, "{}", report::agents_text(&agents))?;
+        write!(
+            out,
+            "{}",
+            report::agents_text(&agents, &config.rota.timezone)
+        )?;
     }
     Ok(())
 }
 
 fn agent_show(
     store: &Store,
+    config: &Config,
     id: &str,
     json: bool,
     now: jiff::Timestamp,
@@ -737,7 +750,11 @@ fn agent_show(
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(agent)?)?;
     } else {
-        write!(out, "{}", report::agents_text(std::slice::from_ref(agent)))?;
+        write!(
+            out,
+            "{}",
+            report::agents_text(std::slice::from_ref(agent), &config.rota.timezone)
+        )?;
     }
     Ok(())
 }
@@ -758,13 +775,23 @@ fn ticket_list(
     Ok(())
 }
 
-fn ticket_show(store: &Store, number: u64, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn ticket_show(
+    store: &Store,
+    config: &Config,
+    number: u64,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let detail = report::ticket_detail(store, TicketId(number))?
         .with_context(|| format!("no ticket #{number}"))?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
     } else {
-        write!(out, "{}", report::ticket_detail_text(&detail))?;
+        write!(
+            out,
+            "{}",
+            report::ticket_detail_text(&detail, &config.rota.timezone)
+        )?;
     }
     Ok(())
 }

@@ -95,7 +95,7 @@ pub async fn run(
     mut jobs: mpsc::Receiver<Job>,
 ) -> Result<(), Error> {
     let mut config = config;
-    let mut team = Team::load(&store)?;
+    let mut team = Team::load(&store, &config.rota.timezone)?;
     let mut secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
     let batch_size = usize::try_from(config.ingest.batch_size)
         .unwrap_or(200)
@@ -143,7 +143,7 @@ pub async fn run(
             }
             Some(job) = jobs.recv() => {
                 tokio::task::block_in_place(|| job(&store));
-                team = tokio::task::block_in_place(|| Team::load(&store))?;
+                team = tokio::task::block_in_place(|| Team::load(&store, &config.rota.timezone))?;
                 // A job may have rotated the reply secret (`casemail secret rotate`).
                 secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
                 next_sweep = tokio::time::Instant::now();
@@ -152,7 +152,7 @@ pub async fn run(
             () = team_changed.notified() => {
                 // Also notified after failed commands and by the relay after a failed send:
                 // the line is logged only when agents or the rota really changed.
-                let fresh = tokio::task::block_in_place(|| Team::load(&store))?;
+                let fresh = tokio::task::block_in_place(|| Team::load(&store, &config.rota.timezone))?;
                 if fresh.roster_differs(&team) {
                     info!("Agents or rota changed; team reloaded.");
                 }
@@ -398,7 +398,7 @@ async fn process_fetched(
                     )?;
                     team.committed(&change);
                     if change.reload {
-                        *team = Team::load(store)?;
+                        *team = Team::load(store, &config.rota.timezone)?;
                         team.request_sweep();
                     }
                     // An answer held back for a suppressed address is a dead letter now: the
@@ -1442,10 +1442,8 @@ impl Filing<'_> {
         let mut change = change;
         if let Verdict::AutoReply { agent, until, .. } = verdict {
             // The agent is not there: mark them away and hand their open tickets back.
-            let zone = jiff::tz::TimeZone::get(&self.config.rota.timezone).ok();
             let until = until
-                .and_then(|date| date.to_zoned(zone?).ok())
-                .map(|z| z.timestamp());
+                .map(|date| crate::casework::rota::start_of_day(date, &self.config.rota.timezone));
             match crate::casework::admin::set_away(self.store, agent, until, now) {
                 Ok(_) => change.reload = true,
                 Err(err) => warn!(error = %err, "Cannot mark the caseworker away."),
@@ -1670,13 +1668,8 @@ fn attachment_bytes(mail: &InboundMail) -> Vec<AttachmentBytes> {
 }
 
 /// Reads a date (midnight in `timezone`) or an RFC 3339 time, as `#away until …` gives it.
-pub fn parse_until(text: &str, timezone: &str) -> Option<Timestamp> {
-    if let Ok(timestamp) = text.parse::<Timestamp>() {
-        return Some(timestamp);
-    }
-    let date: jiff::civil::Date = text.parse().ok()?;
-    let zone = jiff::tz::TimeZone::get(timezone).ok()?;
-    date.to_zoned(zone).ok().map(|z| z.timestamp())
+pub fn parse_until(text: &str, timezone: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    crate::casework::rota::parse_date(text, timezone).ok()
 }
 
 fn blank_ticket(id: TicketId, requester: &str, now: Timestamp) -> Ticket {

@@ -47,7 +47,8 @@ pub enum Applied {
 }
 
 impl Team {
-    pub fn load(store: &Store) -> Result<Team, store::Error> {
+    /// Loads the agents and the stored rota, whose times are in `timezone` (`rota.timezone`).
+    pub fn load(store: &Store, timezone: &jiff::tz::TimeZone) -> Result<Team, store::Error> {
         let agents: BTreeMap<AgentId, Agent> = store
             .agents()?
             .into_iter()
@@ -55,7 +56,7 @@ impl Team {
             .collect();
         let rota = match store.rota()? {
             None => None,
-            Some(text) => match rota::parse(&text) {
+            Some(text) => match rota::parse(&text, timezone) {
                 Ok(rota) => Some(rota),
                 Err(err) => {
                     warn!(error = %err, "The stored rota is not valid; nobody is on duty until it is imported again.");
@@ -708,17 +709,14 @@ fn apply_in_own_transaction(
 
 /// The moment today's digest is due, in the configured time zone.
 fn digest_time_on(config: &Config, day: jiff::civil::Date) -> Option<Timestamp> {
-    let zone = jiff::tz::TimeZone::get(&config.rota.timezone).ok()?;
-    let (hour, minute) = config.rota.digest_at;
-    day.at(hour, minute, 0, 0)
-        .to_zoned(zone)
+    day.to_datetime(config.rota.digest_at)
+        .to_zoned(config.rota.timezone.clone())
         .ok()
         .map(|z| z.timestamp())
 }
 
 fn today(config: &Config, now: Timestamp) -> Option<jiff::civil::Date> {
-    let zone = jiff::tz::TimeZone::get(&config.rota.timezone).ok()?;
-    Some(now.to_zoned(zone).date())
+    Some(now.to_zoned(config.rota.timezone.clone()).date())
 }
 
 fn next_digest(
@@ -1442,7 +1440,7 @@ pub fn assign_by_coordinator(
     now: Timestamp,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let team = Team::load(store)?;
+    let team = Team::load(store, &config.rota.timezone)?;
     let record = team
         .agent(agent)
         .with_context(|| format!("no agent {agent}"))?;

@@ -130,7 +130,17 @@ pub fn ticket_list_text(tickets: &[Ticket]) -> String {
     out
 }
 
-pub fn ticket_detail_text(detail: &Value) -> String {
+/// A time from the JSON as a person reads it, in the helpdesk's `timezone`
+/// (`2026-12-24 09:30 CET`); anything that is not an RFC 3339 time as it is.
+fn local_time(value: &Value, timezone: &jiff::tz::TimeZone) -> String {
+    match value.as_str().map(str::parse::<jiff::Timestamp>) {
+        Some(Ok(at)) => crate::casework::rota::local_time(at, timezone),
+        _ => for_terminal(value.as_str().unwrap_or("-")),
+    }
+}
+
+/// `ticket show` as text, with its times in the helpdesk's `timezone`.
+pub fn ticket_detail_text(detail: &Value, timezone: &jiff::tz::TimeZone) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
     // `Name <address>`, or the address alone.
     let mailbox = |name: &Value, address: &Value| match name.as_str() {
@@ -155,7 +165,7 @@ pub fn ticket_detail_text(detail: &Value) -> String {
                 "\n--- {} from {} at {}\nSubject: {}\n\n{}\n",
                 direction,
                 mailbox(&m["from_name"], &m["from"]),
-                s(&m["date"]),
+                local_time(&m["date"], timezone),
                 s(&m["subject"]),
                 text_for_terminal(m["text"].as_str().unwrap_or("")),
             ));
@@ -191,7 +201,7 @@ pub fn ticket_detail_text(detail: &Value) -> String {
             };
             out.push_str(&format!(
                 "  {}  {:<16} {}: {}\n",
-                s(&e["at"]),
+                local_time(&e["at"], timezone),
                 s(&e["kind"]),
                 who,
                 s(&e["detail"]),
@@ -255,7 +265,8 @@ pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::
         .collect())
 }
 
-pub fn agents_text(agents: &[Value]) -> String {
+/// `agent list` as text, with `away until` in the helpdesk's `timezone`.
+pub fn agents_text(agents: &[Value], timezone: &jiff::tz::TimeZone) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
     let mut out = String::new();
     for a in agents {
@@ -267,7 +278,7 @@ pub fn agents_text(agents: &[Value]) -> String {
             .as_u64()
             .map_or("no cap".to_owned(), |n| format!("cap {n}"));
         let away = if a["away"].as_bool() == Some(true) {
-            format!("  away until {}", s(&a["away_until"]))
+            format!("  away until {}", local_time(&a["away_until"], timezone))
         } else {
             String::new()
         };

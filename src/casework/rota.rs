@@ -1,14 +1,22 @@
 //! The rota: who is on duty when, in the helpdesk's time zone.
 //!
 //! This module owns the rota file's format (parsing, validation, export) and the time-zone
-//! arithmetic that turns weekly wall-clock shifts and dated exceptions into instants. It is pure:
-//! it reads no clock (every question takes the instant it is about), does no I/O and keeps no
-//! state. Storing the file and deciding who gets a ticket belong to `store` and `route`.
+//! arithmetic that turns weekly wall-clock shifts and dated exceptions into instants, and the
+//! same arithmetic for every other date a person gives or reads (`--until`, `#away until`). It
+//! is pure: it reads no clock (every question takes the instant it is about), does no I/O and
+//! keeps no state. Storing the file and deciding who gets a ticket belong to `store` and `route`.
+//!
+//! # One time zone
+//!
+//! The helpdesk has one time zone, `rota.timezone` in the config, and [`parse`] is given it. A
+//! rota file need not name a zone; one that does (as every file did before the zone moved to the
+//! config) is accepted only when it names that same zone, so that no shift is silently read in
+//! another zone than the one the digest, `--until` dates and the CLI's times are in.
 //!
 //! # Semantics
 //!
 //! A `[[shift]]` repeats every week on the `days` it names, from `start` to `end` in wall-clock
-//! time in the rota's `timezone`. `start` is included and `end` is not. A shift whose `end` is
+//! time in the helpdesk's time zone. `start` is included and `end` is not. A shift whose `end` is
 //! not after its `start` runs across midnight and ends on the following day; `days` names the
 //! day it starts, so `days = ["fri"]`, `start = "22:00"`, `end = "06:00"` covers Saturday 03:00.
 //! `end = "24:00"` is midnight at the end of the start day.
@@ -202,6 +210,13 @@ pub enum Error {
     Toml(String),
     /// `timezone` is not a name in the time-zone database.
     UnknownTimeZone(String),
+    /// `timezone` names another zone than the helpdesk's (`rota.timezone` in the config).
+    OtherTimeZone {
+        /// The zone the rota file names.
+        rota: String,
+        /// The config's zone.
+        config: String,
+    },
     /// One `[[shift]]`, `[[leave]]` or `[[extra]]` table is wrong. `index` counts the tables of
     /// that kind from 1, in file order; `field` is the key at fault when one key is.
     Entry {
@@ -219,6 +234,12 @@ impl fmt::Display for Error {
             Error::UnknownTimeZone(name) => {
                 write!(f, "timezone {name:?} is not in the time-zone database")
             }
+            Error::OtherTimeZone { rota, config } => write!(
+                f,
+                "timezone {rota:?} is not the helpdesk's time zone {config:?} (rota.timezone in \
+                 the config file); casemail uses one time zone, so remove timezone from the \
+                 rota file, or set rota.timezone = {rota:?} in the config file"
+            ),
             Error::Entry {
                 table,
                 index,
@@ -242,7 +263,9 @@ impl std::error::Error for Error {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRota {
-    timezone: String,
+    /// Optional: the config states the zone; a file that names one must name the same.
+    #[serde(default)]
+    timezone: Option<String>,
     #[serde(default)]
     shift: Vec<toml::Value>,
     #[serde(default)]
@@ -279,10 +302,10 @@ struct RawExtra {
     end: String,
 }
 
-/// What `to_toml` writes; empty lists are left out.
+/// What `to_toml` writes; empty lists are left out. The time zone is not written: it is the
+/// config's, so a stored or exported rota follows `rota.timezone`.
 #[derive(Serialize)]
 struct Export {
-    timezone: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     shift: Vec<RawShift>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -313,18 +336,27 @@ fn day_name(day: Weekday) -> &'static str {
     }
 }
 
-/// Reads and validates a rota file.
-pub fn parse(text: &str) -> Result<Rota, Error> {
+/// Reads and validates a rota file, whose times are in `timezone`, the helpdesk's time zone
+/// (`rota.timezone` in the config). A `timezone` key in the file must name that same zone.
+pub fn parse(text: &str, timezone: &TimeZone) -> Result<Rota, Error> {
     let raw: RawRota =
         toml::from_str(text).map_err(|err| Error::Toml(err.to_string().trim_end().to_owned()))?;
-    let timezone =
-        TimeZone::get(&raw.timezone).map_err(|_| Error::UnknownTimeZone(raw.timezone.clone()))?;
+    let timezone_name = zone_name(timezone).to_owned();
+    if let Some(named) = raw.timezone {
+        let zone = TimeZone::get(&named).map_err(|_| Error::UnknownTimeZone(named.clone()))?;
+        if zone != *timezone {
+            return Err(Error::OtherTimeZone {
+                rota: named,
+                config: timezone_name,
+            });
+        }
+    }
     let shifts = entries(raw.shift, Table::Shift, parse_shift)?;
     let leave = entries(raw.leave, Table::Leave, parse_leave)?;
     let extras = entries(raw.extra, Table::Extra, parse_extra)?;
     Ok(Rota {
-        timezone_name: raw.timezone,
-        timezone,
+        timezone_name,
+        timezone: timezone.clone(),
         shifts,
         leave,
         extras,
@@ -577,7 +609,7 @@ fn occurrence(
 const QUIET_DAYS: u32 = 9;
 
 impl Rota {
-    /// The time zone's name as the file gives it.
+    /// The time zone's name, as the config gives it.
     pub fn timezone_name(&self) -> &str {
         &self.timezone_name
     }
@@ -679,10 +711,10 @@ impl Rota {
         }
     }
 
-    /// Exports the rota as a file that [`parse`] reads back to an equal rota.
+    /// Exports the rota as a file that [`parse`] reads back to an equal rota, given the same
+    /// time zone.
     pub fn to_toml(&self) -> String {
         let export = Export {
-            timezone: self.timezone_name.clone(),
             shift: self
                 .shifts
                 .iter()
@@ -800,3 +832,52 @@ impl PartialEq for Rota {
 }
 
 impl Eq for Rota {}
+
+/// A zone's name as messages, `check-config` and the CLI show it: its tz-database name. Zones
+/// are looked up by name (`TimeZone::get`), so they always have one.
+pub fn zone_name(timezone: &TimeZone) -> &str {
+    timezone.iana_name().unwrap_or("(unnamed time zone)")
+}
+
+/// A date or time as a person gives it (`--until`, `--since`, `#away until`): a date is its
+/// first moment in `timezone` (a midnight skipped by a daylight-saving change is the moment of
+/// the change, as for the start of a leave); an RFC 3339 time with an offset is taken as it is.
+pub fn parse_date(text: &str, timezone: &TimeZone) -> Result<Timestamp, DateError> {
+    if let Ok(timestamp) = text.parse::<Timestamp>() {
+        return Ok(timestamp);
+    }
+    let date = text.parse::<Date>().map_err(|_| DateError {
+        text: text.to_owned(),
+    })?;
+    Ok(start_of_day(date, timezone))
+}
+
+/// The first moment of `date` in `timezone`.
+pub fn start_of_day(date: Date, timezone: &TimeZone) -> Timestamp {
+    instant(timezone, date.to_datetime(Time::midnight()), Edge::Start)
+}
+
+/// An instant as a person reads it, in `timezone`: `2026-12-24 00:00 CET`.
+pub fn local_time(at: Timestamp, timezone: &TimeZone) -> String {
+    at.to_zoned(timezone.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// A date a person gave that is neither a date nor an RFC 3339 time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateError {
+    text: String,
+}
+
+impl fmt::Display for DateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is neither a date (2026-12-24) nor an RFC 3339 time",
+            self.text
+        )
+    }
+}
+
+impl std::error::Error for DateError {}

@@ -103,9 +103,10 @@ impl Config {
                 fetch_bytes: format_size(ingest.fetch_bytes),
             },
             rota: RotaView {
-                timezone: rota.timezone.clone(),
+                // Loaded by name, so the zone always has one.
+                timezone: rota.timezone.iana_name().unwrap_or_default().to_owned(),
                 answer_within: format_duration(rota.answer_within),
-                digest_at: format!("{:02}:{:02}", rota.digest_at.0, rota.digest_at.1),
+                digest_at: rota.digest_at.strftime("%H:%M").to_string(),
             },
             loops: super::loops::LoopsView::of(loops),
             acknowledge: super::loops::AcknowledgeView::of(acknowledge),

@@ -1492,3 +1492,55 @@ fn oidc_endpoints_derive_from_the_issuer_and_smtp_can_sign_in_too() {
         "name the mailbox",
     );
 }
+
+#[test]
+fn the_time_zone_and_the_digest_time_are_typed_once() {
+    let defaults = load_text(MINIMAL).expect("the minimal config is valid");
+    assert_eq!(defaults.rota.timezone, jiff::tz::TimeZone::UTC);
+    assert_eq!(defaults.rota.digest_at, jiff::civil::time(8, 0, 0, 0));
+    assert_eq!(
+        defaults.rota.answer_within,
+        Duration::from_secs(24 * 60 * 60)
+    );
+
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").expect("a bundled zone");
+    let config = accepted_with(
+        "rota",
+        "timezone = \"Europe/Berlin\"\ndigest_at = \"18:30\"",
+    );
+    assert_eq!(config.rota.timezone, berlin);
+    assert_eq!(config.rota.digest_at, jiff::civil::time(18, 30, 0, 0));
+    let printed = config.redacted_toml();
+    assert!(
+        printed.contains("timezone = \"Europe/Berlin\""),
+        "{printed}"
+    );
+    assert!(printed.contains("digest_at = \"18:30\""), "{printed}");
+    let reloaded = load_text(&printed).expect("the printed config is valid");
+    assert_eq!(reloaded.rota.timezone, berlin);
+
+    let from_env = load_text_env(MINIMAL, &[("CASEMAIL__ROTA__TIMEZONE", "America/New_York")])
+        .expect("the zone is valid");
+    assert_eq!(from_env.rota.timezone.iana_name(), Some("America/New_York"));
+
+    assert_refused_with(
+        "rota",
+        "timezone = \"Europe/Atlantis\"",
+        "rota.timezone",
+        "unknown time zone \"Europe/Atlantis\"",
+    );
+    for bad in ["8:00", "+8:00", "24:00", "08:60", "08-00", "08:00:00"] {
+        assert_refused_with(
+            "rota",
+            &format!("digest_at = {bad:?}"),
+            "rota.digest_at",
+            &format!("expected a time of day as HH:MM, found {bad:?}"),
+        );
+    }
+    assert_eq!(
+        accepted_with("rota", "digest_at = \"23:59\"")
+            .rota
+            .digest_at,
+        jiff::civil::time(23, 59, 0, 0)
+    );
+}

@@ -468,7 +468,7 @@ fn settle(
             "Message in the mailbox is in no ticket and not in the quarantine."
         );
     }
-    let team = Team::load(store)?;
+    let team = Team::load(store, &config.rota.timezone)?;
     let coordinators: Vec<_> = team
         .coordinators(now)
         .into_iter()

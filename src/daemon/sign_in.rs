@@ -132,7 +132,7 @@ fn queue_notice(
     reason: &str,
     now: Timestamp,
 ) -> Result<usize, Error> {
-    let team = Team::load(store)?;
+    let team = Team::load(store, &config.rota.timezone)?;
     let sender = assign::sender(config);
     let (subject, body) = notice_text(config, oauth2, reason);
     let nonce = u64::try_from(now.as_millisecond()).unwrap_or_default();

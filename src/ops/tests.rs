@@ -408,3 +408,165 @@ fn everything_printed_from_the_store_is_escaped_for_the_terminal() {
     let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(value["subject"], json!(format!("Help{HOSTILE}")));
 }
+
+#[test]
+fn dates_given_and_times_shown_are_in_the_configured_zone() {
+    use crate::ids::MailKey;
+    use crate::model::{Actor, Direction, Event, StoredMessage, Ticket};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config_in(dir.path());
+    config.rota.timezone =
+        jiff::tz::TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    let store = Store::open(&config.helpdesk.state_dir).expect("open");
+    // 2027-01-15T08:00:00Z is 09:00 in Berlin.
+    let now: jiff::Timestamp = "2027-01-15T08:00:00Z".parse().expect("time");
+    store
+        .write(|tx| {
+            let mut ticket = Ticket {
+                id: TicketId(1),
+                status: Status::New,
+                subject: "Housing".to_owned(),
+                requester: "fatima@phone.example".to_owned(),
+                requester_name: None,
+                owner: None,
+                assigned_at: None,
+                last_agent_reply: None,
+                merged_into: None,
+                participants: Default::default(),
+                flags: Default::default(),
+                created: now,
+                updated: now,
+                message_count: 1,
+                event_count: 0,
+            };
+            tx.put_message(
+                &StoredMessage {
+                    ticket: TicketId(1),
+                    seq: 0,
+                    direction: Direction::In,
+                    key: MailKey::ContentHash("x".to_owned()),
+                    message_id: None,
+                    from: Some("fatima@phone.example".to_owned()),
+                    from_name: None,
+                    to: vec![],
+                    cc: vec![],
+                    subject: Some("Housing".to_owned()),
+                    date: Some(now),
+                    received: now,
+                    in_reply_to: vec![],
+                    references: vec![],
+                    text: "Hello".to_owned(),
+                    attachments: vec![],
+                    anomalies: vec![],
+                    sources: vec![],
+                },
+                None,
+            )?;
+            let event = Event {
+                at: now,
+                actor: Actor::Requester("fatima@phone.example".to_owned()),
+                kind: "created".to_owned(),
+                detail: "new ticket".to_owned(),
+            };
+            tx.add_event(&mut ticket, &event)?;
+            tx.put_ticket(&ticket)
+        })
+        .expect("seed");
+
+    let show = run(
+        &store,
+        &config,
+        StoreCommand::TicketShow {
+            number: 1,
+            json: false,
+        },
+    )
+    .expect("shown");
+    assert!(
+        show.contains("--- in from fatima@phone.example at 2027-01-15 09:00 CET\n"),
+        "{show}"
+    );
+    assert!(show.contains("\n  2027-01-15 09:00 CET  created"), "{show}");
+    // JSON keeps exact UTC times for scripts.
+    let json = run(
+        &store,
+        &config,
+        StoreCommand::TicketShow {
+            number: 1,
+            json: true,
+        },
+    )
+    .expect("shown");
+    assert!(json.contains("\"2027-01-15T08:00:00Z\""), "{json}");
+
+    // `--since` a date is midnight in Berlin: 2027-01-15T09:00 Berlin is after it.
+    let listed = |since: &str| {
+        run(
+            &store,
+            &config,
+            StoreCommand::TicketList {
+                status: None,
+                owner: None,
+                since: Some(since.to_owned()),
+                json: false,
+            },
+        )
+        .expect("listed")
+    };
+    assert!(listed("2027-01-15").starts_with("#1 "));
+    assert_eq!(listed("2027-01-16"), "no tickets\n");
+
+    run(
+        &store,
+        &config,
+        StoreCommand::AgentAdd {
+            id: "amina".to_owned(),
+            name: "Amina".to_owned(),
+            emails: vec!["amina@volunteers.example".to_owned()],
+            role: RoleArg::Agent,
+            max_open: None,
+        },
+    )
+    .expect("added");
+    let away = run(
+        &store,
+        &config,
+        StoreCommand::AgentAway {
+            id: "amina".to_owned(),
+            until: Some("2027-07-01".to_owned()),
+        },
+    )
+    .expect("away");
+    assert_eq!(
+        away,
+        "agent amina away until 2027-07-01 00:00 CEST; 0 open ticket(s) back to routing\n"
+    );
+    let list = run(&store, &config, StoreCommand::AgentList { json: false }).expect("list");
+    assert!(
+        list.contains("  away until 2027-07-01 00:00 CEST"),
+        "{list}"
+    );
+    let shown = run(
+        &store,
+        &config,
+        StoreCommand::AgentShow {
+            id: "amina".to_owned(),
+            json: true,
+        },
+    )
+    .expect("show");
+    assert!(shown.contains("\"2027-06-30T22:00:00Z\""), "{shown}");
+    let bad = run(
+        &store,
+        &config,
+        StoreCommand::AgentAway {
+            id: "amina".to_owned(),
+            until: Some("next week".to_owned()),
+        },
+    )
+    .expect_err("not a date");
+    assert_eq!(
+        bad,
+        "--until \"next week\" is neither a date (2026-12-24) nor an RFC 3339 time"
+    );
+}

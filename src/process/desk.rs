@@ -103,7 +103,7 @@ impl Desk {
         raw: &[u8],
     ) -> Outcome {
         self.next_uid.set(self.next_uid.get().max(uid + 1));
-        let team = Team::load(&self.store).expect("team");
+        let team = Team::load(&self.store, &self.config.rota.timezone).expect("team");
         let filing = Filing {
             store: &self.store,
             secret: &self.secret,
@@ -170,7 +170,7 @@ impl Desk {
 
     /// Runs the process stage's periodic pass (assignment, handover, digest) at the desk's time.
     pub(crate) fn sweep(&self) -> Sweep {
-        let mut team = Team::load(&self.store).expect("team");
+        let mut team = Team::load(&self.store, &self.config.rota.timezone).expect("team");
         crate::casework::assign::sweep(
             &self.store,
             &self.config,

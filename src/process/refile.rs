@@ -66,7 +66,7 @@ pub fn refile_quarantined(
     } else {
         FolderKind::Requests
     };
-    let team = Team::load(store)?;
+    let team = Team::load(store, &config.rota.timezone)?;
     let secret = Secret::load_or_create(&config.helpdesk.state_dir)?;
     let filing = Filing {
         store,

@@ -799,7 +799,7 @@ fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
 impl Desk {
     /// Files `raw` as fetch hands on a message over `max_message_size`: its header fields only.
     fn file_too_large(&self, uid: u32, raw: &str, size: u64) -> Outcome {
-        let team = Team::load(&self.store).expect("team");
+        let team = Team::load(&self.store, &self.config.rota.timezone).expect("team");
         let mut mail = parse::parse(raw.as_bytes(), &ParseLimits::default());
         mark_too_large(
             &mut mail,
@@ -1529,7 +1529,7 @@ fn a_reused_message_id_files_the_new_message_and_a_true_second_copy_stays_one() 
 
 /// Files raw bytes that need not be UTF-8, as [`Desk::file`] files text.
 fn file_bytes(desk: &Desk, uid: u32, raw: &[u8]) -> Outcome {
-    let team = Team::load(&desk.store).expect("team");
+    let team = Team::load(&desk.store, &desk.config.rota.timezone).expect("team");
     let mail = parse::parse(raw, &ParseLimits::default());
     let filing = Filing {
         store: &desk.store,

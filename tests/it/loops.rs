@@ -655,9 +655,7 @@ async fn the_first_run_backfill_of_500_messages_sends_nothing_at_all() {
     add_agent(&daemon, "carol", &carol, "coordinator");
     import_rota(
         &daemon,
-        &format!(
-            "timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"carol\"\n{ALWAYS}"
-        ),
+        &format!("[[shift]]\nagent = \"amina\"\n{ALWAYS}[[shift]]\nagent = \"carol\"\n{ALWAYS}"),
     );
     let help = daemon.help.clone();
     let requesters: Vec<Account> = (0..5).map(|_| bench.new_account("old")).collect();
@@ -748,10 +746,7 @@ async fn a_backfill_interrupted_by_sigkill_stays_a_backfill_after_the_restart() 
     );
     let amina = bench.new_account("amina");
     add_agent(&daemon, "amina", &amina, "agent");
-    import_rota(
-        &daemon,
-        &format!("timezone = \"UTC\"\n[[shift]]\nagent = \"amina\"\n{ALWAYS}"),
-    );
+    import_rota(&daemon, &format!("[[shift]]\nagent = \"amina\"\n{ALWAYS}"));
     let help = daemon.help.clone();
     // The second half of the backlog comes from people who are not in the first half, so it
     // would open tickets of its own, routed and notified, if it were taken for live mail.

@@ -30,3 +30,4 @@ mod routing;
 mod service;
 mod spam;
 mod store_crash;
+mod timezone;

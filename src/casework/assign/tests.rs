@@ -54,7 +54,7 @@ fn an_agent_who_is_away_gets_nothing_even_with_the_fewest_tickets() {
         .expect("ticket");
     admin::set_away(&store, &AgentId("amina".to_owned()), None, now).expect("away");
 
-    let team = Team::load(&store).expect("team");
+    let team = Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team");
     let decision = team.decide(&ticket(2), None, None, now);
     assert_eq!(
         decision,
@@ -100,8 +100,8 @@ fn the_roster_differs_after_agent_or_rota_changes_not_after_assignments() {
         max_open: None,
     };
     admin::add_agent(&store, "help@x.example", new, now).expect("add");
-    let first = Team::load(&store).expect("team");
-    assert!(!first.roster_differs(&Team::load(&store).expect("team")));
+    let first = Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team");
+    assert!(!first.roster_differs(&Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team")));
 
     // Tickets and assignments change caseloads and the round-robin order, not the roster.
     store
@@ -114,7 +114,7 @@ fn the_roster_differs_after_agent_or_rota_changes_not_after_assignments() {
             tx.put_agent(&amina)
         })
         .expect("assign");
-    let assigned = Team::load(&store).expect("team");
+    let assigned = Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team");
     assert!(!first.roster_differs(&assigned));
 
     store
@@ -124,7 +124,7 @@ fn the_roster_differs_after_agent_or_rota_changes_not_after_assignments() {
             ))
         })
         .expect("rota");
-    let with_rota = Team::load(&store).expect("team");
+    let with_rota = Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team");
     assert!(assigned.roster_differs(&with_rota));
 
     admin::edit_agent(
@@ -136,5 +136,5 @@ fn the_roster_differs_after_agent_or_rota_changes_not_after_assignments() {
         },
     )
     .expect("edit");
-    assert!(with_rota.roster_differs(&Team::load(&store).expect("team")));
+    assert!(with_rota.roster_differs(&Team::load(&store, &jiff::tz::TimeZone::UTC).expect("team")));
 }

@@ -8,7 +8,20 @@ use proptest::prelude::*;
 use super::*;
 
 fn rota(text: &str) -> Rota {
-    parse(text).expect("the test's rota is valid")
+    parse_named(text).expect("the test's rota is valid")
+}
+
+/// Parses `text` with the helpdesk's zone set to the one its `timezone` line names (UTC without
+/// one), as a file that names the config's zone is read.
+fn parse_named(text: &str) -> Result<Rota, Error> {
+    let named = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|table| table.get("timezone")?.as_str().map(str::to_owned));
+    let timezone = named
+        .and_then(|name| TimeZone::get(&name).ok())
+        .unwrap_or(TimeZone::UTC);
+    parse(text, &timezone)
 }
 
 /// A wall-clock time in a zone, for times that are neither skipped nor repeated.
@@ -481,7 +494,12 @@ until = "2026-12-31"
 
 #[test]
 fn agents_lists_everyone_the_rota_names() {
-    let rota = rota(include_str!("../../../config/rota.example.toml"));
+    let berlin_zone = TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    let rota = parse(
+        include_str!("../../../config/rota.example.toml"),
+        &berlin_zone,
+    )
+    .expect("the example is valid");
     assert_eq!(rota.agents(), ids(&["amina", "jonas", "leila", "tesfay"]));
     assert_eq!(rota.timezone_name(), "Europe/Berlin");
 }
@@ -493,7 +511,7 @@ fn the_example_file_is_valid_and_round_trips() {
     assert_eq!(example.leave().len(), 2);
     assert_eq!(example.extras().len(), 1);
     let exported = example.to_toml();
-    assert_eq!(parse(&exported), Ok(example));
+    assert_eq!(parse(&exported, example.timezone()), Ok(example));
 }
 
 #[test]
@@ -517,11 +535,10 @@ start = "00:00"
 end = "06:00"
 "#,
     );
+    // The zone is the config's, so the export does not name it.
     assert_eq!(
         rota.to_toml(),
-        r#"timezone = "America/New_York"
-
-[[shift]]
+        r#"[[shift]]
 agent = "amina"
 days = ["mon", "fri"]
 start = "22:00"
@@ -539,7 +556,7 @@ start = "00:00"
 end = "06:00"
 "#
     );
-    assert_eq!(parse(&rota.to_toml()), Ok(rota));
+    assert_eq!(parse(&rota.to_toml(), rota.timezone()), Ok(rota));
 }
 
 #[test]
@@ -554,7 +571,7 @@ fn toml_dates_and_strings_mean_the_same() {
 }
 
 fn error(text: &str) -> String {
-    match parse(text) {
+    match parse_named(text) {
         Ok(rota) => panic!("expected an error, parsed {rota:?}"),
         Err(err) => err.to_string(),
     }
@@ -569,7 +586,7 @@ fn errors_name_the_shift_and_the_field() {
         "timezone = \"UTC\"\n{GOOD_SHIFT}{GOOD_SHIFT}[[shift]]\nagent = \"a\"\ndays = [\"mon\"]\nstart = \"09:00\"\nend = \"25:00\"\n"
     );
     assert_eq!(
-        parse(&text),
+        parse_named(&text),
         Err(Error::Entry {
             table: Table::Shift,
             index: 3,
@@ -654,17 +671,112 @@ fn errors_for_unknown_and_missing_keys_name_the_table() {
         "{unknown_table}"
     );
     assert!(unknown_table.contains("line 7"), "{unknown_table}");
-    let missing_zone = error(GOOD_SHIFT);
-    assert!(
-        missing_zone.contains("missing field `timezone`"),
-        "{missing_zone}"
+}
+
+#[test]
+fn a_file_without_a_zone_is_read_in_the_helpdesks_zone() {
+    let berlin_zone = TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    let in_berlin = parse(GOOD_SHIFT, &berlin_zone).expect("a rota without a zone is valid");
+    assert_eq!(in_berlin.timezone_name(), "Europe/Berlin");
+    // Monday 2026-12-07, 09:30 in Berlin is 08:30 UTC.
+    assert_eq!(in_berlin.on_duty(berlin(2026, 12, 7, 9, 30)), ids(&["a"]));
+    assert_eq!(in_berlin.on_duty(utc("2026-12-07T16:30:00Z")), nobody());
+    let in_utc = parse(GOOD_SHIFT, &TimeZone::UTC).expect("a rota without a zone is valid");
+    assert_eq!(in_utc.on_duty(utc("2026-12-07T16:30:00Z")), ids(&["a"]));
+    // Naming the helpdesk's zone changes nothing, in any letter case.
+    for named in ["Europe/Berlin", "europe/berlin"] {
+        let text = format!("timezone = {named:?}\n{GOOD_SHIFT}");
+        assert_eq!(parse(&text, &berlin_zone), Ok(in_berlin.clone()));
+    }
+}
+
+#[test]
+fn a_file_naming_another_zone_is_refused_naming_both_places() {
+    let text = format!("timezone = \"Europe/Berlin\"\n{GOOD_SHIFT}");
+    let refused = parse(&text, &TimeZone::UTC);
+    assert_eq!(
+        refused,
+        Err(Error::OtherTimeZone {
+            rota: "Europe/Berlin".to_owned(),
+            config: "UTC".to_owned(),
+        })
     );
+    let message = refused.map(|_| ()).expect_err("refused").to_string();
+    assert_eq!(
+        message,
+        "timezone \"Europe/Berlin\" is not the helpdesk's time zone \"UTC\" (rota.timezone in \
+         the config file); casemail uses one time zone, so remove timezone from the rota file, \
+         or set rota.timezone = \"Europe/Berlin\" in the config file"
+    );
+    // A zone with the same offset today is still another zone.
+    let paris = TimeZone::get("Europe/Paris").expect("the zone is in the bundled database");
+    assert!(matches!(
+        parse(&text, &paris),
+        Err(Error::OtherTimeZone { .. })
+    ));
+}
+
+#[test]
+fn dates_people_give_are_midnight_in_the_helpdesks_zone() {
+    let berlin_zone = TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    assert_eq!(
+        parse_date("2026-12-24", &berlin_zone),
+        Ok(utc("2026-12-23T23:00:00Z"))
+    );
+    assert_eq!(
+        parse_date("2026-07-01", &berlin_zone),
+        Ok(utc("2026-06-30T22:00:00Z"))
+    );
+    assert_eq!(
+        parse_date("2026-12-24", &TimeZone::UTC),
+        Ok(utc("2026-12-24T00:00:00Z"))
+    );
+    // An exact time keeps its own offset.
+    assert_eq!(
+        parse_date("2026-12-24T10:00:00+05:00", &berlin_zone),
+        Ok(utc("2026-12-24T05:00:00Z"))
+    );
+    let refused = parse_date("next week", &berlin_zone).expect_err("not a date");
+    assert_eq!(
+        refused.to_string(),
+        "\"next week\" is neither a date (2026-12-24) nor an RFC 3339 time"
+    );
+    assert!(parse_date("2026-02-30", &berlin_zone).is_err());
+}
+
+#[test]
+fn a_midnight_skipped_by_daylight_saving_is_the_moment_of_the_change() {
+    // Chile moves its clocks from 00:00 to 01:00 on the first Sunday of September.
+    let santiago = TimeZone::get("America/Santiago").expect("the zone is in the bundled database");
+    assert_eq!(
+        start_of_day(date(2026, 9, 6), &santiago),
+        utc("2026-09-06T04:00:00Z")
+    );
+    assert_eq!(
+        local_time(utc("2026-09-06T04:00:00Z"), &santiago),
+        "2026-09-06 01:00 -03"
+    );
+}
+
+#[test]
+fn times_are_shown_in_the_helpdesks_zone() {
+    let berlin_zone = TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    assert_eq!(
+        local_time(utc("2026-12-23T23:00:00Z"), &berlin_zone),
+        "2026-12-24 00:00 CET"
+    );
+    assert_eq!(
+        local_time(utc("2026-07-01T08:05:00Z"), &berlin_zone),
+        "2026-07-01 10:05 CEST"
+    );
+    assert_eq!(zone_name(&berlin_zone), "Europe/Berlin");
+    assert_eq!(zone_name(&TimeZone::UTC), "UTC");
 }
 
 #[test]
 fn errors_for_bad_time_zones_and_syntax() {
     assert_eq!(
-        parse("timezone = \"Europe/Atlantis\""),
+        parse_named("timezone = \"Europe/Atlantis\""),
         Err(Error::UnknownTimeZone("Europe/Atlantis".to_owned()))
     );
     assert_eq!(
@@ -699,7 +811,7 @@ fn errors_for_bad_leave_and_extra_dates() {
         "leave 1: until 5 is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)"
     );
     // A single day of leave is fine.
-    assert!(parse("timezone = \"UTC\"\n[[leave]]\nagent = \"a\"\nfrom = \"2026-12-24\"\nuntil = \"2026-12-24\"\n").is_ok());
+    assert!(parse_named("timezone = \"UTC\"\n[[leave]]\nagent = \"a\"\nfrom = \"2026-12-24\"\nuntil = \"2026-12-24\"\n").is_ok());
     assert_eq!(
         error(
             "timezone = \"UTC\"\n[[extra]]\nagent = \"a\"\ndate = \"2026-12-25T10:00\"\nstart = \"09:00\"\nend = \"17:00\"\n"
@@ -790,7 +902,7 @@ proptest! {
             shifts.iter().map(ModelShift::toml).collect::<String>()
         );
         let rota = rota(&text);
-        prop_assert_eq!(parse(&rota.to_toml()), Ok(rota.clone()));
+        prop_assert_eq!(parse(&rota.to_toml(), rota.timezone()), Ok(rota.clone()));
 
         // Monday 2026-07-06, in a summer with no change for weeks either side.
         let monday = local(zone, 2026, 7, 6, 0, 0);

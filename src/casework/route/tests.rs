@@ -37,13 +37,19 @@ fn berlin(year: i16, month: i8, day: i8, hour: i8, minute: i8) -> Timestamp {
         .expect("the test's time is neither skipped nor repeated")
 }
 
+/// A rota in Europe/Berlin, the zone the tests' files name.
+fn berlin_rota(text: &str) -> Result<Rota, rota::Error> {
+    let timezone = TimeZone::get("Europe/Berlin").expect("the zone is in the bundled database");
+    rota::parse(text, &timezone)
+}
+
 fn utc(text: &str) -> Timestamp {
     text.parse().expect("the test's timestamp is valid")
 }
 
 /// amina and jonas work weekdays 09:00 to 17:00; leila works only Saturdays, 10:00 to 16:00.
 fn rota() -> Rota {
-    rota::parse(
+    berlin_rota(
         r#"
 timezone = "Europe/Berlin"
 [[shift]]
@@ -137,7 +143,7 @@ fn nobody_on_duty_waits_for_the_next_shift() {
         }
     );
     // An empty rota has nobody coming at all.
-    let empty = rota::parse("timezone = \"UTC\"").expect("an empty rota is valid");
+    let empty = rota::parse("timezone = \"UTC\"", &TimeZone::UTC).expect("an empty rota is valid");
     assert_eq!(
         route(&new_ticket(), &candidates, &empty, monday_morning()),
         Decision::Wait { until: None }
@@ -437,7 +443,7 @@ fn ties_go_to_whoever_waited_longest_then_to_the_smaller_id() {
 fn routing_follows_the_rota_across_a_daylight_saving_change() {
     // leila's Saturday-night shift runs to 06:00; on 2026-10-25 Berlin's clocks go back at
     // 03:00, so the shift lasts until 05:00 UTC instead of 04:00.
-    let rota = rota::parse(
+    let rota = berlin_rota(
         r#"
 timezone = "Europe/Berlin"
 [[shift]]
@@ -575,7 +581,7 @@ fn equal_shifts() -> (Vec<Candidate>, Rota) {
             )
         })
         .collect();
-    let rota = rota::parse(&format!("timezone = \"Europe/Berlin\"\n{shifts}"))
+    let rota = berlin_rota(&format!("timezone = \"Europe/Berlin\"\n{shifts}"))
         .expect("the test's rota is valid");
     (names.iter().map(|name| agent(name)).collect(), rota)
 }
