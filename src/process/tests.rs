@@ -1,4 +1,16 @@
+use super::run::recover_in_flight;
 use super::*;
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use crate::casework::assign::Team;
+use crate::casework::threading;
+use crate::ids::{TicketId, Uid, UidValidity};
+use crate::mail::parse::{self, ParseLimits};
+use crate::model::{Arrival, FolderKind};
+use crate::model::{Cursor, Direction, Source, Status, TicketFlag};
+use crate::store::Store;
 
 fn source(uid: u32) -> Source {
     Source {
