@@ -44,3 +44,6 @@ pub mod daemon;
 
 pub mod cli;
 pub mod telemetry;
+
+#[cfg(test)]
+mod tests;
