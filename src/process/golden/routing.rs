@@ -1515,9 +1515,9 @@ fn a_closed_ticket_reopened_while_its_caseworker_is_away_goes_to_someone_on_duty
         "agent amina away; 0 open ticket(s) back to routing\n"
     );
     desk.advance(hours(1));
-    let outcome = desk.receive(&format!(
-        "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nDate: Fri, 15 Jan 2027 09:00:00 +0000\r\nSubject: Re: Housing\r\nMessage-ID: <2@phone.example>\r\nIn-Reply-To: <1@phone.example>\r\n\r\nHe changed the locks.\r\n"
-    ));
+    let outcome = desk.receive(
+        "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nDate: Fri, 15 Jan 2027 09:00:00 +0000\r\nSubject: Re: Housing\r\nMessage-ID: <2@phone.example>\r\nIn-Reply-To: <1@phone.example>\r\n\r\nHe changed the locks.\r\n",
+    );
     assert_eq!(
         outcome,
         Outcome::Added(id, crate::casework::threading::Reason::Headers)
