@@ -659,6 +659,73 @@ fn a_caseworker_away_until_a_moment_gets_tickets_again_from_then() {
 }
 
 #[test]
+fn a_ticket_handed_back_when_nobody_else_is_on_duty_waits_and_the_coordinators_are_told() {
+    let desk = Desk::with(&quiet(""));
+    desk.add_agent("amina");
+    desk.add_agent_as("carol", Role::Coordinator);
+    desk.rota(&rota(&[shift("amina", EVERY_DAY, "08:00", "18:00")]));
+    let id = ask(&desk, "fatima", "1");
+    away(&desk, "amina", None);
+    desk.advance(SignedDuration::from_mins(1));
+    assert!(desk.sweep().assigned.is_empty());
+    assert!(
+        desk.store
+            .ticket(id)
+            .expect("read")
+            .expect("ticket")
+            .flags
+            .contains(&TicketFlag::Unassigned)
+    );
+    desk.advance(SignedDuration::from_mins(1));
+    desk.sweep();
+    assert_eq!(
+        sent_to(&desk, OutboxKind::Notification),
+        ["amina@volunteers.example", "carol@volunteers.example"],
+        "the coordinators are told once"
+    );
+    expect![[r#"
+        ticket #1 New owner=- requester=fatima@phone.example subject="Help for fatima"
+          flags {Unassigned}
+          message 0 In from=fatima@phone.example +0
+            | Please help.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+          event (operator) unassigned by system: agent away: amina; back to routing
+          event +1m waiting by system: nobody on duty can take it; waits for the shift starting 2027-01-16T08:00:00Z
+        outbox 1 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Reply-To: Helpdesk <help+cm.1.amina.193bd8a84408b2e39d07e9d9@charity.example>
+          Subject: [#1] Help for fatima
+          Auto-Submitted: auto-generated
+          | ##- Please type your reply above this line -##
+          | 
+          | New ticket for you. Reply to this message to answer the requester; your address is not shown to them.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | From:     fatima@phone.example
+          | Subject:  Help for fatima
+          | ----------------------------------------------------------------------
+          | 
+          | Please help.
+        outbox 2 notification ticket=#1 to=carol@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: carol@volunteers.example
+          Subject: [#1] Help for fatima (nobody on duty could take this ticket)
+          Auto-Submitted: auto-generated
+          | nobody on duty could take this ticket.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | Owner:    nobody
+    "#]]
+    .assert_eq(&shown(&desk));
+}
+
+#[test]
 fn agent_back_from_the_cli_makes_her_eligible_at_the_next_sweep() {
     let desk = Desk::with(&quiet(""));
     desk.add_agent("amina");
