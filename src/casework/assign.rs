@@ -544,6 +544,7 @@ pub fn sweep(
         next_due = Some(next_due.map_or(at, |due: Timestamp| due.min(at)));
     };
     let mut waiting = false;
+    let mut newly_waiting = false;
     for (index, ticket) in store.active_tickets()?.into_iter().enumerate() {
         if !ticket.status.is_active() || ticket.flags.contains(&TicketFlag::Backfilled) {
             continue;
@@ -569,6 +570,24 @@ pub fn sweep(
                     outcome.assigned.push((ticket.id, agent.clone()));
                 } else {
                     waiting = true;
+                    // A ticket handed back to routing (its caseworker stepped away or was
+                    // removed) waits like a new one nobody could take: flagged, and the
+                    // coordinators told once.
+                    if !ticket.flags.contains(&TicketFlag::Unassigned) {
+                        newly_waiting = true;
+                        apply_in_own_transaction(
+                            store,
+                            team,
+                            secret,
+                            &helpdesk,
+                            config.loops,
+                            now,
+                            nonce,
+                            ticket.id,
+                            &decision,
+                            Why::Assigned,
+                        )?;
+                    }
                 }
             }
             Some(owner) => {
@@ -652,6 +671,7 @@ pub fn sweep(
     }
     outcome.next_due = next_due;
     if !outcome.assigned.is_empty()
+        || newly_waiting
         || !outcome.handed_over.is_empty()
         || outcome.digest_sent
         || outcome.failures_reported > 0

@@ -3,3 +3,5 @@
 //! deliberate change, then read the diff.
 
 mod basics;
+mod routing;
+mod routing_threads;
