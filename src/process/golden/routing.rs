@@ -26,9 +26,9 @@ pub(super) fn quiet(rota_keys: &str) -> String {
 pub(super) const EVERY_DAY: &str = "mon,tue,wed,thu,fri,sat,sun";
 const WEEKDAYS: &str = "mon,tue,wed,thu,fri";
 
-/// A rota in UTC made of `entries` (`shift`, `leave`, `extra`).
+/// A rota made of `entries` (`shift`, `leave`, `extra`), in the config's time zone.
 pub(super) fn rota(entries: &[String]) -> String {
-    format!("timezone = \"UTC\"\n{}", entries.concat())
+    entries.concat()
 }
 
 /// A weekly shift; `days` is a comma-separated list (`"mon,fri"`).
@@ -622,7 +622,7 @@ fn a_caseworker_away_until_a_moment_gets_tickets_again_from_then() {
     let printed = away(&desk, "amina", Some("2027-01-15T12:00:00Z"));
     assert_eq!(
         printed,
-        "agent amina away until 2027-01-15T12:00:00Z; 0 open ticket(s) back to routing\n"
+        "agent amina away until 2027-01-15 12:00 UTC; 0 open ticket(s) back to routing\n"
     );
     let id = ask(&desk, "fatima", "1");
     desk.advance(SignedDuration::from_mins(3 * 60 + 59));
@@ -1435,14 +1435,14 @@ fn ticket_list_and_show_print_the_tickets_with_their_owners_and_events() {
         Requester: Fatima <fatima@phone.example>
         Owner: amina
 
-        --- in from Fatima <fatima@phone.example> at 2027-01-15T08:00:00Z
+        --- in from Fatima <fatima@phone.example> at 2027-01-15 08:00 UTC
         Subject: Housing
 
         My landlord wants me out by Friday.
 
         Events:
-          2027-01-15T08:00:00Z  created          fatima@phone.example: from INBOX
-          2027-01-15T08:00:00Z  assigned         system: assigned to amina (FewestOpen)
+          2027-01-15 08:00 UTC  created          fatima@phone.example: from INBOX
+          2027-01-15 08:00 UTC  assigned         system: assigned to amina (FewestOpen)
     "#]]
     .assert_eq(&format!("{list}\n{show}"));
 }
@@ -1741,13 +1741,13 @@ fn removing_an_agent_sends_her_open_tickets_to_someone_on_duty() {
 // Time zones
 
 #[test]
-fn shifts_are_read_in_the_rotas_time_zone() {
-    let desk = Desk::with(&quiet(""));
+fn shifts_are_read_in_the_configured_time_zone() {
+    let desk = Desk::with(&quiet("timezone = \"Europe/Berlin\"\n"));
     desk.add_agent("amina");
     desk.add_agent("jonas");
     // 08:00 UTC is 09:00 in Berlin in January: amina's first minute, jonas's end.
     desk.rota(&format!(
-        "timezone = \"Europe/Berlin\"\n{}{}",
+        "{}{}",
         shift("amina", "fri", "09:00", "17:00"),
         shift("jonas", "fri", "07:00", "09:00"),
     ));
@@ -1776,7 +1776,7 @@ fn agent_away_until_a_date_means_midnight_in_the_configured_time_zone() {
     let printed = away(&desk, "amina", Some("2027-01-16"));
     assert_eq!(
         printed,
-        "agent amina away until 2027-01-15T23:00:00Z; 0 open ticket(s) back to routing\n"
+        "agent amina away until 2027-01-16 00:00 CET; 0 open ticket(s) back to routing\n"
     );
     let id = ask(&desk, "fatima", "1");
     desk.advance(SignedDuration::from_mins(14 * 60 + 59));
