@@ -3,11 +3,58 @@
 //!
 //! Everything lives in one sled tree under typed key prefixes, so that every change that belongs
 //! together is one sled transaction (atomic across a crash). Transactions are not durable on
-//! their own: [`Store::flush`] makes everything applied so far durable with one fsync. The
-//! process stage applies many messages and then flushes once (group commit), and only then may
-//! anything be acknowledged on IMAP.
+//! their own: [`Store::flush`] makes everything applied so far durable. The process stage
+//! flushes twice per batch: once after marking the batch in flight, and once after applying all
+//! its messages (group commit); only then may anything be acknowledged on IMAP.
 //!
 //! Callers never see sled: they read through [`Store`] and write through [`WriteTx`].
+//!
+//! # Layout
+//!
+//! Every key of the tree, by prefix. Values are JSON unless noted. `{ticket}` and `{id}` are
+//! 20 digits, `{seq}`, `{uidvalidity}`, `{uid}`, `{hour}` and `{day}` 10 digits, zero-padded;
+//! `{source}` is `{folder}/{uidvalidity}/{uid}`; `{len}:{address}` is an address segment made
+//! exact by `exact`, so that no address is a prefix of another's keys.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `meta/schema` | the schema version, as decimal text ([`SCHEMA_VERSION`]) |
+//! | `meta/next_ticket`, `meta/next_outbox`, `meta/next_imap_deletion` | the next ticket number, outbox id and IMAP deletion id (u64, big-endian) |
+//! | `meta/in_flight` | the sources of the batch the process stage is filing: after a crash, the suspects |
+//! | `meta/rota` | the rota as last imported (its TOML source) |
+//! | `meta/last_digest` | the local date (YYYY-MM-DD) of the last digest sent |
+//! | `meta/figures` | [`TicketFigures`]: tickets by status and flag, for `/metrics` (`index`) |
+//! | `meta/compact_pending` | set by an erasure: the next [`Store::open`] compacts the store (`compact`) |
+//! | `meta/backfill/{folder}` | `Backfill`: the folder's first-run boundary (`backfill`) |
+//! | `meta/reconciled/{folder}` | [`Checked`]: how far the processed folder was checked (`accounting`) |
+//! | `t/{ticket}` | `Ticket` |
+//! | `A/{ticket}`, `S/{ticket}` | empty: present exactly while the ticket is active, or held as spam (`index`) |
+//! | `m/{ticket}/{seq}`, `w/{ticket}/{seq}`, `e/{ticket}/{seq}` | `StoredMessage`; its raw bytes; `Event` |
+//! | `spam/{ticket}` | the spam verdict that opened the ticket, or a caseworker's `#spam` |
+//! | `sent/{ticket}/{message-id}` | [`Sent`]: the recipients of a message queued about the ticket (`auth`) |
+//! | `replay/{ticket}/{sha256}` | when an answer with this fingerprint was relayed on the ticket (`auth`) |
+//! | `k/mid:{message-id}`, `k/hash:{sha256}` | dedupe index: (ticket, seq) |
+//! | `i/{message-id}` | threading index: the ticket any stored Message-ID belongs to |
+//! | `r/{len}:{address}/{ticket}` | empty: a requester's tickets |
+//! | `c/{folder}` | `Cursor` |
+//! | `a/{source}` | failed processing attempts (u32) |
+//! | `q/{source}`, `Q/{source}` | `QuarantineEntry`; its raw bytes |
+//! | `n/{source}` | a message filed without a stored message of its own: ticket and Message-ID (`accounting`) |
+//! | `x/{source}` | [`ReportedMissing`]: a message reconciliation reported missing (`accounting`) |
+//! | `g/{agent}` | `Agent` |
+//! | `o/{id}`, `O/{id}` | `OutboxEntry`; the bytes it sends |
+//! | `d/{id}`, `D/{id}` | `DeadLetter` (same id as the outbox entry it was); its bytes |
+//! | `p/{id}` | `ImapDeletion`: IMAP copies of purged or erased mail still to delete |
+//! | `l/r/{len}:{address}/{hour}` | messages sent to the address in that UTC hour, u32 (`loops`) |
+//! | `l/a/{len}:{address}/{day}` | acknowledgements sent to the address that UTC day, u32 (`loops`) |
+//! | `l/t/{ticket}/{day}` | messages sent about the ticket that UTC day, u32 (`loops`) |
+//! | `l/s/{address}` | `Suppression`: nothing is sent to the address until it ends (`loops`) |
+//! | `bayes/docs` | how many spam and ham messages the classifier learned |
+//! | `bayes/t/{token}` | in how many learned spam and ham messages the token appeared |
+//! | `bayes/m/{mid:…\|hash:…}` | the label a message (by dedupe key) was learned with |
+//!
+//! Free text that ends a key (`i/`, `k/`, `l/s/`, `bayes/`, `g/`, `c/`) is only read by exact
+//! lookups; folder names come from the configuration, not from mail.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
