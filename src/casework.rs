@@ -1,6 +1,7 @@
 //! The casework rules: what a message means for a ticket, who answers it and what may leave.
-//! They read and write the store but never the network; the process stage calls them once per
-//! message, inside one transaction.
+//! They read and write the store but never the network (the process stage asks `spamd` and
+//! hands its answer in); the process stage calls them once per message, inside one
+//! transaction.
 //!
 //! - `threading`: which ticket a message belongs to, and duplicates;
 //! - `reply`: a caseworker's answer by mail (reply tokens, commands like `#close`);

@@ -7,7 +7,7 @@
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
 //!   backup file's bytes) and closes the connection. A real erasure is run by the process
-//!   stage, the single writer, as an [`ingest::Job`](crate::process::Job).
+//!   stage, the single writer, as an [`process::Job`](crate::process::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!

@@ -1,18 +1,20 @@
 //! casemail turns a shared help inbox into tickets and back.
 //!
-//! The modules are layers, lowest first; a module uses only those above it in this list (a test,
-//! `tests::layers`, fails when one reaches down the list the wrong way or forms a cycle):
+//! The modules are layers, lowest first; a module uses only those listed before it (a test,
+//! `tests::every_module_uses_only_lower_layers`, fails when one does):
 //!
-//! - the vocabulary every layer shares: `ids`, `model`, `clock`, `config`;
-//! - `mail`: the pure mail stages (parse, strip quoted history, compose, sanitize);
+//! - the vocabulary every layer shares: `ids`, `config`, `clock`, and the leaves `tls`,
+//!   `systemd` (sd_notify) and `telemetry` (logging); then `model`, the stored records;
+//! - `mail`: the pure mail stages (parse, strip quoted history, compose, sanitize, scrub);
 //! - `store`: the one sled database;
 //! - `casework`: the rules (threading, the reply bridge and its commands, the outbox gate,
 //!   spam verdicts, the rota, routing, mail-loop safety, assignment, administration);
-//! - `metrics`: the figures every stage counts;
-//! - one module per protocol: `imap`, `smtp`, `oauth`, `systemd`, and the `process` stage, the
-//!   single writer that files fetched mail;
+//! - one module per protocol: `oauth` (HTTP to an authorization server), then `imap`, `smtp`
+//!   and `spamd`;
+//! - `metrics`: the figures the stages count and `/metrics` shows;
+//! - `process`: the single writer that files fetched mail;
 //! - `ops`: the operator's commands, shared by `cli` and the `control` socket;
-//! - `daemon`, which wires the stages together, and `cli`.
+//! - `control`, then `daemon`, which wires the stages together, and `cli`.
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view and the invariants.
 
@@ -35,6 +37,7 @@ pub mod imap;
 pub mod oauth;
 pub mod process;
 pub mod smtp;
+pub mod spamd;
 pub mod systemd;
 
 pub mod ops;

@@ -14,8 +14,8 @@
 //! fails at once with [`Error::Refused`], without asking the server again, until someone signs
 //! in. `sign_in.rs` turns that into health, a metric and one notice to coordinators.
 //!
-//! This module speaks HTTP to the authorization server only; IMAP and SMTP stay in `fetch` and
-//! `relay`. It never logs a token.
+//! This module speaks HTTP to the authorization server only; IMAP and SMTP stay in `imap` and
+//! `smtp`. It never logs a token.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

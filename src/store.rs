@@ -45,10 +45,10 @@
 //! | `o/{id}`, `O/{id}` | `OutboxEntry`; the bytes it sends |
 //! | `d/{id}`, `D/{id}` | `DeadLetter` (same id as the outbox entry it was); its bytes |
 //! | `p/{id}` | `ImapDeletion`: IMAP copies of purged or erased mail still to delete |
-//! | `l/r/{len}:{address}/{hour}` | messages sent to the address in that UTC hour, u32 (`loops`) |
-//! | `l/a/{len}:{address}/{day}` | acknowledgements sent to the address that UTC day, u32 (`loops`) |
-//! | `l/t/{ticket}/{day}` | messages sent about the ticket that UTC day, u32 (`loops`) |
-//! | `l/s/{address}` | `Suppression`: nothing is sent to the address until it ends (`loops`) |
+//! | `l/r/{len}:{address}/{hour}` | messages sent to the address in that UTC hour, u32 (`mail_loops`) |
+//! | `l/a/{len}:{address}/{day}` | acknowledgements sent to the address that UTC day, u32 (`mail_loops`) |
+//! | `l/t/{ticket}/{day}` | messages sent about the ticket that UTC day, u32 (`mail_loops`) |
+//! | `l/s/{address}` | `Suppression`: nothing is sent to the address until it ends (`mail_loops`) |
 //! | `bayes/docs` | how many spam and ham messages the classifier learned |
 //! | `bayes/t/{token}` | in how many learned spam and ham messages the token appeared |
 //! | `bayes/m/{mid:…\|hash:…}` | the label a message (by dedupe key) was learned with |
@@ -702,7 +702,7 @@ impl WriteTx<'_> {
         }
         self.put(&mail_key_key(&message.key), &(message.ticket, message.seq))?;
         // A message filed under another key although it has a Message-ID reused that id
-        // (`thread::Dedupe::Reused`): the id keeps naming the ticket it was first seen in.
+        // (`threading::Dedupe::Reused`): the id keeps naming the ticket it was first seen in.
         if let Some(id) = &message.message_id
             && !matches!(&message.key, MailKey::ContentHash(_))
         {

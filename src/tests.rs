@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["casework"],
     &["oauth"],
-    &["imap", "smtp"],
+    &["imap", "smtp", "spamd"],
     &["metrics"],
     &["process"],
     &["ops"],

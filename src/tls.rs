@@ -1,5 +1,5 @@
 //! The TLS client configuration every outgoing connection that casemail makes itself shares
-//! (IMAP in `fetch`, the token endpoint in `oauth`): the operator's CA file when one is given,
+//! (IMAP in `imap`, the token endpoint in `oauth`): the operator's CA file when one is given,
 //! else the system's trust store, with rustls and the ring provider. Owns no connection.
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 //!
 //! The routing rules themselves are the pure `route` module; this module keeps the process
 //! stage's picture of the team (agents, rota, caseloads) and turns a decision into records.
-//! It must not speak IMAP or SMTP: mail goes to the outbox, and `relay` sends it.
+//! It must not speak IMAP or SMTP: mail goes to the outbox, and `smtp` sends it.
 
 use std::collections::BTreeMap;
 

@@ -13,7 +13,7 @@
 //! Both run in the process stage, the single writer of filed mail (the CLI's erasure travels
 //! there through the control socket), so nothing is filed into a ticket while it is removed.
 //! Each ticket's removal is one transaction that also queues an [`ImapDeletion`] per message;
-//! the fetch side (`fetch::expunge`) deletes the IMAP copies and then the queue entry, so the
+//! the fetch side (`imap::expunge`) deletes the IMAP copies and then the queue entry, so the
 //! deletion survives a restart. Running an erasure again after a crash finishes it.
 //!
 //! This module must not speak IMAP or SMTP, and its logs carry ticket numbers and counts only.

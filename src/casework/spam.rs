@@ -23,7 +23,6 @@ use crate::model::FolderKind;
 pub mod bayes;
 pub mod corpus;
 pub mod held;
-pub mod spamd;
 
 /// One signal that moved the score, and by how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ pub struct Loops {
 pub struct Acknowledge {
     pub enabled: bool,
     /// The body, with `{ticket}` and `{helpdesk}` filled in (`{subject}` and `{name}` of older
-    /// templates become `[#N]` and nothing: see `loops::render_template`).
+    /// templates become `[#N]` and nothing: see `mail_loops::render_template`).
     pub template: String,
 }
 

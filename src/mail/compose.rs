@@ -1,6 +1,6 @@
 //! Composes the mail casemail sends about tickets: the notification that gives a ticket to its
 //! caseworker, and notices to coordinators. Pure: no I/O, no clock; the caller stores the result
-//! in the outbox in the same transaction as the ticket change, and `relay` sends it.
+//! in the outbox in the same transaction as the ticket change, and `smtp` sends it.
 //!
 //! Composing is deterministic: the same arguments give the same bytes. The `Date:` header is the
 //! time the caller passes (the time of the filing that causes the message), never the clock, and

@@ -3,7 +3,7 @@
 //! message:" with the emoji, as a reply to the message. To a help desk that is neither an
 //! answer nor a new request: it must never be relayed, reopen a ticket or notify anyone.
 //!
-//! Everything casemail sends carries `X-MS-Reactions: disallow` (see `notify`), which Outlook
+//! Everything casemail sends carries `X-MS-Reactions: disallow` (see `compose`), which Outlook
 //! honours, so these come only from older clients or mail sent before. Recognised by what the
 //! message says, since Outlook marks it with no header of its own; pure.
 

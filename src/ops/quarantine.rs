@@ -75,7 +75,7 @@ pub fn show(store: &Store, text: &str, json: bool, out: &mut dyn Write) -> anyho
     Ok(())
 }
 
-/// `quarantine retry ID`: files the raw bytes again (see `ingest::refile_quarantined`).
+/// `quarantine retry ID`: files the raw bytes again (see `process::refile_quarantined`).
 pub fn retry(
     store: &Store,
     config: &Config,

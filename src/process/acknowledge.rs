@@ -12,7 +12,7 @@ use super::*;
 
 impl Filing<'_> {
     /// Whether the sender of a new request may get an acknowledgement, as far as the message
-    /// itself tells: not automatic, bulk, list or report mail (`loops::no_answer`), not from
+    /// itself tells: not automatic, bulk, list or report mail (`mail_loops::no_answer`), not from
     /// a caseworker's address or the helpdesk's own.
     pub(super) fn may_acknowledge(&self, team: &Team, mail: &InboundMail, sender: &str) -> bool {
         let helpdesk = self.config.helpdesk.address.to_lowercase();

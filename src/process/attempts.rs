@@ -69,8 +69,7 @@ pub(super) async fn ask_spamd(
     if team.agents().any(|a| a.emails.contains(&sender)) {
         return SpamdAnswer::NotAsked;
     }
-    let answer =
-        crate::casework::spam::spamd::check(address, &fetched.raw, config.spam.spamd_timeout).await;
+    let answer = crate::spamd::check(address, &fetched.raw, config.spam.spamd_timeout).await;
     if let SpamdAnswer::Unavailable(reason) = &answer {
         warn!(%reason, "spamd unavailable; the verdict goes on without it.");
     }

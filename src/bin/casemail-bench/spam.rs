@@ -121,7 +121,7 @@ pub fn run(
         judging += started.elapsed();
         if let Some(address) = spamd {
             let started = Instant::now();
-            let answer = runtime.block_on(spam::spamd::check(
+            let answer = runtime.block_on(casemail::spamd::check(
                 address,
                 &message.raw,
                 Duration::from_secs(30),

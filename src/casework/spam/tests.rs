@@ -79,7 +79,7 @@ fn context(head: &str, mail: &crate::mail::parse::InboundMail) -> Context {
                     // "checked True ; 7.3 / 5.0" then the symbols, as spamd would answer
                     let answer = value.strip_prefix("answer").expect("spamd: answer …");
                     let answer = answer.replace("\\r\\n", "\r\n");
-                    spamd::parse_answer(&answer).expect("a valid spamd answer")
+                    crate::spamd::parse_answer(&answer).expect("a valid spamd answer")
                 }
             }
             "classifier" => {
@@ -211,7 +211,7 @@ fn every_expect_file_has_a_message() {
 
 #[test]
 fn spamd_answers_are_read() {
-    let answer = spamd::parse_answer(
+    let answer = crate::spamd::parse_answer(
         "SPAMD/1.1 0 EX_OK\r\nContent-length: 27\r\nSpam: True ; 7.3 / 5.0\r\n\r\nBAYES_99,HTML_MESSAGE,URIBL\r\n",
     )
     .unwrap();
@@ -228,10 +228,10 @@ fn spamd_answers_are_read() {
             ],
         }
     );
-    let refused = spamd::parse_answer("SPAMD/1.0 76 Bad header line: x\r\n").unwrap_err();
+    let refused = crate::spamd::parse_answer("SPAMD/1.0 76 Bad header line: x\r\n").unwrap_err();
     assert!(refused.contains("refused"), "{refused}");
-    assert!(spamd::parse_answer("HTTP/1.1 200 OK\r\n\r\n").is_err());
-    assert!(spamd::parse_answer("SPAMD/1.1 0 EX_OK\r\n\r\n").is_err());
+    assert!(crate::spamd::parse_answer("HTTP/1.1 200 OK\r\n\r\n").is_err());
+    assert!(crate::spamd::parse_answer("SPAMD/1.1 0 EX_OK\r\n\r\n").is_err());
 }
 
 #[tokio::test]
@@ -240,7 +240,7 @@ async fn spamd_that_is_down_is_unavailable_not_an_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let answer = spamd::check(
+    let answer = crate::spamd::check(
         address,
         b"Subject: x\n\nhello\n",
         std::time::Duration::from_secs(5),
@@ -250,8 +250,8 @@ async fn spamd_that_is_down_is_unavailable_not_an_error() {
         matches!(answer, SpamdAnswer::Unavailable(ref why) if why.contains("cannot connect")),
         "{answer:?}"
     );
-    let big = vec![b'a'; spamd::MAX_SIZE + 1];
-    let answer = spamd::check(address, &big, std::time::Duration::from_secs(5)).await;
+    let big = vec![b'a'; crate::spamd::MAX_SIZE + 1];
+    let answer = crate::spamd::check(address, &big, std::time::Duration::from_secs(5)).await;
     assert!(
         matches!(answer, SpamdAnswer::Unavailable(ref why) if why.contains("larger")),
         "{answer:?}"

@@ -91,7 +91,7 @@ pub enum Anomaly {
     },
     /// A different message with this Message-ID is already stored (broken web forms, scanners
     /// and some phones reuse them). Added by the process stage, which files the message under a
-    /// content key of its own (`thread::dedupe`); parse cannot know it.
+    /// content key of its own (`threading::dedupe`); parse cannot know it.
     ReusedMessageId,
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::SpamdAnswer;
+use crate::casework::spam::SpamdAnswer;
 
 /// Messages larger than this are not sent (spamc's own default limit is 500 KB).
 pub const MAX_SIZE: usize = 512 * 1024;
