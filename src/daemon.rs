@@ -131,7 +131,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
     let down_metrics = metrics.clone();
     let on_down: OnDown = Arc::new(move |folder: &str, err: &crate::imap::Error| {
-        down_metrics.folder_down(folder, format!("{err:#}"), jiff::Timestamp::now());
+        down_metrics.folder_down(
+            folder,
+            crate::telemetry::chain(&err),
+            jiff::Timestamp::now(),
+        );
     });
     let lag_metrics = metrics.clone();
     let on_lag: OnLag = Arc::new(move |folder: &str, lag: crate::imap::Lag| {
@@ -300,7 +304,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // The marker outside sled learns what this run filed, so a store lost before the next start
     // is refused rather than opened empty.
     if let Err(err) = store.refresh_marker(&config.helpdesk.state_dir) {
-        warn!(error = %format!("{err:#}"), "Cannot update the store marker.");
+        warn!(error = %crate::telemetry::chain(&err), "Cannot update the store marker.");
     }
     match processed {
         Ok(Ok(())) => {

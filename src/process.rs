@@ -82,7 +82,7 @@ pub enum Error {
 
 /// Logs a fatal store failure once; the daemon stops so that nothing is acknowledged.
 pub fn report_fatal(err: &Error) {
-    error!(error = %format!("{err:#}"), "Store failed; stopping so that no message is acknowledged without being saved.");
+    error!(error = %crate::telemetry::chain(&err), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
 
 mod refile;

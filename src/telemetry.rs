@@ -29,3 +29,44 @@ pub fn init(format: LogFormat) {
         (LogFormat::Text, false) => builder.try_init(),
     };
 }
+
+/// An error with its causes, outermost first, joined by ": ", for logs and `/healthz`. A
+/// cause whose text the message above it already shows (`#[error("…: {0}")]`,
+/// `#[error(transparent)]`) is not repeated.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("imap failed")]
+        Imap(#[source] std::io::Error),
+        #[error("store failed: {0}")]
+        Store(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn a_chain_names_every_cause_once() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            super::chain(&Outer::Imap(refused())),
+            "imap failed: refused"
+        );
+        assert_eq!(
+            super::chain(&Outer::Store(refused())),
+            "store failed: refused"
+        );
+    }
+}

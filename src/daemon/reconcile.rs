@@ -164,7 +164,7 @@ pub async fn run(
             }
             Err(err) => {
                 metrics.reconcile_failed();
-                error!(error = %format!("{err:#}"), "Reconciliation failed; trying again at the next run.");
+                error!(error = %crate::telemetry::chain(&err), "Reconciliation failed; trying again at the next run.");
             }
         }
     }

@@ -62,7 +62,7 @@ impl Expunger {
             match pass {
                 Ok(()) => backoff = BACKOFF_START,
                 Err(err) => {
-                    warn!(error = %format!("{err:#}"), retry_in = ?backoff, "Deleting IMAP copies of purged mail failed; retrying.");
+                    warn!(error = %crate::telemetry::chain(&err), retry_in = ?backoff, "Deleting IMAP copies of purged mail failed; retrying.");
                     let jitter = rand::random_range(0.5..1.0);
                     tokio::select! {
                         () = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
