@@ -239,7 +239,17 @@ pub fn execute(
     command: &StoreCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let now = jiff::Timestamp::now();
+    execute_at(store, config, command, jiff::Timestamp::now(), out)
+}
+
+/// [`execute`] at the time `now` (what events and away periods are stamped with).
+pub fn execute_at(
+    store: &Store,
+    config: &Config,
+    command: &StoreCommand,
+    now: jiff::Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match command {
         StoreCommand::TicketList {
             status,

@@ -151,10 +151,12 @@ impl Desk {
             .expect("agent")
     }
 
-    /// Runs an operator's command as the CLI would; the text it printed, or the error.
+    /// Runs an operator's command as the CLI would, at the desk's time; the text it printed, or
+    /// the error.
     pub(crate) fn run(&self, command: StoreCommand) -> Result<String, String> {
         let mut out = Vec::new();
-        let result = crate::ops::execute(&self.store, &self.config, &command, &mut out);
+        let result =
+            crate::ops::execute_at(&self.store, &self.config, &command, self.now(), &mut out);
         let printed = String::from_utf8_lossy(&out).into_owned();
         result.map(|()| printed).map_err(|err| format!("{err:#}"))
     }

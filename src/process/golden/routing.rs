@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::ids::{AgentId, TicketId};
 use crate::mail::parse::{self, ParseLimits};
-use crate::model::{Actor, OutboxKind, Role, Status, TicketFlag};
+use crate::model::{OutboxKind, Role, Status, TicketFlag};
 use crate::ops::StoreCommand;
 use crate::process::Outcome;
 use crate::process::desk::{Desk, START, request};
@@ -135,50 +135,6 @@ pub(super) fn summary(desk: &Desk) -> String {
         );
     }
     out
-}
-
-/// `Desk::render`, with the times of events an operator's command stamped shown as such.
-///
-/// `ops::execute` reads the wall clock, not the desk's, so those times differ on every run; they
-/// are told apart by their fraction of a second, which the desk's clock never has.
-pub(super) fn shown(desk: &Desk) -> String {
-    let mut text = desk.render();
-    for ticket in desk.store.tickets().expect("tickets") {
-        for event in desk.store.events(ticket.id).expect("events") {
-            if event.at.subsec_nanosecond() == 0 {
-                continue;
-            }
-            let actor = match &event.actor {
-                Actor::System => "system".to_owned(),
-                Actor::Requester(address) => format!("requester {address}"),
-                Actor::Agent(id) => format!("agent {}", id.0),
-            };
-            let line = format!(
-                "  event {} {} by {actor}: {}\n",
-                since(event.at),
-                event.kind,
-                event.detail
-            );
-            assert!(text.contains(&line), "{line:?} not in the rendering");
-            let masked = format!(
-                "  event (operator) {} by {actor}: {}\n",
-                event.kind, event.detail
-            );
-            text = text.replacen(&line, &masked, 1);
-        }
-    }
-    text
-}
-
-/// A time as `Desk::render` shows it, relative to the desk's start.
-fn since(at: Timestamp) -> String {
-    let seconds = at.as_second() - START;
-    match seconds {
-        0 => "+0".to_owned(),
-        s if s % 3600 == 0 => format!("{:+}h", s / 3600),
-        s if s % 60 == 0 => format!("{:+}m", s / 60),
-        s => format!("{s:+}s"),
-    }
 }
 
 pub(super) fn run(desk: &Desk, command: StoreCommand) -> String {
@@ -572,7 +528,7 @@ fn agent_away_from_the_cli_hands_her_open_tickets_back_to_routing() {
             | Please help.
           event +0 created by requester fatima@phone.example: from INBOX
           event +0 assigned by system: assigned to amina (FewestOpen)
-          event (operator) unassigned by system: agent away: amina; back to routing
+          event +0 unassigned by system: agent away: amina; back to routing
           event +1m assigned by system: assigned to jonas (FewestOpen)
         outbox 1 notification ticket=#1 to=amina@volunteers.example
           From: Helpdesk <help@charity.example>
@@ -611,7 +567,7 @@ fn agent_away_from_the_cli_hands_her_open_tickets_back_to_routing() {
           | 
           | Please help.
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]
@@ -690,7 +646,7 @@ fn a_ticket_handed_back_when_nobody_else_is_on_duty_waits_and_the_coordinators_a
             | Please help.
           event +0 created by requester fatima@phone.example: from INBOX
           event +0 assigned by system: assigned to amina (FewestOpen)
-          event (operator) unassigned by system: agent away: amina; back to routing
+          event +0 unassigned by system: agent away: amina; back to routing
           event +1m waiting by system: nobody on duty can take it; waits for the shift starting 2027-01-16T08:00:00Z
         outbox 1 notification ticket=#1 to=amina@volunteers.example
           From: Helpdesk <help@charity.example>
@@ -722,7 +678,7 @@ fn a_ticket_handed_back_when_nobody_else_is_on_duty_waits_and_the_coordinators_a
           | Messages: 1
           | Owner:    nobody
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]
@@ -1302,10 +1258,10 @@ fn ticket_close_and_reopen_from_the_cli_are_recorded_on_the_ticket() {
             | Please help.
           event +0 created by requester fatima@phone.example: from INBOX
           event +0 waiting by system: nobody on duty can take it and no shift is planned
-          event (operator) closed by system: set to closed from the command line
-          event (operator) open by system: set to open from the command line
+          event +0 closed by system: set to closed from the command line
+          event +0 open by system: set to open from the command line
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]
@@ -1337,7 +1293,7 @@ fn ticket_assign_from_the_cli_gives_a_waiting_ticket_to_the_caseworker_by_mail()
             | My landlord wants me out by Friday.
           event +0 created by requester fatima@phone.example: from INBOX
           event +0 waiting by system: nobody on duty can take it and no shift is planned
-          event (operator) assigned by system: assigned to amina (CurrentOwner)
+          event +0 assigned by system: assigned to amina (CurrentOwner)
         outbox 1 notification ticket=#1 to=amina@volunteers.example
           From: Helpdesk <help@charity.example>
           To: amina@volunteers.example
@@ -1357,7 +1313,7 @@ fn ticket_assign_from_the_cli_gives_a_waiting_ticket_to_the_caseworker_by_mail()
           | 
           | My landlord wants me out by Friday.
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]

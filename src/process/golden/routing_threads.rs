@@ -6,8 +6,8 @@ use expect_test::expect;
 use jiff::SignedDuration;
 
 use super::routing::{
-    EVERY_DAY, answer, ask, event_kinds, hours, owner, quiet, rota, run, sent_to, shift, shown,
-    status, summary,
+    EVERY_DAY, answer, ask, event_kinds, hours, owner, quiet, rota, run, sent_to, shift, status,
+    summary,
 };
 use crate::casework::threading::Reason;
 use crate::ids::TicketId;
@@ -524,14 +524,14 @@ fn mail_tagged_for_a_merged_ticket_joins_the_ticket_it_was_merged_into() {
           event +0 waiting by system: nobody on duty can take it and no shift is planned
           event +0 created by requester fatima@phone.example: (from #2) from INBOX
           event +0 waiting by system: (from #2) nobody on duty can take it and no shift is planned
-          event (operator) merged by system: #2 merged into this ticket
+          event +0 merged by system: #2 merged into this ticket
           event +0 message_added by requester fatima@phone.example: threaded by subject tag
         ticket #2 Closed owner=- requester=fatima@phone.example subject="Another letter"
           merged into #1
           flags {Unassigned}
-          event (operator) merged_into by system: merged into #1
+          event +0 merged_into by system: merged into #1
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]
@@ -1188,14 +1188,14 @@ fn a_second_copy_of_a_message_in_a_merged_ticket_is_still_a_duplicate() {
           event +0 waiting by system: nobody on duty can take it and no shift is planned
           event +0 created by requester fatima@phone.example: (from #2) from INBOX
           event +0 waiting by system: (from #2) nobody on duty can take it and no shift is planned
-          event (operator) merged by system: #2 merged into this ticket
+          event +0 merged by system: #2 merged into this ticket
           event +1h duplicate_seen by system: another copy in INBOX
         ticket #2 Closed owner=- requester=fatima@phone.example subject="Another letter"
           merged into #1
           flags {Unassigned}
-          event (operator) merged_into by system: merged into #1
+          event +0 merged_into by system: merged into #1
     "#]]
-    .assert_eq(&shown(&desk));
+    .assert_eq(&desk.render());
 }
 
 #[test]
