@@ -464,7 +464,9 @@ pub fn relay_to_requester(
 }
 
 /// A plain-text body, with the files attached when there are any. File names go through the
-/// same cleaning as header text, and `hide` is scrubbed from them.
+/// same cleaning as header text, lose their bidi controls (a file that passes unchanged must not
+/// read as `invoice\u{202e}fdp.exe` shows it, `invoiceexe.pdf`), and `hide` is scrubbed from
+/// them.
 fn text_with_files(
     builder: lettre::message::MessageBuilder,
     body: String,
@@ -487,7 +489,7 @@ fn text_with_files(
         let name = attachment
             .name
             .as_deref()
-            .map(|n| scrub(&clean_line(n), hide))
+            .map(|n| scrub(&safe_files::visible_name(n), hide))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "attachment".to_owned());
         parts =

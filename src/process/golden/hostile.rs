@@ -1742,6 +1742,57 @@ fn a_forwarded_message_inside_a_request_reaches_the_caseworker_as_text() {
     .assert_eq(&desk.render_without(&["acknowledgement"]));
 }
 
+#[test]
+fn a_right_to_left_override_in_a_file_name_never_reaches_the_caseworker() {
+    let desk = desk_with_amina();
+    let raw = fatima_with_file(
+        "=?utf-8?q?invoice=E2=80=AEfdp.exe?=",
+        "application/octet-stream",
+        "base64",
+        "TVqQAAMAAAAEAAAA",
+    );
+    desk.receive(&raw);
+    for entry in desk.store.outbox().expect("outbox") {
+        let raw = desk
+            .store
+            .outbox_raw(entry.id)
+            .expect("raw")
+            .unwrap_or_default();
+        let read = crate::mail::parse::parse(&raw, &Default::default());
+        for attachment in &read.attachments {
+            let name = attachment.name.as_deref().unwrap_or_default();
+            assert!(!name.contains('\u{202E}'), "{name:?}");
+        }
+    }
+    expect![[r#"
+        ticket #1 New owner=amina requester=fatima@phone.example subject="Documents"
+          message 0 In from=fatima@phone.example +0
+            | Please see the attached.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+        outbox 1 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Reply-To: Helpdesk <help+cm.1.amina.193bd8a84408b2e39d07e9d9@charity.example>
+          Subject: [#1] Documents
+          Auto-Submitted: auto-generated
+          attachment "invoicefdp.exe" 12 bytes
+          | ##- Please type your reply above this line -##
+          | 
+          | New ticket for you. Reply to this message to answer the requester; your address is not shown to them.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | From:     Fatima <fatima@phone.example>
+          | Subject:  Documents
+          | Files:    1 attached
+          | ----------------------------------------------------------------------
+          | 
+          | Please see the attached.
+    "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
+}
+
 // Leaks: a caseworker's answer that carries her identity.
 
 /// One file of an answer: its name, type and bytes (sent as base64, or as is for `message/*`).
