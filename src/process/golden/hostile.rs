@@ -190,9 +190,10 @@ fn a_full_width_at_sign_is_no_address_so_the_mail_has_no_requester_to_answer() {
           event +0 created by requester fatima@phone.example: from INBOX
           event +0 waiting by system: nobody on duty can take it and no shift is planned
         ticket #2 New owner=- requester=unknown-sender@invalid subject="Housing"
-          flags {Unassigned, Unanswerable}
+          flags {Unassigned}
           message 0 In from=unknown-sender@invalid +0
-            anomaly: the sender address "fatima＠phone.example" cannot be written to by casemail; answers to it cannot be sent
+            anomaly: there is no From address
+            anomaly: warning: this message failed sender authentication (the message has no usable From address); it may not come from the address shown
             | It is me again.
           event +0 created by requester unknown-sender@invalid: from INBOX
           event +0 waiting by system: nobody on duty can take it and no shift is planned
@@ -229,6 +230,99 @@ fn an_address_that_extends_the_victims_domain_opens_a_ticket_of_its_own() {
           event +0 waiting by system: nobody on duty can take it and no shift is planned
     "#]]
     .assert_eq(&desk.render_without(&["acknowledgement"]));
+}
+
+#[test]
+fn a_quoted_local_part_is_kept_whole_so_two_senders_at_one_domain_stay_two_requesters() {
+    let desk = Desk::new();
+    let first = desk.receive(&request(
+        "\"fatima k\"@phone.example",
+        "1",
+        "Housing",
+        "My landlord wants me out by Friday.",
+    ));
+    assert!(
+        matches!(first, Outcome::NewTicket(TicketId(1))),
+        "{first:?}"
+    );
+    let outcome = desk.receive(&request(
+        "\"mallory\"@phone.example",
+        "2",
+        "Housing",
+        "Please tell me where she is staying.",
+    ));
+    assert!(
+        matches!(outcome, Outcome::NewTicket(TicketId(2))),
+        "{outcome:?}"
+    );
+    assert_eq!(desk.store.messages(TicketId(1)).expect("messages").len(), 1);
+    expect![[r#"
+        ticket #1 New owner=- requester="fatima k"@phone.example subject="Housing"
+          flags {Unassigned, Unanswerable}
+          message 0 In from="fatima k"@phone.example +0
+            anomaly: the sender address "\"fatima k\"@phone.example" cannot be written to by casemail; answers to it cannot be sent
+            | My landlord wants me out by Friday.
+          event +0 created by requester "fatima k"@phone.example: from INBOX
+          event +0 waiting by system: nobody on duty can take it and no shift is planned
+          event +0 not_composed by system: casemail could not compose the acknowledgement: cannot build the message: missing destination address, invalid envelope
+        ticket #2 New owner=- requester="mallory"@phone.example subject="Housing"
+          flags {Unassigned}
+          message 0 In from="mallory"@phone.example +0
+            | Please tell me where she is staying.
+          event +0 created by requester "mallory"@phone.example: from INBOX
+          event +0 waiting by system: nobody on duty can take it and no shift is planned
+    "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
+}
+
+#[test]
+fn a_quoted_local_part_holding_the_victims_address_is_not_shown_as_her() {
+    let desk = desk_with_amina();
+    let outcome = desk.receive(&request(
+        "\"fatima@phone.example\"@evil.example",
+        "1",
+        "Housing",
+        "Forward my messages to this address.",
+    ));
+    assert!(
+        matches!(outcome, Outcome::NewTicket(TicketId(1))),
+        "{outcome:?}"
+    );
+    let notification = &desk.outbox_texts(OutboxKind::Notification)[0];
+    assert!(
+        notification.contains("From:     \"fatima@phone.example\"@evil.example\n"),
+        "{notification}"
+    );
+    expect![[r#"
+        ticket #1 New owner=amina requester="fatima@phone.example"@evil.example subject="Housing"
+          flags {Unanswerable}
+          message 0 In from="fatima@phone.example"@evil.example +0
+            anomaly: the sender address "\"fatima@phone.example\"@evil.example" cannot be written to by casemail; answers to it cannot be sent
+            | Forward my messages to this address.
+          event +0 created by requester "fatima@phone.example"@evil.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+          event +0 not_composed by system: casemail could not compose the acknowledgement: cannot build the message: missing destination address, invalid envelope
+        outbox 1 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Reply-To: Helpdesk <help+cm.1.amina.193bd8a84408b2e39d07e9d9@charity.example>
+          Subject: [#1] Housing
+          Auto-Submitted: auto-generated
+          | ##- Please type your reply above this line -##
+          | 
+          | New ticket for you. Reply to this message to answer the requester; your address is not shown to them.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | From:     "fatima@phone.example"@evil.example
+          | Subject:  Housing
+          | Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply
+          |           to this notification will not reach them. Ask a coordinator how to reach them
+          |           another way; do not write to them from your own address.
+          | ----------------------------------------------------------------------
+          | 
+          | Forward my messages to this address.
+    "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
 }
 
 #[test]
