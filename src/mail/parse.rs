@@ -863,8 +863,34 @@ fn message_text(message: &Message<'_>, raw: &[u8]) -> (String, Option<usize>) {
     });
     match recovered {
         Some((index, part)) => (part_text(part, raw).unwrap_or_default(), Some(index)),
-        None => (String::new(), None),
+        None => match undivided_multipart_text(message) {
+            Some(text) => (text, Some(0)),
+            None => (String::new(), None),
+        },
     }
+}
+
+/// The body of a multipart message without a boundary parameter, which cannot be split into
+/// parts: mail-parser keeps it whole as one binary part. When it is plain text (UTF-8 without
+/// control characters) it is the message's text, as the anomaly says; anything else stays an
+/// attachment.
+fn undivided_multipart_text(message: &Message<'_>) -> Option<String> {
+    let root = message.parts.first()?;
+    let multipart = root
+        .content_type()
+        .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"));
+    let bytes = match &root.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) if multipart => bytes,
+        _ => return None,
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return None;
+    }
+    Some(clean_text(text)).filter(|text| !text.is_empty())
 }
 
 /// Decodes a text part that mail-parser left encoded because its closing boundary never came:

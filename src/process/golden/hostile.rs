@@ -1445,6 +1445,58 @@ fn a_multipart_cut_off_before_its_closing_boundary_is_filed_with_its_text() {
 }
 
 #[test]
+fn a_multipart_without_a_boundary_parameter_is_read_as_the_text_it_says() {
+    let desk = desk_with_amina();
+    let raw = fatima_mime(
+        "1",
+        "multipart/mixed",
+        "--b\r\nContent-Type: text/plain\r\n\r\nPlease help with the forms.\r\n--b--",
+    );
+    let outcome = desk.receive(&raw);
+    assert!(matches!(outcome, Outcome::NewTicket(_)), "{outcome:?}");
+    let message = first_message(&desk, TicketId(1));
+    assert!(
+        message.text.contains("Please help with the forms."),
+        "{message:?}"
+    );
+    assert!(message.attachments.is_empty(), "{:?}", message.attachments);
+    expect![[r#"
+        ticket #1 New owner=amina requester=fatima@phone.example subject="Documents"
+          message 0 In from=fatima@phone.example +0
+            anomaly: part 0 is multipart but declares no boundary; read as text
+            | --b
+            | Content-Type: text/plain
+            | 
+            | Please help with the forms.
+            | --b--
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+        outbox 1 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Reply-To: Helpdesk <help+cm.1.amina.193bd8a84408b2e39d07e9d9@charity.example>
+          Subject: [#1] Documents
+          Auto-Submitted: auto-generated
+          | ##- Please type your reply above this line -##
+          | 
+          | New ticket for you. Reply to this message to answer the requester; your address is not shown to them.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | From:     Fatima <fatima@phone.example>
+          | Subject:  Documents
+          | ----------------------------------------------------------------------
+          | 
+          | --b
+          | Content-Type: text/plain
+          | 
+          | Please help with the forms.
+          | --b--
+    "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
+}
+
+#[test]
 fn a_boundary_that_never_occurs_keeps_the_whole_body_as_the_text() {
     let desk = Desk::new();
     let raw = fatima_mime(
