@@ -2456,3 +2456,184 @@ fn an_html_answer_carrying_the_address_in_a_link_and_hidden_text_is_scrubbed() {
     "#]]
     .assert_eq(&desk.render_without(&["acknowledgement", "notification"]));
 }
+
+// More hostile header fields.
+
+#[test]
+fn a_request_the_receiving_server_recorded_as_failing_dmarc_is_filed_under_a_warning_and_not_acknowledged()
+ {
+    let desk = desk_trusting_the_mx("");
+    let forged = with_results(
+        "mx.charity.example; dmarc=fail header.from=phone.example",
+        &request(
+            "Fatima <fatima@phone.example>",
+            "1",
+            "Housing",
+            "I withdraw my complaint.",
+        ),
+    );
+    let outcome = desk.receive(&forged);
+    assert!(matches!(outcome, Outcome::NewTicket(_)), "{outcome:?}");
+    assert_eq!(desk.queued(), [OutboxKind::Notification]);
+    expect![[r#"
+        ticket #1 New owner=amina requester=fatima@phone.example subject="Housing"
+          message 0 In from=fatima@phone.example +0
+            anomaly: warning: this message failed sender authentication (the receiving server recorded dmarc=fail for phone.example); it may not come from the address shown
+            | I withdraw my complaint.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+        outbox 1 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Reply-To: Helpdesk <help+cm.1.amina.193bd8a84408b2e39d07e9d9@charity.example>
+          Subject: [#1] Housing
+          Auto-Submitted: auto-generated
+          | ##- Please type your reply above this line -##
+          | 
+          | WARNING: this message failed sender authentication (the receiving server recorded dmarc=fail for phone.example); it may not come from the address shown
+          | 
+          | New ticket for you. Reply to this message to answer the requester; your address is not shown to them.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 1
+          | From:     Fatima <fatima@phone.example>
+          | Subject:  Housing
+          | ----------------------------------------------------------------------
+          | 
+          | I withdraw my complaint.
+    "#]].assert_eq(&desk.render_without(&[]));
+}
+
+#[test]
+fn a_signature_carrying_the_caseworkers_address_is_stripped_from_the_answer() {
+    let (desk, id) = amina_has_fatimas_ticket();
+    let outcome = desk.receive(&desk.reply(
+        id,
+        "amina",
+        "Your appointment is confirmed.\r\n\r\n-- \r\nAmina Khalil\r\nVolunteer caseworker\r\namina@volunteers.example | +49 151 0000000",
+    ));
+    assert!(matches!(outcome, Outcome::Relayed(_)), "{outcome:?}");
+    assert_no_trace_of_amina(&desk, "fatima@phone.example");
+    assert!(
+        desk.raw_to("fatima@phone.example")
+            .iter()
+            .all(|raw| !raw.contains("+49")),
+        "the signature is left out"
+    );
+    expect![[r#"
+        ticket #1 Waiting owner=amina requester=fatima@phone.example subject="Housing"
+          message 0 In from=fatima@phone.example +0
+            | My landlord wants me out by Friday.
+          message 1 Out from=amina@volunteers.example +1h
+            | Your appointment is confirmed.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+          event +1h replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          | Your appointment is confirmed.
+    "#]].assert_eq(&desk.render_without(&["acknowledgement", "notification"]));
+}
+
+#[test]
+fn a_subject_of_a_hundred_thousand_characters_is_cut_with_an_anomaly() {
+    let desk = desk_with_amina();
+    let subject = format!("Housing {}", "x".repeat(100_000));
+    let outcome = desk.receive(&request(
+        "Fatima <fatima@phone.example>",
+        "1",
+        &subject,
+        "Hello.",
+    ));
+    assert!(matches!(outcome, Outcome::NewTicket(_)), "{outcome:?}");
+    let ticket = desk
+        .store
+        .ticket(TicketId(1))
+        .expect("read")
+        .expect("ticket");
+    assert_eq!(ticket.subject.chars().count(), 998);
+    // What reaches the caseworker keeps every header line within RFC 5322's 998 octets.
+    let notification = &desk.raw_to("amina@volunteers.example")[0];
+    let header = notification.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(header.lines().all(|line| line.len() <= 998), "{header}");
+    assert!(header.contains(&"x".repeat(990)), "{header}");
+    let runs = regex::Regex::new("x{100,}").expect("a valid pattern");
+    let rendered = desk.render_without(&["acknowledgement", "notification"]);
+    let shown = runs.replace_all(&rendered, |run: &regex::Captures<'_>| {
+        format!("x×{}", run[0].len())
+    });
+    expect![[r#"
+        ticket #1 New owner=amina requester=fatima@phone.example subject="Housing x×990"
+          message 0 In from=fatima@phone.example +0
+            anomaly: the subject is 100008 characters long; the first 998 are kept
+            | Hello.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+    "#]]
+    .assert_eq(&shown);
+}
+
+#[test]
+fn ten_thousand_references_are_cut_to_the_first_and_latest_and_the_follow_up_still_threads() {
+    let desk = desk_with_amina();
+    fatima_writes(&desk);
+    let mut references: String = (0..10_000)
+        .map(|n| format!("<junk{n}@evil.example> "))
+        .collect();
+    references.push_str("<1@phone.example>");
+    let follow_up = mail(
+        "Fatima <fatima@phone.example>",
+        "2",
+        &format!(
+            "To: help@charity.example\r\nSubject: Re: Housing\r\nReferences: {references}\r\n"
+        ),
+        "The bailiff came today.",
+    );
+    let outcome = desk.receive(&follow_up);
+    assert!(
+        matches!(outcome, Outcome::Added(TicketId(1), _)),
+        "{outcome:?}"
+    );
+    let message = &desk.store.messages(TicketId(1)).expect("messages")[1];
+    assert_eq!(message.references.len(), 64);
+    expect![[r#"
+        ticket #1 New owner=amina requester=fatima@phone.example subject="Housing"
+          message 0 In from=fatima@phone.example +0
+            | My landlord wants me out by Friday.
+          message 1 In from=fatima@phone.example +0
+            anomaly: the References field lists 10001 Message-IDs; the first and the latest, 64 in all, are kept
+            | The bailiff came today.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+          event +0 message_added by requester fatima@phone.example: threaded by In-Reply-To/References
+    "#]].assert_eq(&desk.render_without(&["acknowledgement", "notification"]));
+}
+
+#[test]
+fn a_message_id_longer_than_a_header_line_is_dropped_and_a_second_copy_is_still_one_message() {
+    let desk = Desk::new();
+    let long_id = format!("{}@evil.example", "x".repeat(2_000));
+    let raw = format!(
+        "From: Fatima <fatima@phone.example>\r\nTo: help@charity.example\r\nDate: Fri, 15 Jan 2027 08:00:00 +0000\r\nSubject: Housing\r\nMessage-ID: <{long_id}>\r\n\r\nHello.\r\n"
+    );
+    assert!(matches!(desk.receive(&raw), Outcome::NewTicket(_)));
+    let outcome = desk.receive(&raw);
+    assert!(
+        matches!(outcome, Outcome::Duplicate(TicketId(1))),
+        "{outcome:?}"
+    );
+    expect![[r#"
+        ticket #1 New owner=- requester=fatima@phone.example subject="Housing"
+          flags {Unassigned}
+          message 0 In from=fatima@phone.example +0
+            anomaly: a Message-ID in the Message-ID field is 2013 bytes, over the 998 byte limit; it was dropped
+            anomaly: there is no usable Message-ID; the dedupe key is a content hash
+            | Hello.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 waiting by system: nobody on duty can take it and no shift is planned
+          event +0 duplicate_seen by system: another copy in INBOX
+    "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
+}
