@@ -415,8 +415,9 @@ pub struct Cleared {
 
 /// The caseworker's answer as the requester receives it: a new message from the shared
 /// address, threaded under the requester's own messages, carrying only what the relay gate
-/// cleared (`cleared`: text and files already scrubbed). The subject, built from the ticket,
-/// passes `secrets` too. Only `gate` decides what goes; this only composes it.
+/// cleared (`cleared`: text and files already scrubbed). The subject and the requester's display
+/// name, built from the ticket, pass `secrets` too. Only `gate` decides what goes; this only
+/// composes it.
 pub fn relay_to_requester(
     sender: &Sender,
     ticket: &Ticket,
@@ -431,7 +432,13 @@ pub fn relay_to_requester(
         .requester
         .parse()
         .map_err(|_| Error::Address(ticket.requester.clone()))?;
-    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    // The requester's own display name is scrubbed like the subject: one that holds a
+    // caseworker address would otherwise hold every answer at the last check.
+    let name = ticket
+        .requester_name
+        .as_deref()
+        .map(|name| secrets.scrub(&clean_line(name)));
+    let to = Mailbox::new(name, to_address);
     let subject = format!("Re: {} [#{}]", clean_line(&ticket.subject), ticket.id.0);
     let mut builder = lettre::Message::builder()
         .from(sender.mailbox()?)

@@ -2637,3 +2637,36 @@ fn a_message_id_longer_than_a_header_line_is_dropped_and_a_second_copy_is_still_
           event +0 duplicate_seen by system: another copy in INBOX
     "#]].assert_eq(&desk.render_without(&["acknowledgement"]));
 }
+
+#[test]
+fn a_requester_whose_display_name_is_the_caseworkers_address_gets_the_answer_without_it() {
+    let (desk, id) = {
+        let desk = desk_with_amina();
+        let id = desk.new_ticket(&request(
+            "amina@volunteers.example <fatima@phone.example>",
+            "1",
+            "Housing",
+            "My landlord wants me out by Friday.",
+        ));
+        desk.advance(jiff::SignedDuration::from_hours(1));
+        (desk, id)
+    };
+    let outcome = desk.receive(&desk.reply(id, "amina", "We will call you on Monday."));
+    assert!(matches!(outcome, Outcome::Relayed(_)), "{outcome:?}");
+    assert_no_trace_of_amina(&desk, "fatima@phone.example");
+    expect![[r#"
+        ticket #1 Waiting owner=amina requester=fatima@phone.example subject="Housing"
+          message 0 In from=fatima@phone.example +0
+            | My landlord wants me out by Friday.
+          message 1 Out from=amina@volunteers.example +1h
+            | We will call you on Monday.
+          event +0 created by requester fatima@phone.example: from INBOX
+          event +0 assigned by system: assigned to amina (FewestOpen)
+          event +1h replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: [caseworker] <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          | We will call you on Monday.
+    "#]].assert_eq(&desk.render_without(&["acknowledgement", "notification"]));
+}
