@@ -437,8 +437,9 @@ pub struct Cleared {
 
 /// The caseworker's answer as the requester receives it: a new message from the shared
 /// address, threaded under the requester's own messages, carrying only what the relay gate
-/// cleared (`cleared`: text and files already scrubbed). The subject, built from the ticket,
-/// passes `secrets` too. Only `gate` decides what goes; this only composes it.
+/// cleared (`cleared`: text and files already scrubbed). The subject and the requester's display
+/// name, built from the ticket, pass `secrets` too. Only `gate` decides what goes; this only
+/// composes it.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
 pub fn relay_to_requester(
     sender: &Sender,
@@ -455,7 +456,13 @@ pub fn relay_to_requester(
         .requester
         .parse()
         .map_err(|_| Error::Address(ticket.requester.clone()))?;
-    let to = Mailbox::new(ticket.requester_name.as_deref().map(clean_line), to_address);
+    // The requester's own display name is scrubbed like the subject: one that holds a
+    // caseworker address would otherwise hold every answer at the last check.
+    let name = ticket
+        .requester_name
+        .as_deref()
+        .map(|name| secrets.scrub(&clean_line(name)));
+    let to = Mailbox::new(name, to_address);
     let subject = format!("Re: {} [#{}]", clean_line(&ticket.subject), ticket.id.0);
     let mut builder = lettre::Message::builder()
         .date(header_date(now))
@@ -489,7 +496,9 @@ pub fn relay_to_requester(
 }
 
 /// A plain-text body, with the files attached when there are any. File names go through the
-/// same cleaning as header text, and `hide` is scrubbed from them.
+/// same cleaning as header text, lose their bidi controls (a file that passes unchanged must not
+/// read as `invoice\u{202e}fdp.exe` shows it, `invoiceexe.pdf`), and `hide` is scrubbed from
+/// them.
 fn text_with_files(
     builder: lettre::message::MessageBuilder,
     message_id: &MessageId,
@@ -513,7 +522,7 @@ fn text_with_files(
                 attachment
                     .name
                     .as_deref()
-                    .map(|n| scrub(&clean_line(n), hide))
+                    .map(|n| scrub(&safe_files::visible_name(n), hide))
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "attachment".to_owned()),
             ),

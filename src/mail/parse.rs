@@ -401,15 +401,20 @@ fn read_message(
     let mut from_count: usize = fields.all("From").map(|h| mailboxes(&h.value).len()).sum();
     // Bytes that are not UTF-8 in a display name can swallow the structure mail-parser reads
     // (a four-byte lead takes the `(` or `<` after it), leaving no address or a broken one; the
-    // angle-addr in the raw field is still there.
+    // angle-addr in the raw field is still there. A bare addr-spec with a quoted local part
+    // (`"fatima k"@example.org`) loses its local part to the display name: the raw field has it.
+    // An address without a local part is none: every sender at that domain would share it.
     let from = match parsed_from {
         Some(mailbox) if looks_like_address(&mailbox.address) => Some(mailbox),
-        broken => match fields.first_raw("From").and_then(|raw| angle_addr(&raw)) {
+        broken => match fields
+            .first_raw("From")
+            .and_then(|raw| angle_addr(&raw).or_else(|| quoted_addr_spec(&raw)))
+        {
             Some(recovered) => {
                 from_count = from_count.max(1);
                 Some(recovered)
             }
-            None => broken,
+            None => broken.filter(|mailbox| has_local_part(&mailbox.address)),
         },
     };
     if from.is_none() {
@@ -709,12 +714,45 @@ fn mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
     })
 }
 
-/// An address as mail-parser should have read it: one `@`-bearing word with no white space
-/// and no replacement character left by bytes that are not UTF-8.
+/// An address as mail-parser should have read it: one `@`-bearing word with a local part, no
+/// white space and no replacement character left by bytes that are not UTF-8.
 fn looks_like_address(address: &str) -> bool {
-    address.contains('@')
+    has_local_part(address)
         && !address.contains('\u{FFFD}')
         && !address.chars().any(char::is_whitespace)
+}
+
+/// Something before the last `@`: `@example.org` names a domain, not a person.
+fn has_local_part(address: &str) -> bool {
+    address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| !local.is_empty())
+}
+
+/// A raw From value that is one addr-spec whose local part is a quoted string
+/// (`"fatima k"@example.org`, RFC 5322 §3.4.1), read whole and without a display name.
+fn quoted_addr_spec(raw: &str) -> Option<Mailbox> {
+    let value = raw.trim();
+    let inside = value.strip_prefix('"')?;
+    let mut escaped = false;
+    let close = inside.char_indices().find_map(|(at, c)| {
+        let closes = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        closes.then_some(at)
+    })?;
+    let domain = inside.get(close + 1..)?.strip_prefix('@')?;
+    let bad = |c: char| {
+        c.is_whitespace()
+            || c == '\u{FFFD}'
+            || matches!(c, '@' | '<' | '>' | ',' | ';' | '"' | '(' | ')')
+    };
+    if domain.is_empty() || domain.contains(bad) {
+        return None;
+    }
+    Some(Mailbox {
+        name: None,
+        address: value.to_lowercase(),
+    })
 }
 
 /// The first `<local@domain>` of a raw From value, read without mail-parser, with what comes
@@ -834,8 +872,34 @@ fn message_text(message: &Message<'_>, raw: &[u8]) -> (String, Option<usize>) {
     });
     match recovered {
         Some((index, part)) => (part_text(part, raw).unwrap_or_default(), Some(index)),
-        None => (String::new(), None),
+        None => match undivided_multipart_text(message) {
+            Some(text) => (text, Some(0)),
+            None => (String::new(), None),
+        },
     }
+}
+
+/// The body of a multipart message without a boundary parameter, which cannot be split into
+/// parts: mail-parser keeps it whole as one binary part. When it is plain text (UTF-8 without
+/// control characters) it is the message's text, as the anomaly says; anything else stays an
+/// attachment.
+fn undivided_multipart_text(message: &Message<'_>) -> Option<String> {
+    let root = message.parts.first()?;
+    let multipart = root
+        .content_type()
+        .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"));
+    let bytes = match &root.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) if multipart => bytes,
+        _ => return None,
+    };
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return None;
+    }
+    Some(clean_text(text)).filter(|text| !text.is_empty())
 }
 
 /// Decodes a text part that mail-parser left encoded because its closing boundary never came:

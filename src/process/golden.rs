@@ -3,5 +3,6 @@
 //! deliberate change, then read the diff.
 
 mod basics;
+mod hostile;
 mod routing;
 mod routing_threads;

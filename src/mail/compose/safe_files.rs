@@ -149,7 +149,7 @@ pub(super) fn for_caseworker(files: &[AttachmentBytes]) -> SafeFiles {
 
 /// A file name as a person should read it: on one line, without the bidi controls that can
 /// make `gpj.exe` read as `exe.jpg`.
-fn visible_name(name: &str) -> String {
+pub(super) fn visible_name(name: &str) -> String {
     let name: String = name
         .chars()
         .filter(|c| {
