@@ -3,3 +3,4 @@
 //! deliberate change, then read the diff.
 
 mod basics;
+mod replies;
