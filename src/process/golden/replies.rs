@@ -2335,3 +2335,80 @@ fn the_same_answer_sent_twice_reaches_the_requester_once() {
     .assert_eq(&desk.changes(&mark));
     assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
 }
+
+#[test]
+fn a_note_line_under_a_greeting_holds_the_answer_and_never_reaches_the_requester() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(
+        id,
+        "amina",
+        "Hi Fatima,\r\n#note she sounded scared, her husband was in the room",
+    ));
+    assert!(matches!(outcome, Outcome::ReplyHeld(..)), "{outcome:?}");
+    expect![[r###"
+        ticket #1 New owner=amina
+          message 1 Note from=amina@volunteers.example
+            anomaly: answer held, never relayed: command below the text
+            | Hi Fatima,
+            | #note she sounded scared, her husband was in the room
+          event reply_held by agent amina: answer held, not relayed: command below the text
+        outbox 3 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | Your answer was NOT sent to the requester: the line "#note she sounded scared, her husband was in the room" is a command, but commands act only at the top of an answer, above any text; nothing was done. It is kept on the ticket as a note. To answer, use Reply on the latest notification for ticket #1 and type your answer above the line "##- Please type your reply above this line -##".
+    "###]].assert_eq(&desk.changes(&mark));
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+}
+
+#[test]
+fn a_close_line_under_the_answer_holds_it_and_closes_nothing() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(id, "amina", "Thank you, and good luck.\r\n\r\n#close"));
+    assert!(matches!(outcome, Outcome::ReplyHeld(..)), "{outcome:?}");
+    expect![[r###"
+        ticket #1 New owner=amina
+          message 1 Note from=amina@volunteers.example
+            anomaly: answer held, never relayed: command below the text
+            | Thank you, and good luck.
+            | 
+            | #close
+          event reply_held by agent amina: answer held, not relayed: command below the text
+        outbox 3 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | Your answer was NOT sent to the requester: the line "#close" is a command, but commands act only at the top of an answer, above any text; nothing was done. It is kept on the ticket as a note. To answer, use Reply on the latest notification for ticket #1 and type your answer above the line "##- Please type your reply above this line -##".
+    "###]].assert_eq(&desk.changes(&mark));
+    assert_eq!(status(&desk, id), crate::model::Status::New, "not closed");
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+}
+
+#[test]
+fn a_hashtag_under_the_text_that_is_no_command_is_relayed() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(
+        id,
+        "amina",
+        "Other tenants share their stories under\r\n#rentersrights",
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            | Other tenants share their stories under
+            | #rentersrights
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | Other tenants share their stories under
+          | #rentersrights
+    "#]].assert_eq(&desk.changes(&mark));
+}
