@@ -2412,3 +2412,357 @@ fn a_hashtag_under_the_text_that_is_no_command_is_relayed() {
           | #rentersrights
     "#]].assert_eq(&desk.changes(&mark));
 }
+
+/// The Message-ID of the notification of ticket `id` that `agent` received first.
+fn notification_id(desk: &Desk, id: TicketId, agent: &str) -> String {
+    let to = format!("{agent}@volunteers.example");
+    desk.store
+        .outbox()
+        .expect("outbox")
+        .into_iter()
+        .find(|e| {
+            e.kind == OutboxKind::Notification
+                && e.ticket == Some(id)
+                && e.recipients == [to.clone()]
+        })
+        .map(|e| e.message_id.as_str().to_owned())
+        .expect("a notification")
+}
+
+#[test]
+fn an_answer_whose_server_dropped_the_sub_address_is_recognised_by_its_in_reply_to() {
+    let (desk, id) = case();
+    let notification = notification_id(&desk, id, "amina");
+    assert!(
+        notification.contains(&desk.token(id, "amina")),
+        "{notification}"
+    );
+    let mark = desk.mark();
+    let answer = format!(
+        "From: Amina <amina@volunteers.example>\r\nTo: Helpdesk <{HELP}>\r\nDate: Fri, 15 Jan 2027 09:00:00 +0000\r\nSubject: Re: [#{n}] Housing\r\nMessage-ID: <plain-to@volunteers.example>\r\nIn-Reply-To: <{notification}>\r\nReferences: <{notification}>\r\n\r\nThe council's housing team opens at 9.\r\n",
+        n = id.0
+    );
+    let outcome = desk.receive(&answer);
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            | The council's housing team opens at 9.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | The council's housing team opens at 9.
+    "#]].assert_eq(&desk.changes(&mark));
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
+
+#[test]
+fn an_answer_from_a_second_registered_address_of_the_caseworker_is_relayed() {
+    let (desk, id) = case();
+    desk.run(crate::ops::StoreCommand::AgentAddressAdd {
+        id: "amina".to_owned(),
+        address: "amina.yusuf@home.example".to_owned(),
+    })
+    .expect("a second address");
+    let mark = desk.mark();
+    let outcome = desk.receive(&to_reply_address(
+        "Amina Yusuf <amina.yusuf@home.example>",
+        &desk.token(id, "amina"),
+        id,
+        "home-registered",
+        "",
+        "Writing from home: the hearing is at 10, or mail amina.yusuf@home.example.\r\n",
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina.yusuf@home.example
+            | Writing from home: the hearing is at 10, or mail amina.yusuf@home.example.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | Writing from home: the hearing is at 10, or mail [caseworker].
+    "#]].assert_eq(&desk.changes(&mark));
+    for raw in desk.to_requester(&mark, "fatima@phone.example") {
+        assert!(
+            !holds(&raw, "home.example"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+}
+
+#[test]
+fn an_answer_with_two_from_addresses_is_refused() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let answer = to_reply_address(
+        "Amina <amina@volunteers.example>, Mallory <mallory@evil.example>",
+        &desk.token(id, "amina"),
+        id,
+        "two-from",
+        "",
+        "Give your new address to my colleague.\r\n",
+    );
+    let outcome = desk.receive(&answer);
+    assert!(matches!(outcome, Outcome::ReplyRefused(..)), "{outcome:?}");
+    expect![[r#"
+        ticket #1 New owner=amina
+          message 1 Note from=amina@volunteers.example
+            anomaly: refused reply, never relayed: the message failed sender authentication: the From field holds several addresses
+            | Give your new address to my colleague.
+          event reply_refused by system: the message failed sender authentication: the From field holds several addresses
+        outbox 3 bounce ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Not sent: [#1] Housing
+          | Your message about ticket #1 was NOT sent to the requester.
+          | 
+          | Why: the message failed sender authentication: the From field holds several addresses.
+          | 
+          | To answer, use Reply on the latest notification for this ticket from your registered address.
+        outbox 4 notification ticket=#1 to=carol@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: carol@volunteers.example
+          Subject: [#1] Housing (a reply from amina@volunteers.example was refused: the message failed sender authentication: the From field holds several addresses)
+          | a reply from amina@volunteers.example was refused: the message failed sender authentication: the From field holds several addresses.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 2
+          | Owner:    amina
+    "#]].assert_eq(&desk.changes(&mark));
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+    assert!(desk.texts_to(&mark, "mallory@evil.example").is_empty());
+}
+
+#[test]
+fn an_answer_from_a_caseworker_who_was_removed_is_refused() {
+    let (desk, id) = case();
+    let token = desk.token(id, "amina");
+    desk.run(crate::ops::StoreCommand::AgentRemove {
+        id: "amina".to_owned(),
+    })
+    .expect("Amina leaves");
+    let mark = desk.mark();
+    let outcome = desk.receive(&to_reply_address(
+        "Amina <amina@volunteers.example>",
+        &token,
+        id,
+        "removed",
+        "",
+        "I am still here for you, write to me directly.\r\n",
+    ));
+    assert!(matches!(outcome, Outcome::ReplyRefused(..)), "{outcome:?}");
+    expect![[r#"
+        ticket #1 New owner=-
+          message 1 Note from=amina@volunteers.example
+            anomaly: refused reply, never relayed: the caseworker this reply token was made for is no longer registered
+            | I am still here for you, write to me directly.
+          event reply_refused by system: the caseworker this reply token was made for is no longer registered
+        outbox 3 notification ticket=#1 to=carol@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: carol@volunteers.example
+          Subject: [#1] Housing (a reply from amina@volunteers.example was refused: the caseworker this reply token was made for is no longer registered)
+          | a reply from amina@volunteers.example was refused: the caseworker this reply token was made for is no longer registered.
+          | 
+          | Ticket:   #1
+          | Status:   new
+          | Messages: 2
+          | Owner:    nobody
+    "#]].assert_eq(&desk.changes(&mark));
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+}
+
+#[test]
+fn an_out_of_office_answer_to_a_notification_marks_the_caseworker_away_and_is_never_relayed() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&from_amina(
+        &desk,
+        id,
+        "ooo",
+        "Auto-Submitted: auto-replied\r\n",
+        "I am on leave and back on 2027-01-20. For urgent matters call the office.\r\n",
+    ));
+    assert!(matches!(outcome, Outcome::ReplyRefused(..)), "{outcome:?}");
+    expect![[r#"
+        ticket #1 New owner=-
+          message 1 Note from=amina@volunteers.example
+            anomaly: automatic reply from the caseworker, never relayed
+            | I am on leave and back on 2027-01-20. For urgent matters call the office.
+          event auto_reply by system: out-of-office answer from amina; away until 2027-01-20
+          event unassigned by system: agent away: amina; back to routing
+    "#]]
+    .assert_eq(&desk.changes(&mark));
+    expect![[r#"
+        Some(
+            Away {
+                until: Some(
+                    2027-01-20T00:00:00Z,
+                ),
+            },
+        )
+    "#]]
+    .assert_debug_eq(&desk.agent("amina").away);
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+}
+
+#[test]
+fn a_forwarded_message_with_an_answer_goes_as_its_text_without_its_addresses() {
+    let (desk, id) = case();
+    let forwarded = b"From: Housing Officer <officer@council.example>\r\nTo: Amina <amina@volunteers.example>\r\nDate: Thu, 14 Jan 2027 16:00:00 +0000\r\nSubject: Case 4411\r\n\r\nWe can offer temporary accommodation from Monday.\r\n";
+    let mark = desk.mark();
+    let outcome = desk.receive(&with_file(
+        &desk,
+        id,
+        "The council wrote to me; see their message.",
+        "council.eml",
+        "message/rfc822",
+        forwarded,
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            attachment "council.eml" message/rfc822
+            | The council wrote to me; see their message.
+          event replied by agent amina: answer relayed to the requester (1 attachment(s), 1 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          attachment "council.txt" text/plain
+          | The council wrote to me; see their message.
+        outbox 4 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | Your answer was sent to the requester. About its files:
+          |   a forwarded message: sent as its text only, without its addresses and files
+    "#]].assert_eq(&desk.changes(&mark));
+    let [relay] = &desk.sent(&mark, OutboxKind::Relay)[..] else {
+        panic!("one answer for Fatima");
+    };
+    let relay = parse::parse(relay, &ParseLimits::default());
+    let text = relay
+        .attachments
+        .first()
+        .and_then(|a| a.content())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .expect("the forwarded text goes with the answer");
+    expect![[r#"
+        Forwarded message
+        Subject: Case 4411
+        Date: 2027-01-14T16:00:00Z
+
+        We can offer temporary accommodation from Monday.
+    "#]]
+    .assert_eq(&text);
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
+
+#[test]
+fn a_note_with_a_file_keeps_the_file_on_the_ticket_and_away_from_the_requester() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&with_file(
+        &desk,
+        id,
+        "#note\r\nHer tenancy agreement, for the file.",
+        "tenancy.pdf",
+        "application/pdf",
+        &letter_with_author(),
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 New owner=amina
+          message 1 Note from=amina@volunteers.example
+            attachment "tenancy.pdf" application/pdf
+            | Her tenancy agreement, for the file.
+          event note by agent amina: internal note
+        outbox 3 notification ticket=#1 to=carol@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: carol@volunteers.example
+          Subject: [#1] Housing (internal note from amina)
+          | Internal note on ticket #1 from amina; the requester does not see it.
+          | 
+          | Her tenancy agreement, for the file.
+    "#]]
+    .assert_eq(&desk.changes(&mark));
+    assert!(desk.to_requester(&mark, "fatima@phone.example").is_empty());
+}
+
+#[test]
+fn a_mailto_link_to_the_caseworker_in_an_html_answer_does_not_reach_the_requester() {
+    let (desk, id) = case();
+    let body = "<div>Call me or write to <a href=\"mailto:amina@volunteers.example\">my work address</a> or <a href=\"mailto:JONAS@volunteers.example\">JONAS@volunteers.example</a>.</div>\r\n";
+    let mark = desk.mark();
+    let outcome = desk.receive(&from_amina(
+        &desk,
+        id,
+        "mailto",
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n",
+        body,
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            | Call me or write to my work address or JONAS@volunteers.example.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | Call me or write to my work address or [caseworker].
+    "#]].assert_eq(&desk.changes(&mark));
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
+
+#[test]
+fn a_caseworkers_address_broken_up_by_invisible_characters_is_still_replaced() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&from_amina(
+        &desk,
+        id,
+        "zero-width",
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n",
+        &format!(
+            "Write to a\u{200B}mina@\u{2060}VOLUNTEERS.example if he calls.\r\n\r\n{}",
+            quoted_notification(id, "> ")
+        ),
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            | Write to a​mina@⁠VOLUNTEERS.example if he calls.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | Write to [caseworker] if he calls.
+    "#]].assert_eq(&desk.changes(&mark));
+    for raw in desk.to_requester(&mark, "fatima@phone.example") {
+        let text = parse::parse(&raw, &ParseLimits::default()).text;
+        let visible = crate::mail::sanitize::without_format(&text).to_lowercase();
+        assert!(!visible.contains("amina@volunteers"), "{text}");
+    }
+}
