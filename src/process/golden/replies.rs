@@ -2617,6 +2617,45 @@ fn an_out_of_office_answer_to_a_notification_marks_the_caseworker_away_and_is_ne
 }
 
 #[test]
+fn a_token_for_a_merged_ticket_answers_the_ticket_it_was_merged_into() {
+    let (desk, id) = case();
+    // Fatima wrote again from her sister's address; the two tickets are one case.
+    let other = desk.new_ticket(&request(
+        "Fatima <fatima.sister@phone.example>",
+        "fatima-sister",
+        "Housing again",
+        "It is Fatima, my phone is broken.",
+    ));
+    assert_eq!(
+        desk.receive(&desk.reply(other, "amina", &format!("#merge {}", id.0))),
+        Outcome::Relayed(other)
+    );
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(other, "amina", "I have your new number now."));
+    assert_eq!(
+        outcome,
+        Outcome::Relayed(id),
+        "the outcome names the ticket it went to"
+    );
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 2 Out from=amina@volunteers.example
+            | I have your new number now.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        ticket #2 Closed owner=-
+          merged into #1
+        outbox 6 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | I have your new number now.
+    "#]].assert_eq(&desk.changes(&mark));
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
+
+#[test]
 fn a_forwarded_message_with_an_answer_goes_as_its_text_without_its_addresses() {
     let (desk, id) = case();
     let forwarded = b"From: Housing Officer <officer@council.example>\r\nTo: Amina <amina@volunteers.example>\r\nDate: Thu, 14 Jan 2027 16:00:00 +0000\r\nSubject: Case 4411\r\n\r\nWe can offer temporary accommodation from Monday.\r\n";
