@@ -2805,3 +2805,20 @@ fn a_caseworkers_address_broken_up_by_invisible_characters_is_still_replaced() {
         assert!(!visible.contains("amina@volunteers"), "{text}");
     }
 }
+
+#[test]
+fn merge_into_the_same_ticket_is_an_error() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(id, "amina", &format!("#merge {}", id.0)));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 New owner=amina
+        outbox 3 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | error: #merge: a ticket cannot be merged into itself
+    "#]]
+    .assert_eq(&desk.changes(&mark));
+}
