@@ -2822,3 +2822,25 @@ fn merge_into_the_same_ticket_is_an_error() {
     "#]]
     .assert_eq(&desk.changes(&mark));
 }
+
+#[test]
+fn away_until_a_date_that_cannot_be_read_marks_nobody_away_and_says_why() {
+    let (desk, id) = case();
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(id, "amina", "#away until Monday"));
+    assert!(matches!(outcome, Outcome::ReplyHeld(..)), "{outcome:?}");
+    expect![[r###"
+        ticket #1 New owner=amina
+          message 1 Note from=amina@volunteers.example
+            anomaly: answer held, never relayed: unreadable command
+          event reply_held by agent amina: answer held, not relayed: unreadable command
+        outbox 3 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | Your answer was NOT sent to the requester: a command line could not be read (cannot read the date in "#away until Monday" (write it as 2027-01-25)). It is kept on the ticket as a note. To answer, use Reply on the latest notification for ticket #1 and type your answer above the line "##- Please type your reply above this line -##".
+          | error: cannot read the date in "#away until Monday" (write it as 2027-01-25)
+    "###]].assert_eq(&desk.changes(&mark));
+    assert_eq!(desk.agent("amina").away, None, "not away for good");
+    assert_eq!(owner(&desk, id).as_deref(), Some("amina"));
+}
