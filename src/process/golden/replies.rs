@@ -2844,3 +2844,74 @@ fn away_until_a_date_that_cannot_be_read_marks_nobody_away_and_says_why() {
     assert_eq!(desk.agent("amina").away, None, "not away for good");
     assert_eq!(owner(&desk, id).as_deref(), Some("amina"));
 }
+
+#[test]
+fn a_caseworkers_address_in_the_requesters_subject_is_replaced_in_the_answers_subject() {
+    let desk = Desk::new();
+    desk.add_agent("amina");
+    desk.rota(AMINA_ON_DUTY);
+    let id = desk.new_ticket(&request(
+        "Fatima <fatima@phone.example>",
+        "fatima1",
+        "Fwd: letter from amina@volunteers.example",
+        "Is this message really from you?",
+    ));
+    let mark = desk.mark();
+    let outcome = desk.receive(&desk.reply(id, "amina", "Yes, that letter is from us."));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            | Yes, that letter is from us.
+          event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: letter from [caseworker] [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          | Yes, that letter is from us.
+    "#]].assert_eq(&desk.changes(&mark));
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
+
+#[test]
+fn a_file_named_after_the_caseworker_goes_under_a_scrubbed_name() {
+    let (mut desk, id) = case();
+    desk.config.helpdesk.hide_names = vec!["Amina Yusuf".to_owned()];
+    let mark = desk.mark();
+    let outcome = desk.receive(&with_file(
+        &desk,
+        id,
+        "The letter is attached.",
+        "Letter by Amina Yusuf (amina@volunteers.example).pdf",
+        "application/pdf",
+        &letter_with_author(),
+    ));
+    assert_eq!(outcome, Outcome::Relayed(id));
+    expect![[r#"
+        ticket #1 Waiting owner=amina
+          message 1 Out from=amina@volunteers.example
+            attachment "Letter by Amina Yusuf (amina@volunteers.example).pdf" application/pdf
+            | The letter is attached.
+          event replied by agent amina: answer relayed to the requester (1 attachment(s), 1 file(s) left out or cleaned)
+        outbox 3 relay ticket=#1 to=fatima@phone.example
+          From: Helpdesk <help@charity.example>
+          To: Fatima <fatima@phone.example>
+          Subject: Re: Housing [#1]
+          In-Reply-To: <fatima1@phone.example>
+          References: <fatima1@phone.example>
+          attachment "Letter by [caseworker] ([caseworker]).pdf" application/pdf
+          | The letter is attached.
+        outbox 4 notification ticket=#1 to=amina@volunteers.example
+          From: Helpdesk <help@charity.example>
+          To: amina@volunteers.example
+          Subject: Done: [#1] Housing
+          | Your answer was sent to the requester. About its files:
+          |   Letter by Amina Yusuf (amina@volunteers.example).pdf: sent without its metadata
+    "#]].assert_eq(&desk.changes(&mark));
+    for raw in desk.to_requester(&mark, "fatima@phone.example") {
+        assert!(!holds(&raw, "yusuf"), "{}", String::from_utf8_lossy(&raw));
+    }
+    nothing_of_the_caseworkers_reaches_fatima(&desk, id, &mark);
+}
