@@ -139,7 +139,7 @@ impl Desk {
                     let _ = writeln!(out, "    anomaly: {anomaly}");
                 }
                 for line in message.text.lines() {
-                    let _ = writeln!(out, "    | {line}");
+                    let _ = writeln!(out, "    | {}", shown_line(line));
                 }
             }
             let seen = mark.events.get(&ticket.id).copied().unwrap_or(0);
@@ -260,9 +260,25 @@ fn shown(raw: &[u8]) -> String {
         );
     }
     for line in mail.text.lines() {
-        let _ = writeln!(out, "  | {line}");
+        let _ = writeln!(out, "  | {}", shown_line(line));
     }
     out
+}
+
+/// A line of text with its invisible characters (format characters such as a zero-width
+/// space, and controls) written as `\u{…}` escapes, so a snapshot shows them.
+fn shown_line(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            let invisible = c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}');
+            if invisible {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The header fields of a composed message, unfolded, one a line; the Date (the moment it was
@@ -2789,7 +2805,7 @@ fn a_caseworkers_address_broken_up_by_invisible_characters_is_still_replaced() {
     expect![[r#"
         ticket #1 Waiting owner=amina
           message 1 Out from=amina@volunteers.example
-            | Write to a​mina@⁠VOLUNTEERS.example if he calls.
+            | Write to a\u{200b}mina@\u{2060}VOLUNTEERS.example if he calls.
           event replied by agent amina: answer relayed to the requester (0 attachment(s), 0 file(s) left out or cleaned)
         outbox 3 relay ticket=#1 to=fatima@phone.example
           From: Helpdesk <help@charity.example>
