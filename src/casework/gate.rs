@@ -13,7 +13,10 @@
 //! 2. **Commands are never relayed.** A first line that looks like a command once format
 //!    characters (Unicode category Cf: zero-width spaces, the BOM, bidi marks) are removed, but
 //!    is not one casemail knows, holds the answer; so does a known command whose line cannot be
-//!    read. `#note` in any of its spellings is filed as a note before the gate is asked.
+//!    read. `#note` in any of its spellings is filed as a note before the gate is asked. A line
+//!    further down that starts with a command casemail knows (`#note` under a greeting, `#close`
+//!    under the text) holds the answer too: commands act only at the top, and what follows such
+//!    a line may be meant for the caseworkers alone.
 //! 3. **Text**: every registered caseworker address, every reply token (anything shaped like
 //!    one, not only the current one) and the names listed in `[helpdesk] hide_names` are
 //!    replaced, matched case-insensitively with Unicode simple
@@ -67,6 +70,9 @@ pub enum Hold {
     UnknownCommand(String),
     /// A known command whose line could not be read.
     UnreadableCommand(Vec<String>),
+    /// A line under the text starts with a known command: commands act only at the top, and
+    /// the text after it may be internal.
+    CommandBelowText(String),
     /// The notification marker is still in the text.
     QuotedNotification,
     /// A file that cannot be cleaned.
@@ -91,6 +97,9 @@ impl Hold {
                 "a command line could not be read ({})",
                 errors.join("; ")
             ),
+            Hold::CommandBelowText(line) => format!(
+                "the line {line:?} is a command, but commands act only at the top of an answer, above any text; nothing was done"
+            ),
             Hold::QuotedNotification => "the quoted notification could not be separated from your answer".to_owned(),
             Hold::File { name, why } => format!("the file {name:?} {why}"),
             Hold::Leak => "a caseworker address or reply token was still found in the composed answer".to_owned(),
@@ -107,6 +116,7 @@ impl Hold {
             Hold::FilesOnly => "files without text".to_owned(),
             Hold::UnknownCommand(_) => "unknown command".to_owned(),
             Hold::UnreadableCommand(_) => "unreadable command".to_owned(),
+            Hold::CommandBelowText(_) => "command below the text".to_owned(),
             Hold::QuotedNotification => "quoted notification in the answer".to_owned(),
             Hold::File { .. } => "a file that cannot be cleaned".to_owned(),
             Hold::Leak => "caseworker identity in the composed answer".to_owned(),
@@ -146,6 +156,9 @@ pub fn decide(
     }
     if let Some(line) = looks_like_command(&parsed.body) {
         return Decision::Hold(Hold::UnknownCommand(line));
+    }
+    if let Some(line) = command_below_text(&parsed.body) {
+        return Decision::Hold(Hold::CommandBelowText(line));
     }
     let body = parsed.body.trim();
     if body.is_empty()
@@ -208,6 +221,34 @@ pub fn looks_like_command(body: &str) -> Option<String> {
                 .take(80)
                 .collect()
         })
+}
+
+/// The words of the commands [`crate::casework::reply::commands`] reads.
+const COMMAND_WORDS: &[&str] = &[
+    "note", "notes", "close", "reopen", "assign", "merge", "spam", "notspam", "away", "back",
+];
+
+/// The first line of `body` that starts with a command casemail knows (`#note`, `# close:`,
+/// behind format characters or a full-width `＃`), wherever it stands: a hashtag that is not a
+/// command word (`#MeToo`) does not count.
+fn command_below_text(body: &str) -> Option<String> {
+    body.lines().find_map(|line| {
+        let visible = crate::mail::sanitize::without_format(line);
+        let rest = visible.trim().strip_prefix(['#', '\u{FF03}'])?.trim_start();
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
+        COMMAND_WORDS.contains(&word.as_str()).then(|| {
+            visible
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect()
+        })
+    })
 }
 
 /// Whether `text` holds the notification's marker line, or its header block (a `Ticket: #N`

@@ -347,7 +347,16 @@ pub fn commands(reply: &str) -> Commands {
             ("notspam", []) => Command::NotSpam,
             ("back", []) => Command::Back,
             ("away", []) => Command::Away(None),
-            ("away", ["until", when]) => Command::Away(Some((*when).to_owned())),
+            // A date or time casemail cannot read must not leave the caseworker away for good
+            // while she is told she is back on that day.
+            ("away", ["until", when]) if is_until(when) => Command::Away(Some((*when).to_owned())),
+            ("away", ["until", _]) => {
+                parsed.errors.push(format!(
+                    "cannot read the date in {trimmed:?} (write it as 2027-01-25)"
+                ));
+                lines.next();
+                continue;
+            }
             ("assign", [agent]) => Command::Assign(AgentId(agent.to_ascii_lowercase())),
             ("merge", [number]) => match number.trim_start_matches('#').parse::<u64>() {
                 Ok(number) => Command::Merge(TicketId(number)),
@@ -373,6 +382,12 @@ pub fn commands(reply: &str) -> Commands {
     }
     parsed.body = lines.collect::<Vec<_>>().join("\n").trim().to_owned();
     parsed
+}
+
+/// Whether `#away until` can read `text`: a date (`2027-01-25`, midnight in the rota's time
+/// zone) or an RFC 3339 time, as `process::parse_until` reads it.
+fn is_until(text: &str) -> bool {
+    text.parse::<Timestamp>().is_ok() || text.parse::<jiff::civil::Date>().is_ok()
 }
 
 #[cfg(test)]

@@ -4,5 +4,6 @@
 
 mod basics;
 mod hostile;
+mod replies;
 mod routing;
 mod routing_threads;

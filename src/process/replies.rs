@@ -58,8 +58,14 @@ impl Filing<'_> {
                 ));
             }
         };
-        // A token or tag for a merged ticket answers the ticket it was merged into.
+        // A token or tag for a merged ticket answers the ticket it was merged into, and the
+        // outcome (the log line's ticket) names that ticket.
         let ticket_id = crate::casework::admin::resolve_merged(self.store, ticket_id)?;
+        let outcome = match outcome {
+            Outcome::Relayed(_) => Outcome::Relayed(ticket_id),
+            Outcome::ReplyRefused(_, reason) => Outcome::ReplyRefused(ticket_id, reason),
+            other => other,
+        };
         let merge_into = match verdict {
             Verdict::Accepted { .. } => reply::commands(&crate::mail::strip::strip(mail, raw).text)
                 .commands
