@@ -1,8 +1,16 @@
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
 
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
+use super::http::{HTTP_TIMEOUT, parse_request_line};
+use super::listeners::{REFUSALS_LOGGED_EVERY, Refusals};
 use super::*;
 use crate::ops::StatusFilter;
 

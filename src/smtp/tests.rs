@@ -1,18 +1,23 @@
 // Tests fail by panicking: an index that is not there is a failed assertion.
 #![allow(clippy::indexing_slicing)]
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
+use super::error::MAX_REPLY_CHARS;
+use super::settle::backoff;
 use super::*;
+use crate::config::Security;
 use crate::ids::{MessageId, TicketId};
-use crate::model::{Status, Ticket};
+use crate::model::{OutboxEntry, Status, Ticket};
 
 const T0: Timestamp = Timestamp::constant(1_800_000_000, 0);
 

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use expect_test::expect_file;
 use proptest::prelude::*;
+use sha2::{Digest as _, Sha256};
 
+use super::body::normalise_newlines;
 use super::checks::{CharsetSupport, charset_support};
+use super::key::normalise_line_endings;
 use super::*;
 use crate::mail::sanitize::for_terminal;
 
