@@ -6,7 +6,8 @@
 //!   per connection: a JSON line `{"version":1,"command":{"op":"ticket_list",…}}` answered by a JSON line
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
-//!   backup file's bytes) and closes the connection. A real erasure is run by the process
+//!   backup file's bytes) and closes the connection. `{"op":"status"}` asks the daemon about
+//!   itself (`casemail status`) and is answered from its health marks, beside the commands. A real erasure is run by the process
 //!   stage, the single writer, as an [`ingest::Job`](crate::ingest::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
@@ -85,9 +86,25 @@ pub const HTTP_ADDR_FILE: &str = "http.addr";
 const EXIT_FAILED: u8 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
+struct Request<C = StoreCommand> {
     version: u32,
-    command: StoreCommand,
+    command: C,
+}
+
+/// A question about the daemon itself rather than the store, sent like a store command:
+/// `{"version":1,"command":{"op":"status"}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DaemonQuery {
+    /// `casemail status`: answered with [`cli::status::answer`]'s JSON as the reply's stdout.
+    Status,
+}
+
+/// What a request on the socket asks for.
+#[derive(Debug)]
+enum Asked {
+    Store(StoreCommand),
+    Daemon(DaemonQuery),
 }
 
 /// The daemon's answer to one command.
@@ -125,9 +142,10 @@ impl Reply {
     }
 }
 
-/// Sends `command` to the daemon listening on `socket` and returns its reply, or `None` when
-/// no daemon listens there (no socket, or one left by a daemon that has stopped).
-pub fn request(socket: &Path, command: &StoreCommand) -> anyhow::Result<Option<Reply>> {
+/// Sends `command` (a [`StoreCommand`] or a [`DaemonQuery`]) to the daemon listening on
+/// `socket` and returns its reply, or `None` when no daemon listens there (no socket, or one
+/// left by a daemon that has stopped).
+pub fn request<C: Serialize>(socket: &Path, command: &C) -> anyhow::Result<Option<Reply>> {
     use std::io::ErrorKind;
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(stream) => stream,
@@ -158,7 +176,7 @@ pub fn request(socket: &Path, command: &StoreCommand) -> anyhow::Result<Option<R
         stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
         let mut line = serde_json::to_vec(&Request {
             version: PROTOCOL_VERSION,
-            command: command.clone(),
+            command,
         })?;
         line.push(b'\n');
         stream.write_all(&line)?;
@@ -536,8 +554,9 @@ async fn serve_command(
         request = tokio::time::timeout(PEER_TIMEOUT, read_request(&mut read)) => match request {
             Err(_) => Some(Reply::failed(String::new(), format!("no complete request within {PEER_TIMEOUT:?}"))),
             Ok(Err(reason)) => Some(Reply::failed(String::new(), reason)),
-            Ok(Ok(StoreCommand::Backup)) => None,
-            Ok(Ok(command)) => Some(run_command(&shared, command).await),
+            Ok(Ok(Asked::Store(StoreCommand::Backup))) => None,
+            Ok(Ok(Asked::Store(command))) => Some(run_command(&shared, command).await),
+            Ok(Ok(Asked::Daemon(DaemonQuery::Status))) => Some(status(&shared).await),
         },
         () = cancel.cancelled() => Some(Reply::failed(String::new(), "casemail is shutting down; try again once it has stopped".to_owned())),
     };
@@ -566,7 +585,7 @@ async fn serve_command(
     }
 }
 
-async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<StoreCommand, String> {
+async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Asked, String> {
     let mut line = Vec::new();
     let mut limited = BufReader::new(read.take(MAX_REQUEST.saturating_add(1)));
     limited
@@ -582,6 +601,10 @@ async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Stor
     let request: Request = match serde_json::from_slice(&line) {
         Ok(request) => request,
         Err(err) => {
+            if let Ok(query) = serde_json::from_slice::<Request<DaemonQuery>>(&line) {
+                check_version(query.version)?;
+                return Ok(Asked::Daemon(query.command));
+            }
             // An older or newer CLI: say so rather than that the JSON is wrong.
             let version = serde_json::from_slice::<serde_json::Value>(&line)
                 .ok()
@@ -594,13 +617,38 @@ async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Stor
             });
         }
     };
-    if request.version != PROTOCOL_VERSION {
+    check_version(request.version)?;
+    Ok(Asked::Store(request.command))
+}
+
+fn check_version(version: u32) -> Result<(), String> {
+    if version != PROTOCOL_VERSION {
         return Err(format!(
-            "control protocol version {} is not supported by this daemon, which speaks {PROTOCOL_VERSION}; use the casemail binary the daemon runs",
-            request.version
+            "control protocol version {version} is not supported by this daemon, which speaks {PROTOCOL_VERSION}; use the casemail binary the daemon runs"
         ));
     }
-    Ok(request.command)
+    Ok(())
+}
+
+/// `casemail status`: the daemon's own view and the store's figures, read beside the commands
+/// (it takes no turn among them, so a long command does not hold it up).
+async fn status(shared: &Arc<Shared>) -> Reply {
+    let worker = shared.clone();
+    let answered = tokio::task::spawn_blocking(move || {
+        cli::status::answer(&worker.store, &worker.metrics, jiff::Timestamp::now())
+    })
+    .await;
+    match answered {
+        Ok(Ok(json)) => Reply::succeeded(json),
+        Ok(Err(err)) => Reply::failed(String::new(), format!("{err:#}")),
+        Err(join) => {
+            warn!(error = %join, "Status crashed.");
+            Reply::failed(
+                String::new(),
+                format!("the daemon failed to run status: {join}"),
+            )
+        }
+    }
 }
 
 /// Streams a backup: the reply line, then the snapshot, from a worker thread that writes to

@@ -340,6 +340,42 @@ impl Metrics {
         lock(&self.marks).process_alive = now;
     }
 
+    /// The daemon's own view of its sessions now, for `casemail status`: each watched folder's
+    /// state and last contact, the sign-in refusal, and what the relay settled since start.
+    pub fn view(&self) -> View {
+        let (mut sent, mut deferred, mut failed) = (0_u64, 0_u64, 0_u64);
+        for ((_, result), count) in lock(&self.relay).iter() {
+            let total = match *result {
+                "sent" => &mut sent,
+                "deferred" => &mut deferred,
+                "failed" => &mut failed,
+                _ => continue,
+            };
+            *total = total.saturating_add(*count);
+        }
+        let marks = lock(&self.marks);
+        View {
+            started: self.started,
+            folders: marks
+                .folders
+                .iter()
+                .map(|(name, mark)| FolderView {
+                    name: name.clone(),
+                    down: match &mark.state {
+                        FolderState::Up => None,
+                        FolderState::Down(reason) => Some(reason.clone()),
+                    },
+                    since: mark.since,
+                    last_success: mark.last_success,
+                })
+                .collect(),
+            sign_in_refused: marks.sign_in_refused.clone(),
+            relay_sent: sent,
+            relay_deferred: deferred,
+            relay_failed: failed,
+        }
+    }
+
     /// What is wrong, one line each; empty when the daemon is healthy. `outbox_oldest` is the
     /// creation time of the oldest message waiting in the outbox.
     pub fn problems(&self, outbox_oldest: Option<Timestamp>, now: Timestamp) -> Vec<String> {
@@ -679,6 +715,32 @@ impl Metrics {
         }
         out.text
     }
+}
+
+/// One watched folder as the daemon sees it (see [`Metrics::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderView {
+    pub name: String,
+    /// Why the session is not logged in; `None` while it is.
+    pub down: Option<String>,
+    /// When the folder entered its current state.
+    pub since: Timestamp,
+    /// The last login or completed pass (fetch, poll or IDLE round).
+    pub last_success: Option<Timestamp>,
+}
+
+/// The daemon's view of its sessions at one moment (see [`Metrics::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub started: Timestamp,
+    /// The watched folders, by name.
+    pub folders: Vec<FolderView>,
+    /// The OAuth 2.0 sign-in's refusal, while it lasts.
+    pub sign_in_refused: Option<String>,
+    /// Outbox messages the relay settled since start, all kinds together.
+    pub relay_sent: u64,
+    pub relay_deferred: u64,
+    pub relay_failed: u64,
 }
 
 /// What the store holds, counted when `/metrics` or `/healthz` is asked for.
