@@ -29,4 +29,5 @@ mod relay;
 mod routing;
 mod service;
 mod spam;
+mod status;
 mod store_crash;
