@@ -7,8 +7,9 @@
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
 //!   backup file's bytes) and closes the connection. `{"op":"status"}` asks the daemon about
-//!   itself (`casemail status`) and is answered from its health marks, beside the commands. A real erasure is run by the process
-//!   stage, the single writer, as an [`ingest::Job`](crate::ingest::Job).
+//!   itself (`casemail status`) and is answered from its health marks, beside the commands. A
+//!   real erasure is run by the process stage, the single writer, as an
+//!   [`ingest::Job`](crate::ingest::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!

@@ -341,7 +341,7 @@ impl Metrics {
     }
 
     /// The daemon's own view of its sessions now, for `casemail status`: each watched folder's
-    /// state and last contact, the sign-in refusal, and what the relay settled since start.
+    /// state and last contact, and what the relay settled since start.
     pub fn view(&self) -> View {
         let (mut sent, mut deferred, mut failed) = (0_u64, 0_u64, 0_u64);
         for ((_, result), count) in lock(&self.relay).iter() {
@@ -369,7 +369,6 @@ impl Metrics {
                     last_success: mark.last_success,
                 })
                 .collect(),
-            sign_in_refused: marks.sign_in_refused.clone(),
             relay_sent: sent,
             relay_deferred: deferred,
             relay_failed: failed,
@@ -735,8 +734,6 @@ pub struct View {
     pub started: Timestamp,
     /// The watched folders, by name.
     pub folders: Vec<FolderView>,
-    /// The OAuth 2.0 sign-in's refusal, while it lasts.
-    pub sign_in_refused: Option<String>,
     /// Outbox messages the relay settled since start, all kinds together.
     pub relay_sent: u64,
     pub relay_deferred: u64,
