@@ -22,6 +22,7 @@ use crate::store::Store;
 use crate::telemetry::LogFormat;
 
 mod auth;
+pub(crate) mod status;
 
 /// casemail turns a shared help inbox into tickets and back.
 ///
@@ -53,6 +54,11 @@ pub enum Command {
     Run,
     /// Validate the configuration and print the effective values with secrets redacted.
     CheckConfig(JsonFlag),
+    /// Whether the daemon runs and what it sees: each IMAP folder's session and last contact,
+    /// the SMTP relay, the outbox, dead letters, the quarantine, the last digest and the OAuth
+    /// 2.0 token's expiry. Without a daemon, what the store says. Exits 0 only when the daemon
+    /// runs with no problem.
+    Status(JsonFlag),
     /// Show how casemail reads raw messages, without touching the store or any server.
     Inspect(InspectArgs),
     /// List and show tickets.
@@ -456,6 +462,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Command::Status(flag) => return status::run(&config::load(&cli.config)?, flag.json),
         Command::Run => {
             let config = config::load(&cli.config)?;
             let runtime =

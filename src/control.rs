@@ -6,8 +6,10 @@
 //!   per connection: a JSON line `{"version":1,"command":{"op":"ticket_list",…}}` answered by a JSON line
 //!   `{"ok":true,"stdout":"…"}` or `{"ok":false,"stdout":"…","error":"…","exit":1}`.
 //!   `backup` is the one exception: after its reply line the daemon streams the snapshot (the
-//!   backup file's bytes) and closes the connection. A real erasure is run by the process
-//!   stage, the single writer, as an [`process::Job`](crate::process::Job).
+//!   backup file's bytes) and closes the connection. `{"op":"status"}` asks the daemon about
+//!   itself (`casemail status`) and is answered from its health marks, beside the commands. A
+//!   real erasure is run by the process stage, the single writer, as a
+//!   [`process::Job`](crate::process::Job).
 //! - **Health and metrics** over HTTP/1.1 on the loopback `[control] http` address:
 //!   `GET /healthz` and `GET /metrics`, read-only, one request per connection.
 //!
@@ -54,9 +56,25 @@ pub const HTTP_ADDR_FILE: &str = "http.addr";
 const EXIT_FAILED: u8 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
+struct Request<C = StoreCommand> {
     version: u32,
-    command: StoreCommand,
+    command: C,
+}
+
+/// A question about the daemon itself rather than the store, sent like a store command:
+/// `{"version":1,"command":{"op":"status"}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DaemonQuery {
+    /// `casemail status`: answered with [`cli::status::answer`]'s JSON as the reply's stdout.
+    Status,
+}
+
+/// What a request on the socket asks for.
+#[derive(Debug)]
+enum Asked {
+    Store(StoreCommand),
+    Daemon(DaemonQuery),
 }
 
 /// The daemon's answer to one command.

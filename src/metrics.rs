@@ -440,6 +440,52 @@ impl Metrics {
         lock(&self.marks).process_alive = now;
     }
 
+    /// The daemon's own view of its sessions now, for `casemail status`: each watched folder's
+    /// state and last contact, and what the relay settled since start.
+    pub fn view(&self) -> View {
+        let total = |family: &Family<KindLabel, Counter>| -> u64 {
+            [
+                OutboxKind::Notification,
+                OutboxKind::Relay,
+                OutboxKind::Acknowledgement,
+                OutboxKind::Bounce,
+                OutboxKind::Digest,
+            ]
+            .into_iter()
+            .filter_map(|kind| {
+                family
+                    .get(&KindLabel { kind: kind.name() })
+                    .map(|c| c.get())
+            })
+            .sum()
+        };
+        let (sent, deferred, failed) = (
+            total(&self.relay_sent),
+            total(&self.relay_deferred),
+            total(&self.relay_failed),
+        );
+        let marks = lock(&self.marks);
+        View {
+            started: self.started,
+            folders: marks
+                .folders
+                .iter()
+                .map(|(name, mark)| FolderView {
+                    name: name.clone(),
+                    down: match &mark.state {
+                        FolderState::Up => None,
+                        FolderState::Down(reason) => Some(reason.clone()),
+                    },
+                    since: mark.since,
+                    last_success: mark.last_success,
+                })
+                .collect(),
+            relay_sent: sent,
+            relay_deferred: deferred,
+            relay_failed: failed,
+        }
+    }
+
     /// What is wrong, one line each; empty when the daemon is healthy. `outbox_oldest` is the
     /// creation time of the oldest message waiting in the outbox.
     pub fn problems(&self, outbox_oldest: Option<Timestamp>, now: Timestamp) -> Vec<String> {
@@ -499,6 +545,30 @@ impl Metrics {
             .and_then(|()| prometheus_text::encode(&mut text, &scrape));
         text
     }
+}
+
+/// One watched folder as the daemon sees it (see [`Metrics::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderView {
+    pub name: String,
+    /// Why the session is not logged in; `None` while it is.
+    pub down: Option<String>,
+    /// When the folder entered its current state.
+    pub since: Timestamp,
+    /// The last login or completed pass (fetch, poll or IDLE round).
+    pub last_success: Option<Timestamp>,
+}
+
+/// The daemon's view of its sessions at one moment (see [`Metrics::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub started: Timestamp,
+    /// The watched folders, by name.
+    pub folders: Vec<FolderView>,
+    /// Outbox messages the relay settled since start, all kinds together.
+    pub relay_sent: u64,
+    pub relay_deferred: u64,
+    pub relay_failed: u64,
 }
 
 /// The fetchers' memory budget at a scrape.

@@ -810,6 +810,7 @@ pub mod backup;
 mod deadletter;
 pub mod inspect;
 mod quarantine;
+pub mod status;
 
 #[cfg(test)]
 mod tests;

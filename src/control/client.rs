@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use serde::Serialize;
+
 use super::{PROTOCOL_VERSION, Reply, Request};
 use crate::ops::StoreCommand;
 
@@ -14,9 +16,10 @@ use crate::ops::StoreCommand;
 /// may wait behind another.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Sends `command` to the daemon listening on `socket` and returns its reply, or `None` when
-/// no daemon listens there (no socket, or one left by a daemon that has stopped).
-pub fn request(socket: &Path, command: &StoreCommand) -> anyhow::Result<Option<Reply>> {
+/// Sends `command` (a [`StoreCommand`] or a [`DaemonQuery`]) to the daemon listening on
+/// `socket` and returns its reply, or `None` when no daemon listens there (no socket, or one
+/// left by a daemon that has stopped).
+pub fn request<C: Serialize>(socket: &Path, command: &C) -> anyhow::Result<Option<Reply>> {
     use std::io::ErrorKind;
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(stream) => stream,
@@ -47,7 +50,7 @@ pub fn request(socket: &Path, command: &StoreCommand) -> anyhow::Result<Option<R
         stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
         let mut line = serde_json::to_vec(&Request {
             version: PROTOCOL_VERSION,
-            command: command.clone(),
+            command,
         })?;
         line.push(b'\n');
         stream.write_all(&line)?;

@@ -11,7 +11,7 @@ use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{PROTOCOL_VERSION, Reply, Request, Shared};
+use super::{Asked, DaemonQuery, PROTOCOL_VERSION, Reply, Request, Shared};
 use crate::ops::{self, StoreCommand};
 use crate::store::Store;
 
@@ -48,8 +48,9 @@ pub(super) async fn serve_command(
         request = tokio::time::timeout(PEER_TIMEOUT, read_request(&mut read)) => match request {
             Err(_) => Some(Reply::failed(String::new(), format!("no complete request within {PEER_TIMEOUT:?}"))),
             Ok(Err(reason)) => Some(Reply::failed(String::new(), reason)),
-            Ok(Ok(StoreCommand::Backup)) => None,
-            Ok(Ok(command)) => Some(run_command(&shared, command).await),
+            Ok(Ok(Asked::Store(StoreCommand::Backup))) => None,
+            Ok(Ok(Asked::Store(command))) => Some(run_command(&shared, command).await),
+            Ok(Ok(Asked::Daemon(DaemonQuery::Status))) => Some(status(&shared).await),
         },
         () = cancel.cancelled() => Some(Reply::failed(String::new(), "casemail is shutting down; try again once it has stopped".to_owned())),
     };
@@ -78,7 +79,7 @@ pub(super) async fn serve_command(
     }
 }
 
-async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<StoreCommand, String> {
+async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Asked, String> {
     let mut line = Vec::new();
     let mut limited = BufReader::new(read.take(MAX_REQUEST.saturating_add(1)));
     limited
@@ -94,6 +95,10 @@ async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Stor
     let request: Request = match serde_json::from_slice(&line) {
         Ok(request) => request,
         Err(err) => {
+            if let Ok(query) = serde_json::from_slice::<Request<DaemonQuery>>(&line) {
+                check_version(query.version)?;
+                return Ok(Asked::Daemon(query.command));
+            }
             // An older or newer CLI: say so rather than that the JSON is wrong.
             let version = serde_json::from_slice::<serde_json::Value>(&line)
                 .ok()
@@ -106,13 +111,38 @@ async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Stor
             });
         }
     };
-    if request.version != PROTOCOL_VERSION {
+    check_version(request.version)?;
+    Ok(Asked::Store(request.command))
+}
+
+fn check_version(version: u32) -> Result<(), String> {
+    if version != PROTOCOL_VERSION {
         return Err(format!(
-            "control protocol version {} is not supported by this daemon, which speaks {PROTOCOL_VERSION}; use the casemail binary the daemon runs",
-            request.version
+            "control protocol version {version} is not supported by this daemon, which speaks {PROTOCOL_VERSION}; use the casemail binary the daemon runs"
         ));
     }
-    Ok(request.command)
+    Ok(())
+}
+
+/// `casemail status`: the daemon's own view and the store's figures, read beside the commands
+/// (it takes no turn among them, so a long command does not hold it up).
+async fn status(shared: &Arc<Shared>) -> Reply {
+    let worker = shared.clone();
+    let answered = tokio::task::spawn_blocking(move || {
+        crate::ops::status::answer(&worker.store, &worker.metrics, jiff::Timestamp::now())
+    })
+    .await;
+    match answered {
+        Ok(Ok(json)) => Reply::succeeded(json),
+        Ok(Err(err)) => Reply::failed(String::new(), format!("{err:#}")),
+        Err(join) => {
+            warn!(error = %join, "Status crashed.");
+            Reply::failed(
+                String::new(),
+                format!("the daemon failed to run status: {join}"),
+            )
+        }
+    }
 }
 
 /// Streams a backup: the reply line, then the snapshot, from a worker thread that writes to

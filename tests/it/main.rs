@@ -29,5 +29,6 @@ mod relay;
 mod routing;
 mod service;
 mod spam;
+mod status;
 mod store_crash;
 mod timezone;
