@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
 
-use super::values::{edit_distance, format_size};
+use super::schema::SCHEMA;
+use super::values::{
+    edit_distance, format_duration, format_size, is_loopback_host, nearest, parse_duration,
+    parse_size,
+};
 use super::*;
 
 /// The smallest file that validates: only the keys without a default.

@@ -2,9 +2,10 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
+use super::keys::ticket_key;
 use super::*;
-use crate::ids::{Uid, UidValidity};
-use crate::model::{Direction, Status};
+use crate::ids::{MailKey, MessageId, Uid, UidValidity};
+use crate::model::{Cursor, Direction, Status, StoredMessage, Ticket};
 
 fn ticket(id: TicketId, requester: &str) -> Ticket {
     Ticket {
@@ -475,7 +476,8 @@ fn a_schema_1_store_is_migrated_on_open_and_finds_the_same_tickets() {
 mod exact_keys {
     use proptest::prelude::*;
 
-    use super::super::{exact, requester_key, requester_prefix};
+    use super::super::exact;
+    use super::super::keys::{requester_key, requester_prefix};
     use crate::ids::TicketId;
 
     proptest! {

@@ -1,8 +1,14 @@
 use std::collections::BTreeSet;
 
-use super::*;
+use jiff::Timestamp;
+
+use super::Team;
+use super::bounce::{MAX_BOUNCE_CANDIDATES, bounce_candidates};
 use crate::casework::admin::{self, NewAgent};
-use crate::model::Status;
+use crate::casework::route::{Decision, Reason};
+use crate::ids::{AgentId, TicketId};
+use crate::model::{Role, Status, Ticket};
+use crate::store::Store;
 
 const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
 

@@ -5,6 +5,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
+use super::file::DAY_NAMES;
+use super::wall_clock::occurrence;
 use super::*;
 
 fn rota(text: &str) -> Rota {
