@@ -12,16 +12,16 @@
 //! - `mail_loops`: mail-loop safety (auto-replies, rate windows, suppression);
 //! - `admin`, `report`, `purge`: the team, ticket summaries, retention and erasure.
 
-pub mod admin;
-pub mod assign;
-pub mod auth;
+pub(crate) mod admin;
+pub(crate) mod assign;
+pub(crate) mod auth;
 pub mod gate;
-pub mod mail_loops;
+pub(crate) mod mail_loops;
 pub mod purge;
 pub mod reply;
-pub mod report;
-pub mod rota;
-pub mod route;
+pub(crate) mod report;
+pub(crate) mod rota;
+pub(crate) mod route;
 pub mod spam;
-pub mod threading;
-pub mod token;
+pub(crate) mod threading;
+pub(crate) mod token;

@@ -42,15 +42,15 @@ mod listeners;
 #[cfg(test)]
 mod tests;
 
-pub use client::{request, request_stream};
-pub use listeners::Listeners;
+pub(crate) use client::{request, request_stream};
+pub(crate) use listeners::Listeners;
 
 /// The request format this build speaks; a request with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// The file, in the state directory, holding the address the HTTP listener is bound to (useful
 /// when `[control] http` asks for port 0).
-pub const HTTP_ADDR_FILE: &str = "http.addr";
+pub(crate) const HTTP_ADDR_FILE: &str = "http.addr";
 
 /// Exit status the CLI uses for a command the daemon ran and that failed (a runtime failure).
 const EXIT_FAILED: u8 = 1;
@@ -65,7 +65,7 @@ struct Request<C = StoreCommand> {
 /// `{"version":1,"command":{"op":"status"}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum DaemonQuery {
+pub(crate) enum DaemonQuery {
     /// `casemail status`: answered with [`cli::status::answer`]'s JSON as the reply's stdout.
     Status,
 }
@@ -79,7 +79,7 @@ enum Asked {
 
 /// The daemon's answer to one command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub ok: bool,
     /// What the command printed, to be printed by the CLI as it is.
     #[serde(default)]
@@ -113,7 +113,7 @@ impl Reply {
 }
 
 /// What the control tasks share with the rest of the daemon.
-pub struct Shared {
+pub(crate) struct Shared {
     pub store: Store,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
@@ -127,7 +127,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
@@ -144,7 +144,10 @@ impl Shared {
     }
 
     /// Runs erasures in the process stage through `writer` instead of beside it.
-    pub fn with_writer(mut self, writer: tokio::sync::mpsc::Sender<crate::process::Job>) -> Shared {
+    pub(crate) fn with_writer(
+        mut self,
+        writer: tokio::sync::mpsc::Sender<crate::process::Job>,
+    ) -> Shared {
         self.writer = Some(writer);
         self
     }

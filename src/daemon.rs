@@ -23,15 +23,15 @@ use crate::model::FolderKind;
 use crate::store::Store;
 use crate::{control, process, smtp, systemd};
 
-pub mod reconcile;
-pub mod sign_in;
+pub(crate) mod reconcile;
+pub(crate) mod sign_in;
 
 /// How long shutdown may take before the stragglers are abandoned (systemd's default stop
 /// timeout is 90 s; the unit sets 30 s).
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
+pub(crate) async fn run_until_signal(config: Config) -> anyhow::Result<()> {
     // Handlers are installed before anything else starts, so a SIGTERM that arrives while the
     // daemon is still setting up is a clean shutdown too, not the default "die at once".
     use tokio::signal::unix::{SignalKind, signal};
@@ -76,7 +76,7 @@ fn check_rota_zone(store: &Store, config: &Config) -> anyhow::Result<()> {
 }
 
 /// Runs the daemon until `shutdown` completes (a signal in production, a oneshot in tests).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // Before the control socket, which may live inside it.
     crate::store::prepare_state_dir(&config.helpdesk.state_dir).with_context(|| {
         format!(

@@ -20,15 +20,15 @@ use crate::model::{Arrival, FolderKind, Source};
 mod budget;
 mod connect;
 mod examine;
-pub mod expunge;
+pub(crate) mod expunge;
 #[cfg(test)]
 mod tests;
 mod watch;
 
-pub use budget::{Budget, FetchPlan, plan_fetches};
-pub use connect::{connect, tls_connector};
-pub use examine::{Envelope, Examiner, FolderStatus};
-pub use watch::{FolderWatch, Lag, OnDown, OnLag, StepOutcome};
+pub(crate) use budget::{Budget, FetchPlan, plan_fetches};
+pub(crate) use connect::connect;
+pub(crate) use examine::{Envelope, Examiner};
+pub(crate) use watch::{FolderWatch, Lag, OnDown, OnLag};
 
 use budget::message_sizes;
 
@@ -38,7 +38,7 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot reach {host}:{port}")]
     Network {
         host: String,
@@ -73,7 +73,7 @@ pub enum Error {
 }
 
 /// A raw message fetched from IMAP, on its way to the process stage.
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub source: Source,
     pub kind: FolderKind,
     pub arrival: Arrival,
@@ -100,15 +100,15 @@ impl fmt::Debug for Fetched {
 
 /// UIDs the process stage has durably committed (as tickets, duplicates or quarantine).
 #[derive(Debug, Clone)]
-pub struct Committed {
+pub(crate) struct Committed {
     pub uidvalidity: UidValidity,
     pub uids: Vec<Uid>,
 }
 
-pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
+pub(crate) trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug> ImapIo for T {}
 
-pub type Session = async_imap::Session<Box<dyn ImapIo>>;
+pub(crate) type Session = async_imap::Session<Box<dyn ImapIo>>;
 
 async fn timed<T, E>(fut: impl Future<Output = Result<T, E>>) -> Result<T, Error>
 where
@@ -121,7 +121,7 @@ where
 }
 
 /// Formats UIDs (any order) as a compact IMAP sequence set: `1:5,7,9:12`.
-pub fn uid_set(uids: &[Uid]) -> String {
+pub(crate) fn uid_set(uids: &[Uid]) -> String {
     let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
     sorted.sort_unstable();
     sorted.dedup();

@@ -29,21 +29,21 @@ pub mod store;
 
 pub mod casework;
 
-pub mod metrics;
+mod metrics;
 
 mod tls;
 
-pub mod imap;
-pub mod oauth;
-pub mod process;
+mod imap;
+mod oauth;
+mod process;
 pub mod smtp;
 pub mod spamd;
-pub mod systemd;
+mod systemd;
 
 pub mod ops;
 
-pub mod control;
-pub mod daemon;
+mod control;
+mod daemon;
 
 pub mod cli;
 pub mod telemetry;

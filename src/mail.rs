@@ -9,9 +9,9 @@
 //! - `scrub`: caseworkers' addresses and reply tokens found and replaced;
 //! - `reaction`: reactions and read receipts told apart from answers.
 
-pub mod compose;
+pub(crate) mod compose;
 pub mod parse;
-pub mod reaction;
+pub(crate) mod reaction;
 pub mod sanitize;
-pub mod scrub;
+pub(crate) mod scrub;
 pub mod strip;

@@ -32,14 +32,14 @@ use crate::store::{self, Store};
 
 /// The process stage sweeps at least every 30 s and reports after every batch, so this long
 /// without a report means it is stuck (a batch of pathological mail, or a store that hangs).
-pub const PROCESS_STALL: Duration = Duration::from_secs(3 * 60);
+pub(crate) const PROCESS_STALL: Duration = Duration::from_secs(3 * 60);
 
 /// The relay retries transient failures with backoff capped at 10 min, so mail older than this
 /// in the outbox means it is not draining (SMTP down, credentials refused, relay stuck).
-pub const OUTBOX_STUCK: Duration = Duration::from_secs(15 * 60);
+pub(crate) const OUTBOX_STUCK: Duration = Duration::from_secs(15 * 60);
 
 /// The media type of what [`Metrics::render`] writes.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the latency buckets, in seconds: from a fast parse to a slow fsync.
 const BUCKETS: [f64; 14] = [
@@ -48,7 +48,7 @@ const BUCKETS: [f64; 14] = [
 
 /// A step of the process stage whose latency is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Parsing one message on its worker thread, per attempt.
     Parse,
     /// Threading, routing and writing one message's transaction.
@@ -108,7 +108,7 @@ struct Marks {
 
 /// What became of a filed message, as the figures count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filed {
+pub(crate) enum Filed {
     /// A new ticket, or a message added to one.
     Ticket,
     Duplicate,
@@ -137,7 +137,7 @@ struct ResultLabel {
 
 /// Counters and health marks shared by the daemon's tasks through an `Arc`.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     started: Timestamp,
     /// The counters and histograms below, under the names `/metrics` shows.
     registry: Registry,
@@ -175,7 +175,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Metrics {
     /// Fresh counters for a daemon watching `folders`, each not connected yet.
-    pub fn new(folders: impl IntoIterator<Item = String>, now: Timestamp) -> Metrics {
+    pub(crate) fn new(folders: impl IntoIterator<Item = String>, now: Timestamp) -> Metrics {
         let folders = folders
             .into_iter()
             .map(|folder| {
@@ -303,12 +303,12 @@ impl Metrics {
     }
 
     /// Shows the fetchers' memory budget in the figures (`casemail_fetch_held_bytes`).
-    pub fn watch_fetch_budget(&self, budget: Budget) {
+    pub(crate) fn watch_fetch_budget(&self, budget: Budget) {
         let _ = self.fetch_budget.set(budget);
     }
 
     /// Counts a message the process stage has filed.
-    pub fn message_filed(&self, filed: Filed) {
+    pub(crate) fn message_filed(&self, filed: Filed) {
         self.ingested.inc();
         let counter = match filed {
             Filed::Duplicate => &self.duplicates,
@@ -323,7 +323,7 @@ impl Metrics {
         counter.inc();
     }
 
-    pub fn observe(&self, stage: Stage, elapsed: Duration) {
+    pub(crate) fn observe(&self, stage: Stage, elapsed: Duration) {
         let label = StageLabel {
             stage: stage.name(),
         };
@@ -333,7 +333,7 @@ impl Metrics {
     }
 
     /// Counts an outbox message the relay has settled.
-    pub fn relay_settled(&self, kind: OutboxKind, settled: Settled) {
+    pub(crate) fn relay_settled(&self, kind: OutboxKind, settled: Settled) {
         let family = match settled {
             Settled::Sent => &self.relay_sent,
             Settled::Deferred => &self.relay_deferred,
@@ -344,7 +344,7 @@ impl Metrics {
     }
 
     /// A folder's fetcher logged in or completed a pass.
-    pub fn folder_alive(&self, folder: &str, now: Timestamp) {
+    pub(crate) fn folder_alive(&self, folder: &str, now: Timestamp) {
         let mut marks = lock(&self.marks);
         let mark = marks
             .folders
@@ -363,7 +363,7 @@ impl Metrics {
 
     /// A folder's session failed; the fetcher is reconnecting. `since` keeps the start of the
     /// outage across failed reconnects.
-    pub fn folder_down(&self, folder: &str, reason: String, now: Timestamp) {
+    pub(crate) fn folder_down(&self, folder: &str, reason: String, now: Timestamp) {
         let mut marks = lock(&self.marks);
         let mark = marks
             .folders
@@ -380,7 +380,7 @@ impl Metrics {
     }
 
     /// How far behind a watched folder casemail was at the last look.
-    pub fn folder_lag(&self, folder: &str, lag: Lag) {
+    pub(crate) fn folder_lag(&self, folder: &str, lag: Lag) {
         let mut marks = lock(&self.marks);
         let entry = marks.lag.entry(folder.to_owned()).or_insert(lag);
         // UIDNEXT only grows within a UIDVALIDITY; a look that did not learn it keeps the last.
@@ -389,7 +389,11 @@ impl Metrics {
     }
 
     /// A reconciliation run finished: missing messages per folder looked at.
-    pub fn reconciled(&self, missing: impl IntoIterator<Item = (String, u64)>, at: Timestamp) {
+    pub(crate) fn reconciled(
+        &self,
+        missing: impl IntoIterator<Item = (String, u64)>,
+        at: Timestamp,
+    ) {
         let mut marks = lock(&self.marks);
         let reconciled = &mut marks.reconciled;
         reconciled.missing = missing.into_iter().collect();
@@ -401,7 +405,7 @@ impl Metrics {
     }
 
     /// A reconciliation run failed (IMAP or the store); the last figures stay.
-    pub fn reconcile_failed(&self) {
+    pub(crate) fn reconcile_failed(&self) {
         self.reconcile_runs
             .get_or_create(&ResultLabel { result: "failed" })
             .inc();
@@ -409,7 +413,7 @@ impl Metrics {
 
     /// The token endpoint refused the OAuth 2.0 sign-in (`problem` says why and what to run);
     /// counted once per refusal.
-    pub fn sign_in_refused(&self, problem: String) {
+    pub(crate) fn sign_in_refused(&self, problem: String) {
         let mut marks = lock(&self.marks);
         if marks.sign_in_refused.is_none() {
             self.sign_in_refusals.inc();
@@ -418,12 +422,12 @@ impl Metrics {
     }
 
     /// The OAuth 2.0 sign-in works again (someone signed in).
-    pub fn sign_in_restored(&self) {
+    pub(crate) fn sign_in_restored(&self) {
         lock(&self.marks).sign_in_refused = None;
     }
 
     /// Whether any watched folder has logged in at least once (systemd readiness).
-    pub fn any_folder_reached(&self) -> bool {
+    pub(crate) fn any_folder_reached(&self) -> bool {
         lock(&self.marks)
             .folders
             .values()
@@ -431,18 +435,18 @@ impl Metrics {
     }
 
     /// Whether the process stage finished a batch or sweep recently enough (systemd watchdog).
-    pub fn process_responsive(&self, now: Timestamp) -> bool {
+    pub(crate) fn process_responsive(&self, now: Timestamp) -> bool {
         seconds_between(lock(&self.marks).process_alive, now) <= PROCESS_STALL.as_secs_f64()
     }
 
     /// The process stage finished a batch or a sweep.
-    pub fn process_alive(&self, now: Timestamp) {
+    pub(crate) fn process_alive(&self, now: Timestamp) {
         lock(&self.marks).process_alive = now;
     }
 
     /// The daemon's own view of its sessions now, for `casemail status`: each watched folder's
     /// state and last contact, and what the relay settled since start.
-    pub fn view(&self) -> View {
+    pub(crate) fn view(&self) -> View {
         let total = |family: &Family<KindLabel, Counter>| -> u64 {
             [
                 OutboxKind::Notification,
@@ -488,7 +492,7 @@ impl Metrics {
 
     /// What is wrong, one line each; empty when the daemon is healthy. `outbox_oldest` is the
     /// creation time of the oldest message waiting in the outbox.
-    pub fn problems(&self, outbox_oldest: Option<Timestamp>, now: Timestamp) -> Vec<String> {
+    pub(crate) fn problems(&self, outbox_oldest: Option<Timestamp>, now: Timestamp) -> Vec<String> {
         let mut problems = Vec::new();
         let marks = lock(&self.marks);
         for (folder, mark) in &marks.folders {
@@ -525,7 +529,7 @@ impl Metrics {
 
     /// The Prometheus text for everything known now: the counters here and `figures` from
     /// the store.
-    pub fn render(&self, figures: &StoreFigures, now: Timestamp) -> String {
+    pub(crate) fn render(&self, figures: &StoreFigures, now: Timestamp) -> String {
         let fetch = self.fetch_budget.get().map(|budget| FetchFigures {
             held_bytes: u64::from(budget.in_use_kib()) * 1024,
             budget_bytes: u64::from(budget.total_kib()) * 1024,
@@ -549,7 +553,7 @@ impl Metrics {
 
 /// One watched folder as the daemon sees it (see [`Metrics::view`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FolderView {
+pub(crate) struct FolderView {
     pub name: String,
     /// Why the session is not logged in; `None` while it is.
     pub down: Option<String>,
@@ -561,7 +565,7 @@ pub struct FolderView {
 
 /// The daemon's view of its sessions at one moment (see [`Metrics::view`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct View {
+pub(crate) struct View {
     pub started: Timestamp,
     /// The watched folders, by name.
     pub folders: Vec<FolderView>,
@@ -805,7 +809,7 @@ const STATUSES: [Status; 5] = [
 
 /// What the store holds, counted when `/metrics` or `/healthz` is asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StoreFigures {
+pub(crate) struct StoreFigures {
     pub tickets: BTreeMap<Status, u64>,
     /// Tickets per flag, by the flag's JSON name; `suspected_spam` is always present.
     pub flagged: BTreeMap<String, u64>,
@@ -821,7 +825,7 @@ pub struct StoreFigures {
 impl StoreFigures {
     /// Reads the store's figures: the ticket counts the store keeps with every ticket write
     /// (no ticket is read), and the quarantine, outbox and dead letters, which stay small.
-    pub fn read(store: &Store) -> Result<StoreFigures, store::Error> {
+    pub(crate) fn read(store: &Store) -> Result<StoreFigures, store::Error> {
         let mut figures = StoreFigures::default();
         figures.flagged.insert("suspected_spam".to_owned(), 0);
         let counted = store.ticket_figures()?;
@@ -849,7 +853,7 @@ impl StoreFigures {
 }
 
 /// The creation time of the oldest message waiting in the outbox.
-pub fn outbox_oldest(store: &Store) -> Result<Option<Timestamp>, store::Error> {
+pub(crate) fn outbox_oldest(store: &Store) -> Result<Option<Timestamp>, store::Error> {
     Ok(store.outbox()?.into_iter().map(|entry| entry.created).min())
 }
 

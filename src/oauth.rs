@@ -27,12 +27,12 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Flow, OAuth2};
 
-pub mod http;
-pub mod login;
+pub(crate) mod http;
+pub(crate) mod login;
 #[cfg(test)]
 mod tests;
 
-pub use login::{LoginPrompt, login};
+pub(crate) use login::{LoginPrompt, login};
 
 /// The token file's format; a file of another version is treated as no sign-in.
 const FILE_VERSION: u32 = 1;
@@ -40,7 +40,7 @@ const FILE_VERSION: u32 = 1;
 const REFRESH_AHEAD: SignedDuration = SignedDuration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("not signed in to {endpoint} yet: run `casemail auth login`")]
     NotSignedIn { endpoint: String },
     #[error(
@@ -76,7 +76,7 @@ pub enum Error {
 impl Error {
     /// Whether a person must act (sign in again, fix the app registration) before casemail can
     /// sign in; retrying alone will not help.
-    pub fn needs_operator(&self) -> bool {
+    pub(crate) fn needs_operator(&self) -> bool {
         matches!(
             self,
             Error::NotSignedIn { .. } | Error::OtherApplication { .. } | Error::Refused { .. }
@@ -97,7 +97,7 @@ fn remedy(flow: Flow) -> &'static str {
 
 /// The token file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub version: u32,
     pub flow: String,
     pub client_id: String,
@@ -117,7 +117,7 @@ pub struct Stored {
 
 /// The token endpoint refused the stored grant.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub reason: String,
     pub at: Timestamp,
     /// Whether coordinators have been sent the notice about it.
@@ -147,7 +147,7 @@ fn refresh_lock() -> &'static tokio::sync::Mutex<()> {
 }
 
 /// Reads the token file; `None` when there is none.
-pub fn read(path: &Path) -> Result<Option<Stored>, Error> {
+pub(crate) fn read(path: &Path) -> Result<Option<Stored>, Error> {
     match std::fs::read(path) {
         Ok(bytes) => match serde_json::from_slice::<Stored>(&bytes) {
             Ok(stored) if stored.version == FILE_VERSION => Ok(Some(stored)),
@@ -168,7 +168,7 @@ pub fn read(path: &Path) -> Result<Option<Stored>, Error> {
 /// over the old one, then the directory synced, so a crash leaves the old or the new tokens,
 /// never half of either. When run as root (an operator's `casemail auth login`), the file is
 /// given to the owner of the state directory, the service user.
-pub fn write(path: &Path, stored: &Stored) -> Result<(), Error> {
+pub(crate) fn write(path: &Path, stored: &Stored) -> Result<(), Error> {
     use std::io::Write as _;
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let file_error = |source| Error::File {
@@ -214,7 +214,7 @@ struct Discovered {
 /// `config` with the endpoints its issuer publishes (OpenID Connect Discovery 1.0 §4), when it
 /// is to discover them; as it is otherwise. Discovered endpoints must be https, or http on
 /// loopback, like configured ones.
-pub async fn resolve(config: &OAuth2) -> Result<OAuth2, Error> {
+pub(crate) async fn resolve(config: &OAuth2) -> Result<OAuth2, Error> {
     static CACHE: OnceLock<tokio::sync::Mutex<std::collections::BTreeMap<String, Discovered>>> =
         OnceLock::new();
     let (true, Some(issuer)) = (config.discover, config.issuer.as_deref()) else {
@@ -288,7 +288,7 @@ fn acceptable_endpoint(url: &str) -> bool {
 }
 
 /// Whether `stored` was made for this configuration (same flow, client and server).
-pub fn belongs_to(stored: &Stored, config: &OAuth2) -> bool {
+pub(crate) fn belongs_to(stored: &Stored, config: &OAuth2) -> bool {
     matches_config(stored, config)
 }
 
@@ -312,7 +312,7 @@ fn refresh_due(stored: &Stored) -> Option<Timestamp> {
 
 /// A valid access token for IMAP or SMTP: the stored one, or a fresh one from the token
 /// endpoint when the stored one is missing or due for refresh.
-pub async fn access_token(config: &OAuth2) -> Result<AccessToken, Error> {
+pub(crate) async fn access_token(config: &OAuth2) -> Result<AccessToken, Error> {
     let config = &resolve(config).await?;
     let _guard = refresh_lock().lock().await;
     let now = Timestamp::now();
@@ -444,7 +444,7 @@ pub(crate) async fn token_request(
 
 /// Marks `rejected` as unusable after a server refused it, so the next [`access_token`]
 /// refreshes. A token already replaced by another task is left alone.
-pub async fn invalidate(config: &OAuth2, rejected: &AccessToken) -> Result<(), Error> {
+pub(crate) async fn invalidate(config: &OAuth2, rejected: &AccessToken) -> Result<(), Error> {
     let _guard = refresh_lock().lock().await;
     let Some(mut stored) = read(&config.token_file)? else {
         return Ok(());
@@ -460,7 +460,7 @@ pub async fn invalidate(config: &OAuth2, rejected: &AccessToken) -> Result<(), E
 
 /// Records that coordinators were told of the current refusal; `false` when there is none
 /// left to tell of (someone signed in again meanwhile, or it was already told).
-pub async fn mark_refusal_notified(config: &OAuth2, at: Timestamp) -> Result<bool, Error> {
+pub(crate) async fn mark_refusal_notified(config: &OAuth2, at: Timestamp) -> Result<bool, Error> {
     let _guard = refresh_lock().lock().await;
     let Some(mut stored) = read(&config.token_file)? else {
         return Ok(false);
@@ -617,7 +617,7 @@ fn account_in_id_token(id_token: &str) -> Option<String> {
 
 /// The SASL mechanism a mail server is signed in to with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
+pub(crate) enum Mechanism {
     /// Google's and Microsoft's `XOAUTH2`.
     XOAuth2,
     /// RFC 7628 `OAUTHBEARER`.
@@ -625,7 +625,7 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::OAuthBearer => "OAUTHBEARER",
@@ -633,7 +633,7 @@ impl Mechanism {
     }
 
     /// The client's first message.
-    pub fn initial_response(
+    pub(crate) fn initial_response(
         self,
         user: &str,
         host: &str,
@@ -656,7 +656,7 @@ impl Mechanism {
 
     /// The client's answer to an error challenge (the server's JSON status), which lets the
     /// server finish with a failure (RFC 7628 §3.2.3).
-    pub fn error_acknowledgement(self) -> Vec<u8> {
+    pub(crate) fn error_acknowledgement(self) -> Vec<u8> {
         match self {
             Mechanism::XOAuth2 => Vec::new(),
             Mechanism::OAuthBearer => b"\x01".to_vec(),

@@ -808,9 +808,9 @@ fn ticket_show(
 
 pub mod backup;
 mod deadletter;
-pub mod inspect;
+pub(crate) mod inspect;
 mod quarantine;
-pub mod status;
+pub(crate) mod status;
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ use crate::store::{self, Store};
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     NewTicket(TicketId),
     Added(TicketId, threading::Reason),
     Duplicate(TicketId),
@@ -54,7 +54,7 @@ use crate::clock::Clock;
 
 /// Work that must run in the single writer, between batches (an erasure from the control
 /// socket). The team is reloaded after each job.
-pub type Job = Box<dyn FnOnce(&Store) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&Store) + Send>;
 
 mod acknowledge;
 mod attempts;
@@ -67,13 +67,12 @@ use acknowledge::*;
 use attempts::*;
 use filing::*;
 
-pub use filing::{Filing, sender_address};
-pub use replies::parse_until;
-pub use run::run;
+pub(crate) use filing::{Filing, sender_address};
+pub(crate) use run::run;
 
 /// Why the process stage stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
@@ -81,12 +80,12 @@ pub enum Error {
 }
 
 /// Logs a fatal store failure once; the daemon stops so that nothing is acknowledged.
-pub fn report_fatal(err: &Error) {
+pub(crate) fn report_fatal(err: &Error) {
     error!(error = %crate::telemetry::chain(&err), "Store failed; stopping so that no message is acknowledged without being saved.");
 }
 
 mod refile;
-pub use refile::{Refiled, refile_quarantined};
+pub(crate) use refile::{Refiled, refile_quarantined};
 
 #[cfg(test)]
 mod desk;

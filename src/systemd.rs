@@ -9,12 +9,12 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 /// Where systemd listens, if it does.
-pub struct Notifier {
+pub(crate) struct Notifier {
     target: Option<SocketAddr>,
 }
 
 impl Notifier {
-    pub fn from_env() -> Notifier {
+    pub(crate) fn from_env() -> Notifier {
         let target = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
             let bytes = path.as_encoded_bytes();
             let address = match bytes.strip_prefix(b"@") {
@@ -37,7 +37,7 @@ impl Notifier {
     }
 
     /// Sends one state line (`READY=1`, `WATCHDOG=1`, `STOPPING=1`, `STATUS=…`).
-    pub fn notify(&self, state: &str) {
+    pub(crate) fn notify(&self, state: &str) {
         let Some(target) = &self.target else { return };
         let sent = UnixDatagram::unbound()
             .and_then(|socket| socket.send_to_addr(state.as_bytes(), target));
@@ -48,7 +48,7 @@ impl Notifier {
     }
 
     /// How often to ping the watchdog: half of `$WATCHDOG_USEC`, as systemd recommends.
-    pub fn watchdog_interval(&self) -> Option<Duration> {
+    pub(crate) fn watchdog_interval(&self) -> Option<Duration> {
         self.target.as_ref()?;
         let micros: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
         (micros > 0).then(|| Duration::from_micros(micros / 2))

@@ -10,7 +10,7 @@ use tokio_rustls::rustls;
 
 /// Builds the connector; the error is the reason, for the caller to put in its own error with
 /// the host it was connecting to.
-pub fn connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
+pub(crate) fn connector(ca_file: Option<&Path>) -> Result<TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {

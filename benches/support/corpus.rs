@@ -13,7 +13,7 @@
 
 /// What a generated message is, so a benchmark can say what it expects casemail to make of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A new request in plain text.
     Plain,
     /// A new request as multipart/alternative (text and HTML).
@@ -26,7 +26,7 @@ pub enum Kind {
     Duplicate,
 }
 
-pub struct Mail {
+pub(crate) struct Mail {
     pub kind: Kind,
     pub raw: Vec<u8>,
 }
@@ -132,7 +132,7 @@ fn header_text(text: &str) -> String {
 }
 
 /// The Message-ID of generated message `n` (a duplicate carries its original's).
-pub fn message_id(n: u64) -> String {
+pub(crate) fn message_id(n: u64) -> String {
     format!("<bench-{n}@requester.example.org>")
 }
 
@@ -197,7 +197,7 @@ fn headers(h: &Header<'_>) -> String {
 }
 
 /// A new request of the given kind (`Plain`, `Html` or `Attachment`) from `from` to `to`.
-pub fn request(n: u64, kind: Kind, from: &str, to: &str) -> Vec<u8> {
+pub(crate) fn request(n: u64, kind: Kind, from: &str, to: &str) -> Vec<u8> {
     let language = (mix(n ^ 0x1A46) % TEXTS.len() as u64) as usize;
     let (subject, _, _) = text(language);
     let subject = format!("{subject} {n}");
@@ -288,7 +288,7 @@ fn requester(n: u64, count: u64) -> String {
 
 /// `count` messages to `to`: about 55 % plain requests, 15 % follow-ups, 5 % duplicates, 15 %
 /// HTML and 10 % with an attachment.
-pub fn corpus(count: u64, to: &str) -> Vec<Mail> {
+pub(crate) fn corpus(count: u64, to: &str) -> Vec<Mail> {
     let mut mails: Vec<Mail> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     // (number, sender) of every original message so far, for replies and duplicates.
     let mut originals: Vec<(u64, String)> = Vec::new();

@@ -14,7 +14,7 @@ use crate::model::{Actor, Agent, Away, Event, Role};
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("agent id {0:?} is not valid: {rule}", rule = AgentId::RULE)]
     InvalidId(String),
     #[error("address {address:?} is not valid: {reason}")]
@@ -41,7 +41,7 @@ pub enum Error {
 
 /// What a coordinator gives to register an agent.
 #[derive(Debug, Clone)]
-pub struct NewAgent {
+pub(crate) struct NewAgent {
     pub id: String,
     pub name: String,
     pub emails: Vec<String>,
@@ -50,7 +50,7 @@ pub struct NewAgent {
 }
 
 /// Validates an address with the same rules the SMTP layer applies, and lower-cases it.
-pub fn normalise_address(address: &str) -> Result<String, Error> {
+pub(crate) fn normalise_address(address: &str) -> Result<String, Error> {
     let trimmed = address.trim();
     lettre::Address::from_str(trimmed).map_err(|err| Error::InvalidAddress {
         address: trimmed.to_owned(),
@@ -65,7 +65,7 @@ pub fn normalise_address(address: &str) -> Result<String, Error> {
     Ok(trimmed.to_lowercase())
 }
 
-pub fn add_agent(
+pub(crate) fn add_agent(
     store: &Store,
     helpdesk_address: &str,
     new: NewAgent,
@@ -125,7 +125,11 @@ fn existing(store: &Store, id: &AgentId) -> Result<Agent, Error> {
 }
 
 /// Removes an agent; their open tickets go back to routing.
-pub fn remove_agent(store: &Store, id: &AgentId, now: Timestamp) -> Result<Vec<TicketId>, Error> {
+pub(crate) fn remove_agent(
+    store: &Store,
+    id: &AgentId,
+    now: Timestamp,
+) -> Result<Vec<TicketId>, Error> {
     existing(store, id)?;
     let released = release_tickets(store, id, now, "agent removed")?;
     store.write(|tx| tx.remove_agent(id))?;
@@ -137,7 +141,7 @@ pub fn remove_agent(store: &Store, id: &AgentId, now: Timestamp) -> Result<Vec<T
 /// routing so nobody waits on someone who is not there.
 /// What `agent edit` changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
-pub struct AgentEdit {
+pub(crate) struct AgentEdit {
     pub name: Option<String>,
     pub max_open: Option<u32>,
     pub role: Option<Role>,
@@ -145,7 +149,7 @@ pub struct AgentEdit {
 
 /// Changes an agent's name, cap or role in place. Their tickets stay with them: a lower cap
 /// only limits what they are given next.
-pub fn edit_agent(store: &Store, id: &AgentId, edit: AgentEdit) -> Result<Agent, Error> {
+pub(crate) fn edit_agent(store: &Store, id: &AgentId, edit: AgentEdit) -> Result<Agent, Error> {
     let mut agent = existing(store, id)?;
     if let Some(name) = edit.name {
         let name = name.trim().to_owned();
@@ -167,7 +171,7 @@ pub fn edit_agent(store: &Store, id: &AgentId, edit: AgentEdit) -> Result<Agent,
 
 /// Adds an address an agent receives tickets at and replies from, with the checks of
 /// `agent add`; their tickets stay with them. The first address keeps receiving notifications.
-pub fn add_address(
+pub(crate) fn add_address(
     store: &Store,
     helpdesk_address: &str,
     id: &AgentId,
@@ -194,7 +198,7 @@ pub fn add_address(
 
 /// Removes one of an agent's addresses (never the last); their tickets stay with them. Mail
 /// from the removed address is no longer taken as theirs.
-pub fn remove_address(store: &Store, id: &AgentId, address: &str) -> Result<Agent, Error> {
+pub(crate) fn remove_address(store: &Store, id: &AgentId, address: &str) -> Result<Agent, Error> {
     let mut agent = existing(store, id)?;
     let address = address.trim().to_lowercase();
     if !agent.emails.contains(&address) {
@@ -215,7 +219,7 @@ pub fn remove_address(store: &Store, id: &AgentId, address: &str) -> Result<Agen
     Ok(agent)
 }
 
-pub fn set_away(
+pub(crate) fn set_away(
     store: &Store,
     id: &AgentId,
     until: Option<Timestamp>,
@@ -229,7 +233,7 @@ pub fn set_away(
     Ok(released)
 }
 
-pub fn set_back(store: &Store, id: &AgentId) -> Result<Agent, Error> {
+pub(crate) fn set_back(store: &Store, id: &AgentId) -> Result<Agent, Error> {
     let mut agent = existing(store, id)?;
     agent.away = None;
     store.write(|tx| tx.put_agent(&agent))?;
@@ -238,7 +242,7 @@ pub fn set_back(store: &Store, id: &AgentId) -> Result<Agent, Error> {
 }
 
 /// Whether an agent is away at `now` (an away period with an end date ends by itself).
-pub fn is_away(agent: &Agent, now: Timestamp) -> bool {
+pub(crate) fn is_away(agent: &Agent, now: Timestamp) -> bool {
     match agent.away {
         None => false,
         Some(Away { until: None }) => true,
@@ -247,7 +251,7 @@ pub fn is_away(agent: &Agent, now: Timestamp) -> bool {
 }
 
 /// Open tickets owned by the agent, and how many there are.
-pub fn open_tickets_of(store: &Store, id: &AgentId) -> Result<Vec<TicketId>, Error> {
+pub(crate) fn open_tickets_of(store: &Store, id: &AgentId) -> Result<Vec<TicketId>, Error> {
     Ok(store
         .active_tickets()?
         .into_iter()
@@ -287,7 +291,7 @@ mod tests;
 
 /// Why a merge was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum MergeError {
+pub(crate) enum MergeError {
     #[error("no ticket #{0}")]
     NoTicket(TicketId),
     #[error("a ticket cannot be merged into itself")]
@@ -299,7 +303,7 @@ pub enum MergeError {
 }
 
 /// Follows merges: the ticket mail for `id` belongs to now.
-pub fn resolve_merged(store: &Store, id: TicketId) -> Result<TicketId, store::Error> {
+pub(crate) fn resolve_merged(store: &Store, id: TicketId) -> Result<TicketId, store::Error> {
     let mut current = id;
     // A chain longer than this would mean a cycle, which merge refuses to create.
     for _ in 0..16 {
@@ -314,7 +318,7 @@ pub fn resolve_merged(store: &Store, id: TicketId) -> Result<TicketId, store::Er
 /// Merges ticket `from` into `into` in one transaction: its messages (with raw bytes) and
 /// events move over in order, the indexes follow, and `from` is closed with a pointer so future
 /// mail for it joins `into`.
-pub fn merge_tickets(
+pub(crate) fn merge_tickets(
     tx: &store::WriteTx<'_>,
     from: TicketId,
     into: TicketId,
@@ -378,7 +382,7 @@ pub fn merge_tickets(
 }
 
 /// The CLI's `ticket merge A B`: checks, then [`merge_tickets`].
-pub fn merge(
+pub(crate) fn merge(
     store: &Store,
     from: TicketId,
     into: TicketId,

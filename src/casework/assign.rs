@@ -31,18 +31,19 @@ mod replies;
 mod sweep;
 mod team;
 
-pub use bounce::bounced_ticket;
-pub use commands::{apply_commands, confirm};
-pub use coordinator::{assign_by_coordinator, set_status_by_coordinator};
-pub use decision::{Applied, apply};
-pub use digest::digest_text;
-pub use notice::{not_composed, tell_coordinators};
-pub use outbox::enqueue;
-pub use replies::{Relayed, hold_reply, internal_note, refuse_reply, relay_reply, secrets};
-pub use sweep::{Sweep, sweep};
-pub use team::{Team, TeamChange, previous_owner};
+pub(crate) use bounce::bounced_ticket;
+pub(crate) use commands::{apply_commands, confirm};
+pub(crate) use coordinator::{assign_by_coordinator, set_status_by_coordinator};
+pub(crate) use decision::apply;
+pub(crate) use notice::{not_composed, tell_coordinators};
+pub(crate) use outbox::enqueue;
+pub(crate) use replies::{Relayed, hold_reply, internal_note, refuse_reply, relay_reply, secrets};
+#[cfg(test)]
+pub(crate) use sweep::Sweep;
+pub(crate) use sweep::sweep;
+pub(crate) use team::{Team, TeamChange, previous_owner};
 
-pub fn sender(config: &Config) -> Sender {
+pub(crate) fn sender(config: &Config) -> Sender {
     Sender {
         address: config.helpdesk.address.clone(),
         name: config.helpdesk.name.clone(),
@@ -50,7 +51,7 @@ pub fn sender(config: &Config) -> Sender {
 }
 
 /// Everything `apply` needs besides the ticket.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub team: &'a Team,
     pub secret: &'a Secret,
     pub sender: &'a Sender,

@@ -45,10 +45,10 @@ impl Verdict {
 
 /// Anomalies of a stored message that start with this are warnings: the notification that
 /// carries the message shows them in a line of their own above everything else.
-pub const WARNING: &str = "warning: ";
+pub(crate) const WARNING: &str = "warning: ";
 
 /// The warning on a message that failed authentication.
-pub fn failed_warning(reason: &str) -> String {
+pub(crate) fn failed_warning(reason: &str) -> String {
     format!(
         "{WARNING}this message failed sender authentication ({reason}); it may not come from the address shown"
     )
@@ -56,14 +56,14 @@ pub fn failed_warning(reason: &str) -> String {
 
 /// The warning on a message that joined a ticket by a header match (`how`) from an address
 /// that is not a participant of the ticket.
-pub fn stranger_warning(how: &str) -> String {
+pub(crate) fn stranger_warning(how: &str) -> String {
     format!(
         "{WARNING}this message joined the ticket by {how} from an address that has not written in it before; it may not come from the requester"
     )
 }
 
 /// The warnings among a stored message's anomalies, without the marker, in order.
-pub fn warnings(anomalies: &[String]) -> Vec<&str> {
+pub(crate) fn warnings(anomalies: &[String]) -> Vec<&str> {
     anomalies
         .iter()
         .filter_map(|a| a.strip_prefix(WARNING))
@@ -71,7 +71,7 @@ pub fn warnings(anomalies: &[String]) -> Vec<&str> {
 }
 
 /// The verdict on one message.
-pub fn verdict(mail: &InboundMail, settings: &Auth) -> Verdict {
+pub(crate) fn verdict(mail: &InboundMail, settings: &Auth) -> Verdict {
     let several_fields = mail
         .anomalies
         .iter()

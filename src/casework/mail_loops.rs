@@ -20,7 +20,7 @@ use crate::store::{Counter, TxResult, WriteTx};
 
 /// Why a message must not be answered automatically (RFC 3834 §2, RFC 3464, RFC 2369/2919).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoAnswer {
+pub(crate) enum NoAnswer {
     /// `Auto-Submitted` with a value other than `no` (RFC 3834 §5).
     AutoSubmitted(String),
     /// `Precedence: bulk`, `list` or `junk`.
@@ -71,7 +71,7 @@ const SYSTEM_SENDERS: &[&str] = &[
 
 /// Why `mail` must not be answered automatically, or `None` when it may be. `sender` is the
 /// address the ticket records (From, else Sender, else Return-Path).
-pub fn no_answer(mail: &InboundMail, sender: &str, helpdesk: &str) -> Option<NoAnswer> {
+pub(crate) fn no_answer(mail: &InboundMail, sender: &str, helpdesk: &str) -> Option<NoAnswer> {
     if is_own_mail(mail, helpdesk) {
         return Some(NoAnswer::OwnMail);
     }
@@ -121,7 +121,7 @@ pub fn no_answer(mail: &InboundMail, sender: &str, helpdesk: &str) -> Option<NoA
 
 /// Whether `mail` carries casemail's loop header for this helpdesk: it is mail casemail sent
 /// that came back (a forwarding loop, an agent's address that forwards to the help address).
-pub fn is_own_mail(mail: &InboundMail, helpdesk: &str) -> bool {
+pub(crate) fn is_own_mail(mail: &InboundMail, helpdesk: &str) -> bool {
     mail.headers
         .get(&LOOP_HEADER.to_ascii_lowercase())
         .is_some_and(|values| {
@@ -134,7 +134,7 @@ pub fn is_own_mail(mail: &InboundMail, helpdesk: &str) -> bool {
 /// The recipients a delivery report (RFC 3464 §2.3) says failed for good: a per-recipient
 /// block with `Status: 5.x.x` (or `Action: failed` without a status). Addresses are
 /// lower-cased; `Final-Recipient` wins over `Original-Recipient`.
-pub fn hard_bounces(raw: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn hard_bounces(raw: &[u8]) -> Vec<(String, String)> {
     let text = String::from_utf8_lossy(raw);
     let mut found: Vec<(String, String)> = Vec::new();
     // The fields of one recipient are a block; blocks are separated by blank lines. Continuation
@@ -179,7 +179,7 @@ pub fn hard_bounces(raw: &[u8]) -> Vec<(String, String)> {
 /// recipient of the message it quotes (`recipients`: what casemail recorded sending, `None`
 /// when it recorded nothing), and never for a registered caseworker's address: otherwise
 /// anybody could silence a requester or a caseworker with a forged report.
-pub fn bounce_not_counted(
+pub(crate) fn bounce_not_counted(
     mail: &InboundMail,
     sender: &str,
     authentication: &crate::casework::auth::Verdict,
@@ -234,25 +234,25 @@ fn address_of(value: &str) -> Option<String> {
 
 /// Whether an SMTP refusal means the address itself is bad (RFC 5321 §4.2.2: 550 mailbox
 /// unavailable, 551 user not local, 553 mailbox name not allowed), rather than the message.
-pub fn refuses_address(code: u16) -> bool {
+pub(crate) fn refuses_address(code: u16) -> bool {
     matches!(code, 550 | 551 | 553)
 }
 
 /// Whether casemail sends this kind of mail on its own, rather than on a person's behalf. A
 /// caseworker's relayed answer is the only kind a person writes.
-pub fn is_automatic(kind: OutboxKind) -> bool {
+pub(crate) fn is_automatic(kind: OutboxKind) -> bool {
     !matches!(kind, OutboxKind::Relay)
 }
 
 /// The UTC hour and day a moment falls in, as counted since 1970.
-pub fn windows(now: Timestamp) -> (i64, i64) {
+pub(crate) fn windows(now: Timestamp) -> (i64, i64) {
     let seconds = now.as_second();
     (seconds.div_euclid(3600), seconds.div_euclid(86_400))
 }
 
 /// Whether a message may go, and why not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     Send,
     /// Over a cap: the message is not sent (automatic mail only).
     OverCap(String),
@@ -262,7 +262,7 @@ pub enum Admission {
 
 /// What is known about one message's recipients and ticket when it is queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// For each recipient: messages already sent to it this hour, and its suppression.
     pub recipients: Vec<(u32, Option<Suppression>)>,
     /// Messages already sent about the ticket today, when there is a ticket.
@@ -272,7 +272,12 @@ pub struct Counts {
 /// The rule: a suppressed recipient gets nothing; automatic mail over a cap is not sent; a
 /// caseworker's answer is never held back by a cap (it is counted, and a person wrote it, so
 /// it cannot feed a loop by itself). A cap of 0 means no cap.
-pub fn decide(kind: OutboxKind, counts: &Counts, limits: &Loops, now: Timestamp) -> Admission {
+pub(crate) fn decide(
+    kind: OutboxKind,
+    counts: &Counts,
+    limits: &Loops,
+    now: Timestamp,
+) -> Admission {
     for (_, suppression) in &counts.recipients {
         if let Some(suppression) = suppression
             && suppression.until > now
@@ -304,7 +309,7 @@ pub fn decide(kind: OutboxKind, counts: &Counts, limits: &Loops, now: Timestamp)
 /// Decides, inside the queuing transaction, whether a message may go; when it may, counts it
 /// against its recipients and ticket. When it may not, an event on the ticket says so
 /// (added once the transaction's own ticket changes are written).
-pub fn admit(
+pub(crate) fn admit(
     tx: &WriteTx<'_>,
     limits: &Loops,
     kind: OutboxKind,
@@ -368,7 +373,7 @@ pub fn admit(
 
 /// Records that nothing goes to `address` for `limits.suppress_after_bounce`, with an event
 /// on the ticket when there is one. A longer suppression already in place is kept.
-pub fn suppress(
+pub(crate) fn suppress(
     tx: &WriteTx<'_>,
     limits: &Loops,
     address: &str,
@@ -410,7 +415,11 @@ pub fn suppress(
 
 /// One acknowledgement per sender per day: whether `address` may get one now, counting it
 /// when it may.
-pub fn take_acknowledgement(tx: &WriteTx<'_>, address: &str, now: Timestamp) -> TxResult<bool> {
+pub(crate) fn take_acknowledgement(
+    tx: &WriteTx<'_>,
+    address: &str,
+    now: Timestamp,
+) -> TxResult<bool> {
     let (_, day) = windows(now);
     let address = address.to_lowercase();
     let counter = Counter::Acknowledged {
@@ -431,7 +440,7 @@ pub fn take_acknowledgement(tx: &WriteTx<'_>, address: &str, now: Timestamp) -> 
 /// an acknowledgement must not carry a stranger's subject or display name to her. `{subject}`
 /// and `{name}`, which older templates may still use, are filled with the ticket reference
 /// `[#N]` and with nothing.
-pub fn render_template(template: &str, ticket: u64, helpdesk: &str) -> String {
+pub(crate) fn render_template(template: &str, ticket: u64, helpdesk: &str) -> String {
     let clean = |text: &str| -> String {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })

@@ -21,7 +21,7 @@ fn direction(d: Direction) -> &'static str {
     }
 }
 
-pub fn ticket_summary(ticket: &Ticket) -> Value {
+pub(crate) fn ticket_summary(ticket: &Ticket) -> Value {
     json!({
         "number": ticket.id.0,
         "status": ticket.status.as_str(),
@@ -37,7 +37,7 @@ pub fn ticket_summary(ticket: &Ticket) -> Value {
     })
 }
 
-pub fn message_json(message: &StoredMessage) -> Value {
+pub(crate) fn message_json(message: &StoredMessage) -> Value {
     json!({
         "seq": message.seq,
         "message_id": message.message_id.as_ref().map(|m| m.as_str()),
@@ -65,14 +65,17 @@ pub fn message_json(message: &StoredMessage) -> Value {
 
 /// Which tickets `ticket list` shows; `None` lets every ticket through.
 #[derive(Debug, Clone, Default)]
-pub struct TicketFilter {
+pub(crate) struct TicketFilter {
     pub status: Option<Status>,
     pub owner: Option<AgentId>,
     /// Tickets updated at or after this moment.
     pub since: Option<jiff::Timestamp>,
 }
 
-pub fn ticket_list(store: &Store, filter: &TicketFilter) -> Result<Vec<Ticket>, store::Error> {
+pub(crate) fn ticket_list(
+    store: &Store,
+    filter: &TicketFilter,
+) -> Result<Vec<Ticket>, store::Error> {
     Ok(store
         .tickets()?
         .into_iter()
@@ -82,7 +85,7 @@ pub fn ticket_list(store: &Store, filter: &TicketFilter) -> Result<Vec<Ticket>, 
         .collect())
 }
 
-pub fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store::Error> {
+pub(crate) fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store::Error> {
     let Some(ticket) = store.ticket(id)? else {
         return Ok(None);
     };
@@ -109,7 +112,7 @@ pub fn ticket_detail(store: &Store, id: TicketId) -> Result<Option<Value>, store
     Ok(Some(value))
 }
 
-pub fn ticket_list_text(tickets: &[Ticket]) -> String {
+pub(crate) fn ticket_list_text(tickets: &[Ticket]) -> String {
     let mut out = String::new();
     for t in tickets {
         out.push_str(&format!(
@@ -140,7 +143,7 @@ fn local_time(value: &Value, timezone: &jiff::tz::TimeZone) -> String {
 }
 
 /// `ticket show` as text, with its times in the helpdesk's `timezone`.
-pub fn ticket_detail_text(detail: &Value, timezone: &jiff::tz::TimeZone) -> String {
+pub(crate) fn ticket_detail_text(detail: &Value, timezone: &jiff::tz::TimeZone) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
     // `Name <address>`, or the address alone.
     let mailbox = |name: &Value, address: &Value| match name.as_str() {
@@ -211,7 +214,7 @@ pub fn ticket_detail_text(detail: &Value, timezone: &jiff::tz::TimeZone) -> Stri
     out
 }
 
-pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
+pub(crate) fn quarantine_json(entry: &QuarantineEntry) -> Value {
     json!({
         "id": format!(
             "{}/{}/{}",
@@ -228,7 +231,7 @@ pub fn quarantine_json(entry: &QuarantineEntry) -> Value {
 }
 
 /// A suppressed address as JSON (`address`, `since`, `until`, `reason`, `ticket`).
-pub fn suppression_json(entry: &crate::model::Suppression) -> Value {
+pub(crate) fn suppression_json(entry: &crate::model::Suppression) -> Value {
     json!({
         "address": entry.address,
         "since": entry.since.to_string(),
@@ -240,7 +243,7 @@ pub fn suppression_json(entry: &crate::model::Suppression) -> Value {
 
 /// Every agent with their open caseload, as JSON objects (`id`, `name`, `emails`, `role`,
 /// `max_open`, `away`, `away_until`, `open_tickets`).
-pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::Error> {
+pub(crate) fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::Error> {
     let tickets = store.tickets()?;
     Ok(store
         .agents()?
@@ -266,7 +269,7 @@ pub fn agents(store: &Store, now: jiff::Timestamp) -> Result<Vec<Value>, store::
 }
 
 /// `agent list` as text, with `away until` in the helpdesk's `timezone`.
-pub fn agents_text(agents: &[Value], timezone: &jiff::tz::TimeZone) -> String {
+pub(crate) fn agents_text(agents: &[Value], timezone: &jiff::tz::TimeZone) -> String {
     let s = |v: &Value| for_terminal(v.as_str().unwrap_or("-"));
     let mut out = String::new();
     for a in agents {

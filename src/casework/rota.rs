@@ -55,13 +55,13 @@ mod duty;
 mod file;
 mod wall_clock;
 
-pub use dates::{DateError, local_time, parse_date, start_of_day, zone_name};
-pub use file::{Error, Table, parse};
+pub(crate) use dates::{local_time, parse_date, start_of_day, zone_name};
+pub(crate) use file::{Error, parse};
 
 /// Weekly shifts and dated exceptions in one time zone; built only by [`parse`], so every value
 /// in it has been validated.
 #[derive(Debug, Clone)]
-pub struct Rota {
+pub(crate) struct Rota {
     timezone_name: String,
     timezone: TimeZone,
     shifts: Vec<Shift>,
@@ -71,7 +71,7 @@ pub struct Rota {
 
 /// A shift that repeats every week.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shift {
+pub(crate) struct Shift {
     pub agent: AgentId,
     /// The days the shift starts on, in the order the file lists them; never empty, no repeats.
     pub days: Vec<Weekday>,
@@ -83,7 +83,7 @@ pub struct Shift {
 
 /// Time off: the agent is not on duty from `from` until `until`, whatever their shifts say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leave {
+pub(crate) struct Leave {
     pub agent: AgentId,
     pub from: LeaveBound,
     pub until: LeaveBound,
@@ -91,7 +91,7 @@ pub struct Leave {
 
 /// One end of a leave, in wall-clock terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveBound {
+pub(crate) enum LeaveBound {
     /// A whole day: a leave starts at its first moment or ends after its last.
     Date(Date),
     /// An exact wall-clock moment.
@@ -100,7 +100,7 @@ pub enum LeaveBound {
 
 /// A one-off shift on a given date.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extra {
+pub(crate) struct Extra {
     pub agent: AgentId,
     pub date: Date,
     /// Never `24:00`.
@@ -111,28 +111,26 @@ pub struct Extra {
 
 /// A wall-clock time of day in whole minutes, from `00:00` to `24:00` inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClockTime(u16);
+pub(crate) struct ClockTime(u16);
 
 const MINUTES_PER_DAY: u16 = 24 * 60;
 
 impl ClockTime {
-    /// `00:00`.
-    pub const MIDNIGHT: ClockTime = ClockTime(0);
     /// `24:00`, the midnight that ends a day.
-    pub const END_OF_DAY: ClockTime = ClockTime(MINUTES_PER_DAY);
+    pub(crate) const END_OF_DAY: ClockTime = ClockTime(MINUTES_PER_DAY);
 
     /// `None` unless the time is between `00:00` and `24:00`.
-    pub fn new(hour: u8, minute: u8) -> Option<ClockTime> {
+    pub(crate) fn new(hour: u8, minute: u8) -> Option<ClockTime> {
         let minutes = u16::from(hour) * 60 + u16::from(minute);
         (minute < 60 && minutes <= MINUTES_PER_DAY).then_some(ClockTime(minutes))
     }
 
-    pub fn hour(self) -> u8 {
+    pub(crate) fn hour(self) -> u8 {
         // At most 24, so the narrowing cannot lose anything.
         (self.0 / 60) as u8
     }
 
-    pub fn minute(self) -> u8 {
+    pub(crate) fn minute(self) -> u8 {
         // Less than 60, so the narrowing cannot lose anything.
         (self.0 % 60) as u8
     }
@@ -187,29 +185,29 @@ impl fmt::Display for LeaveBound {
 
 impl Rota {
     /// The time zone's name, as the config gives it.
-    pub fn timezone_name(&self) -> &str {
+    pub(crate) fn timezone_name(&self) -> &str {
         &self.timezone_name
     }
 
-    pub fn timezone(&self) -> &TimeZone {
+    pub(crate) fn timezone(&self) -> &TimeZone {
         &self.timezone
     }
 
-    pub fn shifts(&self) -> &[Shift] {
+    pub(crate) fn shifts(&self) -> &[Shift] {
         &self.shifts
     }
 
-    pub fn leave(&self) -> &[Leave] {
+    pub(crate) fn leave(&self) -> &[Leave] {
         &self.leave
     }
 
-    pub fn extras(&self) -> &[Extra] {
+    pub(crate) fn extras(&self) -> &[Extra] {
         &self.extras
     }
 
     /// Every agent the rota names, in shifts, leave or extra shifts, so the caller can check
     /// that each is registered.
-    pub fn agents(&self) -> BTreeSet<AgentId> {
+    pub(crate) fn agents(&self) -> BTreeSet<AgentId> {
         let shifts = self.shifts.iter().map(|shift| &shift.agent);
         let leave = self.leave.iter().map(|leave| &leave.agent);
         let extras = self.extras.iter().map(|extra| &extra.agent);

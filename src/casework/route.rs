@@ -34,7 +34,7 @@ mod tests;
 
 /// One registered agent as routing sees them at the moment of the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub id: AgentId,
     pub role: Role,
     /// Most open tickets the agent is given at once; `None` means no cap.
@@ -49,7 +49,7 @@ pub struct Candidate {
 
 impl Candidate {
     /// The candidate for a registered agent, with their caseload, at `now`.
-    pub fn new(
+    pub(crate) fn new(
         agent: &Agent,
         open_tickets: u32,
         last_assigned: Option<u64>,
@@ -72,7 +72,8 @@ impl Candidate {
 
     /// Records that this candidate was just given a ticket, as the caller's store does, so that
     /// a batch of tickets routed in one go spreads fairly.
-    pub fn assigned(&mut self, sequence: u64) {
+    #[cfg(test)]
+    pub(crate) fn assigned(&mut self, sequence: u64) {
         self.open_tickets = self.open_tickets.saturating_add(1);
         self.last_assigned = Some(sequence);
     }
@@ -84,7 +85,7 @@ impl Candidate {
 
 /// What is known about the ticket being routed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The caseworker of the requester's most recent earlier ticket.
     pub previous_owner: Option<&'a AgentId>,
     /// The ticket's owner, when a follow-up arrives on an owned ticket.
@@ -95,7 +96,7 @@ pub struct Request<'a> {
 
 /// Where a ticket goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Assign {
         agent: AgentId,
         reason: Reason,
@@ -110,7 +111,7 @@ pub enum Decision {
 
 /// Which rule chose the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// A follow-up on a ticket the agent already owns.
     CurrentOwner,
     /// The requester's earlier caseworker.
@@ -123,7 +124,7 @@ pub enum Reason {
 }
 
 /// Decides who gets a ticket; see the module documentation for the rules.
-pub fn route(
+pub(crate) fn route(
     request: &Request<'_>,
     candidates: &[Candidate],
     rota: &Rota,
@@ -189,7 +190,7 @@ pub fn route(
 /// Whether an assigned ticket has gone unanswered for too long and must be handed over: no
 /// reply from an agent since `assigned_at`, and `answer_within` has passed since then. The time
 /// counts whether or not the owner is on duty, because the requester is waiting all the same.
-pub fn is_overdue(
+pub(crate) fn is_overdue(
     assigned_at: Timestamp,
     last_agent_reply: Option<Timestamp>,
     answer_within: Duration,
@@ -206,7 +207,7 @@ pub fn is_overdue(
 
 /// The coordinators to tell about a ticket nobody could take or one that was handed over:
 /// those not away, by id.
-pub fn coordinators(candidates: &[Candidate]) -> Vec<AgentId> {
+pub(crate) fn coordinators(candidates: &[Candidate]) -> Vec<AgentId> {
     let mut ids: Vec<AgentId> = candidates
         .iter()
         .filter(|candidate| candidate.role == Role::Coordinator && !candidate.away)

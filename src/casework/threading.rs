@@ -25,7 +25,7 @@ use crate::mail::parse::InboundMail;
 use crate::model::{Direction, StoredMessage, Ticket};
 
 /// What threading reads from the store.
-pub trait ThreadView {
+pub(crate) trait ThreadView {
     type Error;
     fn find_key(&self, key: &MailKey) -> Result<Option<(TicketId, u32)>, Self::Error>;
     fn message(&self, ticket: TicketId, seq: u32) -> Result<Option<StoredMessage>, Self::Error>;
@@ -36,7 +36,7 @@ pub trait ThreadView {
 
 /// Why a message joined an existing ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     ReplyToken,
     SubjectTag,
     Headers,
@@ -44,7 +44,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::ReplyToken => "reply token",
             Reason::SubjectTag => "subject tag",
@@ -55,14 +55,14 @@ impl Reason {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
+pub(crate) enum Placement {
     Duplicate { ticket: TicketId, seq: u32 },
     Existing { ticket: TicketId, reason: Reason },
     NewTicket,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenTicketRule {
+pub(crate) enum OpenTicketRule {
     /// One person, one open case: a requester's new mail joins their open ticket.
     OnePerRequester,
     /// Every message that matches nothing else starts a ticket.
@@ -71,7 +71,7 @@ pub enum OpenTicketRule {
 
 /// The parts of a message threading looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct Inbound<'a> {
+pub(crate) struct Inbound<'a> {
     pub key: &'a MailKey,
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
@@ -81,7 +81,7 @@ pub struct Inbound<'a> {
 
 /// Facts established by earlier stages.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Hints {
+pub(crate) struct Hints {
     /// The ticket a valid reply token names.
     pub token_ticket: Option<TicketId>,
 }
@@ -90,7 +90,7 @@ static SUBJECT_TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[#(\d{1,18})\]").expect("the subject tag pattern is valid"));
 
 /// The ticket numbers tagged in a subject, in order of appearance.
-pub fn subject_tags(subject: &str) -> Vec<TicketId> {
+pub(crate) fn subject_tags(subject: &str) -> Vec<TicketId> {
     SUBJECT_TAG
         .captures_iter(subject)
         .filter_map(|c| c.get(1)?.as_str().parse().ok().map(TicketId))
@@ -102,7 +102,7 @@ pub fn subject_tags(subject: &str) -> Vec<TicketId> {
 /// server adds on the way (Received, Delivered-To, Return-Path, X-…) are left out, so the copy of
 /// one message in INBOX and in Junk, or fetched again after a UIDVALIDITY change, is the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Content<'a> {
+pub(crate) struct Content<'a> {
     pub from: &'a str,
     pub date: Option<Timestamp>,
     pub subject: Option<&'a str>,
@@ -114,7 +114,7 @@ pub struct Content<'a> {
 
 impl<'a> Content<'a> {
     /// The content of an incoming message whose sender address is `sender`.
-    pub fn of_mail(mail: &'a InboundMail, sender: &'a str) -> Self {
+    pub(crate) fn of_mail(mail: &'a InboundMail, sender: &'a str) -> Self {
         Content {
             from: sender,
             date: mail.date,
@@ -131,7 +131,7 @@ impl<'a> Content<'a> {
     }
 
     /// The content of a stored incoming message, as [`Content::of_mail`] read it.
-    pub fn of_stored(message: &'a StoredMessage) -> Self {
+    pub(crate) fn of_stored(message: &'a StoredMessage) -> Self {
         Content {
             from: message.from.as_deref().unwrap_or_default(),
             date: message.date,
@@ -188,7 +188,7 @@ impl<'a> Content<'a> {
 
 /// What dedupe found for a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dedupe {
+pub(crate) enum Dedupe {
     /// The same message is stored: a second copy.
     Stored { ticket: TicketId, seq: u32 },
     /// Nothing with this key is stored.
@@ -202,7 +202,7 @@ pub enum Dedupe {
 /// Rule 1: is this message already stored? A Message-ID hit counts only when the content is the
 /// same too. A stored message that is not incoming mail as it came (an answer, a note, whose
 /// text casemail rewrote) keeps the old rule: its Message-ID alone decides.
-pub fn dedupe<V: ThreadView>(
+pub(crate) fn dedupe<V: ThreadView>(
     key: &MailKey,
     content: &Content<'_>,
     view: &V,
@@ -243,7 +243,7 @@ fn follow_merges<V: ThreadView>(view: &V, placement: Placement) -> Result<Placem
     Ok(Placement::Existing { ticket, reason })
 }
 
-pub fn place<V: ThreadView>(
+pub(crate) fn place<V: ThreadView>(
     mail: &Inbound<'_>,
     hints: Hints,
     rule: OpenTicketRule,

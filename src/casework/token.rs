@@ -220,7 +220,7 @@ const MAX_TOKEN_LEN: usize = PREFIX.len() + 1 + 20 + 1 + MAX_AGENT_ID + 1 + MAC_
 const MAX_CANDIDATE_RUN: usize = MAX_TOKEN_LEN + 1 + 16;
 /// At most this many candidates come from one piece of text, so a header made of `cm.cm.cm.…`
 /// costs a bounded number of MAC checks.
-pub const MAX_CANDIDATES: usize = 16;
+pub(crate) const MAX_CANDIDATES: usize = 16;
 
 fn mac_with(key: &[u8], ticket: TicketId, agent: &AgentId) -> Hmac<Sha256> {
     // new_from_slice accepts keys of any length for HMAC.
@@ -284,7 +284,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Linear in the length of `text`: the text is cut once into runs of token characters, a `cm.`
 /// whose run goes on for more than [`MAX_CANDIDATE_RUN`] bytes is skipped, and the search stops
 /// after [`MAX_CANDIDATES`] candidates.
-pub fn candidates(text: &str) -> Vec<String> {
+pub(crate) fn candidates(text: &str) -> Vec<String> {
     let lower = text.to_ascii_lowercase();
     let mut found = Vec::new();
     let runs = lower.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));

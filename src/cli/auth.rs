@@ -15,7 +15,7 @@ use super::AuthCommand;
 use crate::config::{Config, OAuth2, Provider};
 use crate::oauth::{self, LoginPrompt};
 
-pub fn run(config: &Config, command: &AuthCommand) -> anyhow::Result<()> {
+pub(super) fn run(config: &Config, command: &AuthCommand) -> anyhow::Result<()> {
     let oauth2 = config
         .imap
         .oauth2
@@ -138,7 +138,7 @@ impl LoginPrompt for Terminal {
 
 /// What `auth status` prints (`--json` is this, serialised).
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(super) struct Status {
     pub provider: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
@@ -161,7 +161,7 @@ pub struct Status {
 }
 
 impl Status {
-    pub fn read(config: &Config, oauth2: &OAuth2, now: Timestamp) -> anyhow::Result<Status> {
+    pub(super) fn read(config: &Config, oauth2: &OAuth2, now: Timestamp) -> anyhow::Result<Status> {
         let stored = oauth::read(&oauth2.token_file)?;
         let matching = stored
             .as_ref()
@@ -209,7 +209,7 @@ impl Status {
         })
     }
 
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let mut out = String::new();
         let line = |out: &mut String, name: &str, value: &str| {
             out.push_str(&format!("{name:<22}{value}\n"));

@@ -27,7 +27,7 @@ use crate::ops::status::{Answer, Folder, FolderState, StoreReport};
 use crate::store::{self, Store};
 
 /// `casemail status [--json]`.
-pub fn run(config: &Config, json: bool) -> anyhow::Result<()> {
+pub(crate) fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let socket = &config.control.socket;
     let answer = match control::request(socket, &DaemonQuery::Status)? {
         Some(reply) => {

@@ -56,9 +56,9 @@ pub(super) const SCHEMA: &[(&str, &str)] = &[
     ("replay_window", DURATION),
 ];
 
-pub const DEFAULT_TOKEN_EXPIRY: Duration = Duration::from_secs(90 * 24 * 60 * 60);
-pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(super) const DEFAULT_TOKEN_EXPIRY: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+pub(super) const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub(super) const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 impl Default for Auth {
     fn default() -> Self {

@@ -44,16 +44,16 @@ pub(super) const ACKNOWLEDGE_SCHEMA: &[(&str, &str)] = &[
 
 const CAP: &str = "a whole number, 0 for no cap";
 
-pub const DEFAULT_PER_RECIPIENT_PER_HOUR: u32 = 60;
-pub const DEFAULT_PER_TICKET_PER_DAY: u32 = 20;
-pub const DEFAULT_SUPPRESS_AFTER_BOUNCE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(super) const DEFAULT_PER_RECIPIENT_PER_HOUR: u32 = 60;
+pub(super) const DEFAULT_PER_TICKET_PER_DAY: u32 = 20;
+pub(super) const DEFAULT_SUPPRESS_AFTER_BOUNCE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// Short sentences in plain words, which read well through a translation tool; the ticket
 /// number is on a line of its own so it is easy to find and quote.
-pub const DEFAULT_TEMPLATE: &str = "Hello,\n\nThank you for writing to {helpdesk}. We have received your message.\n\nYour ticket number is: #{ticket}\n\nWhat happens next: a caseworker will read your message and answer you by email. You do not need to write again. If you want to add something, reply to this email and keep [#{ticket}] in the subject.\n\nThis message was sent automatically.\n";
+pub(super) const DEFAULT_TEMPLATE: &str = "Hello,\n\nThank you for writing to {helpdesk}. We have received your message.\n\nYour ticket number is: #{ticket}\n\nWhat happens next: a caseworker will read your message and answer you by email. You do not need to write again. If you want to add something, reply to this email and keep [#{ticket}] in the subject.\n\nThis message was sent automatically.\n";
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["ticket", "helpdesk"];
+pub(super) const PLACEHOLDERS: &[&str] = &["ticket", "helpdesk"];
 
 /// Placeholders older templates used, still accepted but no longer filled from the mail.
 const RETIRED_PLACEHOLDERS: &[&str] = &["subject", "name"];

@@ -13,7 +13,7 @@ use super::values::is_loopback_host;
 use super::{Error, Sources, StringList, ca_file, check_text, inline_password, read_password_file};
 
 /// Where the signed-in tokens are kept, inside the state directory.
-pub const TOKEN_FILE: &str = "oauth2-token.json";
+pub(super) const TOKEN_FILE: &str = "oauth2-token.json";
 
 /// How IMAP or SMTP logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Sends `command` (a [`StoreCommand`] or a [`DaemonQuery`]) to the daemon listening on
 /// `socket` and returns its reply, or `None` when no daemon listens there (no socket, or one
 /// left by a daemon that has stopped).
-pub fn request<C: Serialize>(socket: &Path, command: &C) -> anyhow::Result<Option<Reply>> {
+pub(crate) fn request<C: Serialize>(socket: &Path, command: &C) -> anyhow::Result<Option<Reply>> {
     use std::io::ErrorKind;
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(stream) => stream,
@@ -78,7 +78,7 @@ pub fn request<C: Serialize>(socket: &Path, command: &C) -> anyhow::Result<Optio
 
 /// Sends `command` to the daemon and copies what it streams after its reply line to `out` (a
 /// backup). `None` when no daemon listens there; an error when the daemon refused or failed.
-pub fn request_stream(
+pub(crate) fn request_stream(
     socket: &Path,
     command: &StoreCommand,
     out: &mut dyn std::io::Write,

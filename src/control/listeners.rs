@@ -2,7 +2,6 @@
 //! serving both with a limit on connections at once.
 
 use std::fs::{File, TryLockError};
-use std::net::SocketAddr;
 use std::os::unix::fs::{
     DirBuilderExt as _, FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _,
     PermissionsExt as _,
@@ -33,7 +32,7 @@ const MAX_HTTP_CONNECTIONS: usize = 32;
 
 /// The bound listeners. Binding is separate from serving so that the daemon fails at start,
 /// before it opens the store, when another daemon runs or an address is taken.
-pub struct Listeners {
+pub(crate) struct Listeners {
     unix: UnixListener,
     socket: PathBuf,
     /// Held until the socket file is removed; see the module documentation.
@@ -41,7 +40,6 @@ pub struct Listeners {
     /// The user the socket belongs to, which is the daemon's.
     owner: u32,
     http: TcpListener,
-    http_addr: SocketAddr,
     http_addr_file: PathBuf,
 }
 
@@ -49,7 +47,7 @@ impl Listeners {
     /// Takes the socket's lock, replaces a socket left by a daemon that died, binds the socket
     /// (mode 0600) and the HTTP address, and records the bound HTTP address in the state
     /// directory.
-    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+    pub(crate) async fn bind(config: &Config) -> anyhow::Result<Listeners> {
         let socket = config.control.socket.clone();
         if let Some(parent) = socket.parent()
             && !parent.as_os_str().is_empty()
@@ -134,19 +132,21 @@ impl Listeners {
             lock,
             owner,
             http,
-            http_addr,
             http_addr_file,
         })
     }
 
     /// The address `/healthz` and `/metrics` are served on.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+    #[cfg(test)]
+    pub(crate) fn http_addr(&self) -> std::net::SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Serves both listeners until `cancel`, then lets the requests under way finish, removes
     /// the socket and the address file, and releases the lock.
-    pub async fn serve(self, shared: Arc<Shared>, cancel: CancellationToken) {
+    pub(crate) async fn serve(self, shared: Arc<Shared>, cancel: CancellationToken) {
         // One tracker per listener: each counts its own connections against its own limit.
         let requests = TaskTracker::new();
         let scrapes = TaskTracker::new();

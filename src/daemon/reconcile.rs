@@ -52,7 +52,7 @@ const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 const NOTICE_LIST_LIMIT: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("imap failed")]
     Imap(#[from] imap::Error),
     #[error("store failed")]
@@ -61,7 +61,7 @@ pub enum Error {
 
 /// One message in the mailbox that is in no ticket and not in the quarantine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Missing {
+pub(crate) struct Missing {
     pub folder: String,
     pub uidvalidity: u32,
     pub uid: u32,
@@ -82,7 +82,7 @@ impl Missing {
 
 /// What one folder looked like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FolderCheck {
+pub(crate) struct FolderCheck {
     pub folder: String,
     /// `watched` or `processed`.
     pub role: &'static str,
@@ -116,7 +116,7 @@ impl FolderCheck {
 
 /// What one run found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub at: Timestamp,
     pub folders: Vec<FolderCheck>,
     /// Missing messages the coordinators were told of in this run.
@@ -126,14 +126,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn missing(&self) -> impl Iterator<Item = &Missing> {
+    pub(crate) fn missing(&self) -> impl Iterator<Item = &Missing> {
         self.folders.iter().flat_map(|folder| folder.missing.iter())
     }
 }
 
 /// Runs reconciliation every `every` until `cancel`, reporting to `metrics` and waking the
 /// relay when a notice was queued.
-pub async fn run(
+pub(crate) async fn run(
     store: Store,
     config: Arc<Config>,
     every: Duration,
@@ -171,7 +171,7 @@ pub async fn run(
 }
 
 /// Hands a report's figures to the metrics.
-pub fn observe(metrics: &Metrics, report: &Report) {
+pub(crate) fn observe(metrics: &Metrics, report: &Report) {
     for folder in &report.folders {
         if folder.role == "watched" && folder.exists {
             metrics.folder_lag(
@@ -194,7 +194,7 @@ pub fn observe(metrics: &Metrics, report: &Report) {
 
 /// One run: looks at every watched folder and the processed folder, records and reports what
 /// is missing, and returns what it found.
-pub async fn reconcile(
+pub(crate) async fn reconcile(
     store: &Store,
     config: &Config,
     now: Timestamp,
@@ -531,7 +531,7 @@ fn settle(
 }
 
 /// The subject and body of the notice to coordinators. Header text is escaped.
-pub fn notice_text(missing: &[&Missing], watched: &[&str]) -> (String, String) {
+pub(crate) fn notice_text(missing: &[&Missing], watched: &[&str]) -> (String, String) {
     let subject = format!(
         "casemail: {} message(s) in the mailbox are in no ticket",
         missing.len()

@@ -27,7 +27,7 @@ use crate::store::{self, Store};
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read the sign-in")]
     OAuth(#[from] oauth::Error),
     #[error("cannot queue the notice")]
@@ -36,7 +36,7 @@ pub enum Error {
 
 /// What one look found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// No refusal on record.
     Fine,
     /// A refusal the coordinators were already told of.
@@ -46,7 +46,7 @@ pub enum Outcome {
 }
 
 /// Watches until `cancel`; returns at once when nothing signs in with OAuth 2.0.
-pub async fn run(
+pub(crate) async fn run(
     store: Store,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
@@ -72,7 +72,7 @@ pub async fn run(
 }
 
 /// One look: renew the access token when it is due, then report a refusal on record.
-pub async fn step(
+pub(crate) async fn step(
     store: &Store,
     config: &Config,
     oauth2: &OAuth2,
@@ -171,7 +171,7 @@ fn queue_notice(
 }
 
 /// The notice's subject and body: what happened, what stops working, what to run.
-pub fn notice_text(config: &Config, oauth2: &OAuth2, reason: &str) -> (String, String) {
+pub(crate) fn notice_text(config: &Config, oauth2: &OAuth2, reason: &str) -> (String, String) {
     let subject = "casemail: signing in to the mailbox was refused".to_owned();
     let mut affected = Vec::new();
     if config.imap.oauth2.is_some() {

@@ -16,14 +16,14 @@ use crate::ids::Uid;
 /// share back once the process stage has filed it. So memory stays bounded in bytes whatever
 /// the mailbox holds, and backpressure in bytes reaches IMAP.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     permits: Arc<Semaphore>,
     total_kib: u32,
 }
 
 impl Budget {
     /// `[ingest] fetch_bytes`, or the largest message fetched whole if that is more.
-    pub fn new(ingest: &config::Ingest) -> Budget {
+    pub(crate) fn new(ingest: &config::Ingest) -> Budget {
         let total_kib = kib(ingest.fetch_bytes.max(ingest.max_message_size)).max(1);
         Budget {
             permits: Arc::new(Semaphore::new(total_kib as usize)),
@@ -41,13 +41,13 @@ impl Budget {
     }
 
     /// KiB held by mail fetched and not yet filed.
-    pub fn in_use_kib(&self) -> u32 {
+    pub(crate) fn in_use_kib(&self) -> u32 {
         let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
         self.total_kib.saturating_sub(free)
     }
 
     /// The whole budget, in KiB.
-    pub fn total_kib(&self) -> u32 {
+    pub(crate) fn total_kib(&self) -> u32 {
         self.total_kib
     }
 }
@@ -81,7 +81,7 @@ pub(super) async fn message_sizes(
 /// One UID FETCH of a batch: messages fetched whole, together up to `[ingest] fetch_bytes`, or
 /// one message over `[ingest] max_message_size` of which only the header fields are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchPlan {
+pub(crate) enum FetchPlan {
     Whole { uids: Vec<Uid>, kib: Vec<u32> },
     HeaderOnly { uid: Uid, size: u64 },
 }
@@ -89,7 +89,7 @@ pub enum FetchPlan {
 /// Cuts `sized` (UID and RFC822.SIZE, in UID order) into fetches: whole messages in runs of at
 /// most `fetch_bytes` (a run holds at least one message), and each message over
 /// `max_message_size` alone, headers only.
-pub fn plan_fetches(
+pub(crate) fn plan_fetches(
     sized: &[(Uid, u64)],
     max_message_size: u64,
     fetch_bytes: u64,

@@ -13,7 +13,10 @@ use super::{COMMAND_TIMEOUT, Error, ImapIo, Session, timed};
 use crate::config::{self, Security};
 
 /// The TLS connector for `host`, with its errors named after the host.
-pub fn tls_connector(host: &str, ca_file: Option<&std::path::Path>) -> Result<TlsConnector, Error> {
+pub(crate) fn tls_connector(
+    host: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<TlsConnector, Error> {
     crate::tls::connector(ca_file).map_err(|reason| Error::Tls {
         host: host.to_owned(),
         reason,
@@ -43,7 +46,7 @@ async fn tls_wrap<S: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug + 'stati
 }
 
 /// Connects and logs in.
-pub async fn connect(config: &config::Imap) -> Result<Session, Error> {
+pub(crate) async fn connect(config: &config::Imap) -> Result<Session, Error> {
     let network = |source| Error::Network {
         host: config.host.clone(),
         port: config.port,

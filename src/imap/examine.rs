@@ -11,7 +11,7 @@ use crate::ids::{MessageId, Uid, UidValidity};
 
 /// A folder as EXAMINE shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FolderStatus {
+pub(crate) struct FolderStatus {
     pub uidvalidity: UidValidity,
     pub uid_next: Option<Uid>,
     pub exists: u32,
@@ -19,7 +19,7 @@ pub struct FolderStatus {
 
 /// What the server's ENVELOPE says about one message: enough to name it in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub uid: Uid,
     pub message_id: Option<MessageId>,
     /// The subject, RFC 2047 words decoded; not yet escaped for a terminal.
@@ -31,19 +31,19 @@ const ENVELOPE_BATCH: usize = 500;
 
 /// A read-only session for looking at folders without changing them (reconciliation): EXAMINE
 /// instead of SELECT, so no flag or `\Recent` state changes, and no message is fetched whole.
-pub struct Examiner {
+pub(crate) struct Examiner {
     session: Session,
 }
 
 impl Examiner {
-    pub async fn connect(config: &config::Imap) -> Result<Examiner, Error> {
+    pub(crate) async fn connect(config: &config::Imap) -> Result<Examiner, Error> {
         Ok(Examiner {
             session: connect(config).await?,
         })
     }
 
     /// Opens `folder` read-only; `None` when it does not exist.
-    pub async fn examine(&mut self, folder: &str) -> Result<Option<FolderStatus>, Error> {
+    pub(crate) async fn examine(&mut self, folder: &str) -> Result<Option<FolderStatus>, Error> {
         let mailbox = match timed(self.session.examine(folder)).await {
             Ok(mailbox) => mailbox,
             Err(Error::Protocol(async_imap::error::Error::No(_))) => return Ok(None),
@@ -61,7 +61,7 @@ impl Examiner {
     }
 
     /// The UIDs of the examined folder from `first` to `last` (to the end with `None`), sorted.
-    pub async fn uids(&mut self, first: u32, last: Option<u32>) -> Result<Vec<Uid>, Error> {
+    pub(crate) async fn uids(&mut self, first: u32, last: Option<u32>) -> Result<Vec<Uid>, Error> {
         let first = first.max(1);
         if last.is_some_and(|last| last < first) {
             return Ok(Vec::new());
@@ -83,7 +83,7 @@ impl Examiner {
     }
 
     /// The envelopes of `uids` in the examined folder; UIDs no longer there are left out.
-    pub async fn envelopes(&mut self, uids: &[Uid]) -> Result<Vec<Envelope>, Error> {
+    pub(crate) async fn envelopes(&mut self, uids: &[Uid]) -> Result<Vec<Envelope>, Error> {
         let mut out = Vec::with_capacity(uids.len());
         for chunk in uids.chunks(ENVELOPE_BATCH) {
             let set = uid_set(chunk);
@@ -113,7 +113,7 @@ impl Examiner {
         Ok(out)
     }
 
-    pub async fn logout(mut self) {
+    pub(crate) async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.session.logout()).await;
     }
 }

@@ -39,19 +39,19 @@ use crate::store::Store;
 const RECHECK: Duration = Duration::from_secs(600);
 
 /// Works through the IMAP deletion queue.
-pub struct Expunger {
+pub(crate) struct Expunger {
     config: Arc<Config>,
     store: Store,
 }
 
 impl Expunger {
-    pub fn new(config: Arc<Config>, store: Store) -> Expunger {
+    pub(crate) fn new(config: Arc<Config>, store: Store) -> Expunger {
         Expunger { config, store }
     }
 
     /// Runs until `cancel`: at start, whenever a deletion is queued, and every few minutes.
     /// A failed pass is retried with capped, jittered backoff.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub(crate) async fn run(self, cancel: CancellationToken) {
         let mut watch = self.store.watch_imap_deletions();
         let mut backoff = BACKOFF_START;
         loop {
@@ -81,7 +81,7 @@ impl Expunger {
     }
 
     /// One pass over the queue as it is now. Connects only when there is something to do.
-    pub async fn step(&self, cancel: &CancellationToken) -> Result<(), Error> {
+    pub(crate) async fn step(&self, cancel: &CancellationToken) -> Result<(), Error> {
         let pending = self.store.imap_deletions()?;
         if pending.is_empty() {
             return Ok(());

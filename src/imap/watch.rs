@@ -23,7 +23,7 @@ mod idle;
 
 /// What one pass of a folder's loop did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum StepOutcome {
+pub(crate) enum StepOutcome {
     /// New mail was handed to the process stage.
     Fetched(usize),
     /// Nothing new; the loop waited for the server (IDLE or the poll interval).
@@ -57,11 +57,11 @@ impl Selected {
 }
 
 /// Told of a folder whose session failed, with the error.
-pub type OnDown = Arc<dyn Fn(&str, &Error) + Send + Sync>;
+pub(crate) type OnDown = Arc<dyn Fn(&str, &Error) + Send + Sync>;
 
 /// How far casemail is behind a folder at the last look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lag {
+pub(crate) struct Lag {
     /// The UID the server will give the next message (UIDNEXT, or above the highest UID seen).
     pub uid_next: Option<Uid>,
     /// Messages in the folder above the committed cursor: fetched but not yet committed, and
@@ -70,10 +70,10 @@ pub struct Lag {
 }
 
 /// Told of a folder's lag after each look at it (metrics).
-pub type OnLag = Arc<dyn Fn(&str, Lag) + Send + Sync>;
+pub(crate) type OnLag = Arc<dyn Fn(&str, Lag) + Send + Sync>;
 
 /// Watches one IMAP folder.
-pub struct FolderWatch {
+pub(crate) struct FolderWatch {
     pub folder: String,
     pub kind: FolderKind,
     config: Arc<config::Config>,
@@ -92,7 +92,7 @@ pub struct FolderWatch {
 }
 
 impl FolderWatch {
-    pub fn new(
+    pub(crate) fn new(
         folder: String,
         kind: FolderKind,
         config: Arc<config::Config>,
@@ -118,13 +118,13 @@ impl FolderWatch {
     }
 
     /// Shares `budget` with the other folders, so the bound holds for the daemon as a whole.
-    pub fn with_budget(mut self, budget: Budget) -> FolderWatch {
+    pub(crate) fn with_budget(mut self, budget: Budget) -> FolderWatch {
         self.budget = budget;
         self
     }
 
     /// Reports the folder's lag to `on_lag` after each look at it.
-    pub fn on_lag(mut self, on_lag: OnLag) -> FolderWatch {
+    pub(crate) fn on_lag(mut self, on_lag: OnLag) -> FolderWatch {
         self.on_lag = on_lag;
         self
     }
@@ -147,13 +147,13 @@ impl FolderWatch {
 
     /// Reports each failed session to `on_down`, so health shows the folder unreachable at
     /// once rather than after a timeout.
-    pub fn on_down(mut self, on_down: OnDown) -> FolderWatch {
+    pub(crate) fn on_down(mut self, on_down: OnDown) -> FolderWatch {
         self.on_down = on_down;
         self
     }
 
     /// Runs until `cancel`, reconnecting with capped, jittered exponential backoff.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
         let mut backoff = BACKOFF_START;
         loop {
             if cancel.is_cancelled() {

@@ -23,16 +23,16 @@ use crate::model::{Agent, StoredMessage, Ticket};
 mod safe_files;
 
 /// Marks mail casemail sent, so it never processes its own mail as a request.
-pub const LOOP_HEADER: &str = "X-Casemail-Loop";
+pub(crate) const LOOP_HEADER: &str = "X-Casemail-Loop";
 
 /// The first line of every notification: what an agent writes above it is their reply, what
 /// is below is history (`strip` owns the marker).
-pub use crate::mail::strip::REPLY_ABOVE;
+pub(crate) use crate::mail::strip::REPLY_ABOVE;
 
 /// Why a message could not be composed. Errors are logged at WARN and ERROR, so their text
 /// names no person: the address stays in the value, for DEBUG logs and tests.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("an address cannot be used in a message header")]
     Address(String),
     #[error("agent {0} has no address")]
@@ -42,11 +42,11 @@ pub enum Error {
 }
 
 /// The line a notification carries when the requester's address cannot be written to.
-pub const UNANSWERABLE: &str = "Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply\n          to this notification will not reach them. Ask a coordinator how to reach them\n          another way; do not write to them from your own address.\n";
+pub(crate) const UNANSWERABLE: &str = "Answer:   NOT BY MAIL. casemail cannot send mail to the requester's address, so a reply\n          to this notification will not reach them. Ask a coordinator how to reach them\n          another way; do not write to them from your own address.\n";
 
 /// The helpdesk identity outgoing mail is sent as.
 #[derive(Debug, Clone)]
-pub struct Sender {
+pub(crate) struct Sender {
     pub address: String,
     pub name: String,
 }
@@ -67,7 +67,7 @@ impl Sender {
     }
 
     /// The helpdesk address with a sub-address: `help+DETAIL@domain`.
-    pub fn sub_address(&self, detail: &str) -> String {
+    pub(crate) fn sub_address(&self, detail: &str) -> String {
         match self.address.rsplit_once('@') {
             Some((local, domain)) => format!("{local}+{detail}@{domain}"),
             None => self.address.clone(),
@@ -75,7 +75,7 @@ impl Sender {
     }
 
     /// A Message-ID fixed at creation: `kind.ticket.nonce@helpdesk-domain`.
-    pub fn message_id(&self, kind: &str, ticket: u64, nonce: u64) -> MessageId {
+    pub(crate) fn message_id(&self, kind: &str, ticket: u64, nonce: u64) -> MessageId {
         let text = format!("casemail.{kind}.{ticket}.{nonce:016x}@{}", self.domain());
         MessageId::parse(&text).unwrap_or_else(|| {
             // The parts are ASCII without white space, so parsing cannot fail; keep a usable id
@@ -88,7 +88,7 @@ impl Sender {
 
 /// A composed message, ready for the outbox.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub message_id: MessageId,
     pub envelope_from: String,
     pub recipients: Vec<String>,
@@ -105,7 +105,7 @@ pub struct AttachmentBytes {
 
 /// Why an agent is being sent a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
+pub(crate) enum Why {
     /// The ticket was just assigned to them.
     Assigned,
     /// The requester wrote again on a ticket they own.
@@ -157,7 +157,7 @@ fn no_reactions() -> HeaderValue {
 }
 
 /// The subject a ticket goes by in mail: `[#N] subject`.
-pub fn ticket_subject(ticket: &Ticket) -> String {
+pub(crate) fn ticket_subject(ticket: &Ticket) -> String {
     format!("[#{}] {}", ticket.id.0, clean_line(&ticket.subject))
 }
 
@@ -173,7 +173,7 @@ fn clean_line(text: &str) -> String {
 
 /// The notification that hands a ticket (and the message that caused it) to an agent.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the notification.
-pub fn ticket_notification(
+pub(crate) fn ticket_notification(
     sender: &Sender,
     agent: &Agent,
     ticket: &Ticket,
@@ -284,7 +284,7 @@ pub fn ticket_notification(
 }
 
 /// A short notice to one coordinator (nobody could take a ticket, a handover happened).
-pub fn coordinator_notice(
+pub(crate) fn coordinator_notice(
     sender: &Sender,
     coordinator: &Agent,
     ticket: &Ticket,
@@ -321,7 +321,7 @@ pub fn coordinator_notice(
 }
 
 /// A plain text message from the helpdesk to one coordinator (the daily digest).
-pub fn plain_to(
+pub(crate) fn plain_to(
     sender: &Sender,
     to: &str,
     subject: &str,
@@ -365,7 +365,7 @@ fn acknowledgement_subject(sender: &Sender, ticket: &Ticket) -> String {
 /// person who never wrote: it quotes nothing of the inbound mail. The subject is
 /// `[#N] Your message to HELPDESK` and the recipient has no display name.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
-pub fn acknowledgement(
+pub(crate) fn acknowledgement(
     sender: &Sender,
     ticket: &Ticket,
     body: &str,
@@ -441,7 +441,7 @@ pub struct Cleared {
 /// name, built from the ticket, pass `secrets` too. Only `gate` decides what goes; this only
 /// composes it.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the message.
-pub fn relay_to_requester(
+pub(crate) fn relay_to_requester(
     sender: &Sender,
     ticket: &Ticket,
     cleared: &Cleared,

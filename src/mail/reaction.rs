@@ -25,7 +25,7 @@ const MAX_LINE_CHARS: usize = 200;
 
 /// Whether `mail` is an Outlook reaction to a message: a reply whose text opens with
 /// "Name reacted to your message:".
-pub fn is_reaction(mail: &InboundMail) -> bool {
+pub(crate) fn is_reaction(mail: &InboundMail) -> bool {
     if mail.in_reply_to.is_empty() && mail.references.is_empty() {
         return false;
     }

@@ -18,10 +18,10 @@ use tokio_rustls::rustls;
 /// A token endpoint answers in well under this; a slower one is treated as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Token responses are a few kilobytes; anything larger is not one.
-pub const MAX_RESPONSE: usize = 1024 * 1024;
+pub(crate) const MAX_RESPONSE: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0:?} is not an http or https URL")]
     Url(String),
     #[error("cannot connect to {host}:{port}")]
@@ -47,7 +47,7 @@ pub enum Error {
 
 /// An endpoint, split for connecting.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
+pub(crate) struct Url {
     pub secure: bool,
     pub host: String,
     pub port: u16,
@@ -56,7 +56,7 @@ pub struct Url {
 }
 
 impl Url {
-    pub fn parse(url: &str) -> Result<Url, Error> {
+    pub(crate) fn parse(url: &str) -> Result<Url, Error> {
         let bad = || Error::Url(url.to_owned());
         let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
@@ -118,14 +118,14 @@ impl Url {
 
 /// A whole response.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 /// `application/x-www-form-urlencoded` (the WHATWG URL standard's serializer): the bytes a
 /// token request's body and an authorization URL's query are made of.
-pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (index, (name, value)) in pairs.iter().enumerate() {
         if index > 0 {
@@ -168,7 +168,7 @@ fn basic_component(text: &str) -> String {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
-pub fn form_decode(text: &str) -> String {
+pub(crate) fn form_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;
@@ -197,7 +197,7 @@ pub fn form_decode(text: &str) -> String {
 
 /// POSTs `fields` as a form to `url` and reads the whole answer. With `basic`, a client id and
 /// secret go in an `Authorization: Basic` header.
-pub async fn post_form(
+pub(crate) async fn post_form(
     url: &str,
     fields: &[(&str, &str)],
     basic: Option<(&str, &str)>,
@@ -228,7 +228,7 @@ pub async fn post_form(
 }
 
 /// GETs `url` and reads the whole answer.
-pub async fn get(url: &str, ca_file: Option<&Path>) -> Result<Response, Error> {
+pub(crate) async fn get(url: &str, ca_file: Option<&Path>) -> Result<Response, Error> {
     let url = Url::parse(url)?;
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: casemail\r\nAccept: application/json\r\n\

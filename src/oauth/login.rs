@@ -20,12 +20,12 @@ use crate::config::{Flow, OAuth2, Provider};
 
 /// Where the authorization-code flow sends the browser: nothing listens there, the person
 /// copies the address instead. Google and Microsoft accept loopback redirects for desktop apps.
-pub const REDIRECT_URI: &str = "http://localhost";
+pub(crate) const REDIRECT_URI: &str = "http://localhost";
 /// RFC 8628 §3.5: the interval when the server names none.
 const DEFAULT_INTERVAL: u64 = 5;
 
 /// How the login talks to the person signing in.
-pub trait LoginPrompt {
+pub(crate) trait LoginPrompt {
     /// Device flow: tell them where to go and which code to enter.
     fn device_code(
         &mut self,
@@ -40,7 +40,7 @@ pub trait LoginPrompt {
 
 /// What a login achieved, for `auth login` to print.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Signed {
+pub(crate) struct Signed {
     pub account: Option<String>,
     pub scope: Option<String>,
     pub expires: Option<Timestamp>,
@@ -49,7 +49,7 @@ pub struct Signed {
 
 /// Signs in with the configured flow and stores the tokens, replacing any earlier sign-in (and
 /// clearing a recorded refusal).
-pub async fn login(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<Signed, Error> {
+pub(crate) async fn login(config: &OAuth2, prompt: &mut dyn LoginPrompt) -> Result<Signed, Error> {
     let config = &super::resolve(config).await?;
     let now = Timestamp::now();
     let granted = match config.flow {
@@ -297,7 +297,7 @@ async fn authorization_code(
 }
 
 /// The code in the address the browser was sent to, after checking its `state`.
-pub fn code_from_redirect(landed: &str, state: &str) -> Result<String, Error> {
+pub(crate) fn code_from_redirect(landed: &str, state: &str) -> Result<String, Error> {
     let query = landed
         .trim()
         .split_once('?')

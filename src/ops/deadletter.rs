@@ -32,7 +32,7 @@ fn dead_letter_json(dead: &DeadLetter, size: Option<usize>) -> Value {
 }
 
 /// `deadletter list [--json]`, oldest first.
-pub fn list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(super) fn list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let letters = store.dead_letters()?;
     if json {
         let mut values = Vec::with_capacity(letters.len());
@@ -76,7 +76,7 @@ pub fn list(store: &Store, json: bool, out: &mut dyn Write) -> anyhow::Result<()
 /// `deadletter retry ID`: the same bytes and Message-ID go back to the outbox, due now. Refused
 /// while a recipient is still suppressed (it would only fail again, or reach an address that
 /// bounced for good); the ticket's events record the retry.
-pub fn retry(
+pub(super) fn retry(
     store: &Store,
     id: u64,
     now: jiff::Timestamp,

@@ -18,7 +18,7 @@ use crate::mail::strip;
 
 /// What `inspect` prints for one file.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub file: String,
     pub size: usize,
     /// Without angle brackets.
@@ -59,7 +59,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AttachmentReport {
+pub(crate) struct AttachmentReport {
     pub name: Option<String>,
     pub content_type: String,
     pub size: u64,
@@ -67,14 +67,14 @@ pub struct AttachmentReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AnomalyReport {
+pub(crate) struct AnomalyReport {
     pub kind: &'static str,
     pub message: String,
 }
 
 impl Report {
     /// The report on `mail`, read from the bytes `raw`.
-    pub fn new(
+    pub(crate) fn new(
         file: &Path,
         raw: &[u8],
         mail: &InboundMail,
@@ -125,7 +125,7 @@ impl Report {
 
     /// The text form: the fields that matter, every value from the message escaped for the
     /// terminal, then the decoded text with each line prefixed by `| `.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail, so the results of write! are ignored throughout.
         let _ = writeln!(out, "== {} ({} bytes)", for_terminal(&self.file), self.size);
@@ -256,7 +256,7 @@ fn non_empty(value: String) -> Option<String> {
 /// Reads and parses every file, then prints all reports: as one JSON array with `json`, as
 /// text otherwise. Files are read before anything is printed, so an unreadable file fails the
 /// command without half an output.
-pub fn inspect_files(
+pub(crate) fn inspect_files(
     files: &[PathBuf],
     format: OutputFormat,
     spam: &crate::config::Spam,
@@ -279,13 +279,13 @@ pub fn inspect_files(
 
 /// The output format of [`inspect_files`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     Json,
 }
 
 /// One report per file, in the order given.
-pub fn reports(
+pub(crate) fn reports(
     files: &[PathBuf],
     limits: &ParseLimits,
     spam: &crate::config::Spam,

@@ -15,7 +15,7 @@ use crate::process::{Outcome, Refiled};
 use crate::store::Store;
 
 /// The id `quarantine list` prints for an entry.
-pub fn id(source: &Source) -> String {
+pub(super) fn id(source: &Source) -> String {
     format!(
         "{}/{}/{}",
         source.mailbox, source.uidvalidity.0, source.uid.0
@@ -48,7 +48,12 @@ fn parse_id(text: &str) -> anyhow::Result<Source> {
 }
 
 /// `quarantine show ID [--json]`: the entry and its raw bytes, escaped for the terminal.
-pub fn show(store: &Store, text: &str, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+pub(super) fn show(
+    store: &Store,
+    text: &str,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let source = parse_id(text)?;
     let entry = store
         .quarantine()?
@@ -76,7 +81,7 @@ pub fn show(store: &Store, text: &str, json: bool, out: &mut dyn Write) -> anyho
 }
 
 /// `quarantine retry ID`: files the raw bytes again (see `process::refile_quarantined`).
-pub fn retry(
+pub(super) fn retry(
     store: &Store,
     config: &Config,
     text: &str,

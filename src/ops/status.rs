@@ -13,7 +13,7 @@ use crate::model::Status as TicketStatus;
 use crate::store::{self, Store};
 
 /// The running daemon's answer to the control socket's `status` query, as JSON: the reply's stdout.
-pub fn answer(store: &Store, metrics: &Metrics, now: Timestamp) -> anyhow::Result<String> {
+pub(crate) fn answer(store: &Store, metrics: &Metrics, now: Timestamp) -> anyhow::Result<String> {
     let figures = StoreReport::read(store).context("cannot read the store")?;
     let problems = metrics.problems(figures.outbox_oldest, now);
     let view = metrics.view();

@@ -31,7 +31,7 @@ pub(super) struct Report<'a> {
 }
 
 /// What filing one message needs besides the message.
-pub struct Filing<'a> {
+pub(crate) struct Filing<'a> {
     pub store: &'a Store,
     pub secret: &'a Secret,
     pub config: &'a Config,
@@ -45,7 +45,7 @@ pub struct Filing<'a> {
 impl Filing<'_> {
     /// Threads a parsed message and writes it, its ticket change, its routing, the mail that
     /// goes with it and the folder cursor in one transaction.
-    pub fn file(
+    pub(crate) fn file(
         &self,
         team: &Team,
         source: &Source,
@@ -592,7 +592,7 @@ pub(super) fn stored_message(
 
 /// The address a message is from: From, else Return-Path. The Sender field never stands in
 /// for From: it is as easy to write, and a message without From fails authentication anyway.
-pub fn sender_address(mail: &InboundMail) -> String {
+pub(crate) fn sender_address(mail: &InboundMail) -> String {
     mail.from
         .as_ref()
         .map(|m| m.address.clone())

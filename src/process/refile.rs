@@ -19,7 +19,7 @@ use crate::store::Store;
 
 /// What became of a quarantined message filed again.
 #[derive(Debug)]
-pub enum Refiled {
+pub(crate) enum Refiled {
     /// Filed; the quarantine entry is gone.
     Filed(Outcome),
     /// It failed again and stays quarantined, with this reason.
@@ -28,7 +28,7 @@ pub enum Refiled {
 
 /// Files the quarantined message from `source` again. `None` when nothing is quarantined
 /// under that source.
-pub fn refile_quarantined(
+pub(crate) fn refile_quarantined(
     store: &Store,
     config: &Config,
     source: &Source,

@@ -459,6 +459,6 @@ pub(super) fn answer_fingerprint(text: &str, attachments: &[AttachmentBytes]) ->
 }
 
 /// Reads a date (midnight in `timezone`) or an RFC 3339 time, as `#away until …` gives it.
-pub fn parse_until(text: &str, timezone: &jiff::tz::TimeZone) -> Option<Timestamp> {
+pub(crate) fn parse_until(text: &str, timezone: &jiff::tz::TimeZone) -> Option<Timestamp> {
     crate::casework::rota::parse_date(text, timezone).ok()
 }

@@ -27,7 +27,7 @@ use super::*;
 /// `team_changed` is notified after a coordinator changes agents or the rota: the cached team
 /// is loaded again before the next message or sweep.
 #[allow(clippy::too_many_arguments)] // Each is a separate link the daemon wires to this stage.
-pub async fn run(
+pub(crate) async fn run(
     store: Store,
     config: Arc<Config>,
     mut incoming: mpsc::Receiver<Fetched>,

@@ -12,7 +12,7 @@ use crate::ids::{Uid, UidValidity};
 
 /// UIDs of the folder under `uidvalidity` below `below` are first-run backfill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backfill {
+pub(super) struct Backfill {
     pub uidvalidity: UidValidity,
     pub below: Uid,
 }

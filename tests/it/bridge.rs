@@ -13,7 +13,7 @@ use crate::routing::{ALWAYS, add_agent, cli_ok, import_rota};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-pub async fn wait_count(
+pub(crate) async fn wait_count(
     bench: &Bench,
     daemon: &Daemon,
     account: &Account,
@@ -26,7 +26,7 @@ pub async fn wait_count(
 }
 
 /// Registers caseworkers `(id, account, role)` and a rota with `on_duty` on duty all week.
-pub fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
+pub(crate) fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[&str]) {
     for (id, account, role) in members {
         add_agent(daemon, id, account, role);
     }
@@ -39,7 +39,7 @@ pub fn register(daemon: &Daemon, members: &[(&str, &Account, &str)], on_duty: &[
 
 /// A reply as Gmail builds it: the answer on top, an attribution line, the notification
 /// quoted with `>` below.
-pub fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
+pub(crate) fn gmail_reply(from: &Account, notification: &[u8], answer: &str) -> (String, Vec<u8>) {
     let read = parse(notification, &ParseLimits::default());
     let reply_to = read
         .reply_to
@@ -654,7 +654,7 @@ fn outlook_reply(from: &Account, notification: &[u8], answer: &str) -> (String, 
 /// A request from an address the mail server does not know, answered by `amina` (who must be
 /// on duty with nothing in her inbox yet): the answer is refused for good, and casemail tells
 /// her. Returns the address.
-pub async fn answer_a_requester_whose_mailbox_is_gone(
+pub(crate) async fn answer_a_requester_whose_mailbox_is_gone(
     bench: &Bench,
     daemon: &mut Daemon,
     amina: &Account,

@@ -18,7 +18,7 @@ use crate::routing::{ALWAYS, add_agent, cli_ok, import_rota, inbox};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Waits until the daemon answers on its socket and has recorded its HTTP address.
-pub async fn wait_until_serving(daemon: &mut Daemon) {
+pub(crate) async fn wait_until_serving(daemon: &mut Daemon) {
     let socket = daemon.socket();
     let state_dir = daemon.state_dir.clone();
     let ready = harness::wait_until(PATIENCE, || {
@@ -63,7 +63,7 @@ async fn wait_for_health(daemon: &mut Daemon, status: u16, timeout: Duration) ->
 /// Parses Prometheus text exposition format 0.0.4 as a scraper would, failing on any line it
 /// would reject: every sample is `name{labels} value` with a value that parses as a float, and
 /// every metric family has its HELP and TYPE before its samples. Returns `series → value`.
-pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     let mut helped = BTreeSet::new();
     let mut typed = BTreeMap::new();
     let mut samples = BTreeMap::new();
@@ -119,7 +119,7 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-pub fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub(crate) fn sample(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
     *samples
         .get(series)
         .unwrap_or_else(|| panic!("no sample {series}"))

@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use crate::harness::{Account, Bench};
 
-pub const CASEMAIL: &str = env!("CARGO_BIN_EXE_casemail");
+pub(crate) const CASEMAIL: &str = env!("CARGO_BIN_EXE_casemail");
 
 /// A casemail daemon process with its own state directory and help mailbox.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     pub help: Account,
     pub config_path: PathBuf,
@@ -25,9 +25,9 @@ pub struct Daemon {
 }
 
 /// Overrides applied to the bench's config: `(section, key, value)`.
-pub type Overrides<'a> = &'a [(&'a str, &'a str, toml::Value)];
+pub(crate) type Overrides<'a> = &'a [(&'a str, &'a str, toml::Value)];
 
-pub fn config_text(
+pub(crate) fn config_text(
     bench: &Bench,
     help: &Account,
     state_dir: &Path,
@@ -48,7 +48,7 @@ pub fn config_text(
 
 impl Daemon {
     /// Prepares a daemon for a fresh help account without starting it.
-    pub fn new(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
+    pub(crate) fn new(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
         let help = bench.new_account("help");
         Daemon::for_account(bench, help, overrides)
     }
@@ -56,7 +56,7 @@ impl Daemon {
     /// A daemon for tests of routing and replies: everything it finds is new mail. Without this,
     /// a request that reaches the INBOX before the daemon's first look would be imported
     /// silently as first-run backfill and never routed.
-    pub fn live(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
+    pub(crate) fn live(bench: &Bench, overrides: Overrides<'_>) -> Daemon {
         let mut all: Vec<(&str, &str, toml::Value)> = vec![(
             "ingest",
             "first_run",
@@ -66,7 +66,7 @@ impl Daemon {
         Daemon::new(bench, &all)
     }
 
-    pub fn for_account(bench: &Bench, help: Account, overrides: Overrides<'_>) -> Daemon {
+    pub(crate) fn for_account(bench: &Bench, help: Account, overrides: Overrides<'_>) -> Daemon {
         let state = tempfile::tempdir().expect("state dir");
         let state_dir = state.path().join("state");
         let config_path = state.path().join("casemail.toml");
@@ -86,12 +86,12 @@ impl Daemon {
         }
     }
 
-    pub fn start(&mut self) -> &mut Daemon {
+    pub(crate) fn start(&mut self) -> &mut Daemon {
         self.start_with_env(&[])
     }
 
     /// Starts the daemon with extra environment variables (as systemd would set them).
-    pub fn start_with_env(&mut self, env: &[(&str, String)]) -> &mut Daemon {
+    pub(crate) fn start_with_env(&mut self, env: &[(&str, String)]) -> &mut Daemon {
         assert!(self.child.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -114,7 +114,7 @@ impl Daemon {
     }
 
     /// SIGKILL: no chance to flush or acknowledge anything.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("SIGKILL casemail");
             child.wait().expect("reap casemail");
@@ -122,12 +122,12 @@ impl Daemon {
     }
 
     /// The daemon's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// SIGTERM, then wait for a clean exit.
-    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn terminate(&mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -161,7 +161,7 @@ impl Daemon {
     }
 
     /// Fails if the daemon has exited on its own.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Some(child) = self.child.as_mut()
             && let Ok(Some(status)) = child.try_wait()
         {
@@ -169,13 +169,13 @@ impl Daemon {
         }
     }
 
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         Command::new(CASEMAIL)
             .arg("--config")
             .arg(&self.config_path)
@@ -185,19 +185,19 @@ impl Daemon {
     }
 
     /// The control socket, as the bench's config names it.
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.state_dir.join("casemail.sock")
     }
 
     /// Whether the daemon process is still running.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// Where the running daemon serves health and metrics, once it has bound the address.
-    pub fn http_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn http_addr(&self) -> Option<SocketAddr> {
         std::fs::read_to_string(self.state_dir.join("http.addr"))
             .ok()?
             .trim()
@@ -206,7 +206,7 @@ impl Daemon {
     }
 
     /// `GET path` on the daemon's health and metrics address: the status code and the body.
-    pub async fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+    pub(crate) async fn http_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let addr = self
             .http_addr()
@@ -236,7 +236,7 @@ impl Daemon {
 
     /// `casemail ticket list --json`, through the daemon's socket while it runs, on the store
     /// otherwise.
-    pub fn tickets(&self) -> Vec<Value> {
+    pub(crate) fn tickets(&self) -> Vec<Value> {
         let output = self.cli(&["ticket", "list", "--json"]);
         assert!(
             output.status.success(),
@@ -247,7 +247,7 @@ impl Daemon {
     }
 
     /// `casemail ticket show N --json`.
-    pub fn ticket(&self, number: u64) -> Value {
+    pub(crate) fn ticket(&self, number: u64) -> Value {
         let output = self.cli(&["ticket", "show", &number.to_string(), "--json"]);
         assert!(
             output.status.success(),
@@ -258,7 +258,7 @@ impl Daemon {
     }
 
     /// Every stored message with its ticket number: `(ticket, message JSON)`.
-    pub fn all_messages(&self) -> Vec<(u64, Value)> {
+    pub(crate) fn all_messages(&self) -> Vec<(u64, Value)> {
         let mut out = Vec::new();
         for ticket in self.tickets() {
             let number = ticket["number"].as_u64().expect("ticket number");

@@ -13,7 +13,7 @@ use crate::harness::{self, Account, Bench};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A small RFC 5322 message. `message_id` without brackets; `None` leaves the header out.
-pub fn mail(
+pub(crate) fn mail(
     from: &str,
     to: &str,
     subject: &str,
@@ -35,7 +35,12 @@ pub fn mail(
 }
 
 /// Waits until the given folders of the help mailbox are empty and Processed holds `processed`.
-pub async fn wait_drained(bench: &Bench, daemon: &mut Daemon, folders: &[&str], processed: usize) {
+pub(crate) async fn wait_drained(
+    bench: &Bench,
+    daemon: &mut Daemon,
+    folders: &[&str],
+    processed: usize,
+) {
     let help = daemon.help.clone();
     let folders: Vec<String> = folders.iter().map(|f| f.to_string()).collect();
     let result = harness::wait_until(PATIENCE, || {
@@ -498,7 +503,7 @@ async fn interrupted_ingest(how: Interruption, times: usize) {
 }
 
 /// How many messages the help mailbox's Processed folder holds (IMAP STATUS; 0 before it exists).
-pub async fn processed_count(session: &mut harness::ImapSession) -> u32 {
+pub(crate) async fn processed_count(session: &mut harness::ImapSession) -> u32 {
     session
         .status("Processed", "(MESSAGES)")
         .await

@@ -34,7 +34,7 @@ fn backup(daemon: &Daemon, name: &str) -> (PathBuf, Vec<u8>) {
     (file, bytes)
 }
 
-pub fn contains_ignoring_case(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains_ignoring_case(haystack: &[u8], needle: &str) -> bool {
     let needle = needle.as_bytes();
     haystack
         .windows(needle.len())
@@ -43,7 +43,7 @@ pub fn contains_ignoring_case(haystack: &[u8], needle: &str) -> bool {
 
 /// Waits until the help mailbox's `folder` holds a message containing each of `present` and
 /// none containing any of `absent`.
-pub async fn wait_for_folder(
+pub(crate) async fn wait_for_folder(
     bench: &Bench,
     daemon: &mut Daemon,
     folder: &str,

@@ -10,7 +10,7 @@ use crate::ingest::mail;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-pub fn cli_ok(daemon: &Daemon, args: &[&str]) -> String {
+pub(crate) fn cli_ok(daemon: &Daemon, args: &[&str]) -> String {
     let output = daemon.cli(args);
     assert!(
         output.status.success(),
@@ -20,7 +20,7 @@ pub fn cli_ok(daemon: &Daemon, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-pub fn add_agent(daemon: &Daemon, id: &str, account: &Account, role: &str) {
+pub(crate) fn add_agent(daemon: &Daemon, id: &str, account: &Account, role: &str) {
     cli_ok(
         daemon,
         &[
@@ -38,16 +38,16 @@ pub fn add_agent(daemon: &Daemon, id: &str, account: &Account, role: &str) {
     );
 }
 
-pub fn import_rota(daemon: &Daemon, text: &str) {
+pub(crate) fn import_rota(daemon: &Daemon, text: &str) {
     let path = daemon.config_path.with_file_name("rota.toml");
     std::fs::write(&path, text).expect("write rota");
     cli_ok(daemon, &["rota", "import", &path.to_string_lossy()]);
 }
 
-pub const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
+pub(crate) const ALWAYS: &str = "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\nstart = \"00:00\"\nend = \"24:00\"\n";
 
 /// Waits until `account`'s INBOX holds `count` messages and returns them.
-pub async fn inbox(
+pub(crate) async fn inbox(
     bench: &Bench,
     daemon: &mut Daemon,
     account: &Account,
@@ -61,7 +61,7 @@ pub async fn inbox(
 
 /// Waits until a message containing `needle` is in `account`'s INBOX (coordinators also get
 /// the daily digest, so counting messages is not enough).
-pub async fn mail_containing(
+pub(crate) async fn mail_containing(
     bench: &Bench,
     daemon: &mut Daemon,
     account: &Account,

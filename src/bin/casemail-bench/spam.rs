@@ -58,7 +58,7 @@ impl Tally {
 }
 
 /// `dir` is an empty scratch directory for the classifier's store.
-pub fn run(
+pub(crate) fn run(
     dir: &std::path::Path,
     count: usize,
     seed: u64,

@@ -6,7 +6,7 @@ use crate::store::{self, Store};
 /// A delivery report (RFC 3464) for mail casemail sent: the ticket it belongs to, found by the
 /// Message-ID of the original that the report quotes, and every Message-ID of casemail's own
 /// mail about that ticket the report quotes (the ticket as the index names it, before merges).
-pub fn bounced_ticket(
+pub(crate) fn bounced_ticket(
     store: &Store,
     raw: &[u8],
 ) -> Result<Option<(TicketId, Vec<crate::ids::MessageId>)>, store::Error> {

@@ -13,7 +13,7 @@ use super::{Context, TeamChange, apply, enqueue};
 /// Carries out ticket commands from a caseworker's reply and returns one line per command
 /// saying what was done or why not. `#away` and `#back` are answered by the caller, which
 /// changes the agent outside this transaction.
-pub fn apply_commands(
+pub(crate) fn apply_commands(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,
@@ -139,7 +139,7 @@ pub fn apply_commands(
 
 /// Answers a caseworker's commands with what was done, to the address they wrote from (a
 /// registered address: the bridge accepted the reply).
-pub fn confirm(
+pub(crate) fn confirm(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &Ticket,

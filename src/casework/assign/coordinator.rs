@@ -14,7 +14,7 @@ use super::{Context, Team, TeamChange, apply, sender};
 
 /// A coordinator's `ticket assign N AGENT`: gives the ticket to the agent and sends them the
 /// notification, as routing would.
-pub fn assign_by_coordinator(
+pub(crate) fn assign_by_coordinator(
     store: &Store,
     config: &Config,
     ticket: TicketId,
@@ -71,7 +71,7 @@ pub fn assign_by_coordinator(
 }
 
 /// A coordinator's `ticket close N` / `ticket reopen N`.
-pub fn set_status_by_coordinator(
+pub(crate) fn set_status_by_coordinator(
     store: &Store,
     ticket: TicketId,
     status: crate::model::Status,

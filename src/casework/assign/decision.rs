@@ -11,7 +11,7 @@ use super::{Context, TeamChange, enqueue, not_composed, tell_coordinators};
 
 /// What applying a decision did, for logs and the caller's bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
+pub(crate) enum Applied {
     Assigned(AgentId, Reason),
     Waiting,
     NotRouted,
@@ -21,7 +21,7 @@ pub enum Applied {
 /// notification to the new owner (with `message` and its files), notices to coordinators.
 /// The caller writes the ticket back.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one decision.
-pub fn apply(
+pub(crate) fn apply(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,

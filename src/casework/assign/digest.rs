@@ -89,7 +89,7 @@ pub(super) fn send_digest_if_due(
 
 /// The daily digest: caseloads, overdue and unassigned tickets, spam held. Ticket numbers and
 /// subjects only; no requester text.
-pub fn digest_text(
+pub(crate) fn digest_text(
     store: &Store,
     config: &Config,
     team: &Team,

@@ -10,7 +10,7 @@ use crate::store::{TxResult, WriteTx};
 
 use super::{Context, enqueue};
 
-pub fn tell_coordinators(
+pub(crate) fn tell_coordinators(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &Ticket,
@@ -57,7 +57,7 @@ pub fn tell_coordinators(
 /// refuses): an event on the ticket and a notice to the coordinators. Composing never stops
 /// the process stage; the message that caused it is filed as usual. The log line carries no
 /// address.
-pub fn not_composed(
+pub(crate) fn not_composed(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,

@@ -14,7 +14,7 @@ use crate::store::{self, TxResult, WriteTx};
 /// `None` when the message was held back; the ticket then records why. A caseworker's answer
 /// to a suppressed address is not dropped: it is kept as a dead letter with its bytes, and the
 /// sweep tells the caseworker, as for any answer that cannot be delivered.
-pub fn enqueue(
+pub(crate) fn enqueue(
     tx: &WriteTx<'_>,
     limits: &Loops,
     kind: OutboxKind,

@@ -14,7 +14,7 @@ use super::{Context, enqueue, not_composed, tell_coordinators};
 /// What the relay gate must keep from the requester on `ticket`: every registered caseworker
 /// address, the reply token of the agent answering, and the names the operator listed
 /// (`[helpdesk] hide_names`).
-pub fn secrets(
+pub(crate) fn secrets(
     context: &Context<'_>,
     names: &[String],
     ticket: TicketId,
@@ -33,7 +33,7 @@ pub fn secrets(
 
 /// What became of an answer the gate cleared.
 #[derive(Debug)]
-pub enum Relayed {
+pub(crate) enum Relayed {
     /// Queued for the requester; the lines for the caseworker's confirmation (what the gate
     /// left out or cleaned), empty when there is nothing to say.
     Sent(Vec<String>),
@@ -53,7 +53,7 @@ pub enum Relayed {
 /// latest message), and marks the ticket as waiting on the requester. `message` is the stored
 /// form of the reply.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of one reply.
-pub fn relay_reply(
+pub(crate) fn relay_reply(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,
@@ -152,7 +152,7 @@ pub fn relay_reply(
 /// Files a caseworker reply the relay gate held: kept on the ticket as an internal note, never
 /// sent, recorded in the event log. Returns the line that tells the caseworker why and how to
 /// answer.
-pub fn hold_reply(
+pub(crate) fn hold_reply(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,
@@ -267,7 +267,7 @@ fn queue_not_sent(
 /// Files a refused reply: kept as an internal note (never relayed), recorded in the event
 /// log, explained to the sender when it is a registered agent address, and reported to the
 /// coordinators.
-pub fn refuse_reply(
+pub(crate) fn refuse_reply(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,
@@ -313,7 +313,7 @@ pub fn refuse_reply(
 
 /// Stores a caseworker's `#note` and sends it to the ticket's other caseworkers (the owner and
 /// the coordinators, except the writer); it never reaches the requester.
-pub fn internal_note(
+pub(crate) fn internal_note(
     tx: &WriteTx<'_>,
     context: &Context<'_>,
     ticket: &mut Ticket,

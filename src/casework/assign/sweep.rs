@@ -18,7 +18,7 @@ use super::{Context, Team, TeamChange, apply, enqueue, previous_owner, sender, t
 
 /// What one sweep did, and when the next one is due.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sweep {
+pub(crate) struct Sweep {
     pub assigned: Vec<(TicketId, AgentId)>,
     pub handed_over: Vec<(TicketId, AgentId)>,
     pub overdue_without_cover: Vec<TicketId>,
@@ -32,7 +32,7 @@ pub struct Sweep {
 /// The periodic pass of the process stage: assigns waiting tickets when someone is on duty,
 /// hands over tickets whose caseworker did not answer within `answer_within`, and sends the
 /// daily digest. Each ticket's change is its own transaction.
-pub fn sweep(
+pub(crate) fn sweep(
     store: &Store,
     config: &Config,
     team: &mut Team,

@@ -15,7 +15,7 @@ use crate::store::{self, Store};
 /// The process stage's view of the team. Loaded once at start and kept in step with every
 /// assignment the process stage makes (it is the only writer).
 #[derive(Debug, Clone)]
-pub struct Team {
+pub(crate) struct Team {
     agents: BTreeMap<AgentId, Agent>,
     rota: Option<Rota>,
     open: BTreeMap<AgentId, u32>,
@@ -26,7 +26,7 @@ pub struct Team {
 
 impl Team {
     /// Loads the agents and the stored rota, whose times are in `timezone` (`rota.timezone`).
-    pub fn load(store: &Store, timezone: &jiff::tz::TimeZone) -> Result<Team, store::Error> {
+    pub(crate) fn load(store: &Store, timezone: &jiff::tz::TimeZone) -> Result<Team, store::Error> {
         let agents: BTreeMap<AgentId, Agent> = store
             .agents()?
             .into_iter()
@@ -65,7 +65,7 @@ impl Team {
     /// Whether `other` has different agents (names, addresses, roles, caps, away) or a
     /// different rota. Caseloads and the round-robin order are not compared: they change with
     /// every assignment.
-    pub fn roster_differs(&self, other: &Team) -> bool {
+    pub(crate) fn roster_differs(&self, other: &Team) -> bool {
         fn roster(team: &Team) -> (Vec<Agent>, Option<String>) {
             let agents = team
                 .agents
@@ -81,28 +81,28 @@ impl Team {
     }
 
     /// Asks for a sweep as soon as possible (tickets went back to routing).
-    pub fn request_sweep(&mut self) {
+    pub(crate) fn request_sweep(&mut self) {
         self.sweep_requested = true;
     }
 
     /// Whether a sweep was asked for since the last call.
-    pub fn take_sweep_request(&mut self) -> bool {
+    pub(crate) fn take_sweep_request(&mut self) -> bool {
         std::mem::take(&mut self.sweep_requested)
     }
 
-    pub fn rota(&self) -> Option<&Rota> {
+    pub(crate) fn rota(&self) -> Option<&Rota> {
         self.rota.as_ref()
     }
 
-    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+    pub(crate) fn agents(&self) -> impl Iterator<Item = &Agent> {
         self.agents.values()
     }
 
-    pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
+    pub(crate) fn agent(&self, id: &AgentId) -> Option<&Agent> {
         self.agents.get(id)
     }
 
-    pub fn candidates(&self, now: Timestamp) -> Vec<Candidate> {
+    pub(crate) fn candidates(&self, now: Timestamp) -> Vec<Candidate> {
         self.agents
             .values()
             .map(|a| {
@@ -117,7 +117,7 @@ impl Team {
     }
 
     /// Coordinators who are not away, to be told about tickets nobody could take.
-    pub fn coordinators(&self, now: Timestamp) -> Vec<&Agent> {
+    pub(crate) fn coordinators(&self, now: Timestamp) -> Vec<&Agent> {
         route::coordinators(&self.candidates(now))
             .iter()
             .filter_map(|id| self.agents.get(id))
@@ -125,7 +125,7 @@ impl Team {
     }
 
     /// Decides who gets a ticket. `previous_owner` is the requester's last caseworker.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         ticket: &Ticket,
         previous_owner: Option<&AgentId>,
@@ -144,7 +144,7 @@ impl Team {
     }
 
     /// Records in memory what a committed transaction did.
-    pub fn committed(&mut self, change: &TeamChange) {
+    pub(crate) fn committed(&mut self, change: &TeamChange) {
         if let Some(old) = &change.released
             && let Some(count) = self.open.get_mut(old)
         {
@@ -159,14 +159,14 @@ impl Team {
         }
     }
 
-    pub fn next_sequence(&self) -> u64 {
+    pub(crate) fn next_sequence(&self) -> u64 {
         self.sequence.saturating_add(1)
     }
 }
 
 /// A change to caseloads made by one transaction, applied to [`Team`] after it committed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TeamChange {
+pub(crate) struct TeamChange {
     pub assigned: Option<(AgentId, u64)>,
     pub released: Option<AgentId>,
     /// Agents changed in ways only a reload shows (away, back).
@@ -174,7 +174,7 @@ pub struct TeamChange {
 }
 
 /// The caseworker the requester had most recently on another ticket.
-pub fn previous_owner(
+pub(crate) fn previous_owner(
     store: &Store,
     requester: &str,
     except: Option<TicketId>,

@@ -11,14 +11,14 @@ use super::wall_clock::{Edge, instant};
 
 /// A zone's name as messages, `check-config` and the CLI show it: its tz-database name. Zones
 /// are looked up by name (`TimeZone::get`), so they always have one.
-pub fn zone_name(timezone: &TimeZone) -> &str {
+pub(crate) fn zone_name(timezone: &TimeZone) -> &str {
     timezone.iana_name().unwrap_or("(unnamed time zone)")
 }
 
 /// A date or time as a person gives it (`--until`, `--since`, `#away until`): a date is its
 /// first moment in `timezone` (a midnight skipped by a daylight-saving change is the moment of
 /// the change, as for the start of a leave); an RFC 3339 time with an offset is taken as it is.
-pub fn parse_date(text: &str, timezone: &TimeZone) -> Result<Timestamp, DateError> {
+pub(crate) fn parse_date(text: &str, timezone: &TimeZone) -> Result<Timestamp, DateError> {
     if let Ok(timestamp) = text.parse::<Timestamp>() {
         return Ok(timestamp);
     }
@@ -29,12 +29,12 @@ pub fn parse_date(text: &str, timezone: &TimeZone) -> Result<Timestamp, DateErro
 }
 
 /// The first moment of `date` in `timezone`.
-pub fn start_of_day(date: Date, timezone: &TimeZone) -> Timestamp {
+pub(crate) fn start_of_day(date: Date, timezone: &TimeZone) -> Timestamp {
     instant(timezone, date.to_datetime(Time::midnight()), Edge::Start)
 }
 
 /// An instant as a person reads it, in `timezone`: `2026-12-24 00:00 CET`.
-pub fn local_time(at: Timestamp, timezone: &TimeZone) -> String {
+pub(crate) fn local_time(at: Timestamp, timezone: &TimeZone) -> String {
     at.to_zoned(timezone.clone())
         .strftime("%Y-%m-%d %H:%M %Z")
         .to_string()
@@ -42,7 +42,7 @@ pub fn local_time(at: Timestamp, timezone: &TimeZone) -> String {
 
 /// A date a person gave that is neither a date nor an RFC 3339 time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DateError {
+pub(crate) struct DateError {
     text: String,
 }
 

@@ -17,7 +17,7 @@ const QUIET_DAYS: u32 = 9;
 
 impl Rota {
     /// The agents on duty at `at`: inside one of their shifts or extra shifts and not on leave.
-    pub fn on_duty(&self, at: Timestamp) -> BTreeSet<AgentId> {
+    pub(crate) fn on_duty(&self, at: Timestamp) -> BTreeSet<AgentId> {
         let today = self.timezone.to_datetime(at).date();
         // A shift is at most a day and an hour long, so one that covers `at` started today or
         // yesterday; the day before is looked at too for a fall-back change at midnight.
@@ -40,7 +40,7 @@ impl Rota {
     /// The first instant after `after` at which an agent comes on duty who was not on duty just
     /// before it: a shift start, or the end of a leave in the middle of a shift. `None` when the
     /// rota will never have anyone new on duty.
-    pub fn next_shift_start(&self, after: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn next_shift_start(&self, after: Timestamp) -> Option<Timestamp> {
         let exception_days = self.exception_days();
         let returns_from_leave: Vec<Timestamp> = self
             .leave

@@ -14,7 +14,7 @@ use super::{ClockTime, Extra, Leave, LeaveBound, Rota, Shift, zone_name};
 
 /// Which kind of table in the rota file an [`Error::Entry`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     Shift,
     Leave,
     Extra,
@@ -38,7 +38,7 @@ impl fmt::Display for Table {
 
 /// A rota file that cannot be used, saying where and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The text is not TOML, or a top-level key is missing, unknown or of the wrong type. The
     /// message is the TOML parser's, with line and column.
     Toml(String),
@@ -172,7 +172,7 @@ fn day_name(day: Weekday) -> &'static str {
 
 /// Reads and validates a rota file, whose times are in `timezone`, the helpdesk's time zone
 /// (`rota.timezone` in the config). A `timezone` key in the file must name that same zone.
-pub fn parse(text: &str, timezone: &TimeZone) -> Result<Rota, Error> {
+pub(crate) fn parse(text: &str, timezone: &TimeZone) -> Result<Rota, Error> {
     let raw: RawRota =
         toml::from_str(text).map_err(|err| Error::Toml(err.to_string().trim_end().to_owned()))?;
     let timezone_name = zone_name(timezone).to_owned();
@@ -368,7 +368,7 @@ fn parse_extra(raw: RawExtra) -> Result<Extra, Problem> {
 impl Rota {
     /// Exports the rota as a file that [`parse`] reads back to an equal rota, given the same
     /// time zone.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         let export = Export {
             shift: self
                 .shifts

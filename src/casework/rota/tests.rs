@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::file::DAY_NAMES;
 use super::wall_clock::occurrence;
 use super::*;
+use crate::casework::rota::file::Table;
 
 fn rota(text: &str) -> Rota {
     parse_named(text).expect("the test's rota is valid")

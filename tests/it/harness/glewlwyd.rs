@@ -37,27 +37,27 @@ const SCHEMA: &str = "/usr/share/dbconfig-common/data/glewlwyd/install/sqlite3";
 const ADMIN_PASSWORD: &str = "password";
 
 /// How long Glewlwyd's access tokens live: short, so that tests see them expire.
-pub const ACCESS_TOKEN_SECONDS: u64 = 20;
+pub(crate) const ACCESS_TOKEN_SECONDS: u64 = 20;
 /// The OpenID Connect plugin's name, which is also its path under `/api`.
 const PLUGIN: &str = "oidc";
 /// The client casemail signs in as for the device grant; Dovecot introspects with it too.
-pub const CLIENT_ID: &str = "casemail";
-pub const CLIENT_SECRET: &str = "casemail-bench-client-secret";
+pub(crate) const CLIENT_ID: &str = "casemail";
+pub(crate) const CLIENT_SECRET: &str = "casemail-bench-client-secret";
 /// The scope the mail servers' tokens carry.
-pub const MAIL_SCOPE: &str = "mail";
+pub(crate) const MAIL_SCOPE: &str = "mail";
 /// An application that signs in as itself (client credentials), as for Microsoft's app-only
 /// access to a shared mailbox; its id has an `@`, as application ids may.
-pub const APP_ID: &str = "casemail-app@charity.example";
-pub const APP_SECRET: &str = "casemail-bench-app-secret";
+pub(crate) const APP_ID: &str = "casemail-app@charity.example";
+pub(crate) const APP_SECRET: &str = "casemail-bench-app-secret";
 
 /// Glewlwyd, and the mail bench that trusts it.
-pub struct OAuth2Bench {
+pub(crate) struct OAuth2Bench {
     pub mail: Bench,
     pub server: Glewlwyd,
 }
 
 /// The OAuth 2.0 bench, started on first use and stopped when the test process exits.
-pub async fn oauth2() -> &'static OAuth2Bench {
+pub(crate) async fn oauth2() -> &'static OAuth2Bench {
     static SHARED: OnceCell<OAuth2Bench> = OnceCell::const_new();
     SHARED
         .get_or_init(|| async {
@@ -75,14 +75,15 @@ pub async fn oauth2() -> &'static OAuth2Bench {
 /// The OAuth 2.0 bench for one test at a time: Glewlwyd 2.7 on SQLite fails requests that
 /// overlap (user creation and token issuance answer 500, its log says "FOREIGN KEY constraint
 /// failed"), so the tests that use it take turns. Hold the guard for the whole test.
-pub async fn oauth2_exclusive() -> (&'static OAuth2Bench, tokio::sync::MutexGuard<'static, ()>) {
+pub(crate) async fn oauth2_exclusive()
+-> (&'static OAuth2Bench, tokio::sync::MutexGuard<'static, ()>) {
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let turn = TURN.lock().await;
     (oauth2().await, turn)
 }
 
 /// A Glewlwyd instance on loopback.
-pub struct Glewlwyd {
+pub(crate) struct Glewlwyd {
     root: PathBuf,
     port: u16,
     /// Kept so that the process is not reaped early; the watchdog stops it.
@@ -175,12 +176,12 @@ impl Glewlwyd {
 
     /// The issuer casemail's `[oauth2]` names; its endpoints are `{issuer}/token`,
     /// `{issuer}/device_authorization` and so on.
-    pub fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("{}/{PLUGIN}", self.api())
     }
 
     /// The log, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         process::tail(&self.root.join("glewlwyd.log"), 40)
     }
 
@@ -306,7 +307,7 @@ impl Glewlwyd {
     }
 
     /// A person who can sign in as `account`'s mailbox, with the account's password.
-    pub fn add_user(&self, account: &Account) -> anyhow::Result<()> {
+    pub(crate) fn add_user(&self, account: &Account) -> anyhow::Result<()> {
         self.admin(
             "POST",
             "/user/",
@@ -323,7 +324,7 @@ impl Glewlwyd {
 
     /// What a person does in the browser for the device grant: sign in as `account`, allow
     /// casemail its scopes, and enter `user_code`.
-    pub fn approve_device(&self, account: &Account, user_code: &str) -> anyhow::Result<()> {
+    pub(crate) fn approve_device(&self, account: &Account, user_code: &str) -> anyhow::Result<()> {
         let jar = self.sign_in_and_grant(account)?;
         let output = Command::new(CURL)
             .args([
@@ -353,7 +354,7 @@ impl Glewlwyd {
     /// `account`, allow casemail its scopes and open `url` (`g_continue` is what Glewlwyd's
     /// login page adds when it sends the browser back). Returns the address Glewlwyd sends the
     /// browser on to (the redirect URI with the code).
-    pub fn authorize(&self, account: &Account, url: &str) -> anyhow::Result<String> {
+    pub(crate) fn authorize(&self, account: &Account, url: &str) -> anyhow::Result<String> {
         let jar = self.sign_in_and_grant(account)?;
         let output = Command::new(CURL)
             .args(["-s", "-o", "/dev/null", "-w", "%{redirect_url}", "-b"])
@@ -413,7 +414,7 @@ impl Glewlwyd {
 
     /// Revokes a refresh token, as an administrator or the person would after a password
     /// change (RFC 7009).
-    pub fn revoke_refresh_token(&self, refresh_token: &str) -> anyhow::Result<()> {
+    pub(crate) fn revoke_refresh_token(&self, refresh_token: &str) -> anyhow::Result<()> {
         let (status, answer) = curl(&[
             "-u",
             &format!("{CLIENT_ID}:{CLIENT_SECRET}"),
@@ -464,7 +465,7 @@ impl Glewlwyd {
 
 impl OAuth2Bench {
     /// A mailbox on the bench that a person can sign in to at Glewlwyd.
-    pub fn new_account(&self, prefix: &str) -> Account {
+    pub(crate) fn new_account(&self, prefix: &str) -> Account {
         let account = self.mail.new_account(prefix);
         self.server
             .add_user(&account)
@@ -473,7 +474,7 @@ impl OAuth2Bench {
     }
 
     /// Both servers' logs, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         format!(
             "{}\n--- glewlwyd ---\n{}",
             self.mail.log_tail(),

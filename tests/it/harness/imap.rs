@@ -18,17 +18,17 @@ use super::{Account, Bench, POLL_INTERVAL, Security};
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A byte stream an IMAP session can run over: a TCP stream, or TLS over one.
-pub trait ImapTransport: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+pub(crate) trait ImapTransport: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapTransport for T {}
 
 /// A logged-in IMAP session on the bench's Dovecot, for tests that need commands the helpers
 /// do not offer.
-pub type ImapSession = Session<Box<dyn ImapTransport>>;
+pub(crate) type ImapSession = Session<Box<dyn ImapTransport>>;
 
 /// One message as a folder holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchedMail {
+pub(crate) struct FetchedMail {
     pub uid: u32,
     /// System flags as IMAP spells them (`\Seen`) and keywords as set. `\Recent` is left out:
     /// which session sees it depends on timing, so no test can rely on it.
@@ -39,7 +39,7 @@ pub struct FetchedMail {
 
 impl FetchedMail {
     /// Whether the message's bytes contain `needle`, which keeps assertions short.
-    pub fn contains(&self, needle: &str) -> bool {
+    pub(crate) fn contains(&self, needle: &str) -> bool {
         let needle = needle.as_bytes();
         !needle.is_empty()
             && self
@@ -51,7 +51,7 @@ impl FetchedMail {
 
 impl Bench {
     /// Connects and reads the greeting, upgrading with STARTTLS when asked, but does not log in.
-    pub async fn imap_client(
+    pub(crate) async fn imap_client(
         &self,
         security: Security,
     ) -> anyhow::Result<Client<Box<dyn ImapTransport>>> {
@@ -80,7 +80,7 @@ impl Bench {
     }
 
     /// Logs in as `account`.
-    pub async fn imap_session(
+    pub(crate) async fn imap_session(
         &self,
         account: &Account,
         security: Security,
@@ -95,7 +95,7 @@ impl Bench {
 
     /// Appends `raw` to `folder` with `flags` (such as `\Seen` or a keyword), creating the folder
     /// if it is missing.
-    pub async fn append(
+    pub(crate) async fn append(
         &self,
         account: &Account,
         folder: &str,
@@ -112,7 +112,11 @@ impl Bench {
         logout(session).await
     }
 
-    pub async fn create_folder(&self, account: &Account, folder: &str) -> anyhow::Result<()> {
+    pub(crate) async fn create_folder(
+        &self,
+        account: &Account,
+        folder: &str,
+    ) -> anyhow::Result<()> {
         let mut session = self.imap_session(account, Security::Plain).await?;
         session
             .create(folder)
@@ -122,7 +126,11 @@ impl Bench {
     }
 
     /// Deletes `folder` and its messages; recreating it gives it a new UIDVALIDITY.
-    pub async fn delete_folder(&self, account: &Account, folder: &str) -> anyhow::Result<()> {
+    pub(crate) async fn delete_folder(
+        &self,
+        account: &Account,
+        folder: &str,
+    ) -> anyhow::Result<()> {
         let mut session = self.imap_session(account, Security::Plain).await?;
         session
             .delete(folder)
@@ -132,7 +140,7 @@ impl Bench {
     }
 
     /// The names of all of `account`'s folders, sorted.
-    pub async fn folders(&self, account: &Account) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn folders(&self, account: &Account) -> anyhow::Result<Vec<String>> {
         let mut session = self.imap_session(account, Security::Plain).await?;
         let mut names: Vec<String> = session
             .list(Some(""), Some("*"))
@@ -148,7 +156,7 @@ impl Bench {
     }
 
     /// The folder's UIDVALIDITY (RFC 3501 §2.3.1.1).
-    pub async fn uidvalidity(&self, account: &Account, folder: &str) -> anyhow::Result<u32> {
+    pub(crate) async fn uidvalidity(&self, account: &Account, folder: &str) -> anyhow::Result<u32> {
         let mut session = self.imap_session(account, Security::Plain).await?;
         let mailbox = session
             .examine(folder)
@@ -161,12 +169,16 @@ impl Bench {
     }
 
     /// Every message in `folder`, by UID, over plain IMAP. Read-only: flags stay as they are.
-    pub async fn list(&self, account: &Account, folder: &str) -> anyhow::Result<Vec<FetchedMail>> {
+    pub(crate) async fn list(
+        &self,
+        account: &Account,
+        folder: &str,
+    ) -> anyhow::Result<Vec<FetchedMail>> {
         self.list_via(Security::Plain, account, folder).await
     }
 
     /// [`Bench::list`] over the given kind of connection.
-    pub async fn list_via(
+    pub(crate) async fn list_via(
         &self,
         security: Security,
         account: &Account,
@@ -198,7 +210,7 @@ impl Bench {
 
     /// Waits until `folder` holds at least `count` messages and returns them all. On timeout the
     /// error shows the last listing error, if any, and the tail of both servers' logs.
-    pub async fn wait_for_mail(
+    pub(crate) async fn wait_for_mail(
         &self,
         account: &Account,
         folder: &str,

@@ -24,7 +24,7 @@
 )]
 
 mod dovecot;
-pub mod glewlwyd;
+pub(crate) mod glewlwyd;
 mod imap;
 mod postfix;
 mod process;
@@ -44,17 +44,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use tokio::sync::OnceCell;
 
-pub use glewlwyd::{OAuth2Bench, oauth2_exclusive};
+pub(crate) use glewlwyd::{OAuth2Bench, oauth2_exclusive};
 #[allow(
     unused_imports,
     reason = "part of the harness's API for the integration modules, used by only some"
 )]
-pub use imap::{FetchedMail, ImapSession, ImapTransport};
+pub(crate) use imap::{FetchedMail, ImapSession, ImapTransport};
 use process::StartError;
-pub use spamd::shared_spamd;
+pub(crate) use spamd::shared_spamd;
 
 /// The only mail domain the bench accepts and delivers.
-pub const DOMAIN: &str = "casemail.test";
+pub(crate) const DOMAIN: &str = "casemail.test";
 
 /// Every server listens here, and every helper connects here.
 const HOST: &str = "127.0.0.1";
@@ -78,14 +78,14 @@ const REQUIRED_PROGRAMS: [(&str, &str); 6] = [
 /// The bench every test shares, started on first use and stopped when the test process exits.
 ///
 /// Tests must not stop or restart its servers; [`private`] is there for that.
-pub async fn shared() -> &'static Bench {
+pub(crate) async fn shared() -> &'static Bench {
     static SHARED: OnceCell<Bench> = OnceCell::const_new();
     SHARED.get_or_init(|| Bench::start(Sharing::Shared)).await
 }
 
 /// A bench of one's own, on its own ports and in its own directory, for a test that stops or
 /// restarts servers. Its servers are stopped and its directory removed when it is dropped.
-pub async fn private() -> Bench {
+pub(crate) async fn private() -> Bench {
     Bench::start(Sharing::Private).await
 }
 
@@ -94,7 +94,7 @@ pub async fn private() -> Bench {
 /// Tests wait with this rather than sleeping a fixed time, so they are as fast as the servers
 /// allow and still patient on a slow machine. The deadline uses the real clock, so a test that
 /// pauses Tokio's clock still gets a real timeout.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> anyhow::Result<()>
+pub(crate) async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -113,7 +113,7 @@ where
 
 /// A mailbox on the bench: an address Postfix accepts and an IMAP login on Dovecot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// `prefix-<pid>-<n>@casemail.test`.
     pub address: String,
     /// The IMAP login, which is the full address.
@@ -123,7 +123,7 @@ pub struct Account {
 
 impl Account {
     /// `local+detail@casemail.test`: Postfix and Dovecot deliver it to this account's INBOX.
-    pub fn sub_address(&self, detail: &str) -> String {
+    pub(crate) fn sub_address(&self, detail: &str) -> String {
         match self.address.split_once('@') {
             Some((local, domain)) => format!("{local}+{detail}@{domain}"),
             None => format!("{}+{detail}", self.address),
@@ -133,7 +133,7 @@ impl Account {
 
 /// How a client protects its connection, as in casemail's `security` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
+pub(crate) enum Security {
     /// No TLS at all.
     Plain,
     /// The plain port, upgraded with STARTTLS before logging in or sending.
@@ -144,7 +144,7 @@ pub enum Security {
 
 impl Security {
     /// The word casemail's config uses for this mode.
-    pub fn config_name(self) -> &'static str {
+    pub(crate) fn config_name(self) -> &'static str {
         match self {
             Security::Plain => "plain",
             Security::StartTls => "starttls",
@@ -155,7 +155,7 @@ impl Security {
 
 /// Where a client connects to reach one of the bench's listeners.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub host: String,
     pub port: u16,
 }
@@ -211,7 +211,7 @@ struct ServerExtras {
 }
 
 /// One Dovecot + Postfix pair and the directory they live in.
-pub struct Bench {
+pub(crate) struct Bench {
     sharing: Sharing,
     root: PathBuf,
     ports: Ports,
@@ -289,7 +289,7 @@ impl Bench {
     /// know about by the time this returns.
     ///
     /// `prefix` is lowercase ASCII letters, digits and `-`, since it becomes part of file names.
-    pub fn new_account(&self, prefix: &str) -> Account {
+    pub(crate) fn new_account(&self, prefix: &str) -> Account {
         static NEXT: AtomicU32 = AtomicU32::new(1);
         assert!(
             !prefix.is_empty()
@@ -322,27 +322,27 @@ impl Bench {
     }
 
     /// IMAP without TLS, where STARTTLS is also offered.
-    pub fn imap_endpoint(&self) -> Endpoint {
+    pub(crate) fn imap_endpoint(&self) -> Endpoint {
         endpoint(self.ports.imap)
     }
 
     /// IMAP over implicit TLS.
-    pub fn imaps_endpoint(&self) -> Endpoint {
+    pub(crate) fn imaps_endpoint(&self) -> Endpoint {
         endpoint(self.ports.imaps)
     }
 
     /// SMTP into the bench's Postfix, with STARTTLS offered.
-    pub fn smtp_endpoint(&self) -> Endpoint {
+    pub(crate) fn smtp_endpoint(&self) -> Endpoint {
         endpoint(self.ports.smtp)
     }
 
     /// SMTP into the bench's Postfix over implicit TLS.
-    pub fn smtps_endpoint(&self) -> Endpoint {
+    pub(crate) fn smtps_endpoint(&self) -> Endpoint {
         endpoint(self.ports.smtps)
     }
 
     /// The endpoint a client with `security` connects to for IMAP.
-    pub fn imap_endpoint_for(&self, security: Security) -> Endpoint {
+    pub(crate) fn imap_endpoint_for(&self, security: Security) -> Endpoint {
         match security {
             Security::Plain | Security::StartTls => self.imap_endpoint(),
             Security::Tls => self.imaps_endpoint(),
@@ -350,7 +350,7 @@ impl Bench {
     }
 
     /// The endpoint a client with `security` connects to for SMTP.
-    pub fn smtp_endpoint_for(&self, security: Security) -> Endpoint {
+    pub(crate) fn smtp_endpoint_for(&self, security: Security) -> Endpoint {
         match security {
             Security::Plain | Security::StartTls => self.smtp_endpoint(),
             Security::Tls => self.smtps_endpoint(),
@@ -359,18 +359,18 @@ impl Bench {
 
     /// The self-signed certificate both servers present (CN and SAN `localhost`, SAN IP
     /// 127.0.0.1), in PEM; clients trust it as their only CA.
-    pub fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         tls::cert_path(&self.root)
     }
 
     /// The bench's directory, which holds the rendered configs and the servers' logs.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// A casemail config in TOML that points the daemon at this bench, watching `help`'s INBOX
     /// over plain IMAP and relaying through the bench's Postfix.
-    pub fn casemail_config(&self, help: &Account, state_dir: &Path) -> String {
+    pub(crate) fn casemail_config(&self, help: &Account, state_dir: &Path) -> String {
         let socket = state_dir.join("casemail.sock");
         format!(
             r#"[helpdesk]
@@ -414,7 +414,7 @@ enabled = false
     }
 
     /// Stops Dovecot, as an outage would. Private benches only.
-    pub async fn stop_dovecot(&self) -> anyhow::Result<()> {
+    pub(crate) async fn stop_dovecot(&self) -> anyhow::Result<()> {
         self.require_private("stop Dovecot");
         let mut child = lock(&self.dovecot)
             .take()
@@ -424,7 +424,7 @@ enabled = false
     }
 
     /// Starts Dovecot again on the same ports, with the same mailboxes. Private benches only.
-    pub async fn start_dovecot(&self) -> anyhow::Result<()> {
+    pub(crate) async fn start_dovecot(&self) -> anyhow::Result<()> {
         self.require_private("start Dovecot");
         if lock(&self.dovecot).is_some() {
             bail!("Dovecot is already running on this bench");
@@ -438,7 +438,7 @@ enabled = false
     }
 
     /// Stops Postfix, as an outage would; mail already queued stays queued. Private benches only.
-    pub async fn stop_postfix(&self) -> anyhow::Result<()> {
+    pub(crate) async fn stop_postfix(&self) -> anyhow::Result<()> {
         self.require_private("stop Postfix");
         let mut child = lock(&self.postfix)
             .take()
@@ -448,7 +448,7 @@ enabled = false
     }
 
     /// Starts Postfix again on the same ports, with the same queue. Private benches only.
-    pub async fn start_postfix(&self) -> anyhow::Result<()> {
+    pub(crate) async fn start_postfix(&self) -> anyhow::Result<()> {
         self.require_private("start Postfix");
         if lock(&self.postfix).is_some() {
             bail!("Postfix is already running on this bench");
@@ -466,7 +466,7 @@ enabled = false
     /// Postfix's own retries are quick on the bench (see main.cf.in), but one case is not: when
     /// a queue scan meets a file the delivery agent has not yet released after deferring it,
     /// Postfix sets that file aside for a fixed 60 seconds. A flush ignores such delays.
-    pub fn flush_queue(&self) -> anyhow::Result<()> {
+    pub(crate) fn flush_queue(&self) -> anyhow::Result<()> {
         if lock(&self.postfix).is_none() {
             return Ok(());
         }
@@ -474,7 +474,7 @@ enabled = false
     }
 
     /// The last lines of both servers' logs, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         format!(
             "--- {} ---\n{}\n--- {} ---\n{}",
             dovecot::log_path(&self.root).display(),

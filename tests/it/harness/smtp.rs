@@ -21,7 +21,7 @@ impl Bench {
     ///
     /// Succeeds only when Postfix answers 250 to the end of data. A refusal comes back as a
     /// `lettre::transport::smtp::Error` inside the `anyhow::Error`, for `downcast_ref`.
-    pub async fn send_mail(
+    pub(crate) async fn send_mail(
         &self,
         envelope_from: &str,
         to: &[&str],
@@ -32,7 +32,7 @@ impl Bench {
     }
 
     /// [`Bench::send_mail`] over STARTTLS or implicit TLS, trusting the bench's certificate.
-    pub async fn send_mail_via(
+    pub(crate) async fn send_mail_via(
         &self,
         security: Security,
         envelope_from: &str,

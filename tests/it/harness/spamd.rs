@@ -27,7 +27,7 @@ dns_available no\n\
 required_score 5.0\n";
 
 /// The address of the test run's spamd, starting it on first use.
-pub async fn shared_spamd() -> SocketAddr {
+pub(crate) async fn shared_spamd() -> SocketAddr {
     static SPAMD_ADDRESS: OnceCell<SocketAddr> = OnceCell::const_new();
     *SPAMD_ADDRESS
         .get_or_init(|| async {
