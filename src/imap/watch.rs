@@ -42,6 +42,8 @@ struct Selected {
     uid_next: Option<Uid>,
     /// UIDs below this were in the folder at the first run (backfill).
     backfill_below: Option<Uid>,
+    /// How far the backfill has come, for its progress lines.
+    backfill: Option<Progress>,
     outstanding: usize,
     has_idle: bool,
     has_move: bool,
@@ -268,7 +270,8 @@ impl FolderWatch {
                     .backfill(&self.folder, uidvalidity)?
                     .filter(|below| below.0 > last_uid.0.saturating_add(1));
                 if let Some(below) = below {
-                    info!(folder = %self.folder, below = %below, "Continuing the first-run backfill.");
+                    let left = below.0.saturating_sub(last_uid.0).saturating_sub(1);
+                    info!(folder = %self.folder, below = %below, at_most = left, "Continuing the first-run backfill: the messages that were in the folder at the first run are filed silently (no acknowledgements or notifications).");
                 }
                 (last_uid, below)
             }
@@ -287,7 +290,11 @@ impl FolderWatch {
                     )?),
                     _ => None,
                 };
-                info!(folder = %self.folder, existing = mailbox.exists, "First run on this folder.");
+                if backfill.is_some() {
+                    info!(folder = %self.folder, existing = mailbox.exists, "First run on this folder: the messages already in it are filed silently as a backfill (no acknowledgements or notifications); progress is logged as it goes.");
+                } else {
+                    info!(folder = %self.folder, existing = mailbox.exists, "First run on this folder: the messages already in it are filed as new mail (ingest.first_run).");
+                }
                 (Uid(0), backfill)
             }
         };
@@ -301,6 +308,10 @@ impl FolderWatch {
             last,
             uid_next: mailbox.uid_next.map(Uid),
             backfill_below,
+            backfill: backfill_below.map(|below| {
+                let left = below.0.saturating_sub(last.0).saturating_sub(1);
+                Progress::new(left.min(mailbox.exists))
+            }),
             outstanding: 0,
             has_idle,
             has_move,
@@ -382,5 +393,51 @@ impl FolderWatch {
             return Ok(StepOutcome::Waited);
         }
         self.wait_for_news(selected, cancel).await
+    }
+}
+
+/// A backfill's progress: messages handed on out of how many, and when the last line was
+/// logged, so a large first import says how far it is every few seconds instead of once per
+/// message.
+struct Progress {
+    total: u32,
+    done: u32,
+    started: std::time::Instant,
+    reported: std::time::Instant,
+}
+
+/// How often a backfill logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+impl Progress {
+    fn new(total: u32) -> Progress {
+        let now = std::time::Instant::now();
+        Progress {
+            total,
+            done: 0,
+            started: now,
+            reported: now,
+        }
+    }
+
+    /// Counts one message handed on; logs a line every `PROGRESS_EVERY` and at the end.
+    fn handed_on(&mut self, folder: &str) {
+        self.done = self.done.saturating_add(1);
+        let finished = self.done >= self.total;
+        if !finished && self.reported.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.reported = std::time::Instant::now();
+        let elapsed = self.started.elapsed();
+        let left = self.total.saturating_sub(self.done);
+        let per_message = elapsed.checked_div(self.done.max(1)).unwrap_or_default();
+        let estimate = per_message.saturating_mul(left);
+        info!(
+            folder = %folder,
+            filed = self.done,
+            of = self.total,
+            remaining_secs = estimate.as_secs(),
+            "Backfill progress."
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::mpsc;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::casework::assign::{self, Team};
 use crate::casework::token::Secret;
@@ -16,7 +16,7 @@ use crate::ids::{Uid, UidValidity};
 use crate::imap::{Committed, Fetched};
 use crate::mail::parse::ParseLimits;
 use crate::metrics::{Metrics, Stage};
-use crate::model::Source;
+use crate::model::{Arrival, Source};
 use crate::store::{self, Store};
 
 use super::*;
@@ -224,6 +224,9 @@ pub(super) async fn process_batch(
         let current = ahead.take();
         ahead = batch.get(index + 1).and_then(parse_ahead);
         let span = info_span!("mail", folder = %fetched.source.mailbox, uid = %fetched.source.uid, uidvalidity = %fetched.source.uidvalidity, ticket = tracing::field::Empty);
+        // A backfill is filed silently, and its progress is logged by the fetcher: one line
+        // per message would bury the log under a large first import.
+        let backfill = fetched.arrival == Arrival::Backfill;
         let outcome = process_fetched(
             store, config, clock, team, secret, metrics, fetched, current,
         )
@@ -235,14 +238,19 @@ pub(super) async fn process_batch(
                 tracing::Span::current().record("ticket", id.0);
                 // The owner's agent id (never an address), or none while the ticket waits.
                 let owner = store.ticket(*id).ok().flatten().and_then(|t| t.owner);
-                match owner {
-                    Some(agent) => info!(%agent, "New ticket."),
-                    None => info!(agent = "none", "New ticket."),
+                match (owner, backfill) {
+                    (Some(agent), false) => info!(%agent, "New ticket."),
+                    (None, false) => info!(agent = "none", "New ticket."),
+                    (_, true) => debug!("New ticket (backfill)."),
                 }
             }
             Outcome::Added(id, reason) => {
                 tracing::Span::current().record("ticket", id.0);
-                info!(reason = reason.as_str(), "Message added to ticket.");
+                if backfill {
+                    debug!(reason = reason.as_str(), "Message added to ticket (backfill).");
+                } else {
+                    info!(reason = reason.as_str(), "Message added to ticket.");
+                }
             }
             Outcome::Duplicate(id) => {
                 tracing::Span::current().record("ticket", id.0);

@@ -724,6 +724,23 @@ async fn the_first_run_backfill_of_500_messages_sends_nothing_at_all() {
         assert!(flags.iter().any(|f| f == "backfilled"), "{ticket}");
     }
     daemon.terminate().await.expect("stop");
+
+    // The log says it is a silent backfill and how far it came, not one line per message.
+    let log = std::fs::read_to_string(&daemon.log_path).unwrap_or_default();
+    assert!(
+        log.contains("filed silently as a backfill"),
+        "{}",
+        daemon.log_tail()
+    );
+    let last = log
+        .lines()
+        .rfind(|line| line.contains("Backfill progress."))
+        .unwrap_or_default();
+    assert!(
+        last.contains(&format!("filed={COUNT}")) && last.contains(&format!("of={COUNT}")),
+        "{last}"
+    );
+    assert!(!log.contains("New ticket."), "{}", daemon.log_tail());
 }
 
 #[tokio::test]

@@ -159,6 +159,11 @@ impl FolderWatch {
                 Some(below) if uid < below.0 => Arrival::Backfill,
                 _ => Arrival::Live,
             };
+            if arrival == Arrival::Backfill
+                && let Some(progress) = selected.backfill.as_mut()
+            {
+                progress.handed_on(&self.folder);
+            }
             let item = Fetched {
                 source: Source {
                     mailbox: self.folder.clone(),
