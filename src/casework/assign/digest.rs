@@ -57,6 +57,11 @@ pub(super) fn send_digest_if_due(
     if now < due || store.last_digest()?.as_deref() == Some(day_text.as_str()) {
         return Ok(false);
     }
+    // A new installation has nothing to report until its first ticket: no empty digest. The
+    // day's digest goes once there is one.
+    if store.active_tickets()?.is_empty() && store.tickets()?.is_empty() {
+        return Ok(false);
+    }
     let body = digest_text(store, config, team, now)?;
     let subject = format!("casemail digest for {day_text}");
     let coordinators = team.coordinators(now);

@@ -126,3 +126,28 @@ fn mail_from_the_junk_folder_is_held_as_spam_and_never_acknowledged() {
     "#]]
     .assert_eq(&desk.render());
 }
+
+#[test]
+fn a_new_desk_sends_no_empty_digest_and_the_days_digest_once_a_ticket_arrives() {
+    let desk = Desk::with("[rota]\ndigest_at = \"09:00\"\n");
+    desk.add_agent_as("carol", crate::model::Role::Coordinator);
+    desk.advance(jiff::SignedDuration::from_hours(2));
+    assert!(!desk.sweep().digest_sent, "no tickets yet: no digest");
+    desk.receive(&request(
+        "Fatima <fatima@phone.example>",
+        "1",
+        "Housing",
+        "My landlord wants me out by Friday.",
+    ));
+    desk.advance(jiff::SignedDuration::from_mins(1));
+    assert!(
+        desk.sweep().digest_sent,
+        "the day's digest goes once there is a ticket"
+    );
+    assert_eq!(
+        desk.outbox_texts(crate::model::OutboxKind::Digest).len(),
+        1,
+        "{}",
+        desk.render()
+    );
+}
