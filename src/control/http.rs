@@ -135,7 +135,10 @@ async fn healthz(shared: &Arc<Shared>) -> Response {
     let now = jiff::Timestamp::now();
     let mut problems = match oldest {
         Ok(Ok(oldest)) => shared.metrics.problems(oldest, now),
-        Ok(Err(err)) => vec![format!("store: cannot read the outbox: {err:#}")],
+        Ok(Err(err)) => vec![format!(
+            "store: cannot read the outbox: {}",
+            crate::telemetry::chain(&err)
+        )],
         Err(join) => vec![format!("store: reading the outbox failed: {join}")],
     };
     if problems.is_empty() {
@@ -156,11 +159,11 @@ async fn metrics(shared: &Arc<Shared>) -> Response {
             body: shared.metrics.render(&figures, jiff::Timestamp::now()),
         },
         Ok(Err(err)) => {
-            warn!(error = %format!("{err:#}"), "Cannot read the store for /metrics.");
+            warn!(error = %crate::telemetry::chain(&err), "Cannot read the store for /metrics.");
             Response::text(
                 500,
                 "Internal Server Error",
-                format!("cannot read the store: {err:#}\n"),
+                format!("cannot read the store: {}\n", crate::telemetry::chain(&err)),
             )
         }
         Err(join) => Response::text(

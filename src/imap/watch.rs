@@ -172,7 +172,7 @@ impl FolderWatch {
                 Ok(()) => return,
                 Err(Error::ProcessGone) => return,
                 Err(err) => {
-                    warn!(folder = %self.folder, error = %format!("{err:#}"), retry_in = ?backoff, "IMAP session failed; reconnecting.");
+                    warn!(folder = %self.folder, error = %crate::telemetry::chain(&err), retry_in = ?backoff, "IMAP session failed; reconnecting.");
                     (self.on_down)(&self.folder, &err);
                 }
             }

@@ -117,14 +117,14 @@ impl Relay {
                         Ok(pause) => pause,
                         Err(err) => {
                             store_failures = store_failures.saturating_add(1);
-                            error!(error = %format!("{err:#}"), "Cannot read the outbox; retrying.");
+                            error!(error = %crate::telemetry::chain(&err), "Cannot read the outbox; retrying.");
                             backoff(store_failures)
                         }
                     }
                 }
                 Err(err) => {
                     store_failures = store_failures.saturating_add(1);
-                    error!(error = %format!("{err:#}"), "Relay step failed; retrying.");
+                    error!(error = %crate::telemetry::chain(&err), "Relay step failed; retrying.");
                     backoff(store_failures)
                 }
             };
