@@ -840,7 +840,7 @@ async fn a_backfill_interrupted_by_sigkill_stays_a_backfill_after_the_restart() 
     }
     let log = std::fs::read_to_string(&daemon.log_path).expect("daemon log");
     assert!(
-        log.contains("Continuing the first-run backfill."),
+        log.contains("Continuing the first-run backfill:"),
         "{}",
         daemon.log_tail()
     );
