@@ -66,16 +66,30 @@ impl Filing<'_> {
             Outcome::ReplyRefused(_, reason) => Outcome::ReplyRefused(ticket_id, reason),
             other => other,
         };
-        let merge_into = match verdict {
-            Verdict::Accepted { .. } => reply::commands(&crate::mail::strip::strip(mail, raw).text)
-                .commands
-                .iter()
-                .find_map(|c| match c {
-                    reply::Command::Merge(target) => Some(*target),
-                    _ => None,
-                }),
+        // A caseworker's answer is stripped of its history once; its commands are read from
+        // what is left. When stripping found nothing new, the text is the quote: no command in
+        // it counts.
+        let answer = match verdict {
+            Verdict::Accepted { .. } => {
+                let stripped = crate::mail::strip::strip(mail, raw);
+                let parsed = if stripped.only_history {
+                    reply::Commands {
+                        body: stripped.text.clone(),
+                        ..reply::Commands::default()
+                    }
+                } else {
+                    reply::commands(&stripped.text)
+                };
+                Some((stripped, parsed))
+            }
             _ => None,
         };
+        let merge_into = answer.as_ref().and_then(|(_, parsed)| {
+            parsed.commands.iter().find_map(|c| match c {
+                reply::Command::Merge(target) => Some(*target),
+                _ => None,
+            })
+        });
         let merge_into = match merge_into {
             Some(target) => Some(crate::casework::admin::resolve_merged(self.store, target)?),
             None => None,
@@ -115,16 +129,11 @@ impl Filing<'_> {
             })?;
             match verdict {
                 Verdict::Accepted { agent, .. } => {
-                    let stripped = crate::mail::strip::strip(mail, raw);
-                    // When stripping found nothing new, the text is the quote: no command in
-                    // it counts.
-                    let parsed = if stripped.only_history {
-                        reply::Commands {
-                            body: stripped.text.clone(),
-                            ..reply::Commands::default()
-                        }
-                    } else {
-                        reply::commands(&stripped.text)
+                    let Some((stripped, parsed)) = answer.as_ref() else {
+                        return Err(store::Error::Inconsistent(
+                            "an accepted reply without its stripped text".to_owned(),
+                        )
+                        .into());
                     };
                     let is_note = parsed.commands.contains(&reply::Command::Note);
                     let mut message =
@@ -142,7 +151,7 @@ impl Filing<'_> {
                             ticket.id,
                             agent,
                         );
-                        match gate::decide(&stripped, &parsed, &files, &secrets) {
+                        match gate::decide(stripped, parsed, &files, &secrets) {
                             gate::Decision::Relay(cleared) => {
                                 // The same answer under a new Message-ID is relayed once only:
                                 // what is compared is what the requester would receive.
@@ -380,8 +389,8 @@ impl Filing<'_> {
                 Err(err) => warn!(error = %err, "Cannot mark the caseworker away."),
             }
         }
-        if let Verdict::Accepted { agent, .. } = verdict {
-            for command in reply::commands(&crate::mail::strip::strip(mail, raw).text).commands {
+        if let (Verdict::Accepted { agent, .. }, Some((_, parsed))) = (verdict, answer.as_ref()) {
+            for command in parsed.commands.iter().cloned() {
                 let changed = match command {
                     reply::Command::Away(until) => {
                         let until = until.and_then(|u| parse_until(&u, &self.config.rota.timezone));
