@@ -4,11 +4,10 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
-use crate::casework::assign::Team;
 use crate::casework::threading;
 use crate::ids::{TicketId, Uid, UidValidity};
 use crate::mail::parse::{self, ParseLimits};
-use crate::model::{Arrival, FolderKind};
+use crate::model::FolderKind;
 use crate::model::{Cursor, Direction, Source, Status, TicketFlag};
 use crate::store::Store;
 
@@ -86,22 +85,6 @@ impl Desk {
     }
 }
 
-impl Desk {
-    /// The decoded text of every notification in the outbox, in order.
-    fn notifications(&self) -> Vec<String> {
-        self.store
-            .outbox()
-            .expect("outbox")
-            .into_iter()
-            .filter(|e| e.kind == crate::model::OutboxKind::Notification)
-            .map(|e| {
-                let raw = self.store.outbox_raw(e.id).expect("raw").expect("bytes");
-                parse::parse(&raw, &ParseLimits::default()).text
-            })
-            .collect()
-    }
-}
-
 #[test]
 fn a_refused_reply_planted_on_a_ticket_is_never_quoted_as_the_requesters_message() {
     let desk = Desk::new();
@@ -129,7 +112,7 @@ fn a_refused_reply_planted_on_a_ticket_is_never_quoted_as_the_requesters_message
     )
     .expect("assign");
 
-    let notifications = desk.notifications();
+    let notifications = desk.outbox_texts(crate::model::OutboxKind::Notification);
     assert_eq!(notifications.len(), 1, "{notifications:?}");
     let text = &notifications[0];
     assert!(
@@ -165,7 +148,7 @@ fn a_notification_names_the_real_sender_of_a_message_not_from_the_requester() {
         desk.now(),
     )
     .expect("assign");
-    let notifications = desk.notifications();
+    let notifications = desk.outbox_texts(crate::model::OutboxKind::Notification);
     let text = notifications.last().expect("a notification");
     // The requester's own latest message is quoted, under her address.
     assert!(
@@ -811,7 +794,6 @@ fn the_relay_gate_holds_an_empty_reply_and_relays_a_typed_one_scrubbed() {
 impl Desk {
     /// Files `raw` as fetch hands on a message over `max_message_size`: its header fields only.
     fn file_too_large(&self, uid: u32, raw: &str, size: u64) -> Outcome {
-        let team = Team::load(&self.store, &self.config.rota.timezone).expect("team");
         let mut mail = parse::parse(raw.as_bytes(), &ParseLimits::default());
         mark_too_large(
             &mut mail,
@@ -819,25 +801,7 @@ impl Desk {
             self.config.ingest.max_message_size,
             "Processed",
         );
-        let filing = Filing {
-            store: &self.store,
-            secret: &self.secret,
-            config: &self.config,
-            now: Timestamp::from_second(1_800_000_000).expect("time"),
-            nonce: u64::from(uid),
-            spamd: crate::casework::spam::SpamdAnswer::NotAsked,
-        };
-        filing
-            .file(
-                &team,
-                &source(uid),
-                FolderKind::Requests,
-                Arrival::Live,
-                &mail,
-                raw.as_bytes(),
-            )
-            .expect("file")
-            .0
+        self.file_parsed(uid, FolderKind::Requests, &mail, raw.as_bytes())
     }
 }
 
@@ -1166,7 +1130,7 @@ fn a_reply_from_an_unregistered_address_is_named_to_the_coordinators_only() {
             .all(|e| e.recipients == ["carol@volunteers.example"]),
         "only the coordinator hears of it: {queued:?}"
     );
-    let texts = desk.notifications();
+    let texts = desk.outbox_texts(crate::model::OutboxKind::Notification);
     assert!(
         texts.iter().any(
             |t| t.contains("a reply from amina.private@phone.example was refused")
@@ -1539,37 +1503,12 @@ fn a_reused_message_id_files_the_new_message_and_a_true_second_copy_stays_one() 
     assert_eq!(desk.store.messages(hers).expect("messages").len(), 3);
 }
 
-/// Files raw bytes that need not be UTF-8, as [`Desk::file`] files text.
-fn file_bytes(desk: &Desk, uid: u32, raw: &[u8]) -> Outcome {
-    let team = Team::load(&desk.store, &desk.config.rota.timezone).expect("team");
-    let mail = parse::parse(raw, &ParseLimits::default());
-    let filing = Filing {
-        store: &desk.store,
-        secret: &desk.secret,
-        config: &desk.config,
-        now: Timestamp::from_second(1_800_000_000).expect("time"),
-        nonce: u64::from(uid),
-        spamd: crate::casework::spam::SpamdAnswer::NotAsked,
-    };
-    filing
-        .file(
-            &team,
-            &source(uid),
-            FolderKind::Requests,
-            Arrival::Live,
-            &mail,
-            raw,
-        )
-        .expect("file")
-        .0
-}
-
 #[test]
 fn a_broken_display_name_keeps_the_requester_and_mail_without_from_never_joins_by_requester() {
     let desk = Desk::new();
     let broken =
         b"From: \xf0\x28\x8c\x28 <amal@example.org>\r\nTo: help@charity.example\r\nSubject: help\r\nMessage-ID: <b1@example.org>\r\n\r\nMy papers were taken.\r\n";
-    let Outcome::NewTicket(hers) = file_bytes(&desk, 1, broken) else {
+    let Outcome::NewTicket(hers) = desk.file_bytes(1, FolderKind::Requests, broken) else {
         panic!("a ticket");
     };
     let ticket = desk.store.ticket(hers).expect("read").expect("ticket");
